@@ -1,0 +1,483 @@
+//! One function per kromactl command: build typed params, call kromad, print the result.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::CommandFactory;
+use kroma_client::{Client, ClientError};
+use kroma_protocol as protocol;
+use protocol::NoParams;
+
+use crate::output::{self, Failure};
+use crate::{
+    AuditCommand, BenchCommand, Cli, Command, DaemonCommand, EventsArgs, Global, ProjectCommand,
+    RpcCommand, S3Args,
+};
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let global = &cli.global;
+    let socket = socket_path(global);
+    match cli.command {
+        Command::Daemon(DaemonCommand::Start {
+            data_dir,
+            kromad,
+            wait_secs,
+        }) => daemon_start(global, &socket, data_dir, kromad, wait_secs).await,
+        Command::Daemon(DaemonCommand::Stop { wait_secs }) => {
+            daemon_stop(global, &socket, wait_secs).await
+        }
+        Command::Daemon(DaemonCommand::Status) => {
+            let client = Client::connect(&socket).await?;
+            let status = client
+                .call::<protocol::daemon::Status>(&NoParams {})
+                .await?;
+            print(global, &status, || {
+                output::status_table(&status).to_string()
+            });
+            Ok(())
+        }
+        Command::Project(command) => project(global, &socket, command).await,
+        Command::Events(args) => events(global, &socket, args).await,
+        Command::Audit(AuditCommand::List { since, limit }) => {
+            let client = Client::connect(&socket).await?;
+            let page = client
+                .call::<protocol::audit::List>(&protocol::audit::ListParams {
+                    since,
+                    limit: Some(limit),
+                })
+                .await?;
+            print(global, &page, || {
+                output::audit_table(&page.entries).to_string()
+            });
+            Ok(())
+        }
+        Command::Rpc(RpcCommand::Call { method, params }) => {
+            let params = match params {
+                None => None,
+                Some(text) => {
+                    let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| {
+                        Failure::Usage(format!("params are not valid JSON: {err}"))
+                    })?;
+                    if !value.is_object() {
+                        return Err(Failure::Usage(
+                            "params must be a JSON object of named params".into(),
+                        ));
+                    }
+                    Some(value)
+                }
+            };
+            let client = Client::connect(&socket).await?;
+            let result = client.call_raw(&method, params.as_ref()).await?;
+            if !global.quiet {
+                output::print_json(&result);
+            }
+            Ok(())
+        }
+        Command::Rpc(RpcCommand::Schema) => {
+            let client = Client::connect(&socket).await?;
+            let document = client.call::<protocol::rpc::Discover>(&NoParams {}).await?;
+            output::print_json(&document);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Rpc {
+            calls,
+            clients,
+            kromad,
+        }) => crate::bench::rpc(global, calls, clients, kromad).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "kromactl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The socket: `--socket`, `KROMA_SOCKET`, else the per-user default.
+pub fn socket_path(global: &Global) -> PathBuf {
+    match &global.socket {
+        Some(socket) => std::env::current_dir()
+            .map(|cwd| cwd.join(socket))
+            .unwrap_or_else(|_| socket.clone()),
+        None => protocol::paths::default_socket(
+            directories::BaseDirs::new()
+                .and_then(|dirs| dirs.runtime_dir().map(ToOwned::to_owned))
+                .as_deref(),
+            &std::env::temp_dir(),
+            &user_id(),
+        ),
+    }
+}
+
+fn user_id() -> String {
+    #[cfg(unix)]
+    {
+        nix::unistd::geteuid().as_raw().to_string()
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
+    }
+}
+
+/// Prints `value` as JSON with `--json`, else the human form, and nothing with `--quiet`.
+fn print<T: serde::Serialize>(global: &Global, value: &T, human: impl FnOnce() -> String) {
+    if global.quiet {
+        return;
+    }
+    if global.json {
+        output::print_json(value);
+    } else {
+        println!("{}", human());
+    }
+}
+
+async fn daemon_start(
+    global: &Global,
+    socket: &Path,
+    data_dir: Option<PathBuf>,
+    kromad: Option<PathBuf>,
+    wait_secs: f64,
+) -> Result<(), Failure> {
+    if let Ok(client) = Client::connect(socket).await {
+        let status = client
+            .call::<protocol::daemon::Status>(&NoParams {})
+            .await?;
+        let started = serde_json::json!({ "pid": status.pid, "socket": status.socket, "already_running": true });
+        print(global, &started, || {
+            format!(
+                "kromad is already running (pid {}) at {}",
+                status.pid, status.socket
+            )
+        });
+        return Ok(());
+    }
+    let kromad = kromad_binary(kromad)?;
+    let mut command = std::process::Command::new(&kromad);
+    command.arg("--socket").arg(socket);
+    if let Some(data_dir) = data_dir {
+        command.arg("--data-dir").arg(data_dir);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        // Its own process group: Ctrl-C in this terminal must not stop the daemon.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    }
+    let mut child = command.spawn().map_err(|err| {
+        Failure::other(
+            format!("starting {}: {err}", kromad.display()),
+            Some("pass the binary with --kromad PATH"),
+        )
+    })?;
+    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs.max(0.1));
+    loop {
+        if let Ok(Some(exit)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(pipe) = child.stderr.take() {
+                let lines = std::io::BufReader::new(pipe).lines().map_while(Result::ok);
+                for line in lines {
+                    stderr.push_str(&line);
+                    stderr.push('\n');
+                }
+            }
+            return Err(Failure::other(
+                format!(
+                    "kromad exited ({exit}) before it was ready: {}",
+                    stderr.trim()
+                ),
+                Some("run kromad in a terminal to see its full output"),
+            ));
+        }
+        if let Ok(client) = Client::connect(socket).await
+            && client
+                .call::<protocol::daemon::Version>(&NoParams {})
+                .await
+                .is_ok()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::other(
+                format!(
+                    "kromad (pid {}) did not answer at {} within {wait_secs} s",
+                    child.id(),
+                    socket.display()
+                ),
+                Some("see the kromad log in <data dir>/logs"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started =
+        serde_json::json!({ "pid": child.id(), "socket": socket, "already_running": false });
+    print(global, &started, || {
+        format!(
+            "kromad started (pid {}) at {}",
+            child.id(),
+            socket.display()
+        )
+    });
+    Ok(())
+}
+
+/// `--kromad`, else the `kromad` next to this executable, else the one on PATH.
+pub fn kromad_binary(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    let name = format!("kromad{}", std::env::consts::EXE_SUFFIX);
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(sibling) = exe.parent().map(|dir| dir.join(&name))
+        && sibling.is_file()
+    {
+        return Ok(sibling);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(&name))
+                .find(|path| path.is_file())
+        })
+        .ok_or_else(|| {
+            Failure::other(
+                "cannot find the kromad binary",
+                Some("install it next to kromactl or on PATH, or pass --kromad PATH"),
+            )
+        })
+}
+
+async fn daemon_stop(global: &Global, socket: &Path, wait_secs: f64) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    let ack = client
+        .call::<protocol::daemon::Shutdown>(&NoParams {})
+        .await?;
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs.max(0.1));
+    while Client::connect(socket).await.is_ok() || socket.exists() {
+        if Instant::now() > deadline {
+            return Err(Failure::other(
+                format!(
+                    "kromad (pid {}) is still running after {wait_secs} s",
+                    ack.pid
+                ),
+                Some("it is finishing in-flight calls; check again with `kromactl daemon status`"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    print(global, &ack, || format!("kromad (pid {}) stopped", ack.pid));
+    Ok(())
+}
+
+fn s3_settings(args: S3Args) -> Option<protocol::project::S3Settings> {
+    args.s3_bucket.map(|bucket| protocol::project::S3Settings {
+        bucket,
+        prefix: args.s3_prefix.unwrap_or_default(),
+        region: args.s3_region,
+        endpoint: args.s3_endpoint,
+    })
+}
+
+async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Result<(), Failure> {
+    match command {
+        ProjectCommand::Create {
+            name,
+            slug,
+            description,
+            root,
+            s3,
+        } => {
+            let root = match root {
+                Some(root) if root.is_relative() => Some(
+                    std::env::current_dir()
+                        .map_err(|err| {
+                            Failure::other(format!("reading the current directory: {err}"), None)
+                        })?
+                        .join(root),
+                ),
+                root => root,
+            };
+            let client = Client::connect(socket).await?;
+            let project = client
+                .call::<protocol::project::Create>(&protocol::project::CreateParams {
+                    name,
+                    slug,
+                    description,
+                    root: root.map(|root| root.display().to_string()),
+                    s3: s3_settings(s3),
+                })
+                .await?;
+            print(global, &project, || {
+                format!("created project {} at {}", project.slug, project.root)
+            });
+        }
+        ProjectCommand::List => {
+            let client = Client::connect(socket).await?;
+            let list = client.call::<protocol::project::List>(&NoParams {}).await?;
+            print(global, &list, || {
+                if list.projects.is_empty() {
+                    "no projects yet; create one with `kromactl project create NAME`".to_owned()
+                } else {
+                    output::project_table(&list.projects).to_string()
+                }
+            });
+        }
+        ProjectCommand::Show { slug } => {
+            let client = Client::connect(socket).await?;
+            let project = client
+                .call::<protocol::project::Get>(&protocol::project::ProjectRef { slug })
+                .await?;
+            print(global, &project, || {
+                output::project_details(&project).to_string()
+            });
+        }
+        ProjectCommand::Update {
+            slug,
+            name,
+            description,
+            s3,
+            clear_s3,
+        } => {
+            let s3 = match (clear_s3, s3_settings(s3)) {
+                (true, _) => Some(None),
+                (false, Some(s3)) => Some(Some(s3)),
+                (false, None) => None,
+            };
+            let client = Client::connect(socket).await?;
+            let project = client
+                .call::<protocol::project::Update>(&protocol::project::UpdateParams {
+                    slug,
+                    name,
+                    description,
+                    s3,
+                })
+                .await?;
+            print(global, &project, || {
+                format!("updated project {}", project.slug)
+            });
+        }
+        ProjectCommand::Rm {
+            slug,
+            yes,
+            purge_files,
+        } => {
+            let client = Client::connect(socket).await?;
+            if !yes {
+                let project = client
+                    .call::<protocol::project::Get>(&protocol::project::ProjectRef {
+                        slug: slug.clone(),
+                    })
+                    .await?;
+                let what = if purge_files {
+                    format!("project `{slug}` and every file in {}", project.root)
+                } else {
+                    format!("project `{slug}` (its files in {} are kept)", project.root)
+                };
+                if !confirm(&format!("Delete {what}?"))? {
+                    return Err(Failure::other(
+                        "not deleted",
+                        Some("pass --yes to skip the question"),
+                    ));
+                }
+            }
+            let deleted = client
+                .call::<protocol::project::Delete>(&protocol::project::DeleteParams {
+                    slug,
+                    confirm: true,
+                    purge_files,
+                })
+                .await?;
+            print(global, &deleted, || {
+                if deleted.purged_files {
+                    format!("deleted project {} and its files", deleted.slug)
+                } else {
+                    format!(
+                        "deleted project {}; its files stay in {}",
+                        deleted.slug, deleted.root
+                    )
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Asks on the terminal; without one there is nobody to ask, so the answer is an error.
+fn confirm(question: &str) -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "{question} needs an answer, but stdin is not a terminal; pass --yes"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|err| Failure::other(format!("reading the answer: {err}"), None))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    if args.follow {
+        let mut subscription = client
+            .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
+                since: args.since,
+            })
+            .await?;
+        while let Some(event) = subscription.next().await {
+            print_event(global, &event?);
+        }
+        return Err(Failure::Client(ClientError::Disconnected {
+            socket: socket.to_owned(),
+            detail: "the daemon ended the event stream".to_owned(),
+        }));
+    }
+    let mut since = args.since.unwrap_or(0);
+    let mut all = Vec::new();
+    loop {
+        let page = client
+            .call::<protocol::events::List>(&protocol::events::ListParams {
+                since: Some(since),
+                limit: Some(protocol::events::MAX_LIST_LIMIT),
+            })
+            .await?;
+        let Some(last) = page.events.last().map(|event| event.id) else {
+            break;
+        };
+        since = last;
+        if global.json {
+            all.extend(page.events);
+        } else {
+            for event in &page.events {
+                print_event(global, event);
+            }
+        }
+    }
+    if global.json && !global.quiet {
+        output::print_json(&all);
+    }
+    Ok(())
+}
+
+fn print_event(global: &Global, event: &protocol::events::Event) {
+    if global.quiet {
+        return;
+    }
+    if global.json {
+        // One JSON object per line, so `--follow --json` can be piped into other tools.
+        println!("{}", serde_json::to_string(event).unwrap_or_default());
+    } else {
+        println!("{}", output::event_line(event));
+    }
+}

@@ -1,0 +1,223 @@
+//! `kromactl`: the command line client of kromad.
+//!
+//! Exit codes: 0 success, 1 error, 2 usage error, 3 kromad not running.
+
+mod bench;
+mod commands;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code when the daemon does not answer.
+pub const EXIT_NOT_RUNNING: u8 = 3;
+/// Exit code of a usage error (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Control kromad, the Kroma image production daemon
+#[derive(Debug, Parser)]
+#[command(name = "kromactl", version, about, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 error, 2 usage error, 3 kromad not running")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Socket of the daemon [default: $XDG_RUNTIME_DIR/kroma/kromad.sock]
+    #[arg(long, global = true, env = "KROMA_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print exactly the JSON result of the call instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing on success
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start, stop and inspect the daemon
+    #[command(subcommand)]
+    Daemon(DaemonCommand),
+    /// Create, list, show, update and remove projects
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Show the event log, or follow it live
+    Events(EventsArgs),
+    /// Read the audit log of mutating calls
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Call any method, or print the API description
+    #[command(subcommand)]
+    Rpc(RpcCommand),
+    /// Measure kromad against a baseline
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start kromad in the background and wait until it answers
+    Start {
+        /// Data dir of the daemon [default: $XDG_DATA_HOME/kroma]
+        #[arg(long, env = "KROMA_DATA_DIR", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The kromad binary [default: next to kromactl, else on PATH]
+        #[arg(long, value_name = "PATH")]
+        kromad: Option<PathBuf>,
+        /// How long to wait for the socket to answer
+        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+        wait_secs: f64,
+    },
+    /// Ask kromad to stop after in-flight calls finish, and wait until it has
+    Stop {
+        /// How long to wait for the daemon to exit
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        wait_secs: f64,
+    },
+    /// Show version, pid, uptime, socket, data dir and counts
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project and its root folder
+    Create {
+        /// Display name, e.g. "Night Harbor"
+        name: String,
+        /// Short unique id [default: derived from the name]
+        #[arg(long)]
+        slug: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Absolute path of the root folder [default: <data dir>/projects/<slug>]
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// List projects
+    List,
+    /// Show one project
+    Show { slug: String },
+    /// Change a project's name, description or S3 settings
+    Update {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
+        /// Remove the S3 settings
+        #[arg(long, conflicts_with = "s3_bucket")]
+        clear_s3: bool,
+    },
+    /// Delete a project (asks first unless --yes)
+    Rm {
+        slug: String,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+        /// Also delete the project's root folder and every file in it
+        #[arg(long)]
+        purge_files: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct S3Args {
+    /// S3 bucket exports sync to
+    #[arg(long, value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Key prefix inside the bucket
+    #[arg(long, value_name = "PREFIX", requires = "s3_bucket")]
+    pub s3_prefix: Option<String>,
+    /// Region, e.g. eu-west-1
+    #[arg(long, value_name = "REGION", requires = "s3_bucket")]
+    pub s3_region: Option<String>,
+    /// Endpoint URL of an S3-compatible server
+    #[arg(long, value_name = "URL", requires = "s3_bucket")]
+    pub s3_endpoint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Show events after this id (the last id you have seen)
+    #[arg(long, value_name = "ID")]
+    pub since: Option<u64>,
+    /// Keep running and print new events as they happen
+    #[arg(long, short)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries, oldest first
+    List {
+        /// Entries after this id
+        #[arg(long, value_name = "ID")]
+        since: Option<u64>,
+        /// At most this many entries (1 to 1000)
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RpcCommand {
+    /// Call METHOD with JSON params (an object) and print the JSON result
+    Call {
+        method: String,
+        /// Named params as a JSON object, e.g. '{"slug":"night-harbor"}'
+        params: Option<String>,
+    },
+    /// Print the OpenRPC document of every method
+    Schema,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Round-trip latency and throughput of daemon.version against a raw echo server
+    Rpc {
+        /// Calls per client
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+        /// Concurrent clients in the throughput run
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// The kromad binary [default: next to kromactl, else on PATH]
+        #[arg(long, value_name = "PATH")]
+        kromad: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.global.json;
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => ExitCode::from(output::report(&failure, json)),
+    }
+}

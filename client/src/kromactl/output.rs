@@ -1,0 +1,195 @@
+//! How kromactl prints: tables for people, the exact RPC result with `--json`, and errors with
+//! a hint on stderr.
+
+use comfy_table::{ContentArrangement, Table, presets};
+use kroma_client::ClientError;
+use kroma_protocol as protocol;
+use serde::Serialize;
+
+use crate::{EXIT_NOT_RUNNING, EXIT_USAGE};
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    Client(ClientError),
+    Usage(String),
+    Other {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Failure {
+        Failure::Client(err)
+    }
+}
+
+impl Failure {
+    pub fn other(message: impl Into<String>, hint: Option<&str>) -> Failure {
+        Failure::Other {
+            message: message.into(),
+            hint: hint.map(str::to_owned),
+        }
+    }
+}
+
+/// Prints a failure on stderr and returns the exit code.
+pub fn report(failure: &Failure, json: bool) -> u8 {
+    let (message, hint, code) = match failure {
+        Failure::Client(err) => (
+            err.to_string(),
+            err.hint(),
+            match err {
+                ClientError::NotRunning { .. } => EXIT_NOT_RUNNING,
+                _ => 1,
+            },
+        ),
+        Failure::Usage(message) => (message.clone(), Some("see --help".to_owned()), EXIT_USAGE),
+        Failure::Other { message, hint } => (message.clone(), hint.clone(), 1),
+    };
+    if json {
+        let data = match failure {
+            Failure::Client(ClientError::Rpc { code, data, .. }) => {
+                serde_json::json!({ "code": code, "message": message, "data": data })
+            }
+            _ => serde_json::json!({ "message": message, "hint": hint }),
+        };
+        eprintln!("{}", serde_json::json!({ "error": data }));
+    } else {
+        eprintln!("error: {message}");
+        if let Some(hint) = hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+    code
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(err) => eprintln!("error: printing JSON: {err}"),
+    }
+}
+
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_style(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.iter().map(|title| title.to_uppercase()));
+    table
+}
+
+pub fn project_table(projects: &[protocol::project::Project]) -> Table {
+    let mut table = table(&["slug", "name", "root", "s3", "created"]);
+    for project in projects {
+        table.add_row(vec![
+            project.slug.clone(),
+            project.name.clone(),
+            project.root.clone(),
+            s3_url(project.storage.s3.as_ref()),
+            project.created_at.clone(),
+        ]);
+    }
+    table
+}
+
+pub fn project_details(project: &protocol::project::Project) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING);
+    let rows = [
+        ("slug", project.slug.clone()),
+        ("name", project.name.clone()),
+        ("description", project.description.clone()),
+        ("id", project.id.clone()),
+        ("root", project.root.clone()),
+        ("s3", s3_url(project.storage.s3.as_ref())),
+        (
+            "s3 region",
+            project
+                .storage
+                .s3
+                .as_ref()
+                .and_then(|s3| s3.region.clone())
+                .unwrap_or_default(),
+        ),
+        (
+            "s3 endpoint",
+            project
+                .storage
+                .s3
+                .as_ref()
+                .and_then(|s3| s3.endpoint.clone())
+                .unwrap_or_default(),
+        ),
+        ("created", project.created_at.clone()),
+        ("updated", project.updated_at.clone()),
+    ];
+    for (key, value) in rows {
+        table.add_row(vec![format!("{key}:"), value]);
+    }
+    table
+}
+
+fn s3_url(s3: Option<&protocol::project::S3Settings>) -> String {
+    match s3 {
+        Some(s3) if s3.prefix.is_empty() => format!("s3://{}", s3.bucket),
+        Some(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+        None => "-".to_owned(),
+    }
+}
+
+/// One event per line: `id time kind project data`.
+pub fn event_line(event: &protocol::events::Event) -> String {
+    format!(
+        "{:>6}  {}  {:<16} {:<20} {}",
+        event.id,
+        event.at,
+        event.kind,
+        event.project.as_deref().unwrap_or("-"),
+        event.data
+    )
+}
+
+pub fn audit_table(entries: &[protocol::audit::AuditEntry]) -> Table {
+    let mut table = table(&["id", "at", "uid", "client", "method", "outcome"]);
+    for entry in entries {
+        table.add_row(vec![
+            entry.id.to_string(),
+            entry.at.clone(),
+            entry
+                .peer_uid
+                .map_or_else(|| "-".to_owned(), |uid| uid.to_string()),
+            entry.client.clone(),
+            entry.method.clone(),
+            entry.outcome.clone(),
+        ]);
+    }
+    table
+}
+
+pub fn status_table(status: &protocol::daemon::DaemonStatus) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING);
+    let rows = [
+        (
+            "version",
+            format!("{} (protocol {})", status.version, status.protocol_version),
+        ),
+        ("pid", status.pid.to_string()),
+        ("uptime", format!("{} s", status.uptime_secs)),
+        ("socket", status.socket.clone()),
+        ("data dir", status.data_dir.clone()),
+        ("schema version", status.schema_version.to_string()),
+        ("projects", status.counts.projects.to_string()),
+        ("events", status.counts.events.to_string()),
+        ("audit entries", status.counts.audit_events.to_string()),
+        ("connections", status.counts.connections.to_string()),
+    ];
+    for (key, value) in rows {
+        table.add_row(vec![format!("{key}:"), value]);
+    }
+    table
+}

@@ -1,0 +1,214 @@
+//! Daemon configuration: [`RawConfig`] mirrors the optional TOML file, [`Config`] is the validated
+//! result with absolute paths, built once at start-up.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Limits that protect the daemon from bad or greedy clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Longest accepted frame (one line), in bytes. A longer frame closes that connection.
+    pub max_frame_bytes: usize,
+    /// Connections served at once; more are answered with an error and closed.
+    pub max_connections: usize,
+    /// Requests one connection may have in flight before the daemon stops reading from it.
+    pub max_in_flight_per_connection: usize,
+    /// A request that takes longer is answered with a `request_timeout` error.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_frame_bytes: 16 * 1024 * 1024,
+            max_connections: 256,
+            max_in_flight_per_connection: 64,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The validated configuration `daemon::run` works with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Holds `kroma.db`, `logs/`, `projects/` and the lock file. Absolute.
+    pub data_dir: PathBuf,
+    /// The local socket path. Absolute.
+    pub socket: PathBuf,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The config file as written (`kromad.toml`). Every key is optional; unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub data_dir: Option<PathBuf>,
+    pub socket: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_frame_bytes: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_in_flight_per_connection: Option<usize>,
+    pub request_timeout_secs: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{what} must be an absolute path, got `{path}`")]
+    Relative { what: &'static str, path: PathBuf },
+    #[error("limits.{key} must be {rule}")]
+    Limit {
+        key: &'static str,
+        rule: &'static str,
+    },
+}
+
+impl RawConfig {
+    /// Reads a config file; a missing file is an error only when it was asked for.
+    pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        RawConfig::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })
+    }
+}
+
+impl Config {
+    /// Validates the merged settings: `data_dir` and `socket` are the already-chosen values (flag,
+    /// environment, file or default, in that order).
+    pub fn new(data_dir: PathBuf, socket: PathBuf, raw: &RawLimits) -> Result<Config, ConfigError> {
+        if !data_dir.is_absolute() {
+            return Err(ConfigError::Relative {
+                what: "data dir",
+                path: data_dir,
+            });
+        }
+        if !socket.is_absolute() {
+            return Err(ConfigError::Relative {
+                what: "socket",
+                path: socket,
+            });
+        }
+        let defaults = Limits::default();
+        let positive = |value: Option<usize>, default: usize, key: &'static str| match value {
+            Some(0) => Err(ConfigError::Limit {
+                key,
+                rule: "at least 1",
+            }),
+            Some(value) => Ok(value),
+            None => Ok(default),
+        };
+        let request_timeout = match raw.request_timeout_secs {
+            None => defaults.request_timeout,
+            Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
+                Duration::from_secs_f64(secs)
+            }
+            Some(_) => {
+                return Err(ConfigError::Limit {
+                    key: "request_timeout_secs",
+                    rule: "a number of seconds above 0 and at most 86400",
+                });
+            }
+        };
+        let max_frame_bytes = positive(
+            raw.max_frame_bytes,
+            defaults.max_frame_bytes,
+            "max_frame_bytes",
+        )?;
+        if max_frame_bytes < 1024 {
+            return Err(ConfigError::Limit {
+                key: "max_frame_bytes",
+                rule: "at least 1024",
+            });
+        }
+        Ok(Config {
+            data_dir,
+            socket,
+            limits: Limits {
+                max_frame_bytes,
+                max_connections: positive(
+                    raw.max_connections,
+                    defaults.max_connections,
+                    "max_connections",
+                )?,
+                max_in_flight_per_connection: positive(
+                    raw.max_in_flight_per_connection,
+                    defaults.max_in_flight_per_connection,
+                    "max_in_flight_per_connection",
+                )?,
+                request_timeout,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = RawConfig::parse("sokcet = \"/x\"", Path::new("k.toml")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `sokcet`"), "{err}");
+        let err = RawConfig::parse("[limits]\nmax_frames = 3", Path::new("k.toml")).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_frames`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let raw = RawConfig::parse(
+            "log_format = \"json\"\n[limits]\nmax_connections = 8\nrequest_timeout_secs = 1.5",
+            Path::new("k.toml"),
+        )
+        .unwrap();
+        let config = Config::new("/d".into(), "/s.sock".into(), &raw.limits).unwrap();
+        assert_eq!(config.limits.max_connections, 8);
+        assert_eq!(config.limits.request_timeout, Duration::from_millis(1500));
+        assert_eq!(raw.log_format, Some(LogFormat::Json));
+
+        let zero = RawLimits {
+            max_connections: Some(0),
+            ..RawLimits::default()
+        };
+        assert!(Config::new("/d".into(), "/s".into(), &zero).is_err());
+        let bad_timeout = RawLimits {
+            request_timeout_secs: Some(f64::NAN),
+            ..RawLimits::default()
+        };
+        assert!(Config::new("/d".into(), "/s".into(), &bad_timeout).is_err());
+        assert!(Config::new("rel".into(), "/s".into(), &RawLimits::default()).is_err());
+    }
+}

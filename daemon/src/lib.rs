@@ -1,0 +1,142 @@
+//! kromad, the Kroma daemon, as a library: [`run`] serves the JSON-RPC contract of
+//! `kroma-protocol` on a bound local socket until told to stop.
+//!
+//! `run` takes its whole world as arguments (configuration, listener, shutdown signal); only
+//! `main.rs` reads the command line, the environment and the signals. Tests call the same `run`.
+
+mod api;
+pub mod config;
+mod dispatch;
+mod error;
+pub mod lock;
+pub mod logging;
+mod project;
+mod project_root;
+mod server;
+pub mod socket;
+mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use kroma_protocol as protocol;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use store::StoreError;
+
+/// The kromad version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What every handler can reach.
+pub(crate) struct Daemon {
+    pub(crate) config: Config,
+    pub(crate) store: store::Store,
+    pub(crate) started: Instant,
+    /// Cancelled to stop the daemon, by the caller of `run` or by `daemon.shutdown`.
+    pub(crate) shutdown: CancellationToken,
+    /// One permit per open connection.
+    pub(crate) connections: Arc<Semaphore>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("creating data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Serves until `shutdown` resolves or a client calls `daemon.shutdown`, then stops accepting,
+/// lets in-flight calls finish, flushes the database and removes the socket.
+pub async fn run(
+    config: Config,
+    listener: socket::Listener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(data_dir.join("projects")).map_err(|source| RunError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let db_path = data_dir.join("kroma.db");
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&db_path))
+        .await
+        .map_err(|err| StoreError::Task(err.to_string()))??;
+
+    let token = CancellationToken::new();
+    let daemon = Arc::new(Daemon {
+        connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+        config,
+        store: store.clone(),
+        started: Instant::now(),
+        shutdown: token.clone(),
+    });
+    store
+        .append_events(vec![store::NewEvent {
+            at: clock::now(),
+            kind: protocol::events::kind::DAEMON_STARTED,
+            project: None,
+            data: serde_json::json!({ "version": VERSION, "pid": std::process::id() }),
+        }])
+        .await?;
+    tracing::info!(socket = %listener.path().display(), data_dir = %data_dir.display(), version = VERSION, "kromad is serving");
+
+    let methods: jsonrpsee::Methods = api::module(daemon.clone()).into();
+    let tracker = TaskTracker::new();
+    let accept = server::accept_loop(
+        &listener,
+        methods,
+        daemon.config.limits.clone(),
+        daemon.connections.clone(),
+        token.clone(),
+        tracker.clone(),
+    );
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown => {
+            tracing::info!("shutdown signal received");
+        }
+    }
+    // Followers see the stop before their subscriptions end.
+    if let Err(err) = store
+        .append_events(vec![store::NewEvent {
+            at: clock::now(),
+            kind: protocol::events::kind::DAEMON_STOPPING,
+            project: None,
+            data: serde_json::json!({ "pid": std::process::id() }),
+        }])
+        .await
+    {
+        tracing::error!(%err, "could not record daemon.stopping");
+    }
+    token.cancel();
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+    let flushed = tokio::task::spawn_blocking(move || store.checkpoint()).await;
+    if let Ok(Err(err)) = flushed {
+        tracing::warn!(%err, "could not checkpoint the database");
+    }
+    tracing::info!("kromad stopped");
+    Ok(())
+}
+
+/// The wall clock, read in one place.
+mod clock {
+    /// Now, as RFC 3339 UTC with millisecond precision.
+    pub fn now() -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let now = now
+            .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+            .unwrap_or(now);
+        now.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    }
+}

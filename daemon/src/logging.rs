@@ -1,0 +1,45 @@
+//! Logs go through `tracing` to stderr and to a daily-rotated file in `<data dir>/logs/`, keeping
+//! the last 7 files. Handlers log method names and outcomes, never params or secrets.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{Builder, Rotation};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. Keep the guard alive until exit: it flushes the file log.
+/// `RUST_LOG` overrides the default level (`info`).
+pub fn init(data_dir: &Path, format: LogFormat) -> Result<WorkerGuard, String> {
+    let appender = Builder::new()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("kromad")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(data_dir.join("logs"))
+        .map_err(|err| format!("opening the log folder in {}: {err}", data_dir.display()))?;
+    let (file_writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let file_layer = tracing_subscriber::fmt::layer()
+        .json()
+        .with_ansi(false)
+        .with_writer(file_writer);
+    let registry = tracing_subscriber::registry().with(filter).with(file_layer);
+    let installed = match format {
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    installed.map_err(|err| format!("installing the logger: {err}"))?;
+    Ok(guard)
+}

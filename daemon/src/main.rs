@@ -1,0 +1,135 @@
+//! `kromad`: reads the command line, the environment and the config file, takes the data dir lock,
+//! binds the socket, and hands everything to `kroma_daemon::run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use kroma_daemon::config::{Config, LogFormat, RawConfig};
+use kroma_daemon::lock::DataDirLock;
+
+/// The Kroma daemon: serves the JSON-RPC API on a local socket
+#[derive(Debug, Parser)]
+#[command(name = "kromad", version, about)]
+struct Cli {
+    /// Local socket to listen on [default: $XDG_RUNTIME_DIR/kroma/kromad.sock]
+    #[arg(long, env = "KROMA_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Folder for the database, logs and projects [default: $XDG_DATA_HOME/kroma]
+    #[arg(long, env = "KROMA_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML config file [default: $XDG_CONFIG_HOME/kroma/kromad.toml when it exists]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Format of the log lines on stderr (the log file is always JSON)
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match start(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kromad: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(cli: Cli) -> anyhow::Result<()> {
+    let dirs = directories::ProjectDirs::from("", "", "kroma");
+    let raw = match (&cli.config, &dirs) {
+        (Some(path), _) => RawConfig::load(path)?,
+        (None, Some(dirs)) if dirs.config_dir().join("kromad.toml").is_file() => {
+            RawConfig::load(&dirs.config_dir().join("kromad.toml"))?
+        }
+        (None, _) => RawConfig::default(),
+    };
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let data_dir = match cli.data_dir.or(raw.data_dir) {
+        Some(dir) => cwd.join(dir),
+        None => dirs
+            .as_ref()
+            .map(|dirs| dirs.data_dir().to_owned())
+            .context("cannot find a home directory for the data dir; pass --data-dir")?,
+    };
+    let socket = match cli.socket.or(raw.socket) {
+        Some(socket) => cwd.join(socket),
+        None => kroma_protocol::paths::default_socket(
+            directories::BaseDirs::new()
+                .and_then(|dirs| dirs.runtime_dir().map(ToOwned::to_owned))
+                .as_deref(),
+            &std::env::temp_dir(),
+            &user_id(),
+        ),
+    };
+    let config = Config::new(data_dir, socket, &raw.limits)?;
+    create_private_dir(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let _lock = DataDirLock::acquire(&config.data_dir, std::process::id())?;
+    let _log_guard = kroma_daemon::logging::init(
+        &config.data_dir,
+        cli.log_format
+            .or(raw.log_format)
+            .unwrap_or(LogFormat::Pretty),
+    )
+    .map_err(anyhow::Error::msg)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = kroma_daemon::socket::bind(&config.socket)?;
+        kroma_daemon::run(config, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C on Windows).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Names the per-user socket folder when there is no runtime dir.
+fn user_id() -> String {
+    #[cfg(unix)]
+    {
+        nix::unistd::geteuid().as_raw().to_string()
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
+    }
+}

@@ -1,0 +1,272 @@
+//! The rules of a project, as pure functions: slugs, names, S3 settings and the root folder layout.
+
+use std::path::{Path, PathBuf};
+
+use kroma_protocol as protocol;
+
+use crate::error::ApiError;
+use crate::store::S3Row;
+
+/// Folders every project root has (SPEC §9).
+pub const LAYOUT: &[&str] = &[
+    "inputs",
+    "references",
+    "outputs",
+    "runs",
+    "background_removed",
+    "upscaled",
+    "color_corrected",
+    "archive/bad",
+    "archive/replaced",
+    "exports",
+    ".kroma",
+];
+
+/// The file inside a project root that names the project owning it.
+pub const MARKER: &str = ".kroma/project.json";
+
+const MAX_SLUG_LEN: usize = 64;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+/// Checks a slug given by the user.
+pub fn parse_slug(slug: &str) -> Result<String, ApiError> {
+    let valid = !slug.is_empty()
+        && slug.len() <= MAX_SLUG_LEN
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-');
+    if valid {
+        Ok(slug.to_owned())
+    } else {
+        Err(ApiError::validation(
+            "invalid_slug",
+            format!(
+                "slug `{slug}` is invalid: it must match {}",
+                protocol::project::SLUG_RULE
+            ),
+        )
+        .with_hint("use lowercase letters, digits and dashes, starting with a letter or digit"))
+    }
+}
+
+/// Derives a slug from a project name: `Night Harbor (vol. 2)` becomes `night-harbor-vol-2`.
+pub fn derive_slug(name: &str) -> Result<String, ApiError> {
+    let mut slug = slug::slugify(name);
+    slug.truncate(MAX_SLUG_LEN);
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.is_empty() {
+        return Err(ApiError::validation(
+            "invalid_slug",
+            format!("cannot derive a slug from the name `{name}`"),
+        )
+        .with_hint("pass a slug explicitly (kromactl project create NAME --slug SLUG)"));
+    }
+    parse_slug(&slug)
+}
+
+pub fn parse_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > MAX_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::validation(
+            "invalid_name",
+            format!(
+                "project name must be 1 to {MAX_NAME_CHARS} characters without control characters"
+            ),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub fn parse_description(description: &str) -> Result<String, ApiError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(ApiError::validation(
+            "invalid_description",
+            format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(description.to_owned())
+}
+
+/// The root folder of a new project: the one asked for (absolute), else under the data dir.
+pub fn parse_root(
+    requested: Option<&str>,
+    data_dir: &Path,
+    slug: &str,
+) -> Result<PathBuf, ApiError> {
+    match requested {
+        None => Ok(data_dir.join("projects").join(slug)),
+        Some(root) => {
+            let root = PathBuf::from(root);
+            if !root.is_absolute() {
+                return Err(ApiError::validation(
+                    "invalid_root",
+                    format!("project root `{}` is not an absolute path", root.display()),
+                )
+                .with_hint("pass an absolute path, e.g. --root \"$PWD/my-comic\""));
+            }
+            Ok(root)
+        }
+    }
+}
+
+/// Validates S3 settings before they are stored.
+pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Row, ApiError> {
+    let invalid = |what: String| {
+        ApiError::validation("invalid_s3_settings", what)
+            .with_hint("see `kromactl project update --help` for the S3 settings")
+    };
+    let bucket = &s3.bucket;
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !bucket.contains("..")
+        && bucket.parse::<std::net::Ipv4Addr>().is_err();
+    if !bucket_ok {
+        return Err(invalid(format!(
+            "S3 bucket `{bucket}` is invalid: 3 to 63 characters of a-z, 0-9, `.` and `-`, starting and ending with a letter or digit"
+        )));
+    }
+    let prefix = s3.prefix.trim_end_matches('/');
+    if prefix.starts_with('/') || prefix.len() > 1024 || prefix.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "S3 prefix `{}` is invalid: no leading `/`, at most 1024 bytes, no control characters",
+            s3.prefix
+        )));
+    }
+    if let Some(region) = &s3.region {
+        let region_ok = (1..=32).contains(&region.len())
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(invalid(format!(
+                "S3 region `{region}` is invalid: expected something like `eu-west-1`"
+            )));
+        }
+    }
+    if let Some(endpoint) = &s3.endpoint {
+        let url = url::Url::parse(endpoint)
+            .map_err(|err| invalid(format!("S3 endpoint `{endpoint}` is not a URL: {err}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid(format!(
+                "S3 endpoint `{endpoint}` must be an http:// or https:// URL with a host"
+            )));
+        }
+    }
+    Ok(S3Row {
+        bucket: bucket.clone(),
+        prefix: prefix.to_owned(),
+        region: s3.region.clone(),
+        endpoint: s3.endpoint.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_derive(name: &str, expected: Result<&str, &str>) {
+        let actual = derive_slug(name).map_err(|err| err.code);
+        let actual = actual.as_ref().map(String::as_str).map_err(|code| *code);
+        assert_eq!(actual, expected, "{name}");
+    }
+
+    #[test]
+    fn slugs_are_derived_from_names() {
+        check_derive("Night Harbor", Ok("night-harbor"));
+        check_derive("  Night   Harbor (vol. 2) ", Ok("night-harbor-vol-2"));
+        check_derive("Éclair à Paris", Ok("eclair-a-paris"));
+        check_derive("---", Err("invalid_slug"));
+        check_derive("!!!", Err("invalid_slug"));
+        let long = "a".repeat(100);
+        assert_eq!(derive_slug(&long).unwrap().len(), 64);
+        let long_words = format!("{} b", "a".repeat(63));
+        assert_eq!(derive_slug(&long_words).unwrap(), "a".repeat(63));
+    }
+
+    #[test]
+    fn explicit_slugs_follow_the_rule() {
+        for good in ["a", "0", "night-harbor", "a-", &"x".repeat(64)] {
+            assert!(parse_slug(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "A", "a_b", "a b", "é", &"x".repeat(65)] {
+            assert_eq!(parse_slug(bad).unwrap_err().code, "invalid_slug", "{bad}");
+        }
+    }
+
+    fn s3(
+        bucket: &str,
+        prefix: &str,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+    ) -> protocol::project::S3Settings {
+        protocol::project::S3Settings {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            region: region.map(Into::into),
+            endpoint: endpoint.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn s3_settings_are_validated() {
+        let ok = parse_s3(&s3(
+            "comics",
+            "night-harbor/",
+            Some("eu-west-1"),
+            Some("http://127.0.0.1:9000"),
+        ))
+        .unwrap();
+        assert_eq!(ok.prefix, "night-harbor");
+        for bad in [
+            s3("ab", "", None, None),
+            s3("Comics", "", None, None),
+            s3("-comics", "", None, None),
+            s3("a..b", "", None, None),
+            s3("192.168.1.1", "", None, None),
+            s3("comics", "/abs", None, None),
+            s3("comics", "", Some("EU WEST"), None),
+            s3("comics", "", None, Some("ftp://host")),
+            s3("comics", "", None, Some("not a url")),
+        ] {
+            assert_eq!(
+                parse_s3(&bad).unwrap_err().code,
+                "invalid_s3_settings",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn roots_must_be_absolute() {
+        let data = Path::new("/data");
+        assert_eq!(
+            parse_root(None, data, "x").unwrap(),
+            Path::new("/data/projects/x")
+        );
+        assert_eq!(
+            parse_root(Some("/srv/x"), data, "x").unwrap(),
+            Path::new("/srv/x")
+        );
+        assert_eq!(
+            parse_root(Some("rel/x"), data, "x").unwrap_err().code,
+            "invalid_root"
+        );
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(parse_name("  Night Harbor ").unwrap(), "Night Harbor");
+        assert!(parse_name("   ").is_err());
+        assert!(parse_name("a\u{0}b").is_err());
+        assert!(parse_name(&"n".repeat(201)).is_err());
+    }
+}

@@ -1,0 +1,288 @@
+//! The socket side of the daemon: accepting connections, checking who is calling, reading
+//! newline-delimited frames, and writing replies and subscription notifications back.
+//!
+//! Each connection has a reader loop (this task), one task per in-flight frame, one forwarder per
+//! open subscription and one writer task; all of them are tracked, so shutdown can wait for them.
+
+use std::sync::Arc;
+
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::tokio::prelude::*;
+use jsonrpsee::Methods;
+use kroma_protocol as protocol;
+use protocol::ErrorKind;
+use tokio::io::{
+    AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Limits;
+use crate::dispatch;
+use crate::error::ApiError;
+use crate::socket::Listener;
+
+/// Who is on the other end of a connection. Handlers read it from the request extensions.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub uid: Option<u32>,
+    pub pid: Option<u32>,
+    /// The calling program's name, where the OS tells it.
+    pub client: String,
+}
+
+/// Accepts connections until `shutdown` is cancelled. Connection tasks are spawned on `tracker`.
+pub async fn accept_loop(
+    listener: &Listener,
+    methods: Methods,
+    limits: Limits,
+    connections: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let own_uid = own_uid();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.inner.accept() => match accepted {
+                Ok(stream) => stream,
+                Err(err) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let peer = peer_of(&stream);
+        if own_uid.is_some() && peer.uid != own_uid {
+            tracing::warn!(peer_uid = ?peer.uid, pid = ?peer.pid, "refused a connection from another user");
+            let err = ApiError::new(
+                ErrorKind::Policy,
+                "permission_denied",
+                "this kromad serves only the user who started it",
+            )
+            .with_hint("start your own daemon with `kromactl daemon start`");
+            tracker.spawn(refuse(stream, err));
+            continue;
+        }
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(
+                max = limits.max_connections,
+                "refused a connection: too many open"
+            );
+            let err = ApiError::new(
+                ErrorKind::Infra,
+                "too_many_connections",
+                format!(
+                    "kromad already serves {} connections",
+                    limits.max_connections
+                ),
+            )
+            .with_hint("close idle clients or raise limits.max_connections");
+            tracker.spawn(refuse(stream, err));
+            continue;
+        };
+        let mut methods = methods.clone();
+        methods.extensions_mut().insert(peer);
+        let limits = limits.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            serve_connection(stream, methods, limits, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Writes one error line to a connection that will not be served, then closes it.
+async fn refuse(stream: Stream, err: ApiError) {
+    let mut send = stream;
+    let line = format!("{}\n", err.to_response("null"));
+    let write = async {
+        send.write_all(line.as_bytes()).await?;
+        send.flush().await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
+}
+
+async fn serve_connection(
+    stream: Stream,
+    methods: Methods,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let (recv, send) = tokio::io::split(stream);
+    let (out_tx, out_rx) = mpsc::channel::<String>(256);
+    let writer = tokio::spawn(write_loop(send, out_rx));
+    let tasks = TaskTracker::new();
+    // Cancelled when the client goes away: its subscriptions end, its in-flight calls finish.
+    let disconnected = CancellationToken::new();
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight_per_connection));
+    let mut reader = BufReader::with_capacity(64 * 1024, recv);
+    let mut frame = Vec::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = in_flight.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            read = read_frame(&mut reader, &mut frame, limits.max_frame_bytes) => read,
+        };
+        match read {
+            Ok(Frame::Line) => {}
+            Ok(Frame::End) | Err(_) => break,
+            Ok(Frame::TooLong) => {
+                let err = dispatch::invalid_request(&format!(
+                    "frame longer than {} bytes; closing the connection",
+                    limits.max_frame_bytes
+                ))
+                .with_hint("split the work into smaller requests");
+                let _ = out_tx.send(err.to_response("null")).await;
+                break;
+            }
+        }
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let bytes = std::mem::take(&mut frame);
+        let methods = methods.clone();
+        let out_tx = out_tx.clone();
+        let timeout = limits.request_timeout;
+        let forwarders = tasks.clone();
+        let disconnected = disconnected.clone();
+        tasks.spawn(async move {
+            let reply = dispatch::handle_frame(&methods, &bytes, timeout).await;
+            if let Some(response) = reply.response {
+                let _ = out_tx.send(response).await;
+            }
+            for notifications in reply.subscriptions {
+                forwarders.spawn(forward(notifications, out_tx.clone(), disconnected.clone()));
+            }
+            drop(permit);
+        });
+    }
+    if !shutdown.is_cancelled() {
+        disconnected.cancel();
+    }
+    tasks.close();
+    tasks.wait().await;
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+/// Moves a subscription's notifications onto the connection until it ends or the client leaves.
+async fn forward(
+    mut notifications: mpsc::Receiver<Box<serde_json::value::RawValue>>,
+    out_tx: mpsc::Sender<String>,
+    disconnected: CancellationToken,
+) {
+    loop {
+        let notification = tokio::select! {
+            _ = disconnected.cancelled() => return,
+            notification = notifications.recv() => notification,
+        };
+        let Some(notification) = notification else {
+            return;
+        };
+        if out_tx.send(notification.get().to_owned()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_loop(send: WriteHalf<Stream>, mut lines: mpsc::Receiver<String>) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, send);
+    while let Some(line) = lines.recv().await {
+        if write_line(&mut writer, &line).await.is_err() {
+            return;
+        }
+        // Write whatever else is ready before paying for one flush.
+        while let Ok(line) = lines.try_recv() {
+            if write_line(&mut writer, &line).await.is_err() {
+                return;
+            }
+        }
+        if writer.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_line(writer: &mut BufWriter<WriteHalf<Stream>>, line: &str) -> std::io::Result<()> {
+    writer.write_all(line.as_bytes()).await?;
+    writer.write_all(b"\n").await
+}
+
+enum Frame {
+    /// A complete frame is in the buffer, without its line ending.
+    Line,
+    /// The client closed the connection.
+    End,
+    /// The frame exceeds the limit; the connection cannot be resynchronised.
+    TooLong,
+}
+
+/// Reads one newline-terminated frame of at most `max` bytes into `frame`.
+async fn read_frame(
+    reader: &mut BufReader<ReadHalf<Stream>>,
+    frame: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Frame> {
+    frame.clear();
+    let limit = max as u64 + 1;
+    let n = (&mut *reader).take(limit).read_until(b'\n', frame).await?;
+    if n == 0 {
+        return Ok(Frame::End);
+    }
+    if frame.last() == Some(&b'\n') {
+        frame.pop();
+        if frame.last() == Some(&b'\r') {
+            frame.pop();
+        }
+        return Ok(Frame::Line);
+    }
+    if frame.len() > max {
+        return Ok(Frame::TooLong);
+    }
+    // The last frame of a client that closed without a final newline.
+    Ok(Frame::Line)
+}
+
+fn peer_of(stream: &Stream) -> Peer {
+    let creds = stream.peer_creds().ok();
+    let uid = creds.as_ref().and_then(|creds| creds.euid());
+    let pid = creds
+        .as_ref()
+        .and_then(|creds| creds.pid())
+        .and_then(|pid| u32::try_from(pid).ok());
+    Peer {
+        uid,
+        pid,
+        client: pid
+            .and_then(process_name)
+            .unwrap_or_else(|| "unknown".to_owned()),
+    }
+}
+
+/// The short name of a process, from `/proc` where there is one.
+fn process_name(pid: u32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+fn own_uid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        Some(nix::unistd::geteuid().as_raw())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}

@@ -1,0 +1,115 @@
+//! The local socket: binding it safely. A Unix domain socket (mode 0600 in a 0700 folder) on Unix,
+//! a named pipe on Windows.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use interprocess::local_socket::ListenerOptions;
+use interprocess::local_socket::tokio::Listener as TokioListener;
+
+/// A bound socket, ready to accept. The socket file is removed when it is dropped.
+pub struct Listener {
+    pub(crate) inner: TokioListener,
+    pub(crate) path: PathBuf,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Listener {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another kromad is already serving {0}")]
+    InUse(PathBuf),
+    #[error("{0} exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    #[error("binding {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Binds the socket at `path`. A socket file left by a daemon that died is replaced; a live one is
+/// left alone and reported as [`BindError::InUse`]. Must be called inside a Tokio runtime.
+pub fn bind(path: &Path) -> Result<Listener, BindError> {
+    let io_error = |source| BindError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    prepare(path)?;
+    let options = ListenerOptions::new()
+        .name(name(path).map_err(io_error)?)
+        .reclaim_name(true);
+    #[cfg(unix)]
+    let options = {
+        use interprocess::os::unix::local_socket::ListenerOptionsExt;
+        options.mode(0o600)
+    };
+    let inner = options.create_tokio().map_err(io_error)?;
+    Ok(Listener {
+        inner,
+        path: path.to_owned(),
+    })
+}
+
+/// The interprocess name of a socket path.
+pub fn name(path: &Path) -> io::Result<interprocess::local_socket::Name<'_>> {
+    #[cfg(unix)]
+    {
+        use interprocess::local_socket::{GenericFilePath, ToFsName};
+        path.to_fs_name::<GenericFilePath>()
+    }
+    #[cfg(windows)]
+    {
+        // Named pipes live in their own namespace: `C:\...\kromad.sock` becomes the pipe
+        // `\\.\pipe\kromad.sock`.
+        use interprocess::local_socket::{GenericNamespaced, ToNsName};
+        let file_name = path.file_name().unwrap_or(path.as_os_str());
+        file_name.to_ns_name::<GenericNamespaced>()
+    }
+}
+
+#[cfg(unix)]
+fn prepare(path: &Path) -> Result<(), BindError> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+
+    let io_error = |source| BindError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(folder) = path.parent()
+        && !folder.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)
+            .map_err(io_error)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(io_error(err)),
+        Ok(meta) if !meta.file_type().is_socket() => Err(BindError::NotASocket(path.to_owned())),
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => Err(BindError::InUse(path.to_owned())),
+            Err(_) => {
+                tracing::info!(socket = %path.display(), "replacing a stale socket left by a daemon that died");
+                std::fs::remove_file(path).map_err(io_error)
+            }
+        },
+    }
+}
+
+#[cfg(windows)]
+fn prepare(_path: &Path) -> Result<(), BindError> {
+    // Named pipes vanish with their last handle: nothing can be stale.
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Rows of `audit_events`: one per mutating call.
+
+use kroma_protocol as protocol;
+use rusqlite::{Connection, params};
+
+use super::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct NewAuditEntry {
+    pub at: String,
+    pub peer_uid: Option<u32>,
+    pub client: String,
+    pub method: &'static str,
+    pub params_digest: String,
+    pub outcome: String,
+}
+
+pub fn insert(conn: &Connection, entry: &NewAuditEntry) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_events (at, peer_uid, client, method, params_digest, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        entry.at,
+        entry.peer_uid,
+        entry.client,
+        entry.method,
+        entry.params_digest,
+        entry.outcome
+    ])?;
+    Ok(())
+}
+
+pub fn list(
+    conn: &Connection,
+    since: u64,
+    limit: u32,
+) -> Result<Vec<protocol::audit::AuditEntry>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, at, peer_uid, client, method, params_digest, outcome
+         FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![since as i64, limit], |row| {
+        Ok(protocol::audit::AuditEntry {
+            id: row.get::<_, i64>(0)? as u64,
+            at: row.get(1)?,
+            peer_uid: row.get(2)?,
+            client: row.get(3)?,
+            method: row.get(4)?,
+            params_digest: row.get(5)?,
+            outcome: row.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,164 @@
+//! Store tests on a real SQLite file.
+
+use super::*;
+
+fn open_temp() -> (tempfile::TempDir, Store) {
+    let temp = tempfile::tempdir().unwrap();
+    let store = Store::open(&temp.path().join("kroma.db")).unwrap();
+    (temp, store)
+}
+
+#[test]
+fn schema_matches_snapshot() {
+    let (_temp, store) = open_temp();
+    let conn = store.inner.lock();
+    let mut statement = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY type, name",
+        )
+        .unwrap();
+    let schema: Vec<String> = statement
+        .query_map([], |row| {
+            Ok(format!(
+                "-- {} {}\n{}",
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    insta::assert_snapshot!(schema.join("\n\n"));
+}
+
+#[test]
+fn a_database_from_a_newer_kromad_is_refused_untouched() {
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("kroma.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+            .unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let err = Store::open(&path).err().expect("refused");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found: 99, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer kromad"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[test]
+fn reopening_keeps_data_and_schema_version() {
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("kroma.db");
+    drop(Store::open(&path).unwrap());
+    let store = Store::open(&path).unwrap();
+    let version: u32 = store
+        .inner
+        .lock()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, Store::schema_version());
+}
+
+fn new_project(slug: &str) -> NewProject {
+    NewProject {
+        id: format!("id-{slug}"),
+        slug: slug.to_owned(),
+        name: slug.to_uppercase(),
+        description: String::new(),
+        root: format!("/p/{slug}"),
+        s3: None,
+        at: "2026-01-01T00:00:00Z".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn slugs_are_unique_and_deletes_cascade() {
+    let (_temp, store) = open_temp();
+    let insert = |slug: &'static str| {
+        store.write(move |tx| {
+            Ok::<_, StoreError>((insert_project(tx, &new_project(slug))?, Vec::new()))
+        })
+    };
+    insert("a").await.unwrap();
+    assert!(matches!(insert("a").await, Err(StoreError::SlugTaken(slug)) if slug == "a"));
+    let s3 = S3Row {
+        bucket: "comics".into(),
+        prefix: "a".into(),
+        region: None,
+        endpoint: None,
+    };
+    let changes = ProjectChanges {
+        s3: Some(Some(s3.clone())),
+        ..ProjectChanges::default()
+    };
+    let updated = store
+        .write(move |tx| {
+            Ok::<_, StoreError>((
+                update_project(tx, "a", &changes, "2026-01-02T00:00:00Z")?,
+                Vec::new(),
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(updated.s3, Some(s3));
+    assert_eq!(updated.updated_at, "2026-01-02T00:00:00Z");
+    store
+        .write(|tx| Ok::<_, StoreError>((delete_project(tx, "a")?, Vec::new())))
+        .await
+        .unwrap();
+    let storage_rows: i64 = store
+        .inner
+        .lock()
+        .query_row("SELECT count(*) FROM project_storage", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(storage_rows, 0);
+    assert!(matches!(
+        store.read(|conn| get_project(conn, "a")).await,
+        Err(StoreError::ProjectNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn event_ids_increase_across_reopen_and_a_failed_write_emits_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("kroma.db");
+    let event = |kind| NewEvent {
+        at: "2026-01-01T00:00:00Z".into(),
+        kind,
+        project: None,
+        data: serde_json::json!({}),
+    };
+    let store = Store::open(&path).unwrap();
+    let mut live = store.subscribe();
+    store
+        .append_events(vec![event("a"), event("b")])
+        .await
+        .unwrap();
+    let failed = store
+        .write(move |tx| {
+            insert_project(tx, &new_project("x"))?;
+            Err::<((), Vec<NewEvent>), _>(StoreError::Corrupt("forced".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(live.recv().await.unwrap().kind, "a");
+    assert_eq!(live.recv().await.unwrap().kind, "b");
+    assert!(live.try_recv().is_err());
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    store.append_events(vec![event("c")]).await.unwrap();
+    let (events, last_id) = store.read(|conn| list_events(conn, 0, 10)).await.unwrap();
+    let ids: Vec<u64> = events.iter().map(|event| event.id).collect();
+    assert_eq!(ids, [1, 2, 3]);
+    assert_eq!(last_id, 3);
+    let (after_two, _) = store.read(|conn| list_events(conn, 2, 10)).await.unwrap();
+    assert_eq!(after_two.len(), 1);
+    assert!(store.read(list_projects).await.unwrap().is_empty());
+}

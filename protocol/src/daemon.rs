@@ -1,0 +1,76 @@
+//! `daemon.*`: the daemon itself.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Method, NoParams};
+
+/// `daemon.version`: the versions of the daemon and of this contract.
+pub enum Version {}
+
+impl Method for Version {
+    const NAME: &'static str = "daemon.version";
+    const SUMMARY: &'static str = "Report the daemon version and the protocol version";
+    const MUTATING: bool = false;
+    type Params = NoParams;
+    type Output = VersionInfo;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct VersionInfo {
+    /// The kromad package version.
+    pub version: String,
+    /// [`crate::PROTOCOL_VERSION`] as the daemon knows it.
+    pub protocol_version: u32,
+}
+
+/// `daemon.status`: what the daemon is and holds.
+pub enum Status {}
+
+impl Method for Status {
+    const NAME: &'static str = "daemon.status";
+    const SUMMARY: &'static str = "Report pid, uptime, socket, data dir, schema version and counts";
+    const MUTATING: bool = false;
+    type Params = NoParams;
+    type Output = DaemonStatus;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DaemonStatus {
+    pub version: String,
+    pub protocol_version: u32,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    /// The local socket the daemon listens on.
+    pub socket: String,
+    pub data_dir: String,
+    /// The SQLite schema version (the number of applied migrations).
+    pub schema_version: u32,
+    pub counts: DaemonCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DaemonCounts {
+    pub projects: u64,
+    pub events: u64,
+    pub audit_events: u64,
+    /// Client connections open right now, this one included.
+    pub connections: u64,
+}
+
+/// `daemon.shutdown`: stop accepting, finish in-flight calls, exit.
+pub enum Shutdown {}
+
+impl Method for Shutdown {
+    const NAME: &'static str = "daemon.shutdown";
+    const SUMMARY: &'static str = "Stop the daemon after in-flight calls finish";
+    const MUTATING: bool = true;
+    type Params = NoParams;
+    type Output = ShutdownAck;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShutdownAck {
+    /// The pid of the daemon that is stopping, so a caller can wait for it to exit.
+    pub pid: u32,
+}

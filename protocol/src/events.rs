@@ -1,0 +1,86 @@
+//! `events.*`: the ordered log of every state change, replayable and followable.
+//!
+//! Every change the daemon makes appends one [`Event`] with a strictly increasing id. `since` is
+//! the last id a client has seen: a call with `since: N` returns the events with ids above `N`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Method, Subscription};
+
+/// Event kinds the daemon emits today. Clients must tolerate kinds they do not know.
+pub mod kind {
+    pub const DAEMON_STARTED: &str = "daemon.started";
+    pub const DAEMON_STOPPING: &str = "daemon.stopping";
+    pub const PROJECT_CREATED: &str = "project.created";
+    pub const PROJECT_UPDATED: &str = "project.updated";
+    pub const PROJECT_DELETED: &str = "project.deleted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    /// Strictly increasing, never reused, also across restarts.
+    pub id: u64,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// One of [`kind`], e.g. `project.created`.
+    pub kind: String,
+    /// The slug of the project the event is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// Kind-specific details.
+    pub data: serde_json::Value,
+}
+
+/// The most events one `events.list` call returns.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+
+/// `events.list`: a page of past events.
+pub enum List {}
+
+impl Method for List {
+    const NAME: &'static str = "events.list";
+    const SUMMARY: &'static str = "List past events after `since`, oldest first";
+    const MUTATING: bool = false;
+    type Params = ListParams;
+    type Output = EventPage;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Return events with ids above this one; absent means from the first event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    /// At most this many events (default 100, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// The id of the newest event in the log, to resume from.
+    pub last_id: u64,
+}
+
+/// `events.subscribe`: replay from `since`, then follow live.
+pub enum Subscribe {}
+
+impl Subscription for Subscribe {
+    const NAME: &'static str = "events.subscribe";
+    const NOTIFICATION: &'static str = "events.event";
+    const UNSUBSCRIBE: &'static str = "events.unsubscribe";
+    const SUMMARY: &'static str =
+        "Replay events after `since` (if given), then push new events as they happen";
+    type Params = SubscribeParams;
+    type Item = Event;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeParams {
+    /// Replay events with ids above this one first; absent means live events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+}

@@ -1,0 +1,87 @@
+//! The Kroma wire contract: every JSON-RPC method the daemon serves, with its typed params and
+//! result, the events it pushes, and the error kinds it answers with.
+//!
+//! This crate does no I/O. `kroma-daemon` serves these methods and `kroma-client` calls them; both
+//! name a method through its [`Method`] type, so the name, the params and the result can never
+//! disagree between the two sides. [`openrpc::document`] turns the same types into the
+//! machine-readable description served by `rpc.discover`.
+
+pub mod audit;
+pub mod daemon;
+pub mod error;
+pub mod events;
+pub mod openrpc;
+pub mod paths;
+pub mod project;
+pub mod rpc;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::{ErrorData, ErrorKind};
+
+/// The version of this contract. It grows by one whenever a method, a field or an error kind
+/// changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One JSON-RPC method: its wire name, its named params and its result.
+pub trait Method {
+    /// The wire name, `namespace.verb`.
+    const NAME: &'static str;
+    /// One line for `--help`, the OpenRPC document and the MCP tool list.
+    const SUMMARY: &'static str;
+    /// Whether the call changes state; mutating calls are written to the audit log.
+    const MUTATING: bool;
+    /// Param fields whose values are secrets: they are dropped before the params are digested for
+    /// the audit log, and never logged.
+    const SECRET_FIELDS: &'static [&'static str] = &[];
+
+    type Params: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
+    type Output: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
+}
+
+/// A subscription: a method that answers with a subscription id and then pushes notifications.
+pub trait Subscription {
+    /// The method that starts the subscription.
+    const NAME: &'static str;
+    /// The method name of the pushed notifications.
+    const NOTIFICATION: &'static str;
+    /// The method that ends the subscription early.
+    const UNSUBSCRIBE: &'static str;
+    const SUMMARY: &'static str;
+
+    type Params: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
+    type Item: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
+}
+
+/// Params of a method that takes none. Absent params and `{}` are both accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// Calls `$callback!` with the list of every method and every subscription of the contract, so that
+/// the daemon's registration, the OpenRPC document and the tests all walk the same list.
+#[macro_export]
+macro_rules! for_each_method {
+    ($callback:ident) => {
+        $callback! {
+            methods: [
+                $crate::daemon::Version,
+                $crate::daemon::Status,
+                $crate::daemon::Shutdown,
+                $crate::project::Create,
+                $crate::project::List,
+                $crate::project::Get,
+                $crate::project::Update,
+                $crate::project::Delete,
+                $crate::events::List,
+                $crate::audit::List,
+                $crate::rpc::Discover,
+            ],
+            subscriptions: [
+                $crate::events::Subscribe,
+            ],
+        }
+    };
+}
