@@ -170,23 +170,33 @@ async fn handle_single(
     let is_subscription = matches!(callback, Some(MethodCallback::Subscription(_)));
 
     // jsonrpsee answers every call; a notification gets a stand-in id and its answer is dropped.
+    // jsonrpsee takes only strings, unsigned integers and null as ids; any other number the spec
+    // allows (negative, fractional, huge) is swapped for a stand-in and restored in the answer.
+    let passes_through =
+        id.is_some_and(|id| id == "null" || id.starts_with('"') || id.parse::<u64>().is_ok());
+    let dispatch_id = if passes_through { reply_id } else { "0" };
     let request = match envelope.params {
         Some(params) => format!(
             r#"{{"jsonrpc":"2.0","id":{},"method":{},"params":{}}}"#,
-            id.unwrap_or("null"),
+            dispatch_id,
             envelope.method.map(RawValue::get).unwrap_or("null"),
             params.get()
         ),
         None => format!(
             r#"{{"jsonrpc":"2.0","id":{},"method":{}}}"#,
-            id.unwrap_or("null"),
+            dispatch_id,
             envelope.method.map(RawValue::get).unwrap_or("null"),
         ),
     };
     let call =
         AssertUnwindSafe(methods.raw_json_request(&request, SUBSCRIPTION_BUFFER)).catch_unwind();
     let (response, notifications) = match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(Ok((response, notifications)))) => (response.get().to_owned(), Some(notifications)),
+        Ok(Ok(Ok((response, notifications)))) if passes_through || id.is_none() => {
+            (response.get().to_owned(), Some(notifications))
+        }
+        Ok(Ok(Ok((response, notifications)))) => {
+            (restore_id(&response, reply_id), Some(notifications))
+        }
         Ok(Ok(Err(_))) => (
             invalid_request("the request could not be decoded").to_response(reply_id),
             None,
@@ -224,6 +234,18 @@ async fn handle_single(
         None
     };
     (id.map(|_| response), subscription)
+}
+
+/// Puts the caller's own id back into an answer dispatched under a stand-in id.
+fn restore_id(response: &RawValue, id: &str) -> String {
+    let mut value: serde_json::Value = match serde_json::from_str(response.get()) {
+        Ok(value) => value,
+        Err(_) => return response.get().to_owned(),
+    };
+    if let (Some(object), Ok(id)) = (value.as_object_mut(), serde_json::from_str(id)) {
+        object.insert("id".to_owned(), id);
+    }
+    value.to_string()
 }
 
 fn valid_id(id: &RawValue) -> bool {

@@ -1,1 +1,11 @@
-//! e2e
+//! End-to-end tests: the real kromad and kromactl binaries on temporary data dirs and sockets.
+//! One test binary with a module per feature (see ARCHITECTURE.md, "Tests").
+
+mod cli;
+mod concurrency;
+mod events;
+mod framing;
+mod lifecycle;
+mod other_uid;
+mod projects;
+mod python;
