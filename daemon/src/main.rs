@@ -11,7 +11,7 @@ use kroma_daemon::lock::DataDirLock;
 
 /// The Kroma daemon: serves the JSON-RPC API on a local socket
 #[derive(Debug, Parser)]
-#[command(name = "kromad", version, about)]
+#[command(name = "kromad", version)]
 struct Cli {
     /// Local socket to listen on [default: $XDG_RUNTIME_DIR/kroma/kromad.sock]
     #[arg(long, env = "KROMA_SOCKET", value_name = "PATH")]

@@ -9,3 +9,4 @@ mod lifecycle;
 mod other_uid;
 mod projects;
 mod python;
+mod tidy;

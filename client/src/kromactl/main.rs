@@ -18,7 +18,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Control kromad, the Kroma image production daemon
 #[derive(Debug, Parser)]
-#[command(name = "kromactl", version, about, propagate_version = true)]
+#[command(name = "kromactl", version, propagate_version = true)]
 #[command(after_help = "Exit codes: 0 ok, 1 error, 2 usage error, 3 kromad not running")]
 pub struct Cli {
     #[command(flatten)]
@@ -61,6 +61,7 @@ pub enum Command {
     Bench(BenchCommand),
     /// Print a shell completion script
     Completions {
+        /// The shell to complete for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -99,6 +100,7 @@ pub enum ProjectCommand {
         /// Short unique id [default: derived from the name]
         #[arg(long)]
         slug: Option<String>,
+        /// What the story world is about
         #[arg(long)]
         description: Option<String>,
         /// Absolute path of the root folder [default: <data dir>/projects/<slug>]
@@ -110,12 +112,18 @@ pub enum ProjectCommand {
     /// List projects
     List,
     /// Show one project
-    Show { slug: String },
+    Show {
+        /// The project's slug
+        slug: String,
+    },
     /// Change a project's name, description or S3 settings
     Update {
+        /// The project's slug
         slug: String,
+        /// New display name
         #[arg(long)]
         name: Option<String>,
+        /// New description
         #[arg(long)]
         description: Option<String>,
         #[command(flatten)]
@@ -126,6 +134,7 @@ pub enum ProjectCommand {
     },
     /// Delete a project (asks first unless --yes)
     Rm {
+        /// The project's slug
         slug: String,
         /// Do not ask for confirmation
         #[arg(long, short)]
@@ -179,6 +188,7 @@ pub enum AuditCommand {
 pub enum RpcCommand {
     /// Call METHOD with JSON params (an object) and print the JSON result
     Call {
+        /// Method name, e.g. project.get
         method: String,
         /// Named params as a JSON object, e.g. '{"slug":"night-harbor"}'
         params: Option<String>,

@@ -1,0 +1,39 @@
+//! The kromactl command line is a contract: its help texts are snapshots, so a change shows up as
+//! a diff in review.
+
+use std::process::Command;
+
+fn help(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_kromactl"))
+        .args(args)
+        .arg("--help")
+        .env_remove("KROMA_SOCKET")
+        .env_remove("KROMA_DATA_DIR")
+        .env("COLUMNS", "100")
+        .output()
+        .expect("run kromactl");
+    assert!(output.status.success(), "{args:?}");
+    String::from_utf8(output.stdout).expect("UTF-8 help")
+}
+
+#[test]
+fn help_texts_match_snapshots() {
+    let commands: &[&[&str]] = &[
+        &[],
+        &["daemon"],
+        &["daemon", "start"],
+        &["daemon", "stop"],
+        &["project"],
+        &["project", "create"],
+        &["project", "update"],
+        &["project", "rm"],
+        &["events"],
+        &["audit", "list"],
+        &["rpc", "call"],
+        &["bench", "rpc"],
+    ];
+    for args in commands {
+        let name = if args.is_empty() { "kromactl".to_owned() } else { format!("kromactl {}", args.join(" ")) };
+        insta::assert_snapshot!(name.replace(' ', "_"), help(args), &name);
+    }
+}

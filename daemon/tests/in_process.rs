@@ -1,0 +1,72 @@
+//! The daemon in-process: `kroma_daemon::run` on a temporary socket, stopped through the shutdown
+//! future its caller owns, exactly as `main.rs` wires it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use kroma_daemon::config::{Config, RawLimits};
+
+fn call(socket: &Path, request: &str) -> serde_json::Value {
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    stream.write_all(format!("{request}\n").as_bytes()).expect("write");
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).expect("read");
+    serde_json::from_str(&line).expect("JSON answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_every_method_of_the_contract_and_stops_when_told() {
+    let temp = tempfile::tempdir().unwrap();
+    let socket = temp.path().join("kromad.sock");
+    let config = Config::new(temp.path().join("data"), socket.clone(), &RawLimits::default()).unwrap();
+    let listener = kroma_daemon::socket::bind(&socket).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kroma_daemon::run(config, listener, async {
+        let _ = stop_rx.await;
+    }));
+
+    let socket_for_calls = socket.clone();
+    let document = tokio::task::spawn_blocking(move || {
+        call(&socket_for_calls, r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#)
+    })
+    .await
+    .unwrap();
+    let served: Vec<String> = document["result"]["methods"]
+        .as_array()
+        .expect("methods")
+        .iter()
+        .map(|method| method["name"].as_str().unwrap().to_owned())
+        .collect();
+    let declared: Vec<String> = kroma_protocol::openrpc::method_infos()
+        .iter()
+        .map(|info| info.name.to_owned())
+        .collect();
+    assert_eq!(served, declared);
+    // Every declared method is really registered: none answers "method not found".
+    for name in &declared {
+        let socket = socket.clone();
+        let request = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{name}","params":{{"slug":"-"}}}}"#);
+        let answer = tokio::task::spawn_blocking(move || call(&socket, &request)).await.unwrap();
+        assert_ne!(answer["error"]["code"], -32601, "{name}: {answer}");
+    }
+
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+    assert!(!socket.exists(), "run removes the socket when it returns");
+}
+
+#[tokio::test]
+async fn binding_a_live_socket_is_refused_and_a_regular_file_is_never_replaced() {
+    let temp = tempfile::tempdir().unwrap();
+    let socket = temp.path().join("kromad.sock");
+    let _live = kroma_daemon::socket::bind(&socket).unwrap();
+    let err = kroma_daemon::socket::bind(&socket).unwrap_err();
+    assert!(err.to_string().contains("already serving"), "{err}");
+
+    let file = temp.path().join("notes.txt");
+    std::fs::write(&file, "precious").unwrap();
+    let err = kroma_daemon::socket::bind(&file).unwrap_err();
+    assert!(err.to_string().contains("not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious");
+}
