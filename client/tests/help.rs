@@ -33,7 +33,11 @@ fn help_texts_match_snapshots() {
         &["bench", "rpc"],
     ];
     for args in commands {
-        let name = if args.is_empty() { "kromactl".to_owned() } else { format!("kromactl {}", args.join(" ")) };
+        let name = if args.is_empty() {
+            "kromactl".to_owned()
+        } else {
+            format!("kromactl {}", args.join(" "))
+        };
         insta::assert_snapshot!(name.replace(' ', "_"), help(args), &name);
     }
 }

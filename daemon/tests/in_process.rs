@@ -9,7 +9,9 @@ use kroma_daemon::config::{Config, RawLimits};
 
 fn call(socket: &Path, request: &str) -> serde_json::Value {
     let mut stream = UnixStream::connect(socket).expect("connect");
-    stream.write_all(format!("{request}\n").as_bytes()).expect("write");
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .expect("write");
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line).expect("read");
     serde_json::from_str(&line).expect("JSON answer")
@@ -19,7 +21,12 @@ fn call(socket: &Path, request: &str) -> serde_json::Value {
 async fn run_serves_every_method_of_the_contract_and_stops_when_told() {
     let temp = tempfile::tempdir().unwrap();
     let socket = temp.path().join("kromad.sock");
-    let config = Config::new(temp.path().join("data"), socket.clone(), &RawLimits::default()).unwrap();
+    let config = Config::new(
+        temp.path().join("data"),
+        socket.clone(),
+        &RawLimits::default(),
+    )
+    .unwrap();
     let listener = kroma_daemon::socket::bind(&socket).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(kroma_daemon::run(config, listener, async {
@@ -28,7 +35,10 @@ async fn run_serves_every_method_of_the_contract_and_stops_when_told() {
 
     let socket_for_calls = socket.clone();
     let document = tokio::task::spawn_blocking(move || {
-        call(&socket_for_calls, r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#)
+        call(
+            &socket_for_calls,
+            r#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#,
+        )
     })
     .await
     .unwrap();
@@ -46,8 +56,11 @@ async fn run_serves_every_method_of_the_contract_and_stops_when_told() {
     // Every declared method is really registered: none answers "method not found".
     for name in &declared {
         let socket = socket.clone();
-        let request = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{name}","params":{{"slug":"-"}}}}"#);
-        let answer = tokio::task::spawn_blocking(move || call(&socket, &request)).await.unwrap();
+        let request =
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{name}","params":{{"slug":"-"}}}}"#);
+        let answer = tokio::task::spawn_blocking(move || call(&socket, &request))
+            .await
+            .unwrap();
         assert_ne!(answer["error"]["code"], -32601, "{name}: {answer}");
     }
 

@@ -296,3 +296,42 @@ fn completions_are_generated() {
     assert!(output.status.success());
     assert!(stdout(&output).contains("kromactl"));
 }
+
+#[test]
+fn the_rpc_bench_runs_and_reports_ratios() {
+    // A smoke run: it proves the bench works; its numbers are not asserted (timings are noisy).
+    let temp = tempfile::tempdir().unwrap();
+    let output = kromactl(
+        &temp.path().join("unused.sock"),
+        &[
+            "--json",
+            "bench",
+            "rpc",
+            "--calls",
+            "50",
+            "--clients",
+            "2",
+            "--kromad",
+            bin("kromad").to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    for key in [
+        "ratio_p50",
+        "ratio_p99",
+        "ratio_throughput",
+        "cold_start_ms",
+    ] {
+        assert!(
+            report[key].as_f64().is_some_and(|value| value > 0.0),
+            "{key}: {report}"
+        );
+    }
+    assert!(
+        report["kromad"]["calls_per_sec_n_clients"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}

@@ -9,4 +9,5 @@ mod lifecycle;
 mod other_uid;
 mod projects;
 mod python;
+mod readme;
 mod tidy;

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn rust_files(folder: &Path, files: &mut Vec<PathBuf>) {
@@ -33,7 +36,11 @@ fn all_rust_files() -> Vec<PathBuf> {
 fn every_rust_file_starts_with_a_module_doc() {
     for file in all_rust_files() {
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.starts_with("//!"), "{} does not start with a `//!` header", file.display());
+        assert!(
+            text.starts_with("//!"),
+            "{} does not start with a `//!` header",
+            file.display()
+        );
     }
 }
 
@@ -53,7 +60,10 @@ fn manifest(crate_dir: &str) -> String {
 #[test]
 fn dependencies_point_one_way() {
     for crate_dir in ["protocol", "client", "tests"] {
-        assert!(!manifest(crate_dir).contains("kroma-daemon"), "{crate_dir} depends on the daemon");
+        assert!(
+            !manifest(crate_dir).contains("kroma-daemon"),
+            "{crate_dir} depends on the daemon"
+        );
     }
     assert!(!manifest("protocol").contains("kroma-client"));
     assert!(!manifest("daemon").contains("kroma-client"));
@@ -79,7 +89,14 @@ fn protocol_does_no_io() {
     rust_files(&workspace_root().join("protocol/src"), &mut files);
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        for io in ["std::fs", "std::net", "std::process", "std::env", "std::io", "tokio"] {
+        for io in [
+            "std::fs",
+            "std::net",
+            "std::process",
+            "std::env",
+            "std::io",
+            "tokio",
+        ] {
             assert!(!text.contains(io), "{} uses {io}", file.display());
         }
     }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian/Ubuntu machine for Kroma: system packages, a Rust toolchain check,
+# cargo-nextest, a release build, and kromad + kromactl installed into $PREFIX/bin
+# (default ~/.local/bin). Safe to run again: it skips what is already there.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+prefix=${PREFIX:-$HOME/.local}
+min_rust=1.95
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# System packages: a C toolchain (SQLite is compiled in), Python 3 for the language-neutral
+# client test, and the basics. apt runs only when something is missing.
+packages=(build-essential pkg-config python3 ca-certificates curl git)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing system packages: ${missing[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "installing ${missing[*]} needs root; run as root or install sudo"
+        sudo=sudo
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Rust: the stable toolchain from rustup, at least $min_rust.
+if ! command -v cargo >/dev/null; then
+    say "installing Rust with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy \
+        || die "could not install Rust; install it from https://rustup.rs and run this again"
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+rust_version=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n%s\n' "$min_rust" "$rust_version" | sort -V | head -n1)" != "$min_rust" ]; then
+    die "Rust $rust_version is too old; Kroma needs $min_rust or newer (rustup update stable)"
+fi
+say "Rust $rust_version"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    say "installing cargo-nextest (runs the test suite)"
+    cargo install cargo-nextest --locked
+fi
+
+say "building kromad and kromactl (release)"
+cargo build --release --locked --manifest-path "$repo/Cargo.toml" --bin kromad --bin kromactl
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+
+mkdir -p "$prefix/bin"
+install -m 0755 "$target_dir/release/kromad" "$target_dir/release/kromactl" "$prefix/bin/"
+say "installed kromad and kromactl into $prefix/bin"
+case ":$PATH:" in
+    *":$prefix/bin:"*) ;;
+    *) say "add $prefix/bin to your PATH: export PATH=\"$prefix/bin:\$PATH\"" ;;
+esac
