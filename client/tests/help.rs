@@ -27,6 +27,7 @@ fn help_texts_match_snapshots() {
         &["project", "create"],
         &["project", "update"],
         &["project", "rm"],
+        &["asset", "import"],
         &["events"],
         &["audit", "list"],
         &["rpc", "call"],

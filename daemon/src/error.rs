@@ -44,14 +44,19 @@ impl ApiError {
         self
     }
 
-    /// The JSON-RPC error object: the kind's numeric code, the message, and `data`.
-    pub fn to_rpc(&self) -> ErrorObjectOwned {
-        let data = protocol::ErrorData {
+    /// The `data` member alone, for per-item results such as one file of an import.
+    pub fn to_data(&self) -> protocol::ErrorData {
+        protocol::ErrorData {
             kind: self.kind,
             code: self.code.to_owned(),
             message: self.message.clone(),
             hint: self.hint.clone(),
-        };
+        }
+    }
+
+    /// The JSON-RPC error object: the kind's numeric code, the message, and `data`.
+    pub fn to_rpc(&self) -> ErrorObjectOwned {
+        let data = self.to_data();
         ErrorObjectOwned::owned(
             self.rpc_code.unwrap_or(self.kind.code()),
             self.message.clone(),
@@ -86,6 +91,17 @@ impl From<StoreError> for ApiError {
                 format!("a project with slug `{slug}` already exists"),
             )
             .with_hint("pick another name or pass a different --slug"),
+            StoreError::AssetNotFound(id) => ApiError::new(
+                ErrorKind::NotFound,
+                "asset_not_found",
+                format!("asset `{id}` not found in this project"),
+            )
+            .with_hint("`kromactl asset list PROJECT` shows the project's assets"),
+            StoreError::LinkExists => ApiError::new(
+                ErrorKind::Conflict,
+                "link_exists",
+                "these assets are already linked this way",
+            ),
             StoreError::NewerSchema { .. } => {
                 ApiError::new(ErrorKind::Infra, "newer_schema", err.to_string())
                     .with_hint("upgrade kromad to the version that wrote this database")

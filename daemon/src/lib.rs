@@ -8,6 +8,8 @@ mod api;
 pub mod config;
 mod dispatch;
 mod error;
+mod image_check;
+mod import;
 pub mod lock;
 pub mod logging;
 mod project;
@@ -130,13 +132,42 @@ pub async fn run(
 
 /// The wall clock, read in one place.
 mod clock {
+    use time::format_description::FormatItem;
+    use time::macros::format_description;
+
+    /// RFC 3339 UTC with exactly three fractional digits, so timestamps sort as strings.
+    const FORMAT: &[FormatItem<'static>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
     /// Now, as RFC 3339 UTC with millisecond precision.
     pub fn now() -> String {
-        let now = time::OffsetDateTime::now_utc();
-        let now = now
-            .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-            .unwrap_or(now);
-        now.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| now.unix_timestamp().to_string())
+        format(time::OffsetDateTime::now_utc())
+    }
+
+    pub fn format(at: time::OffsetDateTime) -> String {
+        at.to_offset(time::UtcOffset::UTC)
+            .format(FORMAT)
+            .unwrap_or_else(|_| at.unix_timestamp().to_string())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use time::macros::datetime;
+
+        #[test]
+        fn timestamps_have_a_fixed_width() {
+            assert_eq!(
+                super::format(datetime!(2026-11-27 00:54:14 UTC)),
+                "2026-11-27T00:54:14.000Z"
+            );
+            assert_eq!(
+                super::format(datetime!(2026-11-27 00:54:14.4669 UTC)),
+                "2026-11-27T00:54:14.466Z"
+            );
+            assert_eq!(
+                super::format(datetime!(2026-11-27 01:54:14 +01:00)),
+                "2026-11-27T00:54:14.000Z"
+            );
+        }
     }
 }

@@ -15,6 +15,9 @@ pub mod kind {
     pub const PROJECT_CREATED: &str = "project.created";
     pub const PROJECT_UPDATED: &str = "project.updated";
     pub const PROJECT_DELETED: &str = "project.deleted";
+    pub const ASSET_IMPORTED: &str = "asset.imported";
+    pub const ASSET_DELETED: &str = "asset.deleted";
+    pub const ASSET_LINKED: &str = "asset.linked";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -6,6 +6,7 @@
 //! disagree between the two sides. [`openrpc::document`] turns the same types into the
 //! machine-readable description served by `rpc.discover`.
 
+pub mod asset;
 pub mod audit;
 pub mod daemon;
 pub mod error;
@@ -76,6 +77,12 @@ macro_rules! for_each_method {
                 $crate::project::Update,
                 $crate::project::Delete,
                 $crate::events::List,
+                $crate::asset::Import,
+                $crate::asset::List,
+                $crate::asset::Get,
+                $crate::asset::Delete,
+                $crate::asset::Link,
+                $crate::asset::Lineage,
                 $crate::audit::List,
                 $crate::rpc::Discover,
             ],

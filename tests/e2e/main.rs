@@ -1,6 +1,7 @@
 //! End-to-end tests: the real kromad and kromactl binaries on temporary data dirs and sockets.
 //! One test binary with a module per feature (see ARCHITECTURE.md, "Tests").
 
+mod assets;
 mod cli;
 mod concurrency;
 mod events;

@@ -39,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Project(command) => project(global, &socket, command).await,
+        Command::Asset(command) => crate::assets::run(global, &socket, command).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Audit(AuditCommand::List { since, limit }) => {
             let client = Client::connect(&socket).await?;
@@ -126,7 +127,7 @@ fn user_id() -> String {
 }
 
 /// Prints `value` as JSON with `--json`, else the human form, and nothing with `--quiet`.
-fn print<T: serde::Serialize>(global: &Global, value: &T, human: impl FnOnce() -> String) {
+pub fn print<T: serde::Serialize>(global: &Global, value: &T, human: impl FnOnce() -> String) {
     if global.quiet {
         return;
     }
@@ -412,7 +413,7 @@ async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Res
 }
 
 /// Asks on the terminal; without one there is nobody to ask, so the answer is an error.
-fn confirm(question: &str) -> Result<bool, Failure> {
+pub fn confirm(question: &str) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::Usage(format!(
             "{question} needs an answer, but stdin is not a terminal; pass --yes"

@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 kromad not running.
 
+mod assets;
 mod bench;
 mod commands;
 mod output;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Create, list, show, update and remove projects
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Import images into a project and relate them
+    #[command(subcommand)]
+    Asset(AssetCommand),
     /// Show the event log, or follow it live
     Events(EventsArgs),
     /// Read the audit log of mutating calls
@@ -143,6 +147,94 @@ pub enum ProjectCommand {
         #[arg(long)]
         purge_files: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AssetCommand {
+    /// Copy image files, or every image in folders, into a project
+    Import {
+        /// The project's slug
+        project: String,
+        /// Files or folders (folders are walked; your files are copied, never moved)
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// What the images are for
+        #[arg(long, value_enum, default_value_t = ImportKind::Input)]
+        kind: ImportKind,
+    },
+    /// List a project's assets
+    List {
+        /// The project's slug
+        project: String,
+        /// Only assets of this kind
+        #[arg(long, value_enum)]
+        kind: Option<AnyKind>,
+    },
+    /// Show one asset
+    Show {
+        /// The project's slug
+        project: String,
+        /// The asset id
+        id: String,
+    },
+    /// Delete an asset, its links and its copy in the project (asks first unless --yes)
+    Rm {
+        /// The project's slug
+        project: String,
+        /// The asset id
+        id: String,
+        /// Do not ask for confirmation
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Record that FROM relates to TO, e.g. `asset link comic UPSCALED derived-from ORIGINAL`
+    Link {
+        /// The project's slug
+        project: String,
+        /// The child asset id
+        from: String,
+        #[arg(value_enum)]
+        relation: RelationArg,
+        /// The parent asset id
+        to: String,
+    },
+    /// Show every asset connected to one, and how
+    Lineage {
+        /// The project's slug
+        project: String,
+        /// The asset id
+        id: String,
+    },
+}
+
+/// Kinds an import may have.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImportKind {
+    Input,
+    Reference,
+    Mask,
+    Other,
+}
+
+/// Every asset kind, for filters.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AnyKind {
+    Input,
+    Reference,
+    Mask,
+    Generated,
+    BgRemoved,
+    Upscaled,
+    ColorCorrected,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RelationArg {
+    DerivedFrom,
+    VariantOf,
+    MaskFor,
+    ReferenceOf,
 }
 
 #[derive(Debug, Args)]

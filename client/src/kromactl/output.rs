@@ -193,3 +193,73 @@ pub fn status_table(status: &protocol::daemon::DaemonStatus) -> Table {
     }
     table
 }
+
+pub fn asset_table(assets: &[protocol::asset::Asset]) -> Table {
+    let mut table = table(&["id", "kind", "size", "format", "path"]);
+    for asset in assets {
+        table.add_row(vec![
+            asset.id.clone(),
+            asset.kind.as_str().to_owned(),
+            format!("{}×{}", asset.width, asset.height),
+            asset.format.clone(),
+            asset.path.clone(),
+        ]);
+    }
+    table
+}
+
+pub fn asset_details(asset: &protocol::asset::Asset) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING);
+    let rows = [
+        ("id", asset.id.clone()),
+        ("project", asset.project.clone()),
+        ("kind", asset.kind.as_str().to_owned()),
+        ("path", asset.path.clone()),
+        ("size", format!("{}×{}", asset.width, asset.height)),
+        ("format", format!("{} ({})", asset.format, asset.mime)),
+        ("bytes", asset.bytes.to_string()),
+        ("sha256", asset.sha256.clone()),
+        ("imported from", asset.original_name.clone()),
+        ("created", asset.created_at.clone()),
+    ];
+    for (key, value) in rows {
+        table.add_row(vec![format!("{key}:"), value]);
+    }
+    table
+}
+
+pub fn import_table(results: &[protocol::asset::ImportResult]) -> Table {
+    let mut table = table(&["outcome", "file", "asset / reason"]);
+    for result in results {
+        let outcome = match result.outcome {
+            protocol::asset::ImportOutcome::Imported => "imported",
+            protocol::asset::ImportOutcome::Existing => "existing",
+            protocol::asset::ImportOutcome::Failed => "failed",
+        };
+        let detail = match (&result.asset, &result.error) {
+            (Some(asset), _) => format!("{} {}", asset.id, asset.path),
+            (None, Some(error)) => format!("{} ({})", error.message, error.code),
+            (None, None) => String::new(),
+        };
+        table.add_row(vec![outcome.to_owned(), result.path.clone(), detail]);
+    }
+    table
+}
+
+/// The lineage as lines: the assets, then the links between them.
+pub fn lineage_text(graph: &protocol::asset::LineageGraph) -> String {
+    let mut text = asset_table(&graph.assets).to_string();
+    if graph.links.is_empty() {
+        text.push_str("\n(no links)");
+    }
+    for link in &graph.links {
+        text.push_str(&format!(
+            "\n{} {} {}",
+            link.from,
+            link.relation.as_str(),
+            link.to
+        ));
+    }
+    text
+}

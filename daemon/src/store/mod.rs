@@ -6,6 +6,7 @@
 //! while the lock is still held, so subscribers see them in id order and never before they are
 //! durable.
 
+mod assets;
 mod audit;
 mod events;
 mod projects;
@@ -19,14 +20,18 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use rusqlite_migration::{M, Migrations, SchemaVersion};
 use tokio::sync::broadcast;
 
+pub use assets::{AssetRow, LinkRow, NewAsset};
 pub use audit::{NewAuditEntry, insert as insert_audit};
 pub use events::NewEvent;
 pub use projects::{NewProject, ProjectChanges, ProjectRow, S3Row};
 
 /// Append-only: never edit or reorder an entry, add a new file instead.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!(
-    "../../migrations/0001_projects_events_audit.sql"
-))];
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!(
+        "../../migrations/0001_projects_events_audit.sql"
+    )),
+    M::up(include_str!("../../migrations/0002_assets.sql")),
+];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.
 const EVENT_CHANNEL_CAPACITY: usize = 1024;
@@ -55,6 +60,10 @@ pub enum StoreError {
     ProjectNotFound(String),
     #[error("a project with slug `{0}` already exists")]
     SlugTaken(String),
+    #[error("asset `{0}` not found in this project")]
+    AssetNotFound(String),
+    #[error("this link already exists")]
+    LinkExists,
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
@@ -209,6 +218,10 @@ pub fn counts(conn: &Connection) -> Result<(u64, u64, u64), StoreError> {
     Ok((count("projects")?, count("events")?, count("audit_events")?))
 }
 
+pub mod asset_queries {
+    //! Asset queries, re-exported under one name so call sites read `asset_queries::insert`.
+    pub use super::assets::{delete, find_by_sha, get, insert, lineage, link, list};
+}
 pub use audit::list as list_audit;
 pub use events::list as list_events;
 pub use projects::{delete as delete_project, get as get_project, insert as insert_project};

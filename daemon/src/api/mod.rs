@@ -1,0 +1,245 @@
+//! The method handlers, one async function per method of the contract, and their registration.
+//!
+//! [`register`] is the one place where params are decoded, errors are mapped onto JSON-RPC error
+//! objects and mutating calls are written to the audit log, so handlers only see typed params.
+
+mod assets;
+mod daemon;
+mod events;
+mod projects;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use jsonrpsee::{Extensions, RpcModule};
+use kroma_protocol as protocol;
+use protocol::Method;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::server::Peer;
+use crate::store::{self, NewAuditEntry, StoreError};
+use crate::{Daemon, clock, project};
+
+const DEFAULT_LIST_LIMIT: u32 = 100;
+
+/// Every method of the contract, bound to `daemon`.
+pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
+    let mut module = RpcModule::from_arc(daemon);
+    register::<protocol::daemon::Version, _, _>(&mut module, |_, _| async {
+        Ok(protocol::daemon::VersionInfo {
+            version: crate::VERSION.to_owned(),
+            protocol_version: protocol::PROTOCOL_VERSION,
+        })
+    });
+    register::<protocol::daemon::Status, _, _>(&mut module, daemon::status);
+    register::<protocol::daemon::Shutdown, _, _>(&mut module, |daemon, _| async move {
+        tracing::info!("shutdown requested over RPC");
+        daemon.shutdown.cancel();
+        Ok(protocol::daemon::ShutdownAck {
+            pid: std::process::id(),
+        })
+    });
+    register::<protocol::project::Create, _, _>(&mut module, projects::project_create);
+    register::<protocol::project::List, _, _>(&mut module, |daemon, _| async move {
+        let rows = daemon.store.read(store::list_projects).await?;
+        Ok(protocol::project::ProjectList {
+            projects: rows.iter().map(projects::to_proto).collect(),
+        })
+    });
+    register::<protocol::project::Get, _, _>(&mut module, |daemon, params| async move {
+        let slug = project::parse_slug(&params.slug)?;
+        let row = daemon
+            .store
+            .read(move |conn| store::get_project(conn, &slug))
+            .await?;
+        Ok(projects::to_proto(&row))
+    });
+    register::<protocol::project::Update, _, _>(&mut module, projects::project_update);
+    register::<protocol::project::Delete, _, _>(&mut module, projects::project_delete);
+    register::<protocol::asset::Import, _, _>(&mut module, assets::import);
+    register::<protocol::asset::List, _, _>(&mut module, assets::list);
+    register::<protocol::asset::Get, _, _>(&mut module, assets::get);
+    register::<protocol::asset::Delete, _, _>(&mut module, assets::delete);
+    register::<protocol::asset::Link, _, _>(&mut module, assets::link);
+    register::<protocol::asset::Lineage, _, _>(&mut module, assets::lineage);
+    register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
+        let limit = parse_limit(params.limit)?;
+        let since = params.since.unwrap_or(0);
+        let (events, last_id) = daemon
+            .store
+            .read(move |conn| store::list_events(conn, since, limit))
+            .await?;
+        Ok(protocol::events::EventPage { events, last_id })
+    });
+    register::<protocol::audit::List, _, _>(&mut module, |daemon, params| async move {
+        let limit = parse_limit(params.limit)?;
+        let since = params.since.unwrap_or(0);
+        let entries = daemon
+            .store
+            .read(move |conn| store::list_audit(conn, since, limit))
+            .await?;
+        Ok(protocol::audit::AuditPage { entries })
+    });
+    register::<protocol::rpc::Discover, _, _>(&mut module, |_, _| async {
+        static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+        Ok(DOCUMENT
+            .get_or_init(|| protocol::openrpc::document(crate::VERSION))
+            .clone())
+    });
+    events::register_events_subscription(&mut module);
+    module
+}
+
+/// Registers method `M`: decodes its params, runs `handler`, audits the call if `M` mutates.
+fn register<M, F, Fut>(module: &mut RpcModule<Daemon>, handler: F)
+where
+    M: Method,
+    M::Output: Clone,
+    F: Fn(Arc<Daemon>, M::Params) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<M::Output, ApiError>> + Send + 'static,
+{
+    let result = module.register_async_method(M::NAME, move |params, daemon, extensions| {
+        let handler = handler.clone();
+        let raw = params.as_str().map(str::to_owned);
+        async move {
+            let result = match parse_params::<M::Params>(raw.as_deref()) {
+                Ok(params) => handler(daemon.clone(), params).await,
+                Err(err) => Err(err),
+            };
+            if M::MUTATING {
+                let outcome = match &result {
+                    Ok(_) => "ok",
+                    Err(err) => err.code,
+                };
+                audit(
+                    &daemon,
+                    &extensions,
+                    M::NAME,
+                    raw.as_deref(),
+                    M::SECRET_FIELDS,
+                    outcome,
+                )
+                .await;
+            }
+            result.map_err(|err| err.to_rpc())
+        }
+    });
+    if let Err(err) = result {
+        unreachable!("method {} registered twice: {err}", M::NAME);
+    }
+}
+
+/// Decodes named params; absent params, `null` and `[]` mean "no params".
+fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, ApiError> {
+    let raw = match raw.map(str::trim) {
+        None | Some("" | "null" | "[]") => "{}",
+        Some(raw) => raw,
+    };
+    if raw.starts_with('[') {
+        return Err(ApiError::validation(
+            "params_not_object",
+            "params must be a JSON object of named params, not an array",
+        )
+        .with_hint("`kromactl rpc schema` shows every method's params"));
+    }
+    serde_json::from_str(raw).map_err(|err| {
+        ApiError::validation("invalid_params", format!("invalid params: {err}"))
+            .with_hint("`kromactl rpc schema` shows every method's params")
+    })
+}
+
+fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(DEFAULT_LIST_LIMIT) {
+        limit @ 1..=protocol::events::MAX_LIST_LIMIT => Ok(limit),
+        _ => Err(ApiError::validation(
+            "invalid_limit",
+            format!(
+                "limit must be between 1 and {}",
+                protocol::events::MAX_LIST_LIMIT
+            ),
+        )),
+    }
+}
+
+async fn audit(
+    daemon: &Daemon,
+    extensions: &Extensions,
+    method: &'static str,
+    raw_params: Option<&str>,
+    secret_fields: &[&str],
+    outcome: &str,
+) {
+    let peer = extensions.get::<Peer>();
+    let entry = NewAuditEntry {
+        at: clock::now(),
+        peer_uid: peer.and_then(|peer| peer.uid),
+        client: peer.map_or_else(|| "in-process".to_owned(), |peer| peer.client.clone()),
+        method,
+        params_digest: params_digest(raw_params, secret_fields),
+        outcome: outcome.to_owned(),
+    };
+    let written = daemon
+        .store
+        .write(move |tx| {
+            store::insert_audit(tx, &entry)?;
+            Ok::<_, StoreError>(((), Vec::new()))
+        })
+        .await;
+    if let Err(err) = written {
+        tracing::error!(%method, %err, "could not write the audit entry");
+    }
+}
+
+/// SHA-256 of the params in canonical form (sorted keys), with secret fields removed first.
+fn params_digest(raw: Option<&str>, secret_fields: &[&str]) -> String {
+    let mut value: serde_json::Value = raw
+        .and_then(|raw| serde_json::from_str(raw).ok())
+        .unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(fields) = &mut value {
+        for secret in secret_fields {
+            fields.remove(*secret);
+        }
+    }
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    format!("{digest:x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_drop_secret_fields_and_ignore_key_order() {
+        let a = params_digest(Some(r#"{"name":"x","value":"s3cret"}"#), &["value"]);
+        let b = params_digest(Some(r#"{"name":"x"}"#), &[]);
+        assert_eq!(a, b);
+        let c = params_digest(Some(r#"{"b":1,"a":2}"#), &[]);
+        let d = params_digest(Some(r#"{"a":2,"b":1}"#), &[]);
+        assert_eq!(c, d);
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn params_are_named_objects() {
+        let none: protocol::NoParams = parse_params(None).unwrap();
+        assert_eq!(none, protocol::NoParams {});
+        let _: protocol::NoParams = parse_params(Some("[]")).unwrap();
+        assert_eq!(
+            parse_params::<protocol::project::ProjectRef>(Some(r#"["a"]"#))
+                .unwrap_err()
+                .code,
+            "params_not_object"
+        );
+        let err = parse_params::<protocol::project::ProjectRef>(Some("{}")).unwrap_err();
+        assert!(
+            err.message.contains("missing field `slug`"),
+            "{}",
+            err.message
+        );
+        let err = parse_params::<protocol::project::ProjectRef>(Some(r#"{"slug":"a","x":1}"#))
+            .unwrap_err();
+        assert!(err.message.contains("unknown field `x`"), "{}", err.message);
+    }
+}

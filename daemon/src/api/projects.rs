@@ -1,0 +1,182 @@
+//! `project.*` handlers: validate with `crate::project`, change rows and the root folder in one
+//! transaction, record the event.
+
+use std::sync::Arc;
+
+use kroma_protocol as protocol;
+use protocol::ErrorKind;
+
+use crate::error::ApiError;
+use crate::store::{self, NewEvent, NewProject, ProjectChanges, ProjectRow, StoreError};
+use crate::{Daemon, clock, project, project_root};
+
+pub async fn project_create(
+    daemon: Arc<Daemon>,
+    params: protocol::project::CreateParams,
+) -> Result<protocol::project::Project, ApiError> {
+    let name = project::parse_name(&params.name)?;
+    let slug = match &params.slug {
+        Some(slug) => project::parse_slug(slug)?,
+        None => project::derive_slug(&name)?,
+    };
+    let description = project::parse_description(params.description.as_deref().unwrap_or(""))?;
+    let root = project::parse_root(params.root.as_deref(), &daemon.config.data_dir, &slug)?;
+    let s3 = params.s3.as_ref().map(project::parse_s3).transpose()?;
+    let new = NewProject {
+        id: uuid::Uuid::new_v4().to_string(),
+        slug,
+        name,
+        description,
+        root: root.display().to_string(),
+        s3,
+        at: clock::now(),
+    };
+    let (row, created) = daemon
+        .store
+        .write(move |tx| {
+            // The row first: a taken slug fails before anything touches the disk.
+            let row = store::insert_project(tx, &new)?;
+            let created = project_root::create(&root, &row.id, &row.slug)?;
+            let event = NewEvent {
+                at: new.at.clone(),
+                kind: protocol::events::kind::PROJECT_CREATED,
+                project: Some(row.slug.clone()),
+                data: serde_json::json!({ "id": row.id, "name": row.name, "root": row.root }),
+            };
+            Ok::<_, ApiError>(((row, created), vec![event]))
+        })
+        .await?;
+    created.keep();
+    tracing::info!(slug = %row.slug, root = %row.root, "project created");
+    Ok(to_proto(&row))
+}
+
+pub async fn project_update(
+    daemon: Arc<Daemon>,
+    params: protocol::project::UpdateParams,
+) -> Result<protocol::project::Project, ApiError> {
+    let slug = project::parse_slug(&params.slug)?;
+    let changes = ProjectChanges {
+        name: params
+            .name
+            .as_deref()
+            .map(project::parse_name)
+            .transpose()?,
+        description: params
+            .description
+            .as_deref()
+            .map(project::parse_description)
+            .transpose()?,
+        s3: match &params.s3 {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(s3)) => Some(Some(project::parse_s3(s3)?)),
+        },
+    };
+    let mut changed = Vec::new();
+    if changes.name.is_some() {
+        changed.push("name");
+    }
+    if changes.description.is_some() {
+        changed.push("description");
+    }
+    if changes.s3.is_some() {
+        changed.push("s3");
+    }
+    let at = clock::now();
+    let row = daemon
+        .store
+        .write(move |tx| {
+            let row = store::update_project(tx, &slug, &changes, &at)?;
+            let event = NewEvent {
+                at,
+                kind: protocol::events::kind::PROJECT_UPDATED,
+                project: Some(row.slug.clone()),
+                data: serde_json::json!({ "changed": changed }),
+            };
+            Ok::<_, StoreError>((row, vec![event]))
+        })
+        .await?;
+    Ok(to_proto(&row))
+}
+
+pub async fn project_delete(
+    daemon: Arc<Daemon>,
+    params: protocol::project::DeleteParams,
+) -> Result<protocol::project::Deleted, ApiError> {
+    let slug = project::parse_slug(&params.slug)?;
+    if !params.confirm {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            "confirmation_required",
+            format!("deleting project `{slug}` needs confirm: true"),
+        )
+        .with_hint("`kromactl project rm` asks for confirmation, or pass --yes"));
+    }
+    let purge_files = params.purge_files;
+    let at = clock::now();
+    let (row, detached) = daemon
+        .store
+        .write(move |tx| {
+            let row = store::delete_project(tx, &slug)?;
+            let detached = if purge_files {
+                Some(project_root::detach(std::path::Path::new(&row.root), &row.id)?)
+            } else {
+                None
+            };
+            let event = NewEvent {
+                at,
+                kind: protocol::events::kind::PROJECT_DELETED,
+                project: Some(row.slug.clone()),
+                data: serde_json::json!({ "id": row.id, "root": row.root, "purged_files": purge_files }),
+            };
+            Ok::<_, ApiError>(((row, detached), vec![event]))
+        })
+        .await?;
+    if let Some(detached) = detached {
+        let root = row.root.clone();
+        let purged = tokio::task::spawn_blocking(move || detached.purge())
+            .await
+            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        if let Err(err) = purged {
+            return Err(ApiError {
+                message: format!(
+                    "project `{}` was deleted, but removing its files failed: {}",
+                    row.slug, err.message
+                ),
+                ..err
+            }
+            .with_hint(format!(
+                "remove the folder next to {root} whose name ends in .deleting-{} by hand",
+                row.id
+            )));
+        }
+    }
+    tracing::info!(slug = %row.slug, purge_files, "project deleted");
+    Ok(protocol::project::Deleted {
+        slug: row.slug,
+        root: row.root,
+        purged_files: purge_files,
+    })
+}
+
+/// The wire form of a stored project.
+pub fn to_proto(row: &ProjectRow) -> protocol::project::Project {
+    protocol::project::Project {
+        id: row.id.clone(),
+        slug: row.slug.clone(),
+        name: row.name.clone(),
+        description: row.description.clone(),
+        root: row.root.clone(),
+        storage: protocol::project::StorageSettings {
+            s3: row.s3.as_ref().map(|s3| protocol::project::S3Settings {
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+                region: s3.region.clone(),
+                endpoint: s3.endpoint.clone(),
+            }),
+        },
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+    }
+}

@@ -1,0 +1,339 @@
+//! Reading the files a user names for import: expanding folders without leaving them, reading each
+//! file once (the bytes that are hashed and checked are the bytes that are stored), and writing the
+//! project's copy atomically.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+use kroma_protocol as protocol;
+use protocol::ErrorKind;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::image_check::{self, ImageInfo};
+
+/// Largest file accepted for import.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+/// How deep folders are walked.
+const MAX_DEPTH: usize = 16;
+
+/// A file to import, as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The path as the user named it or as found inside a named folder.
+    pub shown: PathBuf,
+    /// Where the bytes really are (symlinks resolved).
+    pub real: PathBuf,
+}
+
+/// A file that was read and checked.
+#[derive(Debug)]
+pub struct Checked {
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    pub info: ImageInfo,
+    pub original_name: String,
+}
+
+/// Expands the named paths into files, in order: a file as itself, a folder as every file below
+/// it (sorted, hidden entries skipped). Each entry is either a file to import or the reason it
+/// cannot be.
+pub fn expand(named: &[String]) -> Vec<Result<Candidate, (PathBuf, ApiError)>> {
+    let mut found = Vec::new();
+    for name in named {
+        let shown = PathBuf::from(name);
+        if let Err(err) = check_named(&shown) {
+            found.push(Err((shown, err)));
+            continue;
+        }
+        match fs::metadata(&shown) {
+            Err(err) => found.push(Err((shown.clone(), io_error("reading", &shown, &err)))),
+            Ok(meta) if meta.is_dir() => match fs::canonicalize(&shown) {
+                Ok(folder) => walk(&shown, &folder, 0, &mut found),
+                Err(err) => found.push(Err((shown.clone(), io_error("reading", &shown, &err)))),
+            },
+            Ok(meta) if meta.is_file() => match fs::canonicalize(&shown) {
+                Ok(real) => found.push(Ok(Candidate { shown, real })),
+                Err(err) => found.push(Err((shown.clone(), io_error("reading", &shown, &err)))),
+            },
+            Ok(_) => found.push(Err((
+                shown.clone(),
+                bad_file(&shown, "is not a regular file or folder"),
+            ))),
+        }
+    }
+    found
+}
+
+/// A named path must be absolute (the daemon does not share the caller's working directory) and
+/// must not climb with `..`.
+fn check_named(path: &Path) -> Result<(), ApiError> {
+    if !path.is_absolute() {
+        return Err(ApiError::validation(
+            "relative_path",
+            format!("{} is not an absolute path", path.display()),
+        )
+        .with_hint("kromactl makes paths absolute; over RPC, send absolute paths"));
+    }
+    if path.components().any(|part| part == Component::ParentDir) {
+        return Err(ApiError::validation(
+            "path_escape",
+            format!("{} contains `..`", path.display()),
+        )
+        .with_hint("name the file or folder by its plain absolute path"));
+    }
+    Ok(())
+}
+
+fn walk(
+    shown: &Path,
+    folder: &Path,
+    depth: usize,
+    found: &mut Vec<Result<Candidate, (PathBuf, ApiError)>>,
+) {
+    let entries = match fs::read_dir(shown) {
+        Ok(entries) => entries,
+        Err(err) => {
+            found.push(Err((shown.to_owned(), io_error("listing", shown, &err))));
+            return;
+        }
+    };
+    let mut names: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name())
+        .filter(|name| !name.to_string_lossy().starts_with('.'))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = shown.join(&name);
+        let real = match fs::canonicalize(&path) {
+            Ok(real) => real,
+            Err(err) => {
+                found.push(Err((path.clone(), io_error("reading", &path, &err))));
+                continue;
+            }
+        };
+        if !real.starts_with(folder) {
+            found.push(Err((
+                path.clone(),
+                ApiError::new(
+                    ErrorKind::Validation,
+                    "path_escape",
+                    format!(
+                        "{} leads outside {} (to {})",
+                        path.display(),
+                        shown.display(),
+                        real.display()
+                    ),
+                )
+                .with_hint("copy the file into the folder, or name it directly"),
+            )));
+            continue;
+        }
+        if real.is_dir() {
+            if depth + 1 >= MAX_DEPTH {
+                found.push(Err((
+                    path.clone(),
+                    bad_file(&path, &format!("is more than {MAX_DEPTH} folders deep")),
+                )));
+            } else {
+                walk(&path, folder, depth + 1, found);
+            }
+        } else if real.is_file() {
+            found.push(Ok(Candidate { shown: path, real }));
+        }
+    }
+}
+
+/// Reads and checks one file. Blocking.
+pub fn read_and_check(candidate: &Candidate) -> Result<Checked, ApiError> {
+    let shown = &candidate.shown;
+    let file = fs::File::open(&candidate.real).map_err(|err| io_error("opening", shown, &err))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| io_error("reading", shown, &err))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(bad_file(
+            shown,
+            &format!("is larger than {} MiB", MAX_FILE_BYTES / 1024 / 1024),
+        ));
+    }
+    let info = image_check::inspect(&bytes).map_err(|problem| {
+        let code = match problem {
+            image_check::ImageProblem::NotAnImage => "not_an_image",
+            image_check::ImageProblem::TooLarge { .. } => "image_too_large",
+            image_check::ImageProblem::TooMuchMemory => "image_too_large",
+            image_check::ImageProblem::Damaged(_) => "image_damaged",
+        };
+        ApiError::validation(code, format!("{}: {problem}", shown.display()))
+            .with_hint("import PNG, JPEG or WebP files up to 16384×16384 pixels")
+    })?;
+    let sha256 = format!("{:x}", Sha256::digest(&bytes));
+    let original_name = shown
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Checked {
+        bytes,
+        sha256,
+        info,
+        original_name,
+    })
+}
+
+/// The project-relative path of an asset: `<folder>/<stem>-<first 12 hex of sha256>.<ext>`. The
+/// stem keeps only safe characters so the name works on every file system.
+pub fn relative_path(folder: &str, original_name: &str, sha256: &str, extension: &str) -> String {
+    let stem = Path::new(original_name)
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut safe: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    if safe.is_empty() {
+        safe.push_str("image");
+    }
+    format!("{folder}/{safe}-{}.{extension}", &sha256[..12])
+}
+
+/// The file a new asset was written to. Dropping it removes the file unless it was kept, so an
+/// asset row that fails to commit leaves no file behind.
+#[derive(Debug)]
+pub struct WrittenFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl WrittenFile {
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for WrittenFile {
+    fn drop(&mut self) {
+        if !self.kept
+            && let Err(err) = fs::remove_file(&self.path)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), %err, "could not remove an uncommitted asset file");
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<WrittenFile, ApiError> {
+    if let Some(folder) = path.parent() {
+        fs::create_dir_all(folder).map_err(|err| io_error("creating folder", folder, &err))?;
+    }
+    crate::project_root::write_atomically(path, bytes)
+        .map_err(|err| io_error("writing", path, &err))?;
+    Ok(WrittenFile {
+        path: path.to_owned(),
+        kept: false,
+    })
+}
+
+fn bad_file(path: &Path, what: &str) -> ApiError {
+    ApiError::validation("bad_file", format!("{} {what}", path.display()))
+}
+
+fn io_error(doing: &str, path: &Path, err: &io::Error) -> ApiError {
+    let (kind, code, hint) = match err.kind() {
+        io::ErrorKind::NotFound => (ErrorKind::NotFound, "file_not_found", "check the path"),
+        io::ErrorKind::PermissionDenied => (
+            ErrorKind::Validation,
+            "file_unreadable",
+            "kromad runs as you: make the file readable by your user",
+        ),
+        _ => (
+            ErrorKind::Infra,
+            "io_error",
+            "check the disk and the file, then import again",
+        ),
+    };
+    ApiError::new(kind, code, format!("{doing} {}: {err}", path.display())).with_hint(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_safe_and_content_addressed() {
+        let sha = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            relative_path("inputs", "Page 01 (final).PNG", &sha, "png"),
+            "inputs/Page_01__final_-0123456789ab.png"
+        );
+        assert_eq!(
+            relative_path("references", ".png", &sha, "png"),
+            "references/_png-0123456789ab.png"
+        );
+        assert_eq!(
+            relative_path("inputs", "", &sha, "jpg"),
+            "inputs/image-0123456789ab.jpg"
+        );
+        assert_eq!(
+            relative_path("inputs", "ü.webp", &sha, "webp"),
+            "inputs/_-0123456789ab.webp"
+        );
+    }
+
+    #[test]
+    fn named_paths_must_be_absolute_and_plain() {
+        let found = expand(&["relative.png".into(), "/tmp/../etc/passwd".into()]);
+        let codes: Vec<&str> = found
+            .iter()
+            .map(|entry| entry.as_ref().unwrap_err().1.code)
+            .collect();
+        assert_eq!(codes, ["relative_path", "path_escape"]);
+    }
+
+    #[test]
+    fn folders_are_walked_in_order_without_leaving_them() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.png"), b"x").unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir(folder.path().join("b")).unwrap();
+        std::fs::write(folder.path().join("b/2.png"), b"x").unwrap();
+        std::fs::write(folder.path().join("a.png"), b"x").unwrap();
+        std::fs::write(folder.path().join(".hidden.png"), b"x").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.png"),
+            folder.path().join("c.png"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(folder.path().join("a.png"), folder.path().join("d.png"))
+            .unwrap();
+        let found = expand(&[folder.path().display().to_string()]);
+        let summary: Vec<String> = found
+            .iter()
+            .map(|entry| match entry {
+                Ok(candidate) => candidate
+                    .shown
+                    .strip_prefix(folder.path())
+                    .unwrap()
+                    .display()
+                    .to_string(),
+                Err((path, err)) => format!(
+                    "{} {}",
+                    path.strip_prefix(folder.path()).unwrap().display(),
+                    err.code
+                ),
+            })
+            .collect();
+        assert_eq!(summary, ["a.png", "b/2.png", "c.png path_escape", "d.png"]);
+    }
+}
