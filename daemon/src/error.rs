@@ -102,6 +102,20 @@ impl From<StoreError> for ApiError {
                 "link_exists",
                 "these assets are already linked this way",
             ),
+            StoreError::EntityNotFound { what, key } => ApiError::new(
+                ErrorKind::NotFound,
+                "not_found",
+                format!("{what} `{key}` not found in this project"),
+            )
+            .with_hint(
+                "list them with kromactl (style, character, refset or template list PROJECT)",
+            ),
+            StoreError::NameTaken { what, name } => ApiError::new(
+                ErrorKind::Conflict,
+                "name_taken",
+                format!("a {what} named `{name}` already exists in this project"),
+            )
+            .with_hint("names are unique per project, ignoring case; pick another"),
             StoreError::NewerSchema { .. } => {
                 ApiError::new(ErrorKind::Infra, "newer_schema", err.to_string())
                     .with_hint("upgrade kromad to the version that wrote this database")

@@ -10,6 +10,7 @@ mod dispatch;
 mod error;
 mod image_check;
 mod import;
+mod knowledge;
 pub mod lock;
 pub mod logging;
 mod project;

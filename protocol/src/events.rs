@@ -18,6 +18,10 @@ pub mod kind {
     pub const ASSET_IMPORTED: &str = "asset.imported";
     pub const ASSET_DELETED: &str = "asset.deleted";
     pub const ASSET_LINKED: &str = "asset.linked";
+    pub const STYLE_GUIDE_CHANGED: &str = "style_guide.changed";
+    pub const CHARACTER_CHANGED: &str = "character.changed";
+    pub const REFERENCE_SET_CHANGED: &str = "reference_set.changed";
+    pub const PROMPT_TEMPLATE_CHANGED: &str = "prompt_template.changed";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

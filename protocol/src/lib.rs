@@ -11,6 +11,7 @@ pub mod audit;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod knowledge;
 pub mod openrpc;
 pub mod paths;
 pub mod project;
@@ -76,6 +77,29 @@ macro_rules! for_each_method {
                 $crate::project::Get,
                 $crate::project::Update,
                 $crate::project::Delete,
+                $crate::knowledge::style_guide::Create,
+                $crate::knowledge::style_guide::List,
+                $crate::knowledge::style_guide::Get,
+                $crate::knowledge::style_guide::Update,
+                $crate::knowledge::style_guide::Delete,
+                $crate::knowledge::character::Create,
+                $crate::knowledge::character::List,
+                $crate::knowledge::character::Get,
+                $crate::knowledge::character::Update,
+                $crate::knowledge::character::Delete,
+                $crate::knowledge::reference_set::Create,
+                $crate::knowledge::reference_set::List,
+                $crate::knowledge::reference_set::Get,
+                $crate::knowledge::reference_set::Update,
+                $crate::knowledge::reference_set::Delete,
+                $crate::knowledge::reference_set::AddItem,
+                $crate::knowledge::reference_set::RemoveItem,
+                $crate::knowledge::prompt_template::Create,
+                $crate::knowledge::prompt_template::List,
+                $crate::knowledge::prompt_template::Get,
+                $crate::knowledge::prompt_template::Update,
+                $crate::knowledge::prompt_template::Delete,
+                $crate::knowledge::prompt_template::Render,
                 $crate::events::List,
                 $crate::asset::Import,
                 $crate::asset::List,

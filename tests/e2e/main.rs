@@ -6,6 +6,7 @@ mod cli;
 mod concurrency;
 mod events;
 mod framing;
+mod knowledge;
 mod lifecycle;
 mod other_uid;
 mod projects;

@@ -40,6 +40,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Project(command) => project(global, &socket, command).await,
         Command::Asset(command) => crate::assets::run(global, &socket, command).await,
+        Command::Style(command) => crate::knowledge::style(global, &socket, command).await,
+        Command::Character(command) => crate::knowledge::character(global, &socket, command).await,
+        Command::Refset(command) => crate::knowledge::refset(global, &socket, command).await,
+        Command::Template(command) => crate::knowledge::template(global, &socket, command).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Audit(AuditCommand::List { since, limit }) => {
             let client = Client::connect(&socket).await?;

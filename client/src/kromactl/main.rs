@@ -5,6 +5,7 @@
 mod assets;
 mod bench;
 mod commands;
+mod knowledge;
 mod output;
 
 use std::path::PathBuf;
@@ -52,6 +53,18 @@ pub enum Command {
     /// Import images into a project and relate them
     #[command(subcommand)]
     Asset(AssetCommand),
+    /// Style guides: how the project's images are drawn
+    #[command(subcommand)]
+    Style(crate::knowledge::StyleCommand),
+    /// Characters and their reference images
+    #[command(subcommand)]
+    Character(crate::knowledge::CharacterCommand),
+    /// Reference sets: weighted groups of reference images
+    #[command(subcommand)]
+    Refset(crate::knowledge::RefsetCommand),
+    /// Prompt templates with {{variable}} placeholders
+    #[command(subcommand)]
+    Template(crate::knowledge::TemplateCommand),
     /// Show the event log, or follow it live
     Events(EventsArgs),
     /// Read the audit log of mutating calls

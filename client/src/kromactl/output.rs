@@ -263,3 +263,22 @@ pub fn lineage_text(graph: &protocol::asset::LineageGraph) -> String {
     }
     text
 }
+
+/// `key: value` lines.
+pub fn details(rows: &[(&str, String)]) -> Table {
+    let mut table = Table::new();
+    table.load_style(presets::NOTHING);
+    for (key, value) in rows {
+        table.add_row(vec![format!("{key}:"), value.clone()]);
+    }
+    table
+}
+
+/// A list of named things: name, id and one more column.
+pub fn named_table(extra: &str, rows: &[(String, String, String)]) -> Table {
+    let mut table = table(&["name", "id", extra]);
+    for (name, id, more) in rows {
+        table.add_row(vec![name.clone(), id.clone(), more.clone()]);
+    }
+    table
+}

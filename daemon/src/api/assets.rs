@@ -8,12 +8,11 @@ use kroma_protocol as protocol;
 use protocol::ErrorKind;
 use protocol::asset::{AssetKind, ImportOutcome};
 
+use super::find_project;
 use crate::error::ApiError;
 use crate::import::{self, Candidate};
-use crate::store::{
-    self, AssetRow, LinkRow, NewAsset, NewEvent, ProjectRow, StoreError, asset_queries,
-};
-use crate::{Daemon, clock, project};
+use crate::store::{AssetRow, LinkRow, NewAsset, NewEvent, ProjectRow, StoreError, asset_queries};
+use crate::{Daemon, clock};
 
 /// The project folder an asset of `kind` is stored in.
 pub fn folder_of(kind: AssetKind) -> &'static str {
@@ -278,14 +277,6 @@ pub async fn lineage(
         assets: assets.iter().map(to_proto).collect(),
         links: links.iter().map(link_to_proto).collect(),
     })
-}
-
-async fn find_project(daemon: &Daemon, slug: &str) -> Result<ProjectRow, ApiError> {
-    let slug = project::parse_slug(slug)?;
-    Ok(daemon
-        .store
-        .read(move |conn| store::get_project(conn, &slug))
-        .await?)
 }
 
 pub fn to_proto(row: &AssetRow) -> protocol::asset::Asset {

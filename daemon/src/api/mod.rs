@@ -6,6 +6,7 @@
 mod assets;
 mod daemon;
 mod events;
+mod knowledge;
 mod projects;
 
 use std::future::Future;
@@ -64,6 +65,35 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::asset::Delete, _, _>(&mut module, assets::delete);
     register::<protocol::asset::Link, _, _>(&mut module, assets::link);
     register::<protocol::asset::Lineage, _, _>(&mut module, assets::lineage);
+    {
+        use protocol::knowledge::{character, prompt_template, reference_set, style_guide};
+        register::<style_guide::Create, _, _>(&mut module, knowledge::style_guide_create);
+        register::<style_guide::List, _, _>(&mut module, knowledge::style_guide_list);
+        register::<style_guide::Get, _, _>(&mut module, knowledge::style_guide_get);
+        register::<style_guide::Update, _, _>(&mut module, knowledge::style_guide_update);
+        register::<style_guide::Delete, _, _>(&mut module, knowledge::style_guide_delete);
+        register::<character::Create, _, _>(&mut module, knowledge::character_create);
+        register::<character::List, _, _>(&mut module, knowledge::character_list);
+        register::<character::Get, _, _>(&mut module, knowledge::character_get);
+        register::<character::Update, _, _>(&mut module, knowledge::character_update);
+        register::<character::Delete, _, _>(&mut module, knowledge::character_delete);
+        register::<reference_set::Create, _, _>(&mut module, knowledge::reference_set_create);
+        register::<reference_set::List, _, _>(&mut module, knowledge::reference_set_list);
+        register::<reference_set::Get, _, _>(&mut module, knowledge::reference_set_get);
+        register::<reference_set::Update, _, _>(&mut module, knowledge::reference_set_update);
+        register::<reference_set::Delete, _, _>(&mut module, knowledge::reference_set_delete);
+        register::<reference_set::AddItem, _, _>(&mut module, knowledge::reference_set_add_item);
+        register::<reference_set::RemoveItem, _, _>(
+            &mut module,
+            knowledge::reference_set_remove_item,
+        );
+        register::<prompt_template::Create, _, _>(&mut module, knowledge::prompt_template_create);
+        register::<prompt_template::List, _, _>(&mut module, knowledge::prompt_template_list);
+        register::<prompt_template::Get, _, _>(&mut module, knowledge::prompt_template_get);
+        register::<prompt_template::Update, _, _>(&mut module, knowledge::prompt_template_update);
+        register::<prompt_template::Delete, _, _>(&mut module, knowledge::prompt_template_delete);
+        register::<prompt_template::Render, _, _>(&mut module, knowledge::prompt_template_render);
+    }
     register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
         let limit = parse_limit(params.limit)?;
         let since = params.since.unwrap_or(0);
@@ -129,6 +159,15 @@ where
     if let Err(err) = result {
         unreachable!("method {} registered twice: {err}", M::NAME);
     }
+}
+
+/// The project named by `slug`, or a `project_not_found` error.
+async fn find_project(daemon: &Daemon, slug: &str) -> Result<store::ProjectRow, ApiError> {
+    let slug = project::parse_slug(slug)?;
+    Ok(daemon
+        .store
+        .read(move |conn| store::get_project(conn, &slug))
+        .await?)
 }
 
 /// Decodes named params; absent params, `null` and `[]` mean "no params".

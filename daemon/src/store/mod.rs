@@ -9,6 +9,7 @@
 mod assets;
 mod audit;
 mod events;
+pub mod knowledge;
 mod projects;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ const MIGRATIONS: &[M<'static>] = &[
         "../../migrations/0001_projects_events_audit.sql"
     )),
     M::up(include_str!("../../migrations/0002_assets.sql")),
+    M::up(include_str!("../../migrations/0003_knowledge.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.
@@ -64,6 +66,10 @@ pub enum StoreError {
     AssetNotFound(String),
     #[error("this link already exists")]
     LinkExists,
+    #[error("{what} `{key}` not found in this project")]
+    EntityNotFound { what: &'static str, key: String },
+    #[error("a {what} named `{name}` already exists in this project")]
+    NameTaken { what: &'static str, name: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]

@@ -1,0 +1,820 @@
+//! `style_guide.*`, `character.*`, `reference_set.*` and `prompt_template.*` handlers: validate
+//! with `crate::knowledge`, then read-modify-write the row and its references in one transaction.
+
+use std::sync::Arc;
+
+use kroma_protocol as protocol;
+use protocol::ErrorKind;
+use protocol::events::kind;
+use protocol::knowledge as wire;
+
+use super::find_project;
+use crate::error::ApiError;
+use crate::knowledge::{self, parse_name, parse_references, parse_required_text, parse_text};
+use crate::store::knowledge::{
+    self as rows, CharacterRow, Common, Entity, ItemRow, PromptTemplateRow, ReferenceSetRow,
+    StyleGuideRow,
+};
+use crate::store::{NewEvent, StoreError};
+use crate::{Daemon, clock};
+
+fn changed(event_kind: &'static str, project: &str, action: &str, common: &Common) -> NewEvent {
+    NewEvent {
+        at: common.updated_at.clone(),
+        kind: event_kind,
+        project: Some(project.to_owned()),
+        data: serde_json::json!({ "action": action, "id": common.id, "name": common.name }),
+    }
+}
+
+fn new_common(project_slug: &str, name: String) -> Common {
+    let at = clock::now();
+    Common {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_slug: project_slug.to_owned(),
+        name,
+        created_at: at.clone(),
+        updated_at: at,
+    }
+}
+
+fn require_confirm(what: &str, id: &str, confirm: bool) -> Result<(), ApiError> {
+    if confirm {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::Policy,
+        "confirmation_required",
+        format!("deleting {what} `{id}` needs confirm: true"),
+    )
+    .with_hint("kromactl asks for confirmation, or pass --yes"))
+}
+
+fn optional_text(field: &str, value: Option<&String>) -> Result<Option<String>, ApiError> {
+    value.map(|text| parse_text(field, text)).transpose()
+}
+
+/// Deletes any knowledge entity; `after` runs in the same transaction (e.g. promote a default).
+async fn delete_entity(
+    daemon: &Daemon,
+    entity: Entity,
+    event_kind: &'static str,
+    params: wire::DeleteParams,
+    after: fn(&rusqlite::Connection, &str) -> Result<(), StoreError>,
+) -> Result<wire::Deleted, ApiError> {
+    require_confirm(entity.what(), &params.id, params.confirm)?;
+    let project = find_project(daemon, &params.project).await?;
+    let deleted = daemon
+        .store
+        .write(move |tx| {
+            let id = rows::resolve(tx, entity, &project.id, &params.id)?;
+            let name: String = tx.query_row(
+                &format!("SELECT name FROM {} WHERE id = ?1", table_of(entity)),
+                [&id],
+                |row| row.get(0),
+            )?;
+            rows::delete(tx, entity, &id)?;
+            after(tx, &project.id)?;
+            let common = Common {
+                id: id.clone(),
+                project_slug: project.slug.clone(),
+                name: name.clone(),
+                created_at: String::new(),
+                updated_at: clock::now(),
+            };
+            let event = changed(event_kind, &project.slug, "deleted", &common);
+            Ok::<_, StoreError>((wire::Deleted { id, name }, vec![event]))
+        })
+        .await?;
+    Ok(deleted)
+}
+
+fn table_of(entity: Entity) -> &'static str {
+    match entity {
+        Entity::StyleGuide => "style_guides",
+        Entity::Character => "characters",
+        Entity::ReferenceSet => "reference_sets",
+        Entity::PromptTemplate => "prompt_templates",
+    }
+}
+
+fn no_after(_: &rusqlite::Connection, _: &str) -> Result<(), StoreError> {
+    Ok(())
+}
+
+// ---- style guides ----
+
+pub async fn style_guide_create(
+    daemon: Arc<Daemon>,
+    params: wire::StyleGuideCreate,
+) -> Result<wire::StyleGuide, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = parse_name("style guide", &params.name)?;
+    let mut guide = StyleGuideRow {
+        common: new_common(&project.slug, name.name),
+        instructions: parse_required_text("instructions", &params.instructions)?,
+        palette: parse_text("palette", &params.palette)?,
+        line: parse_text("line", &params.line)?,
+        lighting: parse_text("lighting", &params.lighting)?,
+        notes: parse_text("notes", &params.notes)?,
+        is_default: params.is_default,
+        references: parse_references(&params.reference_assets)?,
+    };
+    let saved = daemon
+        .store
+        .write(move |tx| {
+            guide.is_default |= !rows::has_style_guides(tx, &project.id)?;
+            rows::put_style_guide(tx, &project.id, &guide)?;
+            let saved = rows::get_style_guide(tx, &guide.common.id)?;
+            let event = changed(
+                kind::STYLE_GUIDE_CHANGED,
+                &project.slug,
+                "created",
+                &saved.common,
+            );
+            Ok::<_, StoreError>((saved, vec![event]))
+        })
+        .await?;
+    Ok(style_guide_to_proto(&saved))
+}
+
+pub async fn style_guide_update(
+    daemon: Arc<Daemon>,
+    params: wire::StyleGuideUpdate,
+) -> Result<wire::StyleGuide, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = params
+        .name
+        .as_deref()
+        .map(|name| parse_name("style guide", name))
+        .transpose()?;
+    let instructions = params
+        .instructions
+        .as_deref()
+        .map(|text| parse_required_text("instructions", text))
+        .transpose()?;
+    let palette = optional_text("palette", params.palette.as_ref())?;
+    let line = optional_text("line", params.line.as_ref())?;
+    let lighting = optional_text("lighting", params.lighting.as_ref())?;
+    let notes = optional_text("notes", params.notes.as_ref())?;
+    let references = params
+        .reference_assets
+        .as_deref()
+        .map(parse_references)
+        .transpose()?;
+    let saved = daemon
+        .store
+        .write(move |tx| {
+            let id = rows::resolve(tx, Entity::StyleGuide, &project.id, &params.id)?;
+            let mut guide = rows::get_style_guide(tx, &id)?;
+            if params.is_default == Some(false) && guide.is_default {
+                return Err(ApiError::validation(
+                    "default_required",
+                    format!(
+                        "`{}` is the default style guide; a project keeps one while it has any",
+                        guide.common.name
+                    ),
+                )
+                .with_hint("make another guide the default instead"));
+            }
+            if let Some(name) = name {
+                guide.common.name = name.name;
+            }
+            guide.instructions = instructions.unwrap_or(guide.instructions);
+            guide.palette = palette.unwrap_or(guide.palette);
+            guide.line = line.unwrap_or(guide.line);
+            guide.lighting = lighting.unwrap_or(guide.lighting);
+            guide.notes = notes.unwrap_or(guide.notes);
+            guide.references = references.unwrap_or(guide.references);
+            guide.is_default |= params.is_default == Some(true);
+            guide.common.updated_at = clock::now();
+            rows::put_style_guide(tx, &project.id, &guide)?;
+            let saved = rows::get_style_guide(tx, &id)?;
+            let event = changed(
+                kind::STYLE_GUIDE_CHANGED,
+                &project.slug,
+                "updated",
+                &saved.common,
+            );
+            Ok::<_, ApiError>((saved, vec![event]))
+        })
+        .await?;
+    Ok(style_guide_to_proto(&saved))
+}
+
+pub async fn style_guide_get(
+    daemon: Arc<Daemon>,
+    params: wire::EntityRef,
+) -> Result<wire::StyleGuide, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let guide = daemon
+        .store
+        .read(move |conn| {
+            rows::get_style_guide(
+                conn,
+                &rows::resolve(conn, Entity::StyleGuide, &project.id, &params.id)?,
+            )
+        })
+        .await?;
+    Ok(style_guide_to_proto(&guide))
+}
+
+pub async fn style_guide_list(
+    daemon: Arc<Daemon>,
+    params: wire::ProjectParams,
+) -> Result<wire::StyleGuideList, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let guides = daemon
+        .store
+        .read(move |conn| {
+            rows::ids(conn, Entity::StyleGuide, &project.id)?
+                .iter()
+                .map(|id| rows::get_style_guide(conn, id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(wire::StyleGuideList {
+        style_guides: guides.iter().map(style_guide_to_proto).collect(),
+    })
+}
+
+pub async fn style_guide_delete(
+    daemon: Arc<Daemon>,
+    params: wire::DeleteParams,
+) -> Result<wire::Deleted, ApiError> {
+    delete_entity(
+        &daemon,
+        Entity::StyleGuide,
+        kind::STYLE_GUIDE_CHANGED,
+        params,
+        rows::ensure_default_style_guide,
+    )
+    .await
+}
+
+fn style_guide_to_proto(row: &StyleGuideRow) -> wire::StyleGuide {
+    wire::StyleGuide {
+        id: row.common.id.clone(),
+        project: row.common.project_slug.clone(),
+        name: row.common.name.clone(),
+        instructions: row.instructions.clone(),
+        palette: row.palette.clone(),
+        line: row.line.clone(),
+        lighting: row.lighting.clone(),
+        notes: row.notes.clone(),
+        reference_assets: row.references.clone(),
+        is_default: row.is_default,
+        created_at: row.common.created_at.clone(),
+        updated_at: row.common.updated_at.clone(),
+    }
+}
+
+// ---- characters ----
+
+pub async fn character_create(
+    daemon: Arc<Daemon>,
+    params: wire::CharacterCreate,
+) -> Result<wire::Character, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = parse_name("character", &params.name)?;
+    let character = CharacterRow {
+        common: new_common(&project.slug, name.name),
+        description: parse_text("description", &params.description)?,
+        prompt_text: parse_text("prompt_text", &params.prompt_text)?,
+        identity_notes: parse_text("identity_notes", &params.identity_notes)?,
+        references: parse_references(&params.reference_assets)?,
+    };
+    let saved = daemon
+        .store
+        .write(move |tx| {
+            rows::put_character(tx, &project.id, &character)?;
+            let saved = rows::get_character(tx, &character.common.id)?;
+            let event = changed(
+                kind::CHARACTER_CHANGED,
+                &project.slug,
+                "created",
+                &saved.common,
+            );
+            Ok::<_, StoreError>((saved, vec![event]))
+        })
+        .await?;
+    Ok(character_to_proto(&saved))
+}
+
+pub async fn character_update(
+    daemon: Arc<Daemon>,
+    params: wire::CharacterUpdate,
+) -> Result<wire::Character, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = params
+        .name
+        .as_deref()
+        .map(|name| parse_name("character", name))
+        .transpose()?;
+    let description = optional_text("description", params.description.as_ref())?;
+    let prompt_text = optional_text("prompt_text", params.prompt_text.as_ref())?;
+    let identity_notes = optional_text("identity_notes", params.identity_notes.as_ref())?;
+    let references = params
+        .reference_assets
+        .as_deref()
+        .map(parse_references)
+        .transpose()?;
+    let saved = daemon
+        .store
+        .write(move |tx| {
+            let id = rows::resolve(tx, Entity::Character, &project.id, &params.id)?;
+            let mut character = rows::get_character(tx, &id)?;
+            if let Some(name) = name {
+                character.common.name = name.name;
+            }
+            character.description = description.unwrap_or(character.description);
+            character.prompt_text = prompt_text.unwrap_or(character.prompt_text);
+            character.identity_notes = identity_notes.unwrap_or(character.identity_notes);
+            character.references = references.unwrap_or(character.references);
+            character.common.updated_at = clock::now();
+            rows::put_character(tx, &project.id, &character)?;
+            let saved = rows::get_character(tx, &id)?;
+            let event = changed(
+                kind::CHARACTER_CHANGED,
+                &project.slug,
+                "updated",
+                &saved.common,
+            );
+            Ok::<_, StoreError>((saved, vec![event]))
+        })
+        .await?;
+    Ok(character_to_proto(&saved))
+}
+
+pub async fn character_get(
+    daemon: Arc<Daemon>,
+    params: wire::EntityRef,
+) -> Result<wire::Character, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let character = daemon
+        .store
+        .read(move |conn| {
+            rows::get_character(
+                conn,
+                &rows::resolve(conn, Entity::Character, &project.id, &params.id)?,
+            )
+        })
+        .await?;
+    Ok(character_to_proto(&character))
+}
+
+pub async fn character_list(
+    daemon: Arc<Daemon>,
+    params: wire::ProjectParams,
+) -> Result<wire::CharacterList, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let characters = daemon
+        .store
+        .read(move |conn| {
+            rows::ids(conn, Entity::Character, &project.id)?
+                .iter()
+                .map(|id| rows::get_character(conn, id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(wire::CharacterList {
+        characters: characters.iter().map(character_to_proto).collect(),
+    })
+}
+
+pub async fn character_delete(
+    daemon: Arc<Daemon>,
+    params: wire::DeleteParams,
+) -> Result<wire::Deleted, ApiError> {
+    delete_entity(
+        &daemon,
+        Entity::Character,
+        kind::CHARACTER_CHANGED,
+        params,
+        no_after,
+    )
+    .await
+}
+
+fn character_to_proto(row: &CharacterRow) -> wire::Character {
+    wire::Character {
+        id: row.common.id.clone(),
+        project: row.common.project_slug.clone(),
+        name: row.common.name.clone(),
+        description: row.description.clone(),
+        prompt_text: row.prompt_text.clone(),
+        identity_notes: row.identity_notes.clone(),
+        reference_assets: row.references.clone(),
+        created_at: row.common.created_at.clone(),
+        updated_at: row.common.updated_at.clone(),
+    }
+}
+
+// ---- reference sets ----
+
+fn parse_items(items: &[wire::ReferenceItem]) -> Result<Vec<ItemRow>, ApiError> {
+    let assets: Vec<String> = items.iter().map(|item| item.asset.clone()).collect();
+    parse_references(&assets)?;
+    items
+        .iter()
+        .map(|item| {
+            Ok(ItemRow {
+                asset_id: item.asset.clone(),
+                role: parse_text("role", &item.role)?,
+                weight: knowledge::parse_weight(item.weight)?,
+                notes: parse_text("notes", &item.notes)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn reference_set_create(
+    daemon: Arc<Daemon>,
+    params: wire::ReferenceSetCreate,
+) -> Result<wire::ReferenceSet, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = parse_name("reference set", &params.name)?;
+    let set = ReferenceSetRow {
+        common: new_common(&project.slug, name.name),
+        description: parse_text("description", &params.description)?,
+        kind: params.kind.as_str().to_owned(),
+        items: parse_items(&params.items)?,
+    };
+    save_reference_set(&daemon, project.id, project.slug, "created", move |_| {
+        Ok(set)
+    })
+    .await
+}
+
+pub async fn reference_set_update(
+    daemon: Arc<Daemon>,
+    params: wire::ReferenceSetUpdate,
+) -> Result<wire::ReferenceSet, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = params
+        .name
+        .as_deref()
+        .map(|name| parse_name("reference set", name))
+        .transpose()?;
+    let description = optional_text("description", params.description.as_ref())?;
+    let items = params.items.as_deref().map(parse_items).transpose()?;
+    let key = params.id;
+    let project_id = project.id.clone();
+    save_reference_set(&daemon, project.id, project.slug, "updated", move |tx| {
+        let mut set = rows::get_reference_set(
+            tx,
+            &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
+        )?;
+        if let Some(name) = name {
+            set.common.name = name.name;
+        }
+        set.description = description.unwrap_or(set.description);
+        if let Some(kind) = params.kind {
+            set.kind = kind.as_str().to_owned();
+        }
+        set.items = items.unwrap_or(set.items);
+        Ok(set)
+    })
+    .await
+}
+
+pub async fn reference_set_add_item(
+    daemon: Arc<Daemon>,
+    params: wire::ReferenceItemAdd,
+) -> Result<wire::ReferenceSet, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let item = parse_items(&[wire::ReferenceItem {
+        asset: params.asset,
+        role: params.role,
+        weight: params.weight,
+        notes: params.notes,
+    }])?
+    .remove(0);
+    let key = params.set;
+    let project_id = project.id.clone();
+    save_reference_set(&daemon, project.id, project.slug, "updated", move |tx| {
+        let mut set = rows::get_reference_set(
+            tx,
+            &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
+        )?;
+        let full = set.items.len() >= knowledge::MAX_REFERENCES;
+        match set
+            .items
+            .iter_mut()
+            .find(|existing| existing.asset_id == item.asset_id)
+        {
+            Some(existing) => *existing = item,
+            None if full => {
+                return Err(ApiError::validation(
+                    "too_many_references",
+                    format!(
+                        "a reference set holds at most {} items",
+                        knowledge::MAX_REFERENCES
+                    ),
+                ));
+            }
+            None => set.items.push(item),
+        }
+        Ok(set)
+    })
+    .await
+}
+
+pub async fn reference_set_remove_item(
+    daemon: Arc<Daemon>,
+    params: wire::ReferenceItemRemove,
+) -> Result<wire::ReferenceSet, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let key = params.set;
+    let asset = params.asset;
+    let project_id = project.id.clone();
+    save_reference_set(&daemon, project.id, project.slug, "updated", move |tx| {
+        let mut set = rows::get_reference_set(
+            tx,
+            &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
+        )?;
+        let before = set.items.len();
+        set.items.retain(|item| item.asset_id != asset);
+        if set.items.len() == before {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                "item_not_found",
+                format!(
+                    "asset `{asset}` is not in reference set `{}`",
+                    set.common.name
+                ),
+            ));
+        }
+        Ok(set)
+    })
+    .await
+}
+
+/// Builds the new state of a set with `change` inside the transaction, then stores it.
+async fn save_reference_set(
+    daemon: &Daemon,
+    project_id: String,
+    project_slug: String,
+    action: &'static str,
+    change: impl FnOnce(&rusqlite::Connection) -> Result<ReferenceSetRow, ApiError> + Send + 'static,
+) -> Result<wire::ReferenceSet, ApiError> {
+    let saved = daemon
+        .store
+        .write(move |tx| {
+            let mut set = change(tx)?;
+            set.common.updated_at = clock::now();
+            rows::put_reference_set(tx, &project_id, &set)?;
+            let saved = rows::get_reference_set(tx, &set.common.id)?;
+            let event = changed(
+                kind::REFERENCE_SET_CHANGED,
+                &project_slug,
+                action,
+                &saved.common,
+            );
+            Ok::<_, ApiError>((saved, vec![event]))
+        })
+        .await?;
+    reference_set_to_proto(&saved)
+}
+
+pub async fn reference_set_get(
+    daemon: Arc<Daemon>,
+    params: wire::EntityRef,
+) -> Result<wire::ReferenceSet, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let set = daemon
+        .store
+        .read(move |conn| {
+            rows::get_reference_set(
+                conn,
+                &rows::resolve(conn, Entity::ReferenceSet, &project.id, &params.id)?,
+            )
+        })
+        .await?;
+    reference_set_to_proto(&set)
+}
+
+pub async fn reference_set_list(
+    daemon: Arc<Daemon>,
+    params: wire::ProjectParams,
+) -> Result<wire::ReferenceSetList, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let sets = daemon
+        .store
+        .read(move |conn| {
+            rows::ids(conn, Entity::ReferenceSet, &project.id)?
+                .iter()
+                .map(|id| rows::get_reference_set(conn, id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(wire::ReferenceSetList {
+        reference_sets: sets
+            .iter()
+            .map(reference_set_to_proto)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+pub async fn reference_set_delete(
+    daemon: Arc<Daemon>,
+    params: wire::DeleteParams,
+) -> Result<wire::Deleted, ApiError> {
+    delete_entity(
+        &daemon,
+        Entity::ReferenceSet,
+        kind::REFERENCE_SET_CHANGED,
+        params,
+        no_after,
+    )
+    .await
+}
+
+fn reference_set_to_proto(row: &ReferenceSetRow) -> Result<wire::ReferenceSet, ApiError> {
+    let kind =
+        serde_json::from_value(serde_json::Value::String(row.kind.clone())).map_err(|_| {
+            ApiError::from(StoreError::Corrupt(format!(
+                "reference set kind `{}`",
+                row.kind
+            )))
+        })?;
+    Ok(wire::ReferenceSet {
+        id: row.common.id.clone(),
+        project: row.common.project_slug.clone(),
+        name: row.common.name.clone(),
+        description: row.description.clone(),
+        kind,
+        items: row
+            .items
+            .iter()
+            .map(|item| wire::ReferenceItem {
+                asset: item.asset_id.clone(),
+                role: item.role.clone(),
+                weight: item.weight,
+                notes: item.notes.clone(),
+            })
+            .collect(),
+        created_at: row.common.created_at.clone(),
+        updated_at: row.common.updated_at.clone(),
+    })
+}
+
+// ---- prompt templates ----
+
+pub async fn prompt_template_create(
+    daemon: Arc<Daemon>,
+    params: wire::PromptTemplateCreate,
+) -> Result<wire::PromptTemplate, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = parse_name("prompt template", &params.name)?;
+    let body = parse_required_text("body", &params.body)?;
+    let variables = knowledge::parse_variables(&params.variables)?;
+    knowledge::check_template(&body, &variables)?;
+    let template = PromptTemplateRow {
+        common: new_common(&project.slug, name.name),
+        body,
+        variables,
+    };
+    let saved = daemon
+        .store
+        .write(move |tx| {
+            rows::put_prompt_template(tx, &project.id, &template)?;
+            let saved = rows::get_prompt_template(tx, &template.common.id)?;
+            let event = changed(
+                kind::PROMPT_TEMPLATE_CHANGED,
+                &project.slug,
+                "created",
+                &saved.common,
+            );
+            Ok::<_, StoreError>((saved, vec![event]))
+        })
+        .await?;
+    Ok(prompt_template_to_proto(&saved))
+}
+
+pub async fn prompt_template_update(
+    daemon: Arc<Daemon>,
+    params: wire::PromptTemplateUpdate,
+) -> Result<wire::PromptTemplate, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let name = params
+        .name
+        .as_deref()
+        .map(|name| parse_name("prompt template", name))
+        .transpose()?;
+    let body = params
+        .body
+        .as_deref()
+        .map(|body| parse_required_text("body", body))
+        .transpose()?;
+    let variables = params
+        .variables
+        .as_deref()
+        .map(knowledge::parse_variables)
+        .transpose()?;
+    let saved = daemon
+        .store
+        .write(move |tx| {
+            let id = rows::resolve(tx, Entity::PromptTemplate, &project.id, &params.id)?;
+            let mut template = rows::get_prompt_template(tx, &id)?;
+            if let Some(name) = name {
+                template.common.name = name.name;
+            }
+            template.body = body.unwrap_or(template.body);
+            template.variables = variables.unwrap_or(template.variables);
+            knowledge::check_template(&template.body, &template.variables)?;
+            template.common.updated_at = clock::now();
+            rows::put_prompt_template(tx, &project.id, &template)?;
+            let saved = rows::get_prompt_template(tx, &id)?;
+            let event = changed(
+                kind::PROMPT_TEMPLATE_CHANGED,
+                &project.slug,
+                "updated",
+                &saved.common,
+            );
+            Ok::<_, ApiError>((saved, vec![event]))
+        })
+        .await?;
+    Ok(prompt_template_to_proto(&saved))
+}
+
+pub async fn prompt_template_get(
+    daemon: Arc<Daemon>,
+    params: wire::EntityRef,
+) -> Result<wire::PromptTemplate, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let template = daemon
+        .store
+        .read(move |conn| {
+            rows::get_prompt_template(
+                conn,
+                &rows::resolve(conn, Entity::PromptTemplate, &project.id, &params.id)?,
+            )
+        })
+        .await?;
+    Ok(prompt_template_to_proto(&template))
+}
+
+pub async fn prompt_template_list(
+    daemon: Arc<Daemon>,
+    params: wire::ProjectParams,
+) -> Result<wire::PromptTemplateList, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let templates = daemon
+        .store
+        .read(move |conn| {
+            rows::ids(conn, Entity::PromptTemplate, &project.id)?
+                .iter()
+                .map(|id| rows::get_prompt_template(conn, id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(wire::PromptTemplateList {
+        prompt_templates: templates.iter().map(prompt_template_to_proto).collect(),
+    })
+}
+
+pub async fn prompt_template_delete(
+    daemon: Arc<Daemon>,
+    params: wire::DeleteParams,
+) -> Result<wire::Deleted, ApiError> {
+    delete_entity(
+        &daemon,
+        Entity::PromptTemplate,
+        kind::PROMPT_TEMPLATE_CHANGED,
+        params,
+        no_after,
+    )
+    .await
+}
+
+pub async fn prompt_template_render(
+    daemon: Arc<Daemon>,
+    params: wire::RenderParams,
+) -> Result<wire::Rendered, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    let key = params.id;
+    let template = daemon
+        .store
+        .read(move |conn| {
+            rows::get_prompt_template(
+                conn,
+                &rows::resolve(conn, Entity::PromptTemplate, &project.id, &key)?,
+            )
+        })
+        .await?;
+    let text = knowledge::render(&template.body, &template.variables, &params.vars)?;
+    Ok(wire::Rendered { text })
+}
+
+fn prompt_template_to_proto(row: &PromptTemplateRow) -> wire::PromptTemplate {
+    wire::PromptTemplate {
+        id: row.common.id.clone(),
+        project: row.common.project_slug.clone(),
+        name: row.common.name.clone(),
+        body: row.body.clone(),
+        variables: row.variables.clone(),
+        created_at: row.common.created_at.clone(),
+        updated_at: row.common.updated_at.clone(),
+    }
+}
