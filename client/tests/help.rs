@@ -32,6 +32,7 @@ fn help_texts_match_snapshots() {
         &["character", "create"],
         &["refset", "add"],
         &["template", "create"],
+        &["bootstrap", "import"],
         &["events"],
         &["audit", "list"],
         &["rpc", "call"],

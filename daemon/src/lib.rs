@@ -5,6 +5,7 @@
 //! `main.rs` reads the command line, the environment and the signals. Tests call the same `run`.
 
 mod api;
+mod bootstrap;
 pub mod config;
 mod dispatch;
 mod error;

@@ -22,6 +22,7 @@ pub mod kind {
     pub const CHARACTER_CHANGED: &str = "character.changed";
     pub const REFERENCE_SET_CHANGED: &str = "reference_set.changed";
     pub const PROMPT_TEMPLATE_CHANGED: &str = "prompt_template.changed";
+    pub const BOOTSTRAP_IMPORTED: &str = "bootstrap.imported";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -8,6 +8,7 @@
 
 pub mod asset;
 pub mod audit;
+pub mod bootstrap;
 pub mod daemon;
 pub mod error;
 pub mod events;
@@ -100,6 +101,8 @@ macro_rules! for_each_method {
                 $crate::knowledge::prompt_template::Update,
                 $crate::knowledge::prompt_template::Delete,
                 $crate::knowledge::prompt_template::Render,
+                $crate::bootstrap::Export,
+                $crate::bootstrap::Import,
                 $crate::events::List,
                 $crate::asset::Import,
                 $crate::asset::List,

@@ -2,6 +2,7 @@
 //! One test binary with a module per feature (see ARCHITECTURE.md, "Tests").
 
 mod assets;
+mod bootstrap;
 mod cli;
 mod concurrency;
 mod events;

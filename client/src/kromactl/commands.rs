@@ -12,8 +12,8 @@ use protocol::NoParams;
 
 use crate::output::{self, Failure};
 use crate::{
-    AuditCommand, BenchCommand, Cli, Command, DaemonCommand, EventsArgs, Global, ProjectCommand,
-    RpcCommand, S3Args,
+    AuditCommand, BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global,
+    ImportModeArg, ProjectCommand, RpcCommand, S3Args,
 };
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Character(command) => crate::knowledge::character(global, &socket, command).await,
         Command::Refset(command) => crate::knowledge::refset(global, &socket, command).await,
         Command::Template(command) => crate::knowledge::template(global, &socket, command).await,
+        Command::Bootstrap(command) => bootstrap(global, &socket, command).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Audit(AuditCommand::List { since, limit }) => {
             let client = Client::connect(&socket).await?;
@@ -485,4 +486,60 @@ fn print_event(global: &Global, event: &protocol::events::Event) {
     } else {
         println!("{}", output::event_line(event));
     }
+}
+
+async fn bootstrap(
+    global: &Global,
+    socket: &Path,
+    command: BootstrapCommand,
+) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    match command {
+        BootstrapCommand::Export { project } => {
+            let export = client
+                .call::<protocol::bootstrap::Export>(&protocol::knowledge::ProjectParams {
+                    project,
+                })
+                .await?;
+            print(global, &export, || export.prompt.clone());
+        }
+        BootstrapCommand::Import {
+            project,
+            file,
+            mode,
+            dry_run,
+        } => {
+            let text = match file.as_deref() {
+                None => read_stdin()?,
+                Some(path) if path == Path::new("-") => read_stdin()?,
+                Some(path) => std::fs::read_to_string(path).map_err(|err| {
+                    Failure::other(format!("reading {}: {err}", path.display()), None)
+                })?,
+            };
+            let summary = client
+                .call::<protocol::bootstrap::Import>(&protocol::bootstrap::ImportParams {
+                    project,
+                    document: None,
+                    text: Some(text),
+                    mode: match mode {
+                        ImportModeArg::Merge => protocol::bootstrap::ImportMode::Merge,
+                        ImportModeArg::Replace => protocol::bootstrap::ImportMode::Replace,
+                    },
+                    dry_run,
+                })
+                .await?;
+            print(global, &summary, || output::bootstrap_summary(&summary));
+        }
+    }
+    Ok(())
+}
+
+fn read_stdin() -> Result<String, Failure> {
+    if std::io::stdin().is_terminal() {
+        eprintln!("paste the AI's answer, then press Ctrl-D");
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .map_err(|err| Failure::other(format!("reading stdin: {err}"), None))?;
+    Ok(text)
 }

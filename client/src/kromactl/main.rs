@@ -65,6 +65,9 @@ pub enum Command {
     /// Prompt templates with {{variable}} placeholders
     #[command(subcommand)]
     Template(crate::knowledge::TemplateCommand),
+    /// Hand the project's knowledge to an outside AI and import its answer
+    #[command(subcommand)]
+    Bootstrap(BootstrapCommand),
     /// Show the event log, or follow it live
     Events(EventsArgs),
     /// Read the audit log of mutating calls
@@ -160,6 +163,34 @@ pub enum ProjectCommand {
         #[arg(long)]
         purge_files: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BootstrapCommand {
+    /// Print the prompt to paste into an AI (with --json: prompt, current document and schema)
+    Export {
+        /// The project's slug
+        project: String,
+    },
+    /// Import the AI's answer from FILE (or stdin): show the changes, then apply them
+    Import {
+        /// The project's slug
+        project: String,
+        /// File with the AI's answer; `-` or nothing reads stdin
+        file: Option<PathBuf>,
+        /// merge: create and change, keep the rest; replace: given sections become exactly the document
+        #[arg(long, value_enum, default_value_t = ImportModeArg::Merge)]
+        mode: ImportModeArg,
+        /// Show the changes without making them
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImportModeArg {
+    Merge,
+    Replace,
 }
 
 #[derive(Debug, Subcommand)]

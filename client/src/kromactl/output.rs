@@ -282,3 +282,53 @@ pub fn named_table(extra: &str, rows: &[(String, String, String)]) -> Table {
     }
     table
 }
+
+/// The change summary of a bootstrap import, a line per section.
+pub fn bootstrap_summary(summary: &protocol::bootstrap::ImportSummary) -> String {
+    let mut table = table(&["section", "created", "updated", "deleted", "unchanged"]);
+    let names = |names: &[String]| {
+        if names.is_empty() {
+            "-".to_owned()
+        } else {
+            names.join(", ")
+        }
+    };
+    for (label, section) in [
+        ("style guides", &summary.style_guides),
+        ("characters", &summary.characters),
+        ("prompt templates", &summary.prompt_templates),
+    ] {
+        if !section.provided {
+            table.add_row(vec![
+                label.to_owned(),
+                "(not in the document: kept)".to_owned(),
+            ]);
+            continue;
+        }
+        table.add_row(vec![
+            label.to_owned(),
+            names(&section.created),
+            names(&section.updated),
+            names(&section.deleted),
+            names(&section.unchanged),
+        ]);
+    }
+    let mut text = table.to_string();
+    if summary.project.name_changed || summary.project.description_changed {
+        text.push_str("\nproject: ");
+        let mut parts = Vec::new();
+        if summary.project.name_changed {
+            parts.push("name");
+        }
+        if summary.project.description_changed {
+            parts.push("description");
+        }
+        text.push_str(&format!("{} changed", parts.join(" and ")));
+    }
+    text.push_str(if summary.dry_run {
+        "\ndry run: nothing was changed"
+    } else {
+        "\napplied"
+    });
+    text
+}

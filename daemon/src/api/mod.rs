@@ -4,6 +4,7 @@
 //! objects and mutating calls are written to the audit log, so handlers only see typed params.
 
 mod assets;
+mod bootstrap;
 mod daemon;
 mod events;
 mod knowledge;
@@ -94,6 +95,8 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
         register::<prompt_template::Delete, _, _>(&mut module, knowledge::prompt_template_delete);
         register::<prompt_template::Render, _, _>(&mut module, knowledge::prompt_template_render);
     }
+    register::<protocol::bootstrap::Export, _, _>(&mut module, bootstrap::export);
+    register::<protocol::bootstrap::Import, _, _>(&mut module, bootstrap::import);
     register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
         let limit = parse_limit(params.limit)?;
         let since = params.since.unwrap_or(0);
