@@ -12,8 +12,9 @@ say() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # System packages: a C toolchain (SQLite is compiled in), Python 3 for the language-neutral
-# client test, and the basics. apt runs only when something is missing.
-packages=(build-essential pkg-config python3 ca-certificates curl git)
+# client test, a Secret Service (GNOME keyring on D-Bus) for keeping secrets and for the secret
+# tests, and the basics. apt runs only when something is missing.
+packages=(build-essential pkg-config python3 ca-certificates curl git dbus dbus-x11 gnome-keyring)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -33,6 +33,7 @@ fn help_texts_match_snapshots() {
         &["refset", "add"],
         &["template", "create"],
         &["bootstrap", "import"],
+        &["secret", "set"],
         &["events"],
         &["audit", "list"],
         &["rpc", "call"],

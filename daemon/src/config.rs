@@ -38,6 +38,7 @@ pub struct Config {
     /// The local socket path. Absolute.
     pub socket: PathBuf,
     pub limits: Limits,
+    pub secrets: crate::secrets::SecretsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -56,6 +57,18 @@ pub struct RawConfig {
     pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub secrets: RawSecrets,
+}
+
+/// `[secrets]`: where secret values live.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    /// `keyring` (default) or `file`.
+    pub store: Option<crate::secrets::StoreKind>,
+    /// The file store's age identity file; created with mode 0600 when missing.
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,9 +164,17 @@ impl Config {
                 rule: "at least 1024",
             });
         }
+        let secrets = crate::secrets::SecretsConfig {
+            kind: crate::secrets::StoreKind::Keyring,
+            file: data_dir.join("secrets.age"),
+            key_file: None,
+            passphrase: None,
+            env: Default::default(),
+        };
         Ok(Config {
             data_dir,
             socket,
+            secrets,
             limits: Limits {
                 max_frame_bytes,
                 max_connections: positive(
@@ -169,6 +190,31 @@ impl Config {
                 request_timeout,
             },
         })
+    }
+}
+
+impl Config {
+    /// Applies `[secrets]` and the secret inputs from the environment: the file store passphrase
+    /// and the `KROMA_SECRET_<NAME>` overrides.
+    pub fn with_secrets(
+        mut self,
+        raw: &RawSecrets,
+        passphrase: Option<secrecy::SecretString>,
+        env: std::collections::BTreeMap<String, secrecy::SecretString>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(key_file) = &raw.key_file
+            && !key_file.is_absolute()
+        {
+            return Err(ConfigError::Relative {
+                what: "secrets.key_file",
+                path: key_file.clone(),
+            });
+        }
+        self.secrets.kind = raw.store.unwrap_or(crate::secrets::StoreKind::Keyring);
+        self.secrets.key_file = raw.key_file.clone();
+        self.secrets.passphrase = passphrase;
+        self.secrets.env = env;
+        Ok(self)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod logging;
 mod project;
 mod project_root;
+pub mod secrets;
 mod server;
 pub mod socket;
 mod store;
@@ -44,6 +45,7 @@ pub(crate) struct Daemon {
     pub(crate) shutdown: CancellationToken,
     /// One permit per open connection.
     pub(crate) connections: Arc<Semaphore>,
+    pub(crate) secrets: Arc<secrets::Secrets>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +76,21 @@ pub async fn run(
         .await
         .map_err(|err| StoreError::Task(err.to_string()))??;
 
+    let secrets_config = config.secrets.clone();
+    let secrets_dir = data_dir.clone();
+    let secrets =
+        tokio::task::spawn_blocking(move || secrets::Secrets::open(&secrets_config, &secrets_dir))
+            .await
+            .map_err(|err| StoreError::Task(err.to_string()))?;
+    let secret_status = secrets.status();
+    if secret_status.available {
+        tracing::info!(store = %secret_status.kind, detail = %secret_status.detail, "secret store ready");
+    } else {
+        tracing::warn!(store = %secret_status.kind, problem = ?secret_status.problem, "secret store unavailable");
+    }
     let token = CancellationToken::new();
     let daemon = Arc::new(Daemon {
+        secrets: Arc::new(secrets),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
         store: store.clone(),

@@ -22,7 +22,21 @@ pub fn init(data_dir: &Path, format: LogFormat) -> Result<WorkerGuard, String> {
         .build(data_dir.join("logs"))
         .map_err(|err| format!("opening the log folder in {}: {err}", data_dir.display()))?;
     let (file_writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // jsonrpsee traces whole requests (params included) at trace level: it never logs below info,
+    // whatever RUST_LOG says, so no secret can reach a log.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("jsonrpsee=info".parse().map_err(|err| format!("{err}"))?)
+        .add_directive(
+            "jsonrpsee_core=info"
+                .parse()
+                .map_err(|err| format!("{err}"))?,
+        )
+        .add_directive(
+            "jsonrpsee_types=info"
+                .parse()
+                .map_err(|err| format!("{err}"))?,
+        );
     let file_layer = tracing_subscriber::fmt::layer()
         .json()
         .with_ansi(false)

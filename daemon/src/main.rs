@@ -65,7 +65,14 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             &user_id(),
         ),
     };
-    let config = Config::new(data_dir, socket, &raw.limits)?;
+    let passphrase = std::env::var("KROMA_SECRETS_PASSPHRASE")
+        .ok()
+        .map(secrecy::SecretString::from);
+    let config = Config::new(data_dir, socket, &raw.limits)?.with_secrets(
+        &raw.secrets,
+        passphrase,
+        kroma_daemon::secrets::env_overrides(std::env::vars()),
+    )?;
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let _lock = DataDirLock::acquire(&config.data_dir, std::process::id())?;

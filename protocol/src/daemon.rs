@@ -46,6 +46,8 @@ pub struct DaemonStatus {
     pub data_dir: String,
     /// The SQLite schema version (the number of applied migrations).
     pub schema_version: u32,
+    /// The active secret store and whether it answers.
+    pub secret_store: crate::secret::StoreStatus,
     pub counts: DaemonCounts,
 }
 

@@ -23,6 +23,8 @@ pub mod kind {
     pub const REFERENCE_SET_CHANGED: &str = "reference_set.changed";
     pub const PROMPT_TEMPLATE_CHANGED: &str = "prompt_template.changed";
     pub const BOOTSTRAP_IMPORTED: &str = "bootstrap.imported";
+    /// Carries the secret's name only, never its value.
+    pub const SECRET_CHANGED: &str = "secret.changed";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

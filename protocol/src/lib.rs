@@ -17,6 +17,7 @@ pub mod openrpc;
 pub mod paths;
 pub mod project;
 pub mod rpc;
+pub mod secret;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -103,6 +104,10 @@ macro_rules! for_each_method {
                 $crate::knowledge::prompt_template::Render,
                 $crate::bootstrap::Export,
                 $crate::bootstrap::Import,
+                $crate::secret::Set,
+                $crate::secret::List,
+                $crate::secret::Delete,
+                $crate::secret::Test,
                 $crate::events::List,
                 $crate::asset::Import,
                 $crate::asset::List,

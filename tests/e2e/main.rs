@@ -13,4 +13,5 @@ mod other_uid;
 mod projects;
 mod python;
 mod readme;
+mod secrets;
 mod tidy;

@@ -52,13 +52,23 @@ impl Daemon {
 
     /// Starts kromad with `<folder>/data` and `<folder>/kromad.sock`, plus extra args.
     pub fn start_in(folder: &Path, extra_args: &[&str]) -> Daemon {
+        Daemon::start_with_env(folder, extra_args, &[])
+    }
+
+    /// Like [`Daemon::start_in`], with extra environment variables (an empty value removes one).
+    pub fn start_with_env(folder: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let socket = folder.join("kromad.sock");
         let data_dir = folder.join("data");
-        let child = kromad_command(&socket, &data_dir)
-            .args(extra_args)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn kromad");
+        let mut command = kromad_command(&socket, &data_dir);
+        command.args(extra_args).stderr(Stdio::null());
+        for (key, value) in env {
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
+        }
+        let child = command.spawn().expect("spawn kromad");
         let daemon = Daemon {
             child,
             socket,

@@ -13,7 +13,7 @@ use protocol::NoParams;
 use crate::output::{self, Failure};
 use crate::{
     AuditCommand, BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global,
-    ImportModeArg, ProjectCommand, RpcCommand, S3Args,
+    ImportModeArg, ProjectCommand, RpcCommand, S3Args, SecretCommand,
 };
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Refset(command) => crate::knowledge::refset(global, &socket, command).await,
         Command::Template(command) => crate::knowledge::template(global, &socket, command).await,
         Command::Bootstrap(command) => bootstrap(global, &socket, command).await,
+        Command::Secret(command) => secret(global, &socket, command).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Audit(AuditCommand::List { since, limit }) => {
             let client = Client::connect(&socket).await?;
@@ -542,4 +543,72 @@ fn read_stdin() -> Result<String, Failure> {
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
         .map_err(|err| Failure::other(format!("reading stdin: {err}"), None))?;
     Ok(text)
+}
+
+async fn secret(global: &Global, socket: &Path, command: SecretCommand) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    match command {
+        SecretCommand::Set { name } => {
+            let value = read_secret_value(&name)?;
+            let info = client
+                .call::<protocol::secret::Set>(&protocol::secret::SetParams { name, value })
+                .await?;
+            print(global, &info, || {
+                format!("stored secret {} in the {} store", info.name, info.store)
+            });
+        }
+        SecretCommand::List => {
+            let list = client.call::<protocol::secret::List>(&NoParams {}).await?;
+            print(global, &list, || output::secret_list(&list));
+        }
+        SecretCommand::Test { name } => {
+            let result = client
+                .call::<protocol::secret::Test>(&protocol::secret::SecretRef { name })
+                .await?;
+            print(global, &result, || {
+                format!("{}: {}", result.name, result.message)
+            });
+            if !result.ok {
+                return Err(Failure::other(
+                    result.message,
+                    Some("set it again with `kromactl secret set NAME`"),
+                ));
+            }
+        }
+        SecretCommand::Rm { name, yes } => {
+            if !yes && !confirm(&format!("Delete secret `{name}`?"))? {
+                return Err(Failure::other(
+                    "not deleted",
+                    Some("pass --yes to skip the question"),
+                ));
+            }
+            let info = client
+                .call::<protocol::secret::Delete>(&protocol::secret::DeleteParams {
+                    name,
+                    confirm: true,
+                })
+                .await?;
+            print(global, &info, || format!("deleted secret {}", info.name));
+        }
+    }
+    Ok(())
+}
+
+/// The value of a secret: from a hidden prompt on a terminal, else all of stdin (one trailing
+/// newline removed). Never from the command line, where other users and shell history see it.
+fn read_secret_value(name: &str) -> Result<String, Failure> {
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("value for {name} (hidden): "))
+            .map_err(|err| Failure::other(format!("reading the value: {err}"), None))?
+    } else {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|err| Failure::other(format!("reading the value from stdin: {err}"), None))?;
+        let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned()
+    };
+    if value.is_empty() {
+        return Err(Failure::Usage("the secret value is empty".into()));
+    }
+    Ok(value)
 }

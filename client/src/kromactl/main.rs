@@ -68,6 +68,9 @@ pub enum Command {
     /// Hand the project's knowledge to an outside AI and import its answer
     #[command(subcommand)]
     Bootstrap(BootstrapCommand),
+    /// Provider keys and other secrets (values are never shown)
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Show the event log, or follow it live
     Events(EventsArgs),
     /// Read the audit log of mutating calls
@@ -162,6 +165,29 @@ pub enum ProjectCommand {
         /// Also delete the project's root folder and every file in it
         #[arg(long)]
         purge_files: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret; the value is read from a hidden prompt, or from stdin when piped
+    Set {
+        /// The secret's name, e.g. openai
+        name: String,
+    },
+    /// List secret names and the active store
+    List,
+    /// Check that kromad can read a secret
+    Test {
+        /// The secret's name
+        name: String,
+    },
+    /// Delete a stored secret (asks first unless --yes)
+    Rm {
+        /// The secret's name
+        name: String,
+        #[arg(long, short)]
+        yes: bool,
     },
 }
 

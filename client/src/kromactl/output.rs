@@ -183,6 +183,16 @@ pub fn status_table(status: &protocol::daemon::DaemonStatus) -> Table {
         ("socket", status.socket.clone()),
         ("data dir", status.data_dir.clone()),
         ("schema version", status.schema_version.to_string()),
+        (
+            "secret store",
+            match &status.secret_store.problem {
+                None => format!(
+                    "{} ({})",
+                    status.secret_store.kind, status.secret_store.detail
+                ),
+                Some(problem) => format!("{} NOT AVAILABLE: {problem}", status.secret_store.kind),
+            },
+        ),
         ("projects", status.counts.projects.to_string()),
         ("events", status.counts.events.to_string()),
         ("audit entries", status.counts.audit_events.to_string()),
@@ -330,5 +340,36 @@ pub fn bootstrap_summary(summary: &protocol::bootstrap::ImportSummary) -> String
     } else {
         "\napplied"
     });
+    text
+}
+
+pub fn secret_list(list: &protocol::secret::SecretList) -> String {
+    let store = &list.store;
+    let mut text = match &store.problem {
+        None => format!("secret store: {} ({})", store.kind, store.detail),
+        Some(problem) => format!(
+            "secret store: {} ({}) NOT AVAILABLE: {problem}",
+            store.kind, store.detail
+        ),
+    };
+    if list.secrets.is_empty() {
+        text.push_str("\nno secrets; add one with `kromactl secret set NAME`");
+        return text;
+    }
+    let mut table = table(&["name", "store", "updated", "env override"]);
+    for secret in &list.secrets {
+        table.add_row(vec![
+            secret.name.clone(),
+            secret.store.clone(),
+            secret.updated_at.clone().unwrap_or_else(|| "-".to_owned()),
+            if secret.env_override {
+                "yes".to_owned()
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    text.push('\n');
+    text.push_str(&table.to_string());
     text
 }

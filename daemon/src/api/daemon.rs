@@ -22,6 +22,7 @@ pub async fn status(
         socket: daemon.config.socket.display().to_string(),
         data_dir: daemon.config.data_dir.display().to_string(),
         schema_version: store::Store::schema_version(),
+        secret_store: daemon.secrets.status(),
         counts: protocol::daemon::DaemonCounts {
             projects,
             events,

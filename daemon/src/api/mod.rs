@@ -9,6 +9,7 @@ mod daemon;
 mod events;
 mod knowledge;
 mod projects;
+mod secrets;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -97,6 +98,10 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     }
     register::<protocol::bootstrap::Export, _, _>(&mut module, bootstrap::export);
     register::<protocol::bootstrap::Import, _, _>(&mut module, bootstrap::import);
+    register::<protocol::secret::Set, _, _>(&mut module, secrets::set);
+    register::<protocol::secret::List, _, _>(&mut module, secrets::list);
+    register::<protocol::secret::Delete, _, _>(&mut module, secrets::delete);
+    register::<protocol::secret::Test, _, _>(&mut module, secrets::test);
     register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
         let limit = parse_limit(params.limit)?;
         let since = params.since.unwrap_or(0);
@@ -137,10 +142,19 @@ where
         let handler = handler.clone();
         let raw = params.as_str().map(str::to_owned);
         async move {
+            let started = std::time::Instant::now();
             let result = match parse_params::<M::Params>(raw.as_deref()) {
                 Ok(params) => handler(daemon.clone(), params).await,
                 Err(err) => Err(err),
             };
+            // The method and its outcome, never its params.
+            let outcome = result.as_ref().map_or_else(|err| err.code, |_| "ok");
+            let micros = started.elapsed().as_micros() as u64;
+            if M::MUTATING {
+                tracing::info!(method = M::NAME, outcome, micros, "call");
+            } else {
+                tracing::debug!(method = M::NAME, outcome, micros, "call");
+            }
             if M::MUTATING {
                 let outcome = match &result {
                     Ok(_) => "ok",

@@ -11,6 +11,7 @@ mod audit;
 mod events;
 pub mod knowledge;
 mod projects;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +34,7 @@ const MIGRATIONS: &[M<'static>] = &[
     )),
     M::up(include_str!("../../migrations/0002_assets.sql")),
     M::up(include_str!("../../migrations/0003_knowledge.sql")),
+    M::up(include_str!("../../migrations/0004_secrets.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -1,0 +1,170 @@
+//! `secret.*` handlers. The value of `secret.set` goes from the params straight to the store on a
+//! blocking thread; it is never logged, audited (see `SECRET_FIELDS`), evented or returned.
+
+use std::sync::Arc;
+
+use kroma_protocol as protocol;
+use protocol::ErrorKind;
+use protocol::secret::SecretInfo;
+
+use crate::error::ApiError;
+use crate::secrets::SecretError;
+use crate::store::secrets::{self as rows, SecretRow};
+use crate::store::{NewEvent, StoreError};
+use crate::{Daemon, clock};
+
+/// Longest secret value accepted.
+const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+fn parse_name(name: &str) -> Result<String, ApiError> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(ApiError::validation(
+            "invalid_secret_name",
+            format!(
+                "secret name `{name}` must match {}",
+                protocol::secret::NAME_RULE
+            ),
+        ))
+    }
+}
+
+pub fn secret_error(err: SecretError) -> ApiError {
+    match err {
+        SecretError::Unavailable { .. } => ApiError::new(ErrorKind::Infra, "secret_store_unavailable", err.to_string())
+            .with_hint("start your keyring (e.g. gnome-keyring), or set secrets.store = \"file\" in kromad.toml; `kromactl daemon status` shows the store"),
+        SecretError::NotFound(_) => ApiError::new(ErrorKind::NotFound, "secret_not_found", err.to_string())
+            .with_hint("set it with `kromactl secret set NAME`"),
+        SecretError::Store(_) => ApiError::new(ErrorKind::Infra, "secret_store_failed", err.to_string())
+            .with_hint("check the secret store (keyring unlocked? key file readable?) and retry"),
+    }
+}
+
+fn info(daemon: &Daemon, row: &SecretRow) -> SecretInfo {
+    SecretInfo {
+        name: row.name.clone(),
+        store: row.store.clone(),
+        updated_at: Some(row.updated_at.clone()),
+        env_override: daemon.secrets.env_override(&row.name),
+    }
+}
+
+fn changed(name: &str, action: &str, at: String) -> NewEvent {
+    NewEvent {
+        at,
+        kind: protocol::events::kind::SECRET_CHANGED,
+        project: None,
+        data: serde_json::json!({ "name": name, "action": action }),
+    }
+}
+
+pub async fn set(
+    daemon: Arc<Daemon>,
+    params: protocol::secret::SetParams,
+) -> Result<SecretInfo, ApiError> {
+    let name = parse_name(&params.name)?;
+    if params.value.is_empty() || params.value.len() > MAX_VALUE_BYTES {
+        return Err(ApiError::validation(
+            "invalid_secret_value",
+            format!("a secret value must be 1 to {MAX_VALUE_BYTES} bytes"),
+        ));
+    }
+    let secrets = daemon.secrets.clone();
+    let store = secrets.kind();
+    let value = params.value;
+    let at = clock::now();
+    let row = daemon
+        .store
+        .write(move |tx| {
+            // The row and the value change together: if the store refuses, the row is rolled back.
+            let row = rows::put(tx, &name, store, &at)?;
+            secrets.set(&name, &value).map_err(secret_error)?;
+            Ok::<_, ApiError>((row, vec![changed(&name, "set", at)]))
+        })
+        .await?;
+    Ok(info(&daemon, &row))
+}
+
+pub async fn list(
+    daemon: Arc<Daemon>,
+    _: protocol::NoParams,
+) -> Result<protocol::secret::SecretList, ApiError> {
+    let rows = daemon.store.read(rows::list).await?;
+    let mut secrets: Vec<SecretInfo> = rows.iter().map(|row| info(&daemon, row)).collect();
+    for name in daemon.secrets.env_names() {
+        if !rows
+            .iter()
+            .any(|row| crate::secrets::env_key(&row.name) == name)
+        {
+            secrets.push(SecretInfo {
+                name: name.to_owned(),
+                store: "env".to_owned(),
+                updated_at: None,
+                env_override: true,
+            });
+        }
+    }
+    Ok(protocol::secret::SecretList {
+        store: daemon.secrets.status(),
+        secrets,
+    })
+}
+
+pub async fn delete(
+    daemon: Arc<Daemon>,
+    params: protocol::secret::DeleteParams,
+) -> Result<SecretInfo, ApiError> {
+    let name = parse_name(&params.name)?;
+    if !params.confirm {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            "confirmation_required",
+            format!("deleting secret `{name}` needs confirm: true"),
+        )
+        .with_hint("`kromactl secret rm` asks for confirmation, or pass --yes"));
+    }
+    let secrets = daemon.secrets.clone();
+    let at = clock::now();
+    let row = daemon
+        .store
+        .write(move |tx| {
+            let row = rows::get(tx, &name)?
+                .ok_or_else(|| secret_error(SecretError::NotFound(name.clone())))?;
+            rows::delete(tx, &name)?;
+            secrets.delete(&name).map_err(secret_error)?;
+            Ok::<_, ApiError>((row, vec![changed(&name, "deleted", at)]))
+        })
+        .await?;
+    Ok(info(&daemon, &row))
+}
+
+pub async fn test(
+    daemon: Arc<Daemon>,
+    params: protocol::secret::SecretRef,
+) -> Result<protocol::secret::TestResult, ApiError> {
+    let name = parse_name(&params.name)?;
+    let secrets = daemon.secrets.clone();
+    let probe_name = name.clone();
+    let outcome = tokio::task::spawn_blocking(move || secrets.test(&probe_name))
+        .await
+        .map_err(|err| ApiError::from(StoreError::Task(err.to_string())))?;
+    Ok(match outcome {
+        Ok(store) => protocol::secret::TestResult {
+            name,
+            store: store.to_owned(),
+            ok: true,
+            message: format!("kromad can read it from the {store} store"),
+        },
+        Err(err) => protocol::secret::TestResult {
+            name,
+            store: daemon.secrets.kind().to_owned(),
+            ok: false,
+            message: secret_error(err).message,
+        },
+    })
+}
