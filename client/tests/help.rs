@@ -34,6 +34,8 @@ fn help_texts_match_snapshots() {
         &["template", "create"],
         &["bootstrap", "import"],
         &["secret", "set"],
+        &["provider", "add"],
+        &["doctor"],
         &["events"],
         &["audit", "list"],
         &["rpc", "call"],

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod logging;
 mod project;
 mod project_root;
+mod providers;
 pub mod secrets;
 mod server;
 pub mod socket;
@@ -46,6 +47,8 @@ pub(crate) struct Daemon {
     /// One permit per open connection.
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) secrets: Arc<secrets::Secrets>,
+    /// The HTTP client for provider APIs (connection pools are shared).
+    pub(crate) http: reqwest::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("setting up the HTTP client: {0}")]
+    Http(String),
 }
 
 /// Serves until `shutdown` resolves or a client calls `daemon.shutdown`, then stops accepting,
@@ -88,8 +93,14 @@ pub async fn run(
     } else {
         tracing::warn!(store = %secret_status.kind, problem = ?secret_status.problem, "secret store unavailable");
     }
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("kroma/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|err| RunError::Http(err.to_string()))?;
     let token = CancellationToken::new();
     let daemon = Arc::new(Daemon {
+        http,
         secrets: Arc::new(secrets),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,

@@ -76,3 +76,31 @@ pub struct ShutdownAck {
     /// The pid of the daemon that is stopping, so a caller can wait for it to exit.
     pub pid: u32,
 }
+
+/// `daemon.check`: the daemon's own health, for `kromactl doctor`.
+pub enum Check {}
+
+impl Method for Check {
+    const NAME: &'static str = "daemon.check";
+    const SUMMARY: &'static str =
+        "Check the database integrity, the secret store (a real round trip) and free disk space";
+    const MUTATING: bool = false;
+    type Params = NoParams;
+    type Output = Health;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    pub schema_version: u32,
+    /// `ok`, or what SQLite's integrity check found.
+    pub database_integrity: String,
+    pub secret_store: crate::secret::StoreStatus,
+    /// Whether a probe value could be written, read back and deleted; `None` when the store is
+    /// unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_round_trip: Option<Result<(), String>>,
+    pub data_dir: String,
+    /// Free bytes on the file system of the data dir, where the OS tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir_free_bytes: Option<u64>,
+}

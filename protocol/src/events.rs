@@ -25,6 +25,7 @@ pub mod kind {
     pub const BOOTSTRAP_IMPORTED: &str = "bootstrap.imported";
     /// Carries the secret's name only, never its value.
     pub const SECRET_CHANGED: &str = "secret.changed";
+    pub const PROVIDER_CHANGED: &str = "provider.changed";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

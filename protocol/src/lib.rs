@@ -16,6 +16,7 @@ pub mod knowledge;
 pub mod openrpc;
 pub mod paths;
 pub mod project;
+pub mod provider;
 pub mod rpc;
 pub mod secret;
 
@@ -74,6 +75,7 @@ macro_rules! for_each_method {
                 $crate::daemon::Version,
                 $crate::daemon::Status,
                 $crate::daemon::Shutdown,
+                $crate::daemon::Check,
                 $crate::project::Create,
                 $crate::project::List,
                 $crate::project::Get,
@@ -108,6 +110,12 @@ macro_rules! for_each_method {
                 $crate::secret::List,
                 $crate::secret::Delete,
                 $crate::secret::Test,
+                $crate::provider::Create,
+                $crate::provider::List,
+                $crate::provider::Get,
+                $crate::provider::Update,
+                $crate::provider::Delete,
+                $crate::provider::Check,
                 $crate::events::List,
                 $crate::asset::Import,
                 $crate::asset::List,

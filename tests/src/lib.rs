@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use kroma_client::Client;
 
+pub mod openai_stub;
+
 /// The folder holding the built `kromad` and `kromactl`: `KROMA_BIN_DIR`, else the cargo target
 /// folder this test binary was built into.
 pub fn bin_dir() -> PathBuf {

@@ -13,7 +13,8 @@ use protocol::NoParams;
 use crate::output::{self, Failure};
 use crate::{
     AuditCommand, BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global,
-    ImportModeArg, ProjectCommand, RpcCommand, S3Args, SecretCommand,
+    ImportModeArg, ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, S3Args,
+    SecretCommand,
 };
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -46,6 +47,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Template(command) => crate::knowledge::template(global, &socket, command).await,
         Command::Bootstrap(command) => bootstrap(global, &socket, command).await,
         Command::Secret(command) => secret(global, &socket, command).await,
+        Command::Provider(command) => provider(global, &socket, command).await,
+        Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Audit(AuditCommand::List { since, limit }) => {
             let client = Client::connect(&socket).await?;
@@ -611,4 +614,115 @@ fn read_secret_value(name: &str) -> Result<String, Failure> {
         return Err(Failure::Usage("the secret value is empty".into()));
     }
     Ok(value)
+}
+
+async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> Result<(), Failure> {
+    use protocol::provider as rpc;
+    let client = Client::connect(socket).await?;
+    match command {
+        ProviderCommand::Add {
+            name,
+            kind,
+            base_url,
+            default_model,
+            organization,
+            secret,
+        } => {
+            let provider = client
+                .call::<rpc::Create>(&rpc::CreateParams {
+                    name,
+                    kind: match kind {
+                        ProviderKindArg::Openai => rpc::ProviderKind::Openai,
+                        ProviderKindArg::OpenaiCompatible => rpc::ProviderKind::OpenaiCompatible,
+                    },
+                    base_url,
+                    default_model,
+                    organization,
+                    secret,
+                })
+                .await?;
+            print(global, &provider, || {
+                format!(
+                    "added provider {} at {}; its key is the secret `{}` (kromactl secret set {})",
+                    provider.name, provider.base_url, provider.secret, provider.secret
+                )
+            });
+        }
+        ProviderCommand::List => {
+            let list = client.call::<rpc::List>(&NoParams {}).await?;
+            print(global, &list, || {
+                output::provider_table(&list.providers).to_string()
+            });
+        }
+        ProviderCommand::Show { name } => {
+            let p = client.call::<rpc::Get>(&rpc::ProviderRef { name }).await?;
+            print(global, &p, || {
+                output::details(&[
+                    ("name", p.name.clone()),
+                    ("kind", p.kind.as_str().to_owned()),
+                    ("base url", p.base_url.clone()),
+                    ("default model", p.default_model.clone()),
+                    ("organization", p.organization.clone().unwrap_or_default()),
+                    ("secret", p.secret.clone()),
+                    ("updated", p.updated_at.clone()),
+                ])
+                .to_string()
+            });
+        }
+        ProviderCommand::Update {
+            name,
+            base_url,
+            default_model,
+            organization,
+            secret,
+        } => {
+            let p = client
+                .call::<rpc::Update>(&rpc::UpdateParams {
+                    name,
+                    base_url,
+                    default_model,
+                    organization,
+                    secret,
+                })
+                .await?;
+            print(global, &p, || format!("updated provider {}", p.name));
+        }
+        ProviderCommand::Check { name } => {
+            let result = client
+                .call::<rpc::Check>(&rpc::ProviderRef { name })
+                .await?;
+            print(global, &result, || {
+                let mut text = format!(
+                    "{}: {} ({} ms)",
+                    result.name, result.message, result.elapsed_ms
+                );
+                if let Some(hint) = &result.hint {
+                    text.push_str(&format!("\nhint: {hint}"));
+                }
+                text
+            });
+            if !result.ok {
+                return Err(Failure::other(
+                    format!("provider {} is not usable", result.name),
+                    result.hint.as_deref(),
+                ));
+            }
+        }
+        ProviderCommand::Rm { name, yes } => {
+            if !yes && !confirm(&format!("Delete provider `{name}` (its secret is kept)?"))? {
+                return Err(Failure::other(
+                    "not deleted",
+                    Some("pass --yes to skip the question"),
+                ));
+            }
+            let p = client
+                .call::<rpc::Delete>(&rpc::DeleteParams {
+                    name,
+                    confirm: true,
+                })
+                .await?;
+            print(global, &p, || format!("deleted provider {}", p.name));
+        }
+    }
+    Ok(())
 }

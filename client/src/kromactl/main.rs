@@ -5,6 +5,7 @@
 mod assets;
 mod bench;
 mod commands;
+mod doctor;
 mod knowledge;
 mod output;
 
@@ -71,6 +72,11 @@ pub enum Command {
     /// Provider keys and other secrets (values are never shown)
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Image API accounts: add one, check that it works
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk
+    Doctor,
     /// Show the event log, or follow it live
     Events(EventsArgs),
     /// Read the audit log of mutating calls
@@ -166,6 +172,60 @@ pub enum ProjectCommand {
         #[arg(long)]
         purge_files: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Add a provider account; its key is the secret of the same name unless --secret says otherwise
+    Add {
+        /// Short name, e.g. openai
+        name: String,
+        #[arg(long, value_enum, default_value_t = ProviderKindArg::Openai)]
+        kind: ProviderKindArg,
+        /// API base URL [default for openai: https://api.openai.com/v1]
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        /// Model used when a run names none [default: gpt-image-1]
+        #[arg(long, value_name = "MODEL")]
+        default_model: Option<String>,
+        /// OpenAI organization id
+        #[arg(long)]
+        organization: Option<String>,
+        /// Name of the secret holding the key
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+    },
+    /// List provider accounts
+    List,
+    /// Show one provider account
+    Show { name: String },
+    /// Change a provider account
+    Update {
+        name: String,
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+        #[arg(long, value_name = "MODEL")]
+        default_model: Option<String>,
+        /// OpenAI organization id ("" removes it)
+        #[arg(long)]
+        organization: Option<String>,
+        #[arg(long, value_name = "SECRET")]
+        secret: Option<String>,
+    },
+    /// Make one cheap authenticated call and report ok or what is wrong (exit 1 if not ok)
+    Check { name: String },
+    /// Delete a provider account (its secret is kept; asks first unless --yes)
+    Rm {
+        name: String,
+        #[arg(long, short)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ProviderKindArg {
+    Openai,
+    OpenaiCompatible,
 }
 
 #[derive(Debug, Subcommand)]

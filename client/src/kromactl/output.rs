@@ -373,3 +373,17 @@ pub fn secret_list(list: &protocol::secret::SecretList) -> String {
     text.push_str(&table.to_string());
     text
 }
+
+pub fn provider_table(providers: &[protocol::provider::Provider]) -> Table {
+    let mut table = table(&["name", "kind", "base url", "model", "secret"]);
+    for p in providers {
+        table.add_row(vec![
+            p.name.clone(),
+            p.kind.as_str().to_owned(),
+            p.base_url.clone(),
+            p.default_model.clone(),
+            p.secret.clone(),
+        ]);
+    }
+    table
+}

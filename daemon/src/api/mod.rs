@@ -9,6 +9,7 @@ mod daemon;
 mod events;
 mod knowledge;
 mod projects;
+mod providers;
 mod secrets;
 
 use std::future::Future;
@@ -44,6 +45,7 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
             pid: std::process::id(),
         })
     });
+    register::<protocol::daemon::Check, _, _>(&mut module, daemon::check);
     register::<protocol::project::Create, _, _>(&mut module, projects::project_create);
     register::<protocol::project::List, _, _>(&mut module, |daemon, _| async move {
         let rows = daemon.store.read(store::list_projects).await?;
@@ -102,6 +104,12 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::secret::List, _, _>(&mut module, secrets::list);
     register::<protocol::secret::Delete, _, _>(&mut module, secrets::delete);
     register::<protocol::secret::Test, _, _>(&mut module, secrets::test);
+    register::<protocol::provider::Create, _, _>(&mut module, providers::create);
+    register::<protocol::provider::List, _, _>(&mut module, providers::list);
+    register::<protocol::provider::Get, _, _>(&mut module, providers::get);
+    register::<protocol::provider::Update, _, _>(&mut module, providers::update);
+    register::<protocol::provider::Delete, _, _>(&mut module, providers::delete);
+    register::<protocol::provider::Check, _, _>(&mut module, providers::check);
     register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
         let limit = parse_limit(params.limit)?;
         let since = params.since.unwrap_or(0);

@@ -11,6 +11,7 @@ mod audit;
 mod events;
 pub mod knowledge;
 mod projects;
+pub mod providers;
 pub mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0002_assets.sql")),
     M::up(include_str!("../../migrations/0003_knowledge.sql")),
     M::up(include_str!("../../migrations/0004_secrets.sql")),
+    M::up(include_str!("../../migrations/0005_providers.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.
@@ -213,6 +215,15 @@ impl Inner {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// SQLite's own check of the whole database: `ok`, or the problems it found.
+pub fn integrity_check(conn: &Connection) -> Result<String, StoreError> {
+    let mut statement = conn.prepare("PRAGMA integrity_check")?;
+    let lines: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(lines.join("; "))
 }
 
 /// Row counts for `daemon.status`.
