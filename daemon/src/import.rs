@@ -302,6 +302,32 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_and_special_files_fail_without_blocking() {
+        let folder = tempfile::tempdir().unwrap();
+        // A named pipe would block a plain open forever: it is refused before any open.
+        let fifo = folder.path().join("pipe.png");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let found = expand(&[fifo.display().to_string()]);
+        assert_eq!(found[0].as_ref().unwrap_err().1.code, "bad_file");
+        let walked = expand(&[folder.path().display().to_string()]);
+        assert!(walked.is_empty(), "a folder walk skips special files");
+
+        let locked = folder.path().join("locked.png");
+        std::fs::write(&locked, b"x").unwrap();
+        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
+        if nix::unistd::geteuid().is_root() {
+            println!("SKIPPED the unreadable-file half: root reads files whatever their mode");
+            return;
+        }
+        let candidate = expand(&[locked.display().to_string()]).remove(0).unwrap();
+        assert_eq!(
+            read_and_check(&candidate).unwrap_err().code,
+            "file_unreadable"
+        );
+    }
+
+    #[test]
     fn folders_are_walked_in_order_without_leaving_them() {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret.png"), b"x").unwrap();
