@@ -149,7 +149,16 @@ pub async fn run(
     token.cancel();
     drop(listener);
     tracker.close();
-    tracker.wait().await;
+    // In-flight calls get as long as one request may take; a client that stopped reading its
+    // answers must not keep the daemon from stopping.
+    let grace = daemon.config.limits.request_timeout + std::time::Duration::from_secs(1);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            connections = tracker.len(),
+            "connections still busy after {} s; stopping without them",
+            grace.as_secs()
+        );
+    }
     let flushed = tokio::task::spawn_blocking(move || store.checkpoint()).await;
     if let Ok(Err(err)) = flushed {
         tracing::warn!(%err, "could not checkpoint the database");

@@ -162,3 +162,35 @@ fn bad_config_is_refused_with_the_key_named() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `max_frame`"));
 }
+
+#[test]
+fn a_client_that_never_reads_cannot_keep_the_daemon_from_stopping() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("kromad.toml");
+    std::fs::write(&config, "[limits]\nrequest_timeout_secs = 1\n").unwrap();
+    let daemon = Daemon::start_in(temp.path(), &["--config", config.to_str().unwrap()]);
+    // Far more answers than the socket buffers hold, and never a read. The writing thread blocks
+    // once kromad stops reading; it ends when kromad closes the connection.
+    let socket = daemon.socket.clone();
+    let greedy = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        let request = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"rpc.discover\"}\n";
+        for _ in 0..2_000 {
+            if stream.write_all(request).is_err() {
+                break;
+            }
+        }
+        stream
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let status = daemon.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    drop(greedy.join());
+}
