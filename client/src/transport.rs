@@ -28,6 +28,7 @@ pub enum TransportError {
 
 pub async fn connect(socket: &Path) -> std::io::Result<(Sender, Receiver)> {
     let stream = Stream::connect(name(socket)?).await?;
+    check_server_user(&stream)?;
     let (read, write) = tokio::io::split(stream);
     Ok((
         Sender(write),
@@ -36,6 +37,25 @@ pub async fn connect(socket: &Path) -> std::io::Result<(Sender, Receiver)> {
             line: Vec::new(),
         },
     ))
+}
+
+/// Refuses a socket served by another user: it could collect everything sent to it, secrets
+/// included.
+fn check_server_user(stream: &Stream) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let own = nix::unistd::geteuid().as_raw();
+        if let Some(server) = stream.peer_creds().ok().and_then(|creds| creds.euid())
+            && server != own
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("the socket is served by uid {server}, not by you (uid {own})"),
+            ));
+        }
+    }
+    let _ = stream;
+    Ok(())
 }
 
 fn name(path: &Path) -> std::io::Result<interprocess::local_socket::Name<'_>> {

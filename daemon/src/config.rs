@@ -134,9 +134,9 @@ impl Config {
         }
         let defaults = Limits::default();
         let positive = |value: Option<usize>, default: usize, key: &'static str| match value {
-            Some(0) => Err(ConfigError::Limit {
+            Some(0) | Some(65_537..) => Err(ConfigError::Limit {
                 key,
-                rule: "at least 1",
+                rule: "between 1 and 65536",
             }),
             Some(value) => Ok(value),
             None => Ok(default),
@@ -245,11 +245,16 @@ mod tests {
         assert_eq!(config.limits.request_timeout, Duration::from_millis(1500));
         assert_eq!(raw.log_format, Some(LogFormat::Json));
 
-        let zero = RawLimits {
-            max_connections: Some(0),
-            ..RawLimits::default()
-        };
-        assert!(Config::new("/d".into(), "/s".into(), &zero).is_err());
+        for bad in [0, usize::MAX] {
+            let limits = RawLimits {
+                max_connections: Some(bad),
+                ..RawLimits::default()
+            };
+            assert!(
+                Config::new("/d".into(), "/s".into(), &limits).is_err(),
+                "{bad}"
+            );
+        }
         let bad_timeout = RawLimits {
             request_timeout_secs: Some(f64::NAN),
             ..RawLimits::default()

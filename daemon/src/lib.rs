@@ -42,8 +42,11 @@ pub(crate) struct Daemon {
     pub(crate) config: Config,
     pub(crate) store: store::Store,
     pub(crate) started: Instant,
-    /// Cancelled to stop the daemon, by the caller of `run` or by `daemon.shutdown`.
+    /// Cancelled once the daemon is stopping: connections stop reading, subscriptions end.
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled by `daemon.shutdown`; `run` then records `daemon.stopping` before it cancels
+    /// `shutdown`, so followers see the stop however it was asked for.
+    pub(crate) stop_requested: CancellationToken,
     /// One permit per open connection.
     pub(crate) connections: Arc<Semaphore>,
     pub(crate) secrets: Arc<secrets::Secrets>,
@@ -107,6 +110,7 @@ pub async fn run(
         store: store.clone(),
         started: Instant::now(),
         shutdown: token.clone(),
+        stop_requested: CancellationToken::new(),
     });
     store
         .append_events(vec![store::NewEvent {
@@ -130,6 +134,7 @@ pub async fn run(
     );
     tokio::select! {
         _ = accept => {}
+        _ = daemon.stop_requested.cancelled() => {}
         _ = shutdown => {
             tracing::info!("shutdown signal received");
         }

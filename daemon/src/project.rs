@@ -102,6 +102,16 @@ pub fn parse_root(
         None => Ok(data_dir.join("projects").join(slug)),
         Some(root) => {
             let root = PathBuf::from(root);
+            if root
+                .components()
+                .any(|part| part == std::path::Component::ParentDir)
+            {
+                return Err(ApiError::validation(
+                    "invalid_root",
+                    format!("project root `{}` contains `..`", root.display()),
+                )
+                .with_hint("name the folder by its plain absolute path"));
+            }
             if !root.is_absolute() {
                 return Err(ApiError::validation(
                     "invalid_root",
@@ -268,5 +278,61 @@ mod tests {
         assert!(parse_name("   ").is_err());
         assert!(parse_name("a\u{0}b").is_err());
         assert!(parse_name(&"n".repeat(201)).is_err());
+    }
+}
+
+/// A new root must not hold, or sit inside, another project's root or the data dir: purging one
+/// project would otherwise delete another's files.
+pub fn check_root_apart(
+    root: &Path,
+    data_dir: &Path,
+    other_roots: &[&Path],
+) -> Result<(), ApiError> {
+    let overlap = |other: &Path| root.starts_with(other) || other.starts_with(root);
+    if data_dir.starts_with(root) {
+        return Err(ApiError::new(
+            protocol::ErrorKind::Conflict,
+            "root_overlaps",
+            format!(
+                "project root {} would contain kromad's data dir",
+                root.display()
+            ),
+        )
+        .with_hint("pick a folder of its own for the project"));
+    }
+    if let Some(other) = other_roots.iter().find(|other| overlap(other)) {
+        return Err(ApiError::new(
+            protocol::ErrorKind::Conflict,
+            "root_overlaps",
+            format!(
+                "project root {} overlaps the root of another project, {}",
+                root.display(),
+                other.display()
+            ),
+        )
+        .with_hint("pick a folder outside every other project's root"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    #[test]
+    fn roots_stay_apart() {
+        let data = Path::new("/data");
+        let others = [Path::new("/comics/a")];
+        assert!(check_root_apart(Path::new("/comics/b"), data, &others).is_ok());
+        for bad in ["/comics/a/exports", "/comics", "/"] {
+            assert_eq!(
+                check_root_apart(Path::new(bad), data, &others)
+                    .unwrap_err()
+                    .code,
+                "root_overlaps",
+                "{bad}"
+            );
+        }
+        assert!(check_root_apart(Path::new("/data/projects/x"), data, &[]).is_ok());
     }
 }

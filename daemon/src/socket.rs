@@ -33,6 +33,8 @@ pub enum BindError {
     InUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    #[error("socket folder {0} is a symlink or belongs to another user; refusing to use it")]
+    UnsafeFolder(PathBuf),
     #[error("binding {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -93,6 +95,17 @@ fn prepare(path: &Path) -> Result<(), BindError> {
             .mode(0o700)
             .create(folder)
             .map_err(io_error)?;
+    }
+    // Another user could have made the folder first (e.g. /tmp/kroma-<uid>) and planted a socket
+    // in it. A folder that is ours, or a sticky shared one like /tmp, is safe.
+    if let Some(folder) = path.parent() {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(folder).map_err(io_error)?;
+        let ours = meta.uid() == nix::unistd::geteuid().as_raw();
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.file_type().is_symlink() || !(ours || sticky) {
+            return Err(BindError::UnsafeFolder(folder.to_owned()));
+        }
     }
     match std::fs::symlink_metadata(path) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),

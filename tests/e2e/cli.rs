@@ -231,7 +231,8 @@ fn projects_from_the_command_line() {
     );
     let events_json: serde_json::Value =
         serde_json::from_str(&stdout(&kromactl(socket, &["--json", "events"]))).unwrap();
-    assert_eq!(events_json.as_array().unwrap().len(), 4);
+    assert_eq!(events_json["events"].as_array().unwrap().len(), 4);
+    assert_eq!(events_json["last_id"], 4);
 
     let audit = stdout(&kromactl(socket, &["audit", "list"]));
     assert!(

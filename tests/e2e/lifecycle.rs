@@ -95,6 +95,13 @@ async fn sigterm_finishes_in_flight_calls_and_removes_the_socket() {
 #[tokio::test]
 async fn daemon_shutdown_over_rpc_answers_then_exits() {
     let mut daemon = Daemon::start();
+    let follower = daemon.client().await;
+    let mut events = follower
+        .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
+            since: None,
+        })
+        .await
+        .unwrap();
     let client = daemon.client().await;
     let ack = client
         .call::<protocol::daemon::Shutdown>(&protocol::NoParams {})
@@ -104,6 +111,13 @@ async fn daemon_shutdown_over_rpc_answers_then_exits() {
     let status = wait_with_timeout(&mut daemon.child, Duration::from_secs(20));
     assert!(status.success());
     assert!(!daemon.socket.exists());
+    // Followers see the stop also when it was asked for over RPC.
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.kind, protocol::events::kind::DAEMON_STOPPING);
 }
 
 #[tokio::test]

@@ -113,6 +113,15 @@ async fn create_makes_the_root_layout_and_refuses_clashes() {
     assert_eq!(custom.root, custom_root.display().to_string());
     assert!(custom_root.join("archive/replaced").is_dir());
 
+    // A root inside another project's root would let a purge of one delete the other.
+    let nested = client
+        .call::<protocol::project::Create>(&CreateParams {
+            root: Some(custom_root.join("exports/inner").display().to_string()),
+            ..create("Nested")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(nested), "root_overlaps");
     let list = client
         .call::<protocol::project::List>(&protocol::NoParams {})
         .await

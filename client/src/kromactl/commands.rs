@@ -453,8 +453,13 @@ async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), 
             detail: "the daemon ended the event stream".to_owned(),
         }));
     }
+    // Pages through events.list; with --json the pages are joined into one result of the same
+    // shape, {events, last_id}.
     let mut since = args.since.unwrap_or(0);
-    let mut all = Vec::new();
+    let mut all = protocol::events::EventPage {
+        events: Vec::new(),
+        last_id: 0,
+    };
     loop {
         let page = client
             .call::<protocol::events::List>(&protocol::events::ListParams {
@@ -462,12 +467,13 @@ async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), 
                 limit: Some(protocol::events::MAX_LIST_LIMIT),
             })
             .await?;
+        all.last_id = page.last_id;
         let Some(last) = page.events.last().map(|event| event.id) else {
             break;
         };
         since = last;
         if global.json {
-            all.extend(page.events);
+            all.events.extend(page.events);
         } else {
             for event in &page.events {
                 print_event(global, event);

@@ -40,7 +40,7 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::daemon::Status, _, _>(&mut module, daemon::status);
     register::<protocol::daemon::Shutdown, _, _>(&mut module, |daemon, _| async move {
         tracing::info!("shutdown requested over RPC");
-        daemon.shutdown.cancel();
+        daemon.stop_requested.cancel();
         Ok(protocol::daemon::ShutdownAck {
             pid: std::process::id(),
         })

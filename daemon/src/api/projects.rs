@@ -22,6 +22,7 @@ pub async fn project_create(
     let description = project::parse_description(params.description.as_deref().unwrap_or(""))?;
     let root = project::parse_root(params.root.as_deref(), &daemon.config.data_dir, &slug)?;
     let s3 = params.s3.as_ref().map(project::parse_s3).transpose()?;
+    let data_dir = daemon.config.data_dir.clone();
     let new = NewProject {
         id: uuid::Uuid::new_v4().to_string(),
         slug,
@@ -31,22 +32,30 @@ pub async fn project_create(
         s3,
         at: clock::now(),
     };
-    let (row, created) = daemon
+    let row = daemon
         .store
         .write(move |tx| {
             // The row first: a taken slug fails before anything touches the disk.
             let row = store::insert_project(tx, &new)?;
-            let created = project_root::create(&root, &row.id, &row.slug)?;
+            let others = store::list_projects(tx)?;
+            let other_roots: Vec<&std::path::Path> = others
+                .iter()
+                .filter(|other| other.id != row.id)
+                .map(|other| std::path::Path::new(other.root.as_str()))
+                .collect();
+            project::check_root_apart(&root, &data_dir, &other_roots)?;
+            // Kept as soon as the layout exists: a rolled-back row leaves an empty layout behind,
+            // but a committed row never loses its folder, even if the caller has timed out.
+            project_root::create(&root, &row.id, &row.slug)?.keep();
             let event = NewEvent {
                 at: new.at.clone(),
                 kind: protocol::events::kind::PROJECT_CREATED,
                 project: Some(row.slug.clone()),
                 data: serde_json::json!({ "id": row.id, "name": row.name, "root": row.root }),
             };
-            Ok::<_, ApiError>(((row, created), vec![event]))
+            Ok::<_, ApiError>((row, vec![event]))
         })
         .await?;
-    created.keep();
     tracing::info!(slug = %row.slug, root = %row.root, "project created");
     Ok(to_proto(&row))
 }

@@ -40,7 +40,7 @@ pub fn list(
         "SELECT id, at, peer_uid, client, method, params_digest, outcome
          FROM audit_events WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![since as i64, limit], |row| {
+    let rows = statement.query_map(params![since.min(i64::MAX as u64) as i64, limit], |row| {
         Ok(protocol::audit::AuditEntry {
             id: row.get::<_, i64>(0)? as u64,
             at: row.get(1)?,

@@ -41,7 +41,7 @@ pub fn list(
     let mut statement = conn.prepare_cached(
         "SELECT id, at, kind, project_slug, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
-    let rows = statement.query_map(params![since as i64, limit], |row| {
+    let rows = statement.query_map(params![since.min(i64::MAX as u64) as i64, limit], |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, String>(1)?,

@@ -4,7 +4,8 @@
 //! (`spawn_blocking`), so database work never stalls the async runtime. Writes run in a
 //! transaction together with the events they cause; the events are broadcast after the commit
 //! while the lock is still held, so subscribers see them in id order and never before they are
-//! durable.
+//! committed. (WAL with `synchronous=NORMAL` survives a crash of kromad, not a power cut: the
+//! last commits before one can be lost.)
 
 mod assets;
 mod audit;
