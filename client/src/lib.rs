@@ -59,6 +59,11 @@ impl Client {
         })
     }
 
+    /// Whether the connection to the daemon is still open.
+    pub fn is_connected(&self) -> bool {
+        self.inner.is_connected()
+    }
+
     pub fn socket(&self) -> &Path {
         &self.socket
     }

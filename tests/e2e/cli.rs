@@ -336,3 +336,43 @@ fn the_rpc_bench_runs_and_reports_ratios() {
             > 0.0
     );
 }
+
+#[test]
+fn a_follower_that_falls_far_behind_misses_nothing() {
+    use std::io::BufRead;
+    let daemon = Daemon::start();
+    // stdout is read only at the end, so kromactl stalls on a full pipe while events pour in and
+    // its subscription overflows the client's buffer; it must resume from the last shown id.
+    let mut follower = std::process::Command::new(bin("kromactl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["--json", "events", "--follow", "--since", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut raw = daemon.raw();
+    let created = raw.call_json(
+        r#"{"jsonrpc":"2.0","id":0,"method":"project.create","params":{"name":"Busy"}}"#,
+    );
+    assert!(created["result"].is_object(), "{created}");
+    let updates = 6_000;
+    for chunk in 0..updates / 500 {
+        let batch: Vec<serde_json::Value> = (0..500)
+            .map(|i| {
+                serde_json::json!({"jsonrpc": "2.0", "id": i, "method": "project.update",
+                    "params": {"slug": "busy", "description": format!("take {}", chunk * 500 + i)}})
+            })
+            .collect();
+        let answer = raw.call_json(&serde_json::Value::Array(batch).to_string());
+        assert_eq!(answer.as_array().unwrap().len(), 500);
+    }
+    let total = 2 + updates as u64; // daemon.started, project.created, one event per update
+    let mut lines = std::io::BufReader::new(follower.stdout.take().unwrap()).lines();
+    for expected in 1..=total {
+        let event: serde_json::Value =
+            serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(event["id"], expected);
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

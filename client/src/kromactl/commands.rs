@@ -440,18 +440,29 @@ pub fn confirm(question: &str) -> Result<bool, Failure> {
 async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), Failure> {
     let client = Client::connect(socket).await?;
     if args.follow {
-        let mut subscription = client
-            .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
-                since: args.since,
-            })
-            .await?;
-        while let Some(event) = subscription.next().await {
-            print_event(global, &event?);
+        // The client ends a subscription that falls too far behind; following then resumes
+        // after the last event shown, so nothing is skipped. It stops when the daemon does.
+        let mut since = args.since;
+        loop {
+            let mut subscription = client
+                .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
+                    since,
+                })
+                .await?;
+            let mut stopping = false;
+            while let Some(event) = subscription.next().await {
+                let event = event?;
+                print_event(global, &event);
+                stopping = event.kind == protocol::events::kind::DAEMON_STOPPING;
+                since = Some(event.id);
+            }
+            if stopping || !client.is_connected() {
+                return Err(Failure::Client(ClientError::Disconnected {
+                    socket: socket.to_owned(),
+                    detail: "the daemon ended the event stream".to_owned(),
+                }));
+            }
         }
-        return Err(Failure::Client(ClientError::Disconnected {
-            socket: socket.to_owned(),
-            detail: "the daemon ended the event stream".to_owned(),
-        }));
     }
     // Pages through events.list; with --json the pages are joined into one result of the same
     // shape, {events, last_id}.
