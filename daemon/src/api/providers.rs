@@ -53,24 +53,6 @@ fn parse_base_url(url: &str) -> Result<String, ApiError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-fn parse_secret_name(name: &str) -> Result<String, ApiError> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if valid {
-        Ok(name.to_owned())
-    } else {
-        Err(ApiError::validation(
-            "invalid_secret_name",
-            format!(
-                "secret name `{name}` must match {}",
-                protocol::secret::NAME_RULE
-            ),
-        ))
-    }
-}
-
 fn parse_text(field: &str, value: &str) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
@@ -126,7 +108,7 @@ pub async fn create(
     };
     let at = clock::now();
     let row = ProviderRow {
-        secret_name: parse_secret_name(params.secret.as_deref().unwrap_or(&name))?,
+        secret_name: super::secrets::parse_name(params.secret.as_deref().unwrap_or(&name))?,
         name,
         kind: params.kind.as_str().to_owned(),
         base_url,
@@ -171,7 +153,7 @@ pub async fn update(
     let secret = params
         .secret
         .as_deref()
-        .map(parse_secret_name)
+        .map(super::secrets::parse_name)
         .transpose()?;
     let at = clock::now();
     let row = daemon

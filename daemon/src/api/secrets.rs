@@ -16,7 +16,8 @@ use crate::{Daemon, clock};
 /// Longest secret value accepted.
 const MAX_VALUE_BYTES: usize = 16 * 1024;
 
-fn parse_name(name: &str) -> Result<String, ApiError> {
+/// Checks a secret name against [`protocol::secret::NAME_RULE`].
+pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
     let valid = (1..=64).contains(&name.len())
         && name
             .chars()
