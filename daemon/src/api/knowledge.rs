@@ -68,12 +68,7 @@ async fn delete_entity(
         .store
         .write(move |tx| {
             let id = rows::resolve(tx, entity, &project.id, &params.id)?;
-            let name: String = tx.query_row(
-                &format!("SELECT name FROM {} WHERE id = ?1", table_of(entity)),
-                [&id],
-                |row| row.get(0),
-            )?;
-            rows::delete(tx, entity, &id)?;
+            let name = rows::delete(tx, entity, &id)?;
             after(tx, &project.id)?;
             let common = Common {
                 id: id.clone(),
@@ -87,15 +82,6 @@ async fn delete_entity(
         })
         .await?;
     Ok(deleted)
-}
-
-fn table_of(entity: Entity) -> &'static str {
-    match entity {
-        Entity::StyleGuide => "style_guides",
-        Entity::Character => "characters",
-        Entity::ReferenceSet => "reference_sets",
-        Entity::PromptTemplate => "prompt_templates",
-    }
 }
 
 fn no_after(_: &rusqlite::Connection, _: &str) -> Result<(), StoreError> {

@@ -120,12 +120,21 @@ pub fn ids(conn: &Connection, entity: Entity, project_id: &str) -> Result<Vec<St
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn delete(conn: &Connection, entity: Entity, id: &str) -> Result<(), StoreError> {
-    conn.execute(
-        &format!("DELETE FROM {} WHERE id = ?1", entity.table()),
+/// Deletes an entity and returns the name it had.
+pub fn delete(conn: &Connection, entity: Entity, id: &str) -> Result<String, StoreError> {
+    conn.query_row(
+        &format!(
+            "DELETE FROM {} WHERE id = ?1 RETURNING name",
+            entity.table()
+        ),
         [id],
-    )?;
-    Ok(())
+        |row| row.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::EntityNotFound {
+        what: entity.what(),
+        key: id.to_owned(),
+    })
 }
 
 /// Turns a unique-name violation into [`StoreError::NameTaken`].
