@@ -148,10 +148,10 @@ where
 {
     let result = module.register_async_method(M::NAME, move |params, daemon, extensions| {
         let handler = handler.clone();
-        let raw = params.as_str().map(str::to_owned);
         async move {
+            let raw = params.as_str();
             let started = std::time::Instant::now();
-            let result = match parse_params::<M::Params>(raw.as_deref()) {
+            let result = match parse_params::<M::Params>(raw) {
                 Ok(params) => handler(daemon.clone(), params).await,
                 Err(err) => Err(err),
             };
@@ -172,7 +172,7 @@ where
                     &daemon,
                     &extensions,
                     M::NAME,
-                    raw.as_deref(),
+                    raw,
                     M::SECRET_FIELDS,
                     outcome,
                 )
