@@ -39,6 +39,27 @@ pub struct Config {
     pub socket: PathBuf,
     pub limits: Limits,
     pub secrets: crate::secrets::SecretsConfig,
+    pub runs: RunLimits,
+    /// The user's run settings file (`$XDG_CONFIG_HOME/kroma/config.toml`); `None`: no user layer.
+    pub user_settings: Option<PathBuf>,
+}
+
+/// How much run work happens at once, across all projects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunLimits {
+    /// Provider calls in flight at once.
+    pub provider_calls: usize,
+    /// Local work (decoding, checking and writing outputs) at once.
+    pub local_jobs: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> RunLimits {
+        RunLimits {
+            provider_calls: 4,
+            local_jobs: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -59,6 +80,16 @@ pub struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub secrets: RawSecrets,
+    #[serde(default)]
+    pub runs: RawRuns,
+}
+
+/// `[runs]`: concurrency of run work.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuns {
+    pub provider_calls: Option<usize>,
+    pub local_jobs: Option<usize>,
 }
 
 /// `[secrets]`: where secret values live.
@@ -93,6 +124,11 @@ pub enum ConfigError {
     Relative { what: &'static str, path: PathBuf },
     #[error("limits.{key} must be {rule}")]
     Limit {
+        key: &'static str,
+        rule: &'static str,
+    },
+    #[error("runs.{key} must be {rule}")]
+    Runs {
         key: &'static str,
         rule: &'static str,
     },
@@ -175,6 +211,8 @@ impl Config {
             data_dir,
             socket,
             secrets,
+            runs: RunLimits::default(),
+            user_settings: None,
             limits: Limits {
                 max_frame_bytes,
                 max_connections: positive(
@@ -194,6 +232,28 @@ impl Config {
 }
 
 impl Config {
+    /// Applies `[runs]` (each 1 to 256).
+    pub fn with_runs(mut self, raw: &RawRuns) -> Result<Config, ConfigError> {
+        let check = |value: Option<usize>, default: usize, key: &'static str| match value {
+            None => Ok(default),
+            Some(value @ 1..=256) => Ok(value),
+            Some(_) => Err(ConfigError::Runs {
+                key,
+                rule: "between 1 and 256",
+            }),
+        };
+        let defaults = RunLimits::default();
+        self.runs = RunLimits {
+            provider_calls: check(
+                raw.provider_calls,
+                defaults.provider_calls,
+                "provider_calls",
+            )?,
+            local_jobs: check(raw.local_jobs, defaults.local_jobs, "local_jobs")?,
+        };
+        Ok(self)
+    }
+
     /// Applies `[secrets]` and the secret inputs from the environment: the file store passphrase
     /// and the `KROMA_SECRET_<NAME>` overrides.
     pub fn with_secrets(

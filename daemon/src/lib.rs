@@ -14,11 +14,15 @@ mod import;
 mod knowledge;
 pub mod lock;
 pub mod logging;
+mod models;
+mod planner;
 mod project;
 mod project_root;
 mod providers;
+mod runs;
 pub mod secrets;
 mod server;
+mod settings;
 pub mod socket;
 mod store;
 
@@ -52,6 +56,8 @@ pub(crate) struct Daemon {
     pub(crate) secrets: Arc<secrets::Secrets>,
     /// The HTTP client for provider APIs (connection pools are shared).
     pub(crate) http: reqwest::Client,
+    /// Executes started runs in the background.
+    pub(crate) runner: runs::runner::Runner,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +110,7 @@ pub async fn run(
     let token = CancellationToken::new();
     let daemon = Arc::new(Daemon {
         http,
+        runner: runs::runner::Runner::new(&config.runs),
         secrets: Arc::new(secrets),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
@@ -122,6 +129,7 @@ pub async fn run(
         .await?;
     tracing::info!(socket = %listener.path().display(), data_dir = %data_dir.display(), version = VERSION, "kromad is serving");
 
+    let runner = tokio::spawn(runs::runner::run(daemon.clone()));
     let methods: jsonrpsee::Methods = api::module(daemon.clone()).into();
     let tracker = TaskTracker::new();
     let accept = server::accept_loop(
@@ -152,6 +160,7 @@ pub async fn run(
         tracing::error!(%err, "could not record daemon.stopping");
     }
     token.cancel();
+    let _ = runner.await;
     drop(listener);
     tracker.close();
     // In-flight calls get as long as one request may take; a client that stopped reading its
@@ -164,6 +173,9 @@ pub async fn run(
             grace.as_secs()
         );
     }
+    // Provider calls in flight get the same grace to be recorded; any still running are left
+    // `calling` and settled by the next start.
+    daemon.runner.drain(grace).await;
     let flushed = tokio::task::spawn_blocking(move || store.checkpoint()).await;
     if let Ok(Err(err)) = flushed {
         tracing::warn!(%err, "could not checkpoint the database");
@@ -184,6 +196,11 @@ mod clock {
     /// Now, as RFC 3339 UTC with millisecond precision.
     pub fn now() -> String {
         format(time::OffsetDateTime::now_utc())
+    }
+
+    /// Today's UTC date, `YYYY-MM-DD`.
+    pub fn today() -> String {
+        now()[..10].to_owned()
     }
 
     pub fn format(at: time::OffsetDateTime) -> String {

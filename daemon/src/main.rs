@@ -22,6 +22,9 @@ struct Cli {
     /// TOML config file [default: $XDG_CONFIG_HOME/kroma/kromad.toml when it exists]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Run settings file of this user [default: $XDG_CONFIG_HOME/kroma/config.toml]
+    #[arg(long, env = "KROMA_SETTINGS", value_name = "FILE")]
+    settings: Option<PathBuf>,
     /// Format of the log lines on stderr (the log file is always JSON)
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
@@ -68,11 +71,19 @@ fn start(cli: Cli) -> anyhow::Result<()> {
     let passphrase = std::env::var("KROMA_SECRETS_PASSPHRASE")
         .ok()
         .map(secrecy::SecretString::from);
-    let config = Config::new(data_dir, socket, &raw.limits)?.with_secrets(
-        &raw.secrets,
-        passphrase,
-        kroma_daemon::secrets::env_overrides(std::env::vars()),
-    )?;
+    let mut config = Config::new(data_dir, socket, &raw.limits)?
+        .with_secrets(
+            &raw.secrets,
+            passphrase,
+            kroma_daemon::secrets::env_overrides(std::env::vars()),
+        )?
+        .with_runs(&raw.runs)?;
+    config.user_settings = match cli.settings {
+        Some(path) => Some(cwd.join(path)),
+        None => dirs
+            .as_ref()
+            .map(|dirs| dirs.config_dir().join("config.toml")),
+    };
     create_private_dir(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let _lock = DataDirLock::acquire(&config.data_dir, std::process::id())?;

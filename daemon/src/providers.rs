@@ -1,5 +1,9 @@
-//! The one module that knows the OpenAI API over HTTP (and OpenAI-compatible servers). For now:
-//! checking an account with one cheap authenticated call, `GET {base_url}/models`.
+//! The one module that knows the OpenAI API over HTTP (and OpenAI-compatible servers): checking an
+//! account (`GET /models`), reading model shutdown dates, and the image calls
+//! (`POST /images/edits` with input images, `POST /images/generations` without).
+//!
+//! An image call answers [`Generated`] or a [`CallError`] that says whether the provider can have
+//! billed it, which is what the runner needs to never pay twice.
 
 use std::time::{Duration, Instant};
 
@@ -117,4 +121,342 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Model ids and shutdown dates (`YYYY-MM-DD`) from `GET /models`. OpenAI reports
+/// `shutdown_date` on models that are being retired; other servers may report nothing.
+pub async fn list_models(
+    http: &reqwest::Client,
+    account: &Account<'_>,
+    key: &SecretString,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    let url = format!("{}/models", account.base_url.trim_end_matches('/'));
+    let mut request = http
+        .get(&url)
+        .bearer_auth(key.expose_secret())
+        .timeout(CHECK_TIMEOUT);
+    if let Some(organization) = account.organization {
+        request = request.header("OpenAI-Organization", organization);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|err| format!("cannot reach {url}: {}", error_chain(&err)))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    let list: ModelList = response
+        .json()
+        .await
+        .map_err(|_| format!("{url} answered, but not with an OpenAI-style model list"))?;
+    Ok(list
+        .data
+        .iter()
+        .filter_map(|model| {
+            let id = model.get("id")?.as_str()?.to_owned();
+            let date = match model.get("shutdown_date") {
+                Some(serde_json::Value::String(date)) => date.get(..10).map(str::to_owned),
+                Some(serde_json::Value::Number(secs)) => secs
+                    .as_i64()
+                    .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+                    .map(|at| crate::clock::format(at)[..10].to_owned()),
+                _ => None,
+            };
+            Some((id, date))
+        })
+        .collect())
+}
+
+/// One image to send with an edit call.
+pub struct InputFile {
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// One image call.
+pub struct ImageCall<'a> {
+    pub base_url: &'a str,
+    pub organization: Option<&'a str>,
+    pub model: &'a str,
+    pub prompt: &'a str,
+    pub size: &'a str,
+    pub quality: &'a str,
+    /// Empty: `/images/generations`; else `/images/edits` with these as `image[]` parts.
+    pub images: Vec<InputFile>,
+    pub idempotency_key: &'a str,
+    pub timeout: Duration,
+}
+
+/// A successful call: the decoded image and what the provider said about it.
+#[derive(Debug)]
+pub struct Generated {
+    pub bytes: Vec<u8>,
+    pub usage: Option<crate::models::Usage>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum CallError {
+    /// The provider said "not now" (429, 5xx) or the request never left (connection refused):
+    /// nothing was billed; worth another attempt after `retry_after` if given.
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The request may have reached the provider and got no answer in time (or the connection
+    /// broke after sending): it may have been billed.
+    Lost { message: String },
+    /// The provider refused the request (4xx other than 429): not billed, and sending it again
+    /// will not help.
+    Rejected {
+        message: String,
+        code: &'static str,
+        hint: String,
+    },
+    /// The provider answered 200 (and billed) but the answer is unusable.
+    BadAnswer {
+        message: String,
+        usage: Option<crate::models::Usage>,
+        request_id: Option<String>,
+    },
+}
+
+/// Most bytes of one answer (a 4096×4096 PNG in base64 is about 60 MB).
+const MAX_ANSWER_BYTES: usize = 128 * 1024 * 1024;
+
+/// Makes one image call. Never retries: the runner decides, from the error, whether to.
+pub async fn generate(
+    http: &reqwest::Client,
+    call: ImageCall<'_>,
+    key: &SecretString,
+) -> Result<Generated, CallError> {
+    let base = call.base_url.trim_end_matches('/');
+    let mut request = if call.images.is_empty() {
+        http.post(format!("{base}/images/generations"))
+            .json(&serde_json::json!({
+                "model": call.model,
+                "prompt": call.prompt,
+                "size": call.size,
+                "quality": call.quality,
+                "output_format": "png",
+                "n": 1,
+            }))
+    } else {
+        let mut form = reqwest::multipart::Form::new()
+            .text("model", call.model.to_owned())
+            .text("prompt", call.prompt.to_owned())
+            .text("size", call.size.to_owned())
+            .text("quality", call.quality.to_owned())
+            .text("output_format", "png")
+            .text("input_fidelity", "high");
+        for image in call.images {
+            let mime = mime_of(&image.file_name);
+            let part = reqwest::multipart::Part::bytes(image.bytes)
+                .file_name(image.file_name)
+                .mime_str(mime)
+                .map_err(|err| CallError::Rejected {
+                    message: format!("cannot attach an input image: {err}"),
+                    code: "bad_input",
+                    hint: "check the input image files".to_owned(),
+                })?;
+            form = form.part("image[]", part);
+        }
+        http.post(format!("{base}/images/edits")).multipart(form)
+    };
+    request = request
+        .bearer_auth(key.expose_secret())
+        .header("Idempotency-Key", call.idempotency_key)
+        .timeout(call.timeout);
+    if let Some(organization) = call.organization {
+        request = request.header("OpenAI-Organization", organization);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(err) if err.is_connect() => {
+            return Err(CallError::Retry {
+                message: format!("cannot reach {base}: {}", error_chain(&err)),
+                retry_after: None,
+            });
+        }
+        Err(err) if err.is_timeout() => {
+            return Err(CallError::Lost {
+                message: format!("{base} did not answer within {} s", call.timeout.as_secs()),
+            });
+        }
+        Err(err) => {
+            return Err(CallError::Lost {
+                message: format!("the call to {base} broke off: {}", error_chain(&err)),
+            });
+        }
+    };
+    let status = response.status();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(|secs| Duration::from_secs_f64(secs.min(3600.0)));
+    let body = match read_capped(response).await {
+        Ok(body) => body,
+        Err(err) if status.is_success() => {
+            return Err(CallError::Lost {
+                message: format!("the answer from {base} broke off: {err}"),
+            });
+        }
+        Err(_) => Vec::new(),
+    };
+    if !status.is_success() {
+        let detail = error_message(&body).unwrap_or_else(|| format!("HTTP {status}"));
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(CallError::Retry {
+                message: format!("{base} answered {status}: {detail}"),
+                retry_after,
+            });
+        }
+        let (code, hint) = match status.as_u16() {
+            401 | 403 => (
+                "provider_auth",
+                "store the right key with `kromactl secret set NAME`, check it with `kromactl provider check NAME`, then `kromactl run retry RUN`",
+            ),
+            404 => (
+                "provider_not_found",
+                "check the model name and the provider's base URL (`kromactl model list`)",
+            ),
+            _ => (
+                "provider_rejected",
+                "the provider refused the request; fix what it names, then `kromactl run retry RUN`",
+            ),
+        };
+        return Err(CallError::Rejected {
+            message: format!("{base} answered {status}: {detail}"),
+            code,
+            hint: hint.to_owned(),
+        });
+    }
+    let answer: ImageAnswer = match serde_json::from_slice(&body) {
+        Ok(answer) => answer,
+        Err(err) => {
+            return Err(CallError::BadAnswer {
+                message: format!(
+                    "{base} answered 200 with a body that is not the expected JSON: {err}"
+                ),
+                usage: None,
+                request_id,
+            });
+        }
+    };
+    let usage = answer.usage.as_ref().map(ImageUsage::tokens);
+    let Some(b64) = answer
+        .data
+        .first()
+        .and_then(|item| item.b64_json.as_deref())
+    else {
+        return Err(CallError::BadAnswer {
+            message: format!("{base} answered 200 without an image (no data[0].b64_json)"),
+            usage,
+            request_id,
+        });
+    };
+    use base64::Engine as _;
+    match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+        Ok(bytes) => Ok(Generated {
+            bytes,
+            usage,
+            request_id,
+        }),
+        Err(err) => Err(CallError::BadAnswer {
+            message: format!("{base} answered 200 with an image that is not valid base64: {err}"),
+            usage,
+            request_id,
+        }),
+    }
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|err| error_chain(&err))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!(
+                "the answer is larger than {MAX_ANSWER_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The `error.message` of an OpenAI error body, if it is one.
+fn error_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = value.get("error")?.get("message")?.as_str()?;
+    Some(message.chars().take(500).collect())
+}
+
+fn mime_of(file_name: &str) -> &'static str {
+    let extension = file_name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "jpg" | "jpeg" => "image/jpeg",
+        _ => "application/octet-stream",
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ImageAnswer {
+    #[serde(default)]
+    data: Vec<ImageItem>,
+    #[serde(default)]
+    usage: Option<ImageUsage>,
+}
+
+#[derive(serde::Deserialize)]
+struct ImageItem {
+    #[serde(default)]
+    b64_json: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ImageUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    input_tokens_details: Option<InputTokens>,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct InputTokens {
+    #[serde(default)]
+    text_tokens: u64,
+    #[serde(default)]
+    image_tokens: u64,
+}
+
+impl ImageUsage {
+    fn tokens(&self) -> crate::models::Usage {
+        match &self.input_tokens_details {
+            Some(details) => crate::models::Usage {
+                text_input: details.text_tokens,
+                image_input: details.image_tokens,
+                output: self.output_tokens,
+            },
+            // Without the split, count every input token at the (higher) image rate.
+            None => crate::models::Usage {
+                text_input: 0,
+                image_input: self.input_tokens,
+                output: self.output_tokens,
+            },
+        }
+    }
 }

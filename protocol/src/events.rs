@@ -26,6 +26,19 @@ pub mod kind {
     /// Carries the secret's name only, never its value.
     pub const SECRET_CHANGED: &str = "secret.changed";
     pub const PROVIDER_CHANGED: &str = "provider.changed";
+    /// A run was created (planned or dry run).
+    pub const RUN_CREATED: &str = "run.created";
+    /// `run.start` or `run.retry` queued a run's candidates.
+    pub const RUN_STARTED: &str = "run.started";
+    /// Progress of a running run: counts, spend so far and an ETA.
+    pub const RUN_PROGRESS: &str = "run.progress";
+    /// A run reached `done`, `partial`, `failed` or `canceled`.
+    pub const RUN_FINISHED: &str = "run.finished";
+    pub const JOB_STARTED: &str = "job.started";
+    pub const JOB_FINISHED: &str = "job.finished";
+    pub const CANDIDATE_STARTED: &str = "candidate.started";
+    pub const CANDIDATE_FINISHED: &str = "candidate.finished";
+    pub const CANDIDATE_FAILED: &str = "candidate.failed";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,16 +9,20 @@
 pub mod asset;
 pub mod audit;
 pub mod bootstrap;
+pub mod cost;
 pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod knowledge;
+pub mod model;
 pub mod openrpc;
 pub mod paths;
 pub mod project;
 pub mod provider;
 pub mod rpc;
+pub mod run;
 pub mod secret;
+pub mod settings;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -124,6 +128,16 @@ macro_rules! for_each_method {
                 $crate::asset::Link,
                 $crate::asset::Lineage,
                 $crate::audit::List,
+                $crate::settings::Effective,
+                $crate::model::List,
+                $crate::run::PlanRun,
+                $crate::run::Create,
+                $crate::run::Start,
+                $crate::run::List,
+                $crate::run::Show,
+                $crate::run::Cancel,
+                $crate::run::Retry,
+                $crate::cost::Summary,
                 $crate::rpc::Discover,
             ],
             subscriptions: [

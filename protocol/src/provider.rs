@@ -40,6 +40,10 @@ pub struct Provider {
     pub organization: Option<String>,
     /// The name of the secret that holds the API key (see `secret.*`).
     pub secret: String,
+    /// The endpoint answers a repeated `Idempotency-Key` with the first answer and does not bill
+    /// twice. Only then does Kroma re-send a call that may have reached the provider (after a
+    /// timeout or a crash); otherwise such a candidate is marked `unknown`. OpenAI does not.
+    pub honors_idempotency_key: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -64,7 +68,7 @@ pub struct CreateParams {
     /// Defaults to the OpenAI API for `openai`; required for `openai_compatible`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
-    /// Defaults to `gpt-image-1`.
+    /// Defaults to `gpt-image-2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +76,9 @@ pub struct CreateParams {
     /// The secret holding the key; defaults to the provider's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// See [`Provider::honors_idempotency_key`]; default `false`.
+    #[serde(default)]
+    pub honors_idempotency_key: bool,
 }
 
 /// `provider.list`.
@@ -132,6 +139,8 @@ pub struct UpdateParams {
     pub organization: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honors_idempotency_key: Option<bool>,
 }
 
 /// `provider.delete`.

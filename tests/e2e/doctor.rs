@@ -2,7 +2,7 @@
 //! daemon at all.
 
 use kroma_tests::Daemon;
-use kroma_tests::openai_stub::OpenAiStub;
+use kroma_tests::fake_provider::{FakeConfig, FakeProvider};
 
 #[test]
 fn doctor_passes_on_a_healthy_setup_and_names_every_failure_with_a_fix() {
@@ -11,7 +11,12 @@ fn doctor_passes_on_a_healthy_setup_and_names_every_failure_with_a_fix() {
         "doctor checks the keyring: run the suite with `bash packaging/test.sh`"
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let stub = runtime.block_on(OpenAiStub::start("sk-doctor"));
+    let fake = runtime
+        .block_on(FakeProvider::start(FakeConfig {
+            key: "sk-doctor".into(),
+            ..FakeConfig::default()
+        }))
+        .expect("start the fake provider");
     let temp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start_with_env(temp.path(), &[], &[("KROMA_SECRET_STUB", "sk-doctor")]);
     let socket = &daemon.socket;
@@ -24,7 +29,7 @@ fn doctor_passes_on_a_healthy_setup_and_names_every_failure_with_a_fix() {
             "--kind",
             "openai-compatible",
             "--base-url",
-            &stub.base_url(),
+            &fake.base_url(),
         ],
     );
     assert!(added.status.success());
@@ -78,7 +83,7 @@ fn doctor_passes_on_a_healthy_setup_and_names_every_failure_with_a_fix() {
                 "--kind",
                 "openai-compatible",
                 "--base-url",
-                &stub.base_url()
+                &fake.base_url()
             ]
         )
         .status
@@ -105,5 +110,5 @@ fn doctor_passes_on_a_healthy_setup_and_names_every_failure_with_a_fix() {
         text.contains("FAIL daemon") && text.contains("kromactl daemon start"),
         "{text}"
     );
-    drop(stub);
+    drop(fake);
 }

@@ -15,5 +15,6 @@ mod projects;
 mod providers;
 mod python;
 mod readme;
+mod runs;
 mod secrets;
 mod tidy;

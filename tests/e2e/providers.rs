@@ -3,10 +3,20 @@
 use kroma_client::{Client, ClientError};
 use kroma_protocol as protocol;
 use kroma_tests::Daemon;
-use kroma_tests::openai_stub::OpenAiStub;
+use kroma_tests::fake_provider::{FakeConfig, FakeProvider};
 use protocol::provider::{CheckStatus, CreateParams, ProviderKind, ProviderRef, UpdateParams};
 
 const KEY: &str = "sk-stub-valid-key-0042";
+
+/// The fake OpenAI provider accepting only `KEY`; it lists its two default models.
+async fn start_fake() -> FakeProvider {
+    FakeProvider::start(FakeConfig {
+        key: KEY.into(),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("start the fake provider")
+}
 
 async fn check(client: &Client, name: &str) -> protocol::provider::CheckResult {
     client
@@ -17,7 +27,7 @@ async fn check(client: &Client, name: &str) -> protocol::provider::CheckResult {
 
 #[tokio::test]
 async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
-    let stub = OpenAiStub::start(KEY).await;
+    let fake = start_fake().await;
     let temp = tempfile::tempdir().unwrap();
     // Keys come from environment overrides here; the keyring paths are covered in secrets.rs.
     let daemon = Daemon::start_with_env(
@@ -36,20 +46,21 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
         default_model: None,
         organization: Some("org-test".into()),
         secret: Some(secret.into()),
+        honors_idempotency_key: false,
     };
     let local = client
-        .call::<protocol::provider::Create>(&create("local", stub.base_url(), "local"))
+        .call::<protocol::provider::Create>(&create("local", fake.base_url(), "local"))
         .await
         .unwrap();
-    assert_eq!(local.default_model, "gpt-image-1");
-    assert_eq!(local.base_url, stub.base_url());
+    assert_eq!(local.default_model, "gpt-image-2");
+    assert_eq!(local.base_url, fake.base_url());
 
     let ok = check(&client, "local").await;
     assert!(ok.ok, "{ok:?}");
     assert_eq!((ok.status, ok.models), (CheckStatus::Ok, Some(2)));
 
     client
-        .call::<protocol::provider::Create>(&create("wrong", stub.base_url(), "wrong"))
+        .call::<protocol::provider::Create>(&create("wrong", fake.base_url(), "wrong"))
         .await
         .unwrap();
     let refused = check(&client, "wrong").await;
@@ -57,7 +68,7 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
     assert!(refused.hint.unwrap().contains("secret set"));
 
     client
-        .call::<protocol::provider::Create>(&create("keyless", stub.base_url(), "nothing-here"))
+        .call::<protocol::provider::Create>(&create("keyless", fake.base_url(), "nothing-here"))
         .await
         .unwrap();
     let keyless = check(&client, "keyless").await;
@@ -69,7 +80,7 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
             .contains("kromactl secret set nothing-here")
     );
 
-    let wrong_path = format!("http://{}/api", stub.addr);
+    let wrong_path = format!("http://{}/api", fake.addr());
     client
         .call::<protocol::provider::Create>(&create("typo", wrong_path, "local"))
         .await
@@ -96,7 +107,7 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
     assert_eq!(offline.status, CheckStatus::NoNetwork, "{offline:?}");
     assert!(!offline.message.contains(KEY));
     assert_eq!(
-        stub.requests(),
+        fake.stats().models_requests,
         2,
         "only the ok and invalid-key checks reached /v1/models; the keyless one sent nothing"
     );
@@ -104,12 +115,12 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
     let fixed = client
         .call::<protocol::provider::Update>(&UpdateParams {
             name: "typo".into(),
-            base_url: Some(stub.base_url()),
+            base_url: Some(fake.base_url()),
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(fixed.base_url, stub.base_url());
+    assert_eq!(fixed.base_url, fake.base_url());
     assert!(check(&client, "typo").await.ok);
 }
 
@@ -125,6 +136,7 @@ async fn accounts_are_validated_listed_and_deleted() {
             default_model: None,
             organization: None,
             secret: None,
+            honors_idempotency_key: false,
         })
         .await
         .unwrap();
@@ -146,6 +158,7 @@ async fn accounts_are_validated_listed_and_deleted() {
         default_model: None,
         organization: None,
         secret: None,
+        honors_idempotency_key: false,
     };
     let cases = [
         (bad("openai", ProviderKind::Openai, None), "name_taken"),
@@ -201,7 +214,7 @@ async fn accounts_are_validated_listed_and_deleted() {
 #[test]
 fn provider_check_from_the_command_line_exits_1_when_not_usable() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let stub = runtime.block_on(OpenAiStub::start(KEY));
+    let fake = runtime.block_on(start_fake());
     let temp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start_with_env(temp.path(), &[], &[("KROMA_SECRET_STUB", KEY)]);
     let socket = &daemon.socket;
@@ -214,7 +227,7 @@ fn provider_check_from_the_command_line_exits_1_when_not_usable() {
             "--kind",
             "openai-compatible",
             "--base-url",
-            &stub.base_url(),
+            &fake.base_url(),
         ],
     );
     assert!(
@@ -240,5 +253,5 @@ fn provider_check_from_the_command_line_exits_1_when_not_usable() {
     let failing = kroma_tests::kromactl(socket, &["provider", "check", "stub"]);
     assert_eq!(failing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failing.stdout).contains("kromactl secret set missing"));
-    drop(stub);
+    drop(fake);
 }

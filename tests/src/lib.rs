@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use kroma_client::Client;
 
-pub mod openai_stub;
+/// The only stand-in the tests use: a local server that speaks the OpenAI Images API.
+pub use kroma_fake_provider as fake_provider;
 
 /// The folder holding the built `kromad` and `kromactl`: `KROMA_BIN_DIR`, else the cargo target
 /// folder this test binary was built into.
@@ -141,6 +142,12 @@ pub fn kromad_command(socket: &Path, data_dir: &Path) -> Command {
         .env("RUST_LOG", "warn")
         .env_remove("KROMA_SOCKET")
         .env_remove("KROMA_DATA_DIR")
+        // The user's own run settings never leak into a test; tests that want some point
+        // KROMA_SETTINGS at their own file.
+        .env(
+            "KROMA_SETTINGS",
+            data_dir.with_file_name("user-settings.toml"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     command

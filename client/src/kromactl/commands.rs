@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
-use kroma_client::{Client, ClientError};
+use kroma_client::{Client, ClientError, Subscribed};
 use kroma_protocol as protocol;
 use protocol::NoParams;
 
@@ -48,6 +48,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Bootstrap(command) => bootstrap(global, &socket, command).await,
         Command::Secret(command) => secret(global, &socket, command).await,
         Command::Provider(command) => provider(global, &socket, command).await,
+        Command::Run(command) => crate::runs::run(global, &socket, command).await,
+        Command::Cost(args) => crate::runs::cost(global, &socket, args).await,
+        Command::Settings(command) => crate::settings::settings(global, &socket, command).await,
+        Command::Model(command) => crate::settings::model(global, &socket, command).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Audit(AuditCommand::List { since, limit }) => {
@@ -96,6 +100,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             clients,
             kromad,
         }) => crate::bench::rpc(global, calls, clients, kromad).await,
+        Command::Dev(command) => crate::dev::run(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -440,28 +445,10 @@ pub fn confirm(question: &str) -> Result<bool, Failure> {
 async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), Failure> {
     let client = Client::connect(socket).await?;
     if args.follow {
-        // The client ends a subscription that falls too far behind; following then resumes
-        // after the last event shown, so nothing is skipped. It stops when the daemon does.
-        let mut since = args.since;
+        let mut follower = EventFollower::start(&client, args.since).await?;
         loop {
-            let mut subscription = client
-                .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
-                    since,
-                })
-                .await?;
-            let mut stopping = false;
-            while let Some(event) = subscription.next().await {
-                let event = event?;
-                print_event(global, &event);
-                stopping = event.kind == protocol::events::kind::DAEMON_STOPPING;
-                since = Some(event.id);
-            }
-            if stopping || !client.is_connected() {
-                return Err(Failure::Client(ClientError::Disconnected {
-                    socket: socket.to_owned(),
-                    detail: "the daemon ended the event stream".to_owned(),
-                }));
-            }
+            let event = follower.next().await?;
+            print_event(global, &event);
         }
     }
     // Pages through events.list; with --json the pages are joined into one result of the same
@@ -495,6 +482,59 @@ async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), 
         output::print_json(&all);
     }
     Ok(())
+}
+
+/// Events after `since` (live only without it), for as long as the daemon runs.
+///
+/// The client ends a subscription that falls too far behind; the follower then subscribes again
+/// after the last event it returned, so nothing is skipped or repeated. When the daemon stops,
+/// `next` fails with [`ClientError::Disconnected`].
+pub struct EventFollower<'client> {
+    client: &'client Client,
+    since: Option<u64>,
+    subscription: Subscribed<protocol::events::Event>,
+    stopping: bool,
+}
+
+impl<'client> EventFollower<'client> {
+    pub async fn start(
+        client: &'client Client,
+        since: Option<u64>,
+    ) -> Result<EventFollower<'client>, ClientError> {
+        let subscription = client
+            .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams { since })
+            .await?;
+        Ok(EventFollower {
+            client,
+            since,
+            subscription,
+            stopping: false,
+        })
+    }
+
+    /// The next event, waiting for it.
+    pub async fn next(&mut self) -> Result<protocol::events::Event, ClientError> {
+        loop {
+            if let Some(event) = self.subscription.next().await {
+                let event = event?;
+                self.stopping = event.kind == protocol::events::kind::DAEMON_STOPPING;
+                self.since = Some(event.id);
+                return Ok(event);
+            }
+            if self.stopping || !self.client.is_connected() {
+                return Err(ClientError::Disconnected {
+                    socket: self.client.socket().to_owned(),
+                    detail: "the daemon ended the event stream".to_owned(),
+                });
+            }
+            self.subscription = self
+                .client
+                .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
+                    since: self.since,
+                })
+                .await?;
+        }
+    }
 }
 
 fn print_event(global: &Global, event: &protocol::events::Event) {
@@ -644,6 +684,7 @@ async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> R
             default_model,
             organization,
             secret,
+            honors_idempotency_key,
         } => {
             let provider = client
                 .call::<rpc::Create>(&rpc::CreateParams {
@@ -656,6 +697,7 @@ async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> R
                     default_model,
                     organization,
                     secret,
+                    honors_idempotency_key,
                 })
                 .await?;
             print(global, &provider, || {
@@ -681,6 +723,15 @@ async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> R
                     ("default model", p.default_model.clone()),
                     ("organization", p.organization.clone().unwrap_or_default()),
                     ("secret", p.secret.clone()),
+                    (
+                        "honors idempotency key",
+                        if p.honors_idempotency_key {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .to_owned(),
+                    ),
                     ("updated", p.updated_at.clone()),
                 ])
                 .to_string()
@@ -692,6 +743,7 @@ async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> R
             default_model,
             organization,
             secret,
+            honors_idempotency_key,
         } => {
             let p = client
                 .call::<rpc::Update>(&rpc::UpdateParams {
@@ -700,6 +752,7 @@ async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> R
                     default_model,
                     organization,
                     secret,
+                    honors_idempotency_key,
                 })
                 .await?;
             print(global, &p, || format!("updated provider {}", p.name));

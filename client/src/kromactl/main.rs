@@ -5,9 +5,12 @@
 mod assets;
 mod bench;
 mod commands;
+mod dev;
 mod doctor;
 mod knowledge;
 mod output;
+mod runs;
+mod settings;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,6 +78,17 @@ pub enum Command {
     /// Image API accounts: add one, check that it works
     #[command(subcommand)]
     Provider(ProviderCommand),
+    /// Generation runs: plan, create, start, watch, list, show, cancel and retry
+    #[command(subcommand)]
+    Run(crate::runs::RunCommand),
+    /// Show what was spent, by project, model and day
+    Cost(crate::runs::CostArgs),
+    /// The run settings in force and where each comes from
+    #[command(subcommand)]
+    Settings(crate::settings::SettingsCommand),
+    /// Image models: prices, lifecycles and shutdown dates
+    #[command(subcommand)]
+    Model(crate::settings::ModelCommand),
     /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk
     Doctor,
     /// Show the event log, or follow it live
@@ -88,6 +102,9 @@ pub enum Command {
     /// Measure kromad against a baseline
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Tools for trying Kroma without paying (a fake image provider)
+    #[command(subcommand)]
+    Dev(crate::dev::DevCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -180,12 +197,13 @@ pub enum ProviderCommand {
     Add {
         /// Short name, e.g. openai
         name: String,
+        /// The API the provider speaks
         #[arg(long, value_enum, default_value_t = ProviderKindArg::Openai)]
         kind: ProviderKindArg,
         /// API base URL [default for openai: https://api.openai.com/v1]
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
-        /// Model used when a run names none [default: gpt-image-1]
+        /// Model used when a run names none [default: gpt-image-2]
         #[arg(long, value_name = "MODEL")]
         default_model: Option<String>,
         /// OpenAI organization id
@@ -194,29 +212,48 @@ pub enum ProviderCommand {
         /// Name of the secret holding the key
         #[arg(long, value_name = "SECRET")]
         secret: Option<String>,
+        /// The endpoint answers a repeated Idempotency-Key without billing twice, so a call that
+        /// may have reached it is re-sent instead of marked unknown (OpenAI does not)
+        #[arg(long)]
+        honors_idempotency_key: bool,
     },
     /// List provider accounts
     List,
     /// Show one provider account
-    Show { name: String },
+    Show {
+        /// The provider's name
+        name: String,
+    },
     /// Change a provider account
     Update {
+        /// The provider's name
         name: String,
+        /// New API base URL
         #[arg(long, value_name = "URL")]
         base_url: Option<String>,
+        /// Model used when a run names none
         #[arg(long, value_name = "MODEL")]
         default_model: Option<String>,
         /// OpenAI organization id ("" removes it)
         #[arg(long)]
         organization: Option<String>,
+        /// Name of the secret holding the key
         #[arg(long, value_name = "SECRET")]
         secret: Option<String>,
+        /// Whether the endpoint answers a repeated Idempotency-Key without billing twice
+        #[arg(long, value_name = "BOOL")]
+        honors_idempotency_key: Option<bool>,
     },
     /// Make one cheap authenticated call and report ok or what is wrong (exit 1 if not ok)
-    Check { name: String },
+    Check {
+        /// The provider's name
+        name: String,
+    },
     /// Delete a provider account (its secret is kept; asks first unless --yes)
     Rm {
+        /// The provider's name
         name: String,
+        /// Do not ask for confirmation
         #[arg(long, short)]
         yes: bool,
     },

@@ -10,6 +10,7 @@ mod events;
 mod knowledge;
 mod projects;
 mod providers;
+mod runs;
 mod secrets;
 
 use std::future::Future;
@@ -110,6 +111,16 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::provider::Update, _, _>(&mut module, providers::update);
     register::<protocol::provider::Delete, _, _>(&mut module, providers::delete);
     register::<protocol::provider::Check, _, _>(&mut module, providers::check);
+    register::<protocol::settings::Effective, _, _>(&mut module, runs::settings_effective);
+    register::<protocol::model::List, _, _>(&mut module, runs::model_list);
+    register::<protocol::run::PlanRun, _, _>(&mut module, runs::plan);
+    register::<protocol::run::Create, _, _>(&mut module, runs::create);
+    register::<protocol::run::Start, _, _>(&mut module, runs::start);
+    register::<protocol::run::List, _, _>(&mut module, runs::list);
+    register::<protocol::run::Show, _, _>(&mut module, runs::show);
+    register::<protocol::run::Cancel, _, _>(&mut module, runs::cancel);
+    register::<protocol::run::Retry, _, _>(&mut module, runs::retry);
+    register::<protocol::cost::Summary, _, _>(&mut module, runs::cost_summary);
     register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
         let limit = parse_limit(params.limit)?;
         let since = params.since.unwrap_or(0);

@@ -12,7 +12,7 @@ use crate::store::providers::{self as rows, ProviderRow};
 use crate::store::{NewEvent, StoreError};
 use crate::{Daemon, clock};
 
-const DEFAULT_MODEL: &str = "gpt-image-1";
+const DEFAULT_MODEL: &str = "gpt-image-2";
 
 fn parse_name(name: &str) -> Result<String, ApiError> {
     let valid = (1..=64).contains(&name.len())
@@ -76,6 +76,7 @@ fn to_proto(row: &ProviderRow) -> Result<Provider, ApiError> {
         default_model: row.default_model.clone(),
         organization: row.organization.clone(),
         secret: row.secret_name.clone(),
+        honors_idempotency_key: row.honors_idempotency_key,
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
     })
@@ -121,6 +122,7 @@ pub async fn create(
             .as_deref()
             .map(|org| parse_text("organization", org))
             .transpose()?,
+        honors_idempotency_key: params.honors_idempotency_key,
         created_at: at.clone(),
         updated_at: at.clone(),
     };
@@ -155,6 +157,7 @@ pub async fn update(
         .as_deref()
         .map(super::secrets::parse_name)
         .transpose()?;
+    let honors = params.honors_idempotency_key;
     let at = clock::now();
     let row = daemon
         .store
@@ -164,6 +167,7 @@ pub async fn update(
             row.default_model = default_model.unwrap_or(row.default_model);
             row.organization = organization.unwrap_or(row.organization);
             row.secret_name = secret.unwrap_or(row.secret_name);
+            row.honors_idempotency_key = honors.unwrap_or(row.honors_idempotency_key);
             row.updated_at = at.clone();
             rows::update(tx, &row)?;
             Ok::<_, StoreError>((row.clone(), vec![changed(&row.name, "updated", at)]))

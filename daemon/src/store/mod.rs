@@ -13,6 +13,7 @@ mod events;
 pub mod knowledge;
 mod projects;
 pub mod providers;
+pub mod runs;
 pub mod secrets;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0003_knowledge.sql")),
     M::up(include_str!("../../migrations/0004_secrets.sql")),
     M::up(include_str!("../../migrations/0005_providers.sql")),
+    M::up(include_str!("../../migrations/0006_runs.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -12,6 +12,7 @@ pub struct ProviderRow {
     pub default_model: String,
     pub organization: Option<String>,
     pub secret_name: String,
+    pub honors_idempotency_key: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -24,6 +25,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ProviderRow> {
         default_model: row.get("default_model")?,
         organization: row.get("organization")?,
         secret_name: row.get("secret_name")?,
+        honors_idempotency_key: row.get("honors_idempotency_key")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -31,8 +33,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ProviderRow> {
 
 pub fn insert(conn: &Connection, provider: &ProviderRow) -> Result<(), StoreError> {
     let inserted = conn.execute(
-        "INSERT INTO providers (name, kind, base_url, default_model, organization, secret_name, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO providers (name, kind, base_url, default_model, organization, secret_name, honors_idempotency_key, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (name) DO NOTHING",
         params![
             provider.name,
             provider.kind,
@@ -40,6 +42,7 @@ pub fn insert(conn: &Connection, provider: &ProviderRow) -> Result<(), StoreErro
             provider.default_model,
             provider.organization,
             provider.secret_name,
+            provider.honors_idempotency_key,
             provider.created_at,
             provider.updated_at
         ],
@@ -55,15 +58,16 @@ pub fn insert(conn: &Connection, provider: &ProviderRow) -> Result<(), StoreErro
 
 pub fn update(conn: &Connection, provider: &ProviderRow) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE providers SET base_url = ?2, default_model = ?3, organization = ?4, secret_name = ?5, updated_at = ?6
-         WHERE name = ?1",
+        "UPDATE providers SET base_url = ?2, default_model = ?3, organization = ?4, secret_name = ?5, updated_at = ?6,
+         honors_idempotency_key = ?7 WHERE name = ?1",
         params![
             provider.name,
             provider.base_url,
             provider.default_model,
             provider.organization,
             provider.secret_name,
-            provider.updated_at
+            provider.updated_at,
+            provider.honors_idempotency_key
         ],
     )?;
     Ok(())

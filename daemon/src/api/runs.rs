@@ -1,0 +1,967 @@
+//! `run.*`, `settings.effective`, `model.list` and `cost.summary` handlers.
+//!
+//! The handlers gather what planning needs (settings files, project knowledge, assets, scene
+//! files), hand it to the pure planner, and own the spend gates: `run.start` and `run.retry`
+//! check the confirmation and reserve the budgets in the same transaction that starts the run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kroma_protocol as protocol;
+use protocol::ErrorKind;
+use protocol::asset::AssetKind;
+use protocol::model::Lifecycle;
+use protocol::run::{Plan, PlanParams, RunDetail, RunStatus, RunSummary};
+
+use super::find_project;
+use crate::error::ApiError;
+use crate::planner::{self, ImageRef};
+use crate::settings::{self, Layer, Resolved, Source};
+use crate::store::knowledge::{self as knowledge_rows, Entity};
+use crate::store::runs::{self as rows, NewCandidate, RunRow};
+use crate::store::{NewEvent, ProjectRow, StoreError, asset_queries};
+use crate::{Daemon, clock, models, runs};
+
+/// Image files a scene folder contributes (reference §3.4).
+const SCENE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"];
+
+/// Reads the settings layers (user, then the project's when given) below `request`.
+async fn resolve_settings(
+    daemon: &Daemon,
+    project_root: Option<PathBuf>,
+    request: Option<Layer>,
+) -> Result<(Resolved, Vec<protocol::settings::SettingsFile>), ApiError> {
+    let user = daemon.config.user_settings.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut files = Vec::new();
+        let mut layers = Vec::new();
+        if let Some(path) = user {
+            files.push(protocol::settings::SettingsFile {
+                layer: "user".to_owned(),
+                path: path.display().to_string(),
+                exists: path.is_file(),
+            });
+            layers.extend(settings::read_file(&path, Source::User(path.clone()))?);
+        }
+        if let Some(root) = project_root {
+            let path = settings::project_file(&root);
+            files.insert(
+                0,
+                protocol::settings::SettingsFile {
+                    layer: "project".to_owned(),
+                    path: path.display().to_string(),
+                    exists: path.is_file(),
+                },
+            );
+            layers.extend(settings::read_file(&path, Source::Project(path.clone()))?);
+        }
+        Ok::<_, ApiError>((layers, files))
+    });
+    let (mut layers, files) = read
+        .await
+        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+    layers.extend(request);
+    Ok((settings::resolve(layers)?, files))
+}
+
+fn request_layer(params: &PlanParams) -> Layer {
+    let mut pairs: Vec<(&str, toml::Value)> = Vec::new();
+    if let Some(candidates) = params.candidates {
+        pairs.push(("candidates", toml::Value::Integer(i64::from(candidates))));
+    }
+    for (key, value) in [
+        ("provider", &params.provider),
+        ("model", &params.model),
+        ("size", &params.size),
+        ("quality", &params.quality),
+    ] {
+        if let Some(value) = value {
+            pairs.push((key, toml::Value::String(value.clone())));
+        }
+    }
+    settings::request_layer(&pairs)
+}
+
+fn image_of(root: &Path, asset: &crate::store::AssetRow) -> ImageRef {
+    ImageRef {
+        asset: Some(asset.id.clone()),
+        path: root.join(&asset.rel_path).display().to_string(),
+        sha256: Some(asset.sha256.clone()),
+    }
+}
+
+fn is_scene_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| SCENE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
+/// A scene named by the caller: an asset id, or a path to import.
+enum SceneSpec {
+    Asset(String),
+    Path(String),
+}
+
+fn scene_specs(scenes: &[String]) -> Result<Vec<SceneSpec>, ApiError> {
+    if scenes.is_empty() {
+        return Err(
+            ApiError::validation("no_scenes", "a run needs at least one scene")
+                .with_hint("name scene assets, image files or a folder of images"),
+        );
+    }
+    scenes
+        .iter()
+        .map(|scene| {
+            if uuid::Uuid::parse_str(scene).is_ok() {
+                Ok(SceneSpec::Asset(scene.clone()))
+            } else if Path::new(scene).is_absolute() {
+                Ok(SceneSpec::Path(scene.clone()))
+            } else {
+                Err(ApiError::validation(
+                    "invalid_scene",
+                    format!("scene `{scene}` is neither an asset id nor an absolute path"),
+                )
+                .with_hint("kromactl sends absolute paths; over the API, pass absolute paths"))
+            }
+        })
+        .collect()
+}
+
+/// Expands path scenes into files (folders walked, sorted, image files only). With `import`, each
+/// file becomes an `input` asset (content-addressed: the same file twice is one asset).
+async fn resolve_scenes(
+    daemon: &Daemon,
+    project: &ProjectRow,
+    specs: Vec<SceneSpec>,
+    import: bool,
+) -> Result<Vec<planner::Scene>, ApiError> {
+    let root = PathBuf::from(&project.root);
+    let mut scenes = Vec::new();
+    for spec in specs {
+        match spec {
+            SceneSpec::Asset(id) => {
+                let project_id = project.id.clone();
+                let asset = daemon
+                    .store
+                    .read(move |conn| asset_queries::get(conn, &project_id, &id))
+                    .await?;
+                scenes.push(planner::Scene {
+                    name: asset.original_name.clone(),
+                    image: image_of(&root, &asset),
+                });
+            }
+            SceneSpec::Path(path) => {
+                let named = path.clone();
+                let found = tokio::task::spawn_blocking(move || {
+                    crate::import::expand(std::slice::from_ref(&named))
+                })
+                .await
+                .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+                let mut any = false;
+                for entry in found {
+                    let candidate = entry.map_err(|(_, err)| err)?;
+                    let explicit = candidate.shown == Path::new(&path);
+                    if !explicit && !is_scene_file(&candidate.shown) {
+                        continue;
+                    }
+                    any = true;
+                    let name = candidate
+                        .shown
+                        .file_name()
+                        .map(|name| name.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if import {
+                        let (_, asset) =
+                            super::assets::import_one(daemon, project, candidate, AssetKind::Input)
+                                .await?;
+                        scenes.push(planner::Scene {
+                            name: asset.original_name.clone(),
+                            image: image_of(&root, &asset),
+                        });
+                    } else {
+                        scenes.push(planner::Scene {
+                            name,
+                            image: ImageRef {
+                                asset: None,
+                                path: candidate.real.display().to_string(),
+                                sha256: None,
+                            },
+                        });
+                    }
+                }
+                if !any {
+                    return Err(ApiError::validation(
+                        "no_scenes",
+                        format!(
+                            "{path} holds no image files ({})",
+                            SCENE_EXTENSIONS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(scenes)
+}
+
+/// The project's knowledge the plan uses, read in one go.
+struct Knowledge {
+    provider: planner::Provider,
+    style_guide: Option<planner::StyleGuide>,
+    style_refs: Vec<ImageRef>,
+    characters: Vec<planner::Character>,
+    template: Option<planner::Template>,
+    reported: models::Reported,
+}
+
+fn read_knowledge(
+    conn: &rusqlite::Connection,
+    project: &ProjectRow,
+    params: &PlanParams,
+    provider_name: &str,
+) -> Result<Knowledge, StoreError> {
+    let root = PathBuf::from(&project.root);
+    let images = |ids: &[String]| -> Result<Vec<ImageRef>, StoreError> {
+        ids.iter()
+            .map(|id| {
+                asset_queries::get(conn, &project.id, id).map(|asset| image_of(&root, &asset))
+            })
+            .collect()
+    };
+    let provider = crate::store::providers::get(conn, provider_name)?;
+    let guide_id = match &params.style_guide {
+        Some(key) => Some(knowledge_rows::resolve(
+            conn,
+            Entity::StyleGuide,
+            &project.id,
+            key,
+        )?),
+        None => {
+            let mut default = None;
+            for id in knowledge_rows::ids(conn, Entity::StyleGuide, &project.id)? {
+                if knowledge_rows::get_style_guide(conn, &id)?.is_default {
+                    default = Some(id);
+                    break;
+                }
+            }
+            default
+        }
+    };
+    let style_guide = match guide_id {
+        Some(id) => {
+            let guide = knowledge_rows::get_style_guide(conn, &id)?;
+            Some(planner::StyleGuide {
+                references: images(&guide.references)?,
+                name: guide.common.name,
+                instructions: guide.instructions,
+                palette: guide.palette,
+                line: guide.line,
+                lighting: guide.lighting,
+            })
+        }
+        None => None,
+    };
+    let mut style_refs = Vec::new();
+    for reference in &params.style_refs {
+        if uuid::Uuid::parse_str(reference).is_ok() {
+            style_refs.extend(images(std::slice::from_ref(reference))?);
+        } else {
+            let id = knowledge_rows::resolve(conn, Entity::ReferenceSet, &project.id, reference)?;
+            let set = knowledge_rows::get_reference_set(conn, &id)?;
+            let ids: Vec<String> = set.items.into_iter().map(|item| item.asset_id).collect();
+            style_refs.extend(images(&ids)?);
+        }
+    }
+    let mut characters = Vec::new();
+    for key in &params.characters {
+        let id = knowledge_rows::resolve(conn, Entity::Character, &project.id, key)?;
+        let character = knowledge_rows::get_character(conn, &id)?;
+        characters.push(planner::Character {
+            references: images(&character.references)?,
+            name: character.common.name,
+            prompt_text: character.prompt_text,
+        });
+    }
+    let template = match &params.template {
+        Some(use_) => {
+            let id =
+                knowledge_rows::resolve(conn, Entity::PromptTemplate, &project.id, &use_.name)?;
+            let template = knowledge_rows::get_prompt_template(conn, &id)?;
+            Some(planner::Template {
+                name: template.common.name,
+                body: template.body,
+                variables: template.variables,
+                vars: use_.vars.clone(),
+            })
+        }
+        None => None,
+    };
+    Ok(Knowledge {
+        provider: planner::Provider {
+            name: provider.name,
+            base_url: provider.base_url,
+            default_model: provider.default_model,
+        },
+        style_guide,
+        style_refs,
+        characters,
+        template,
+        reported: rows::reported_models(conn)?,
+    })
+}
+
+/// Plans `params` for `project`; with `import`, path scenes become assets first.
+async fn make_plan(
+    daemon: &Daemon,
+    project: &ProjectRow,
+    params: &PlanParams,
+    import: bool,
+) -> Result<Plan, ApiError> {
+    let specs = scene_specs(&params.scenes)?;
+    let (resolved, _) = resolve_settings(
+        daemon,
+        Some(PathBuf::from(&project.root)),
+        Some(request_layer(params)),
+    )
+    .await?;
+    let provider_name = resolved.settings.generation.provider.clone();
+    let knowledge = {
+        let project = project.clone();
+        let params = params.clone();
+        let lookup = provider_name.clone();
+        daemon
+            .store
+            .read(move |conn| read_knowledge(conn, &project, &params, &lookup))
+            .await
+            .map_err(|err| match err {
+                StoreError::EntityNotFound { what: "provider", .. } => ApiError::validation(
+                    "no_provider",
+                    format!("there is no provider account `{provider_name}`"),
+                )
+                .with_hint(format!(
+                    "create it: `kromactl provider create {provider_name} --kind openai`, or pass --provider"
+                )),
+                other => other.into(),
+            })?
+    };
+    let scenes = resolve_scenes(daemon, project, specs, import).await?;
+    let today = clock::today();
+    let inputs = planner::Inputs {
+        project: project.slug.clone(),
+        stage: params.stage,
+        time: params.time.clone(),
+        weather: params.weather.clone(),
+        settings_snapshot: resolved.snapshot(),
+        models: models::list(&resolved.settings, &knowledge.reported, &today),
+        settings: resolved.settings,
+        provider: knowledge.provider,
+        scenes,
+        style_guide: knowledge.style_guide,
+        style_refs: knowledge.style_refs,
+        characters: knowledge.characters,
+        template: knowledge.template,
+    };
+    planner::plan(&inputs)
+}
+
+pub async fn plan(daemon: Arc<Daemon>, params: PlanParams) -> Result<Plan, ApiError> {
+    let project = find_project(&daemon, &params.project).await?;
+    make_plan(&daemon, &project, &params, false).await
+}
+
+pub async fn create(
+    daemon: Arc<Daemon>,
+    params: protocol::run::CreateParams,
+) -> Result<RunDetail, ApiError> {
+    let project = find_project(&daemon, &params.plan.project).await?;
+    let plan = make_plan(&daemon, &project, &params.plan, true).await?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let at = clock::now();
+    let status = if params.dry_run {
+        RunStatus::DryRun
+    } else {
+        RunStatus::Planned
+    };
+    let record = runs::record_path(Path::new(&project.root), &id);
+    let run = RunRow {
+        id: id.clone(),
+        project_id: project.id.clone(),
+        project_slug: project.slug.clone(),
+        project_root: project.root.clone(),
+        status: status.as_str().to_owned(),
+        stage: plan.stage.as_str().to_owned(),
+        model: plan.model.clone(),
+        provider: plan.provider.clone(),
+        plan_json: serde_json::to_string(&plan).map_err(|err| {
+            ApiError::new(ErrorKind::Internal, "internal", format!("plan: {err}"))
+        })?,
+        max_cost_usd: plan.cost.max_usd,
+        confirmed_cost_usd: None,
+        record_path: record.display().to_string(),
+        created_at: at.clone(),
+        started_at: None,
+        finished_at: None,
+    };
+    let mut candidates = Vec::new();
+    for (job_index, job) in plan.jobs.iter().enumerate() {
+        for index in 1..=job.candidates {
+            candidates.push(NewCandidate {
+                id: uuid::Uuid::new_v4().to_string(),
+                job_index: job_index as u32,
+                job_key: job.key.clone(),
+                index,
+                idempotency_key: uuid::Uuid::new_v4().to_string(),
+                reserved_usd: models::round_usd(job.max_cost_usd / f64::from(job.candidates)),
+            });
+        }
+    }
+    let event = NewEvent {
+        at: at.clone(),
+        kind: protocol::events::kind::RUN_CREATED,
+        project: Some(project.slug.clone()),
+        data: serde_json::json!({
+            "run": id,
+            "status": status.as_str(),
+            "jobs": plan.jobs.len(),
+            "max_cost_usd": plan.cost.max_usd,
+        }),
+    };
+    let detail = daemon
+        .store
+        .write(move |tx| {
+            rows::insert_run(tx, &run, &candidates)?;
+            let candidates = rows::candidates(tx, &run.id)?;
+            let detail = runs::detail(&run, &candidates, 0.0)?;
+            Ok::<_, StoreError>((detail, vec![event]))
+        })
+        .await?;
+    write_record(detail.clone()).await?;
+    Ok(detail)
+}
+
+async fn write_record(detail: RunDetail) -> Result<(), ApiError> {
+    tokio::task::spawn_blocking(move || runs::write_record(&detail))
+        .await
+        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+}
+
+async fn load_detail(daemon: &Daemon, run_id: String) -> Result<RunDetail, ApiError> {
+    Ok(daemon
+        .store
+        .read(move |conn| {
+            let run = rows::get_run(conn, &run_id)?;
+            let candidates = rows::candidates(conn, &run_id)?;
+            let spent = rows::run_spent(conn, &run_id)?;
+            runs::detail(&run, &candidates, spent)
+        })
+        .await?)
+}
+
+fn parse_run_id(id: &str) -> Result<String, ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|uuid| uuid.to_string())
+        .map_err(|_| {
+            ApiError::validation("invalid_run", format!("`{id}` is not a run id (a UUID)"))
+                .with_hint("`kromactl run list` shows the ids")
+        })
+}
+
+pub async fn show(
+    daemon: Arc<Daemon>,
+    params: protocol::run::RunRef,
+) -> Result<RunDetail, ApiError> {
+    load_detail(&daemon, parse_run_id(&params.run)?).await
+}
+
+pub async fn list(
+    daemon: Arc<Daemon>,
+    params: protocol::run::ListParams,
+) -> Result<protocol::run::RunList, ApiError> {
+    let limit = match params.limit.unwrap_or(50) {
+        limit @ 1..=1000 => limit,
+        _ => {
+            return Err(ApiError::validation(
+                "invalid_limit",
+                "limit must be between 1 and 1000",
+            ));
+        }
+    };
+    let project_id = match &params.project {
+        Some(slug) => Some(find_project(&daemon, slug).await?.id),
+        None => None,
+    };
+    let status = params.status.map(|status| status.as_str().to_owned());
+    let runs = daemon
+        .store
+        .read(move |conn| {
+            rows::list_runs(conn, project_id.as_deref(), status.as_deref(), limit)?
+                .iter()
+                .map(|run| {
+                    let candidates = rows::candidates(conn, &run.id)?;
+                    let spent = rows::run_spent(conn, &run.id)?;
+                    runs::summary(run, &candidates, spent)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(protocol::run::RunList { runs })
+}
+
+/// Money confirmed by a human must be a real, non-negative amount.
+fn parse_confirmation(usd: f64) -> Result<f64, ApiError> {
+    if usd.is_finite() && usd >= 0.0 {
+        Ok(usd)
+    } else {
+        Err(ApiError::validation(
+            "invalid_confirmation",
+            "confirm_cost_usd must be a number ≥ 0",
+        ))
+    }
+}
+
+fn usd(amount: f64) -> String {
+    format!("${amount:.4}")
+}
+
+/// Checks that `amount` more can be reserved for `project` without breaking a budget. Called
+/// inside the transaction that reserves it, so concurrent starts cannot both pass.
+fn check_budgets(
+    conn: &rusqlite::Connection,
+    project_id: &str,
+    budget: &settings::Budget,
+    amount: f64,
+) -> Result<(), ApiError> {
+    let (spent_total, spent_today) = rows::project_spend(conn, project_id, &clock::today())?;
+    let reserved = rows::project_reserved(conn, project_id)?;
+    let over = |cap: Option<f64>, spent: f64| {
+        cap.filter(|cap| *cap > 0.0)
+            .filter(|cap| spent + reserved + amount > *cap + 1e-9)
+    };
+    if let Some(cap) = over(budget.project_usd, spent_total) {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            "budget_exceeded",
+            format!(
+                "the project budget is {}: {} spent + {} held by running runs + {} for this run would exceed it",
+                usd(cap), usd(spent_total), usd(reserved), usd(amount)
+            ),
+        )
+        .with_hint("raise budget.project_usd in the project's .kroma/settings.toml, or plan fewer candidates"));
+    }
+    if let Some(cap) = over(budget.daily_usd, spent_today) {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            "budget_exceeded",
+            format!(
+                "the daily budget is {}: {} spent today + {} held by running runs + {} for this run would exceed it",
+                usd(cap), usd(spent_today), usd(reserved), usd(amount)
+            ),
+        )
+        .with_hint("wait for tomorrow (UTC), or raise budget.daily_usd in the settings"));
+    }
+    Ok(())
+}
+
+/// Checks what must hold before money is spent: the key can be read and the model is not retired.
+async fn preflight(daemon: &Daemon, plan: &Plan, resolved: &Resolved) -> Result<(), ApiError> {
+    let provider_name = plan.provider.clone();
+    let provider = daemon
+        .store
+        .read(move |conn| crate::store::providers::get(conn, &provider_name))
+        .await?;
+    let secrets = daemon.secrets.clone();
+    let secret = provider.secret_name.clone();
+    let readable = tokio::task::spawn_blocking(move || secrets.get(&secret).map(|_| ()))
+        .await
+        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+    if let Err(err) = readable {
+        return Err(ApiError::new(
+            ErrorKind::Provider,
+            "no_key",
+            format!(
+                "the key of provider `{}` (secret `{}`) cannot be read: {err}",
+                provider.name, provider.secret_name
+            ),
+        )
+        .with_hint(format!(
+            "store it with `kromactl secret set {}`, then start again",
+            provider.secret_name
+        )));
+    }
+    let reported = daemon.store.read(rows::reported_models).await?;
+    let today = clock::today();
+    let models = models::list(&resolved.settings, &reported, &today);
+    if let Some(model) = models.iter().find(|model| model.id == plan.model)
+        && model.lifecycle == Lifecycle::Retired
+    {
+        return Err(ApiError::validation(
+            "model_retired",
+            format!(
+                "model `{}` was shut down on {}",
+                plan.model,
+                model.shutdown_date.as_deref().unwrap_or("?")
+            ),
+        )
+        .with_hint(match &model.replacement {
+            Some(replacement) => format!("create a new run with --model {replacement}"),
+            None => "create a new run with another model (`kromactl model list`)".to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+pub async fn start(
+    daemon: Arc<Daemon>,
+    params: protocol::run::StartParams,
+) -> Result<RunSummary, ApiError> {
+    let id = parse_run_id(&params.plan_id)?;
+    let confirmed = parse_confirmation(params.confirm_cost_usd)?;
+    let detail = load_detail(&daemon, id.clone()).await?;
+    match detail.run.status {
+        RunStatus::Planned => {}
+        RunStatus::DryRun => {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "dry_run",
+                "a dry run is a record only and cannot be started",
+            )
+            .with_hint("create the run again without --dry-run"));
+        }
+        other => {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                "already_started",
+                format!("run {id} is {}, not planned", other.as_str()),
+            )
+            .with_hint("`kromactl run retry` calls again for what did not succeed"));
+        }
+    }
+    let max = detail.plan.cost.max_usd;
+    if confirmed + 1e-9 < max {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            "confirmation_too_low",
+            format!(
+                "the run can cost up to {}; the confirmation covers {}",
+                usd(max),
+                usd(confirmed)
+            ),
+        )
+        .with_hint(format!(
+            "confirm at least {max} (kromactl run start {id} --yes --max-cost {max})"
+        )));
+    }
+    let project = find_project(&daemon, &detail.run.project).await?;
+    let (resolved, _) = resolve_settings(&daemon, Some(PathBuf::from(&project.root)), None).await?;
+    preflight(&daemon, &detail.plan, &resolved).await?;
+    let budget = resolved.settings.budget.clone();
+    let at = clock::now();
+    let summary = daemon
+        .store
+        .write(move |tx| {
+            let run = rows::get_run(tx, &id)?;
+            if run.status != "planned" {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    "already_started",
+                    format!("run {id} was started meanwhile"),
+                ));
+            }
+            check_budgets(tx, &run.project_id, &budget, run.max_cost_usd)?;
+            rows::start_run(tx, &id, confirmed, &at)?;
+            let run = rows::get_run(tx, &id)?;
+            let candidates = rows::candidates(tx, &id)?;
+            let summary = runs::summary(&run, &candidates, 0.0)?;
+            let event = NewEvent {
+                at: at.clone(),
+                kind: protocol::events::kind::RUN_STARTED,
+                project: Some(run.project_slug.clone()),
+                data: serde_json::json!({
+                    "run": id,
+                    "confirmed_cost_usd": confirmed,
+                    "max_cost_usd": run.max_cost_usd,
+                    "candidates": candidates.len(),
+                }),
+            };
+            Ok::<_, ApiError>((summary, vec![event]))
+        })
+        .await?;
+    daemon.runner.wake();
+    Ok(summary)
+}
+
+pub async fn cancel(
+    daemon: Arc<Daemon>,
+    params: protocol::run::RunRef,
+) -> Result<RunSummary, ApiError> {
+    let id = parse_run_id(&params.run)?;
+    let at = clock::now();
+    let run_id = id.clone();
+    daemon
+        .store
+        .write(move |tx| {
+            let run = rows::get_run(tx, &run_id)?;
+            match run.status.as_str() {
+                "planned" => {
+                    rows::cancel_planned(tx, &run_id, &at)?;
+                    rows::set_run_status(tx, &run_id, "canceled", Some(&at))?;
+                }
+                "running" => {
+                    rows::cancel_planned(tx, &run_id, &at)?;
+                    rows::set_run_status(tx, &run_id, "canceling", None)?;
+                }
+                "canceling" => {}
+                other => {
+                    return Err(ApiError::new(
+                        ErrorKind::Conflict,
+                        "not_cancelable",
+                        format!(
+                            "run {run_id} is {other}; only planned or running runs can be canceled"
+                        ),
+                    ));
+                }
+            }
+            Ok::<_, ApiError>(((), Vec::new()))
+        })
+        .await?;
+    // Closes the run now if nothing is in flight, else when the last call is recorded.
+    crate::runs::runner::finish_run_if_done(&daemon, &id).await?;
+    let detail = load_detail(&daemon, id).await?;
+    if detail.run.status == RunStatus::Canceled {
+        write_record(detail.clone()).await?;
+    }
+    Ok(detail.run)
+}
+
+pub async fn retry(
+    daemon: Arc<Daemon>,
+    params: protocol::run::RetryParams,
+) -> Result<RunSummary, ApiError> {
+    let id = parse_run_id(&params.run)?;
+    let confirmed = parse_confirmation(params.confirm_cost_usd)?;
+    let detail = load_detail(&daemon, id.clone()).await?;
+    if !matches!(
+        detail.run.status,
+        RunStatus::Done | RunStatus::Partial | RunStatus::Failed | RunStatus::Canceled
+    ) {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "not_retryable",
+            format!(
+                "run {id} is {}; retry a finished run",
+                detail.run.status.as_str()
+            ),
+        )
+        .with_hint("wait for it to finish (`kromactl run watch`), or cancel it first"));
+    }
+    let statuses: &'static [&'static str] = if params.only_failed {
+        &["failed"]
+    } else {
+        &["failed", "unknown", "canceled"]
+    };
+    let per_call: Vec<f64> = detail
+        .plan
+        .jobs
+        .iter()
+        .map(|job| models::round_usd(job.max_cost_usd / f64::from(job.candidates.max(1))))
+        .collect();
+    let retried: Vec<(u32, u32)> = detail
+        .jobs
+        .iter()
+        .enumerate()
+        .flat_map(|(job_index, job)| {
+            job.candidates
+                .iter()
+                .filter(|c| statuses.contains(&c.status.as_str()))
+                .map(move |c| (job_index as u32, c.index))
+        })
+        .collect();
+    if retried.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::Conflict,
+            "nothing_to_retry",
+            format!("run {id} has no {} candidates", statuses.join(" or ")),
+        ));
+    }
+    let max = models::round_usd(retried.iter().map(|(job, _)| per_call[*job as usize]).sum());
+    if confirmed + 1e-9 < max {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            "confirmation_too_low",
+            format!(
+                "retrying {} calls can cost up to {}; the confirmation covers {}",
+                retried.len(),
+                usd(max),
+                usd(confirmed)
+            ),
+        )
+        .with_hint(format!("confirm at least {max}")));
+    }
+    let project = find_project(&daemon, &detail.run.project).await?;
+    let (resolved, _) = resolve_settings(&daemon, Some(PathBuf::from(&project.root)), None).await?;
+    preflight(&daemon, &detail.plan, &resolved).await?;
+    let budget = resolved.settings.budget.clone();
+    let at = clock::now();
+    let run_id = id.clone();
+    let summary = daemon
+        .store
+        .write(move |tx| {
+            let run = rows::get_run(tx, &run_id)?;
+            if run.status.as_str() == "running" || run.status.as_str() == "canceling" {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    "not_retryable",
+                    format!("run {run_id} was started again meanwhile"),
+                ));
+            }
+            check_budgets(tx, &run.project_id, &budget, max)?;
+            let reset = rows::reset_for_retry(tx, &run_id, statuses, |job| per_call[job as usize])?;
+            rows::start_run(tx, &run_id, confirmed, &at)?;
+            let run = rows::get_run(tx, &run_id)?;
+            let candidates = rows::candidates(tx, &run_id)?;
+            let spent = rows::run_spent(tx, &run_id)?;
+            let summary = runs::summary(&run, &candidates, spent)?;
+            let event = NewEvent {
+                at: at.clone(),
+                kind: protocol::events::kind::RUN_STARTED,
+                project: Some(run.project_slug.clone()),
+                data: serde_json::json!({
+                    "run": run_id,
+                    "retry": true,
+                    "candidates": reset.len(),
+                    "confirmed_cost_usd": confirmed,
+                    "max_cost_usd": max,
+                }),
+            };
+            Ok::<_, ApiError>((summary, vec![event]))
+        })
+        .await?;
+    daemon.runner.wake();
+    Ok(summary)
+}
+
+pub async fn settings_effective(
+    daemon: Arc<Daemon>,
+    params: protocol::settings::EffectiveParams,
+) -> Result<protocol::settings::EffectiveSettings, ApiError> {
+    let root = match &params.project {
+        Some(slug) => Some(PathBuf::from(find_project(&daemon, slug).await?.root)),
+        None => None,
+    };
+    let (resolved, files) = resolve_settings(&daemon, root, None).await?;
+    Ok(protocol::settings::EffectiveSettings {
+        settings: resolved.entries(),
+        files,
+    })
+}
+
+pub async fn model_list(
+    daemon: Arc<Daemon>,
+    params: protocol::model::ListParams,
+) -> Result<protocol::model::ModelList, ApiError> {
+    if let Some(name) = &params.refresh {
+        let lookup = name.clone();
+        let provider = daemon
+            .store
+            .read(move |conn| crate::store::providers::get(conn, &lookup))
+            .await?;
+        let secrets = daemon.secrets.clone();
+        let secret = provider.secret_name.clone();
+        let key = tokio::task::spawn_blocking(move || secrets.get(&secret))
+            .await
+            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+            .map_err(|err| {
+                ApiError::new(
+                    ErrorKind::Provider,
+                    "no_key",
+                    format!("the key of provider `{name}` cannot be read: {err}"),
+                )
+                .with_hint(format!(
+                    "store it with `kromactl secret set {}`",
+                    provider.secret_name
+                ))
+            })?
+            .0;
+        let account = crate::providers::Account {
+            name: &provider.name,
+            base_url: &provider.base_url,
+            organization: provider.organization.as_deref(),
+        };
+        let listed = crate::providers::list_models(&daemon.http, &account, &key)
+            .await
+            .map_err(|message| {
+                ApiError::new(ErrorKind::Provider, "provider_unreachable", message)
+                    .with_hint(format!("check it with `kromactl provider check {name}`"))
+            })?;
+        let at = clock::now();
+        let provider_name = provider.name.clone();
+        daemon
+            .store
+            .write(move |tx| {
+                rows::put_reported_models(tx, &provider_name, &listed, &at)?;
+                Ok::<_, StoreError>(((), Vec::new()))
+            })
+            .await?;
+    }
+    let (resolved, _) = resolve_settings(&daemon, None, None).await?;
+    let reported = daemon.store.read(rows::reported_models).await?;
+    let today = clock::today();
+    Ok(protocol::model::ModelList {
+        models: models::list(&resolved.settings, &reported, &today),
+        today,
+    })
+}
+
+/// `YYYY-MM-DD` or an RFC 3339 time, as the `at >= since` bound.
+fn parse_since(since: &str) -> Result<String, ApiError> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = time::OffsetDateTime::parse(since, &Rfc3339) {
+        return Ok(clock::format(at));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(since, &date_format) {
+        return Ok(clock::format(date.midnight().assume_utc()));
+    }
+    Err(ApiError::validation(
+        "invalid_since",
+        format!("`{since}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
+    ))
+}
+
+pub async fn cost_summary(
+    daemon: Arc<Daemon>,
+    params: protocol::cost::SummaryParams,
+) -> Result<protocol::cost::CostSummary, ApiError> {
+    let project_id = match &params.project {
+        Some(slug) => Some(find_project(&daemon, slug).await?.id),
+        None => None,
+    };
+    let since = params.since.as_deref().map(parse_since).transpose()?;
+    Ok(daemon
+        .store
+        .read(move |conn| {
+            let project = project_id.as_deref();
+            let since = since.as_deref();
+            let lines = |group: &str| -> Result<Vec<protocol::cost::CostLine>, StoreError> {
+                Ok(rows::cost_lines(conn, group, project, since)?
+                    .into_iter()
+                    .map(|(key, calls, usd)| protocol::cost::CostLine {
+                        key,
+                        calls,
+                        usd: models::round_usd(usd),
+                    })
+                    .collect())
+            };
+            let (calls, usd, from_usage) = rows::cost_totals(conn, project, since)?;
+            Ok(protocol::cost::CostSummary {
+                calls,
+                usd: models::round_usd(usd),
+                usd_from_usage: models::round_usd(from_usage),
+                by_project: lines("project")?,
+                by_model: lines("model")?,
+                by_day: lines("day")?,
+                reserved_usd: models::round_usd(rows::total_reserved(conn, project)?),
+            })
+        })
+        .await?)
+}

@@ -1,0 +1,174 @@
+//! Runs after planning: their views for the API, their record files, their outputs and the
+//! background runner that executes them.
+
+pub mod output;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+
+use kroma_protocol as protocol;
+use protocol::ErrorData;
+use protocol::run::{
+    CandidateDetail, CandidateStatus, JobDetail, JobStatus, Plan, RunDetail, RunStatus, RunSummary,
+    Stage,
+};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::store::StoreError;
+use crate::store::runs::{CandidateRow, RunRow};
+
+/// A stored enum value, read back.
+pub fn parse_stored<T: DeserializeOwned>(what: &str, value: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("{what} `{value}`")))
+}
+
+pub fn plan_of(run: &RunRow) -> Result<Plan, StoreError> {
+    serde_json::from_str(&run.plan_json)
+        .map_err(|err| StoreError::Corrupt(format!("plan of run {}: {err}", run.id)))
+}
+
+/// The record file of a run: `<project root>/runs/<run id>.json`.
+pub fn record_path(project_root: &Path, run_id: &str) -> PathBuf {
+    project_root.join("runs").join(format!("{run_id}.json"))
+}
+
+pub fn summary(
+    run: &RunRow,
+    candidates: &[CandidateRow],
+    spent: f64,
+) -> Result<RunSummary, StoreError> {
+    let plan_jobs = candidates
+        .iter()
+        .map(|c| c.job_index)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let count = |status: &str| candidates.iter().filter(|c| c.status == status).count() as u32;
+    Ok(RunSummary {
+        id: run.id.clone(),
+        project: run.project_slug.clone(),
+        stage: parse_stored::<Stage>("stage", &run.stage)?,
+        status: parse_stored::<RunStatus>("run status", &run.status)?,
+        model: run.model.clone(),
+        jobs: plan_jobs as u32,
+        candidates: candidates.len() as u32,
+        succeeded: count("succeeded"),
+        failed: count("failed") + count("unknown"),
+        max_cost_usd: run.max_cost_usd,
+        confirmed_cost_usd: run.confirmed_cost_usd,
+        spent_usd: crate::models::round_usd(spent),
+        created_at: run.created_at.clone(),
+        started_at: run.started_at.clone(),
+        finished_at: run.finished_at.clone(),
+        record: run.record_path.clone(),
+    })
+}
+
+pub fn candidate_detail(
+    row: &CandidateRow,
+    project_root: &Path,
+) -> Result<CandidateDetail, StoreError> {
+    let error = row
+        .error_json
+        .as_deref()
+        .map(serde_json::from_str::<ErrorData>)
+        .transpose()
+        .map_err(|err| StoreError::Corrupt(format!("candidate error: {err}")))?;
+    Ok(CandidateDetail {
+        index: row.index,
+        status: parse_stored::<CandidateStatus>("candidate status", &row.status)?,
+        attempts: row.attempts,
+        asset: row.asset_id.clone(),
+        output: row
+            .output_path
+            .as_deref()
+            .map(|rel| project_root.join(rel).display().to_string()),
+        cost_usd: row.cost_usd.map(crate::models::round_usd),
+        request_id: row.request_id.clone(),
+        error,
+    })
+}
+
+pub fn job_status(candidates: &[CandidateDetail]) -> JobStatus {
+    let pending = candidates.iter().any(|c| {
+        matches!(
+            c.status,
+            CandidateStatus::Planned | CandidateStatus::Calling
+        )
+    });
+    let started = candidates.iter().any(|c| c.attempts > 0);
+    let succeeded = candidates
+        .iter()
+        .any(|c| c.status == CandidateStatus::Succeeded);
+    match (pending, started, succeeded) {
+        (true, false, _) => JobStatus::Planned,
+        (true, true, _) => JobStatus::Running,
+        (false, _, true) => JobStatus::Done,
+        (false, _, false) => JobStatus::Failed,
+    }
+}
+
+pub fn detail(
+    run: &RunRow,
+    candidates: &[CandidateRow],
+    spent: f64,
+) -> Result<RunDetail, StoreError> {
+    let plan = plan_of(run)?;
+    let root = Path::new(&run.project_root);
+    let mut jobs = Vec::with_capacity(plan.jobs.len());
+    for (index, job) in plan.jobs.iter().enumerate() {
+        let details = candidates
+            .iter()
+            .filter(|c| c.job_index as usize == index)
+            .map(|c| candidate_detail(c, root))
+            .collect::<Result<Vec<_>, _>>()?;
+        jobs.push(JobDetail {
+            key: job.key.clone(),
+            status: job_status(&details),
+            candidates: details,
+        });
+    }
+    Ok(RunDetail {
+        run: summary(run, candidates, spent)?,
+        plan,
+        jobs,
+    })
+}
+
+/// The run record: everything needed to see and reproduce the run (the plan with its settings,
+/// prompts, input hashes, provider and model; every candidate's outcome and cost). No secret is
+/// in it: the provider is named, its key is not.
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    kroma_version: &'static str,
+    written_at: String,
+    #[serde(flatten)]
+    detail: &'a RunDetail,
+}
+
+/// Writes the run record atomically.
+pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
+    let record = Record {
+        kroma_version: crate::VERSION,
+        written_at: crate::clock::now(),
+        detail,
+    };
+    let mut json = serde_json::to_vec_pretty(&record).map_err(|err| {
+        ApiError::new(
+            protocol::ErrorKind::Internal,
+            "internal",
+            format!("run record does not serialize: {err}"),
+        )
+    })?;
+    json.push(b'\n');
+    let path = Path::new(&detail.run.record);
+    crate::project_root::write_atomically(path, &json).map_err(|err| {
+        ApiError::new(
+            protocol::ErrorKind::Infra,
+            "io_error",
+            format!("writing run record {}: {err}", path.display()),
+        )
+        .with_hint("check that the project folder is writable and the disk is not full")
+    })
+}

@@ -1,0 +1,479 @@
+//! Rows of `runs`, `run_candidates` and `cost_events`.
+//!
+//! A candidate's `reserved_usd` is what its next call can cost at most; it is held against the
+//! budgets while the candidate is `planned` or `calling` in an active run, and becomes a cost
+//! event (the actual cost) in the same transaction that records the call's result.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::StoreError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: String,
+    pub project_id: String,
+    pub project_slug: String,
+    pub project_root: String,
+    pub status: String,
+    pub stage: String,
+    pub model: String,
+    pub provider: String,
+    pub plan_json: String,
+    pub max_cost_usd: f64,
+    pub confirmed_cost_usd: Option<f64>,
+    pub record_path: String,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRow {
+    pub id: String,
+    pub run_id: String,
+    pub job_index: u32,
+    pub job_key: String,
+    pub index: u32,
+    pub status: String,
+    pub idempotency_key: String,
+    pub attempts: u32,
+    pub reserved_usd: f64,
+    pub asset_id: Option<String>,
+    pub output_path: Option<String>,
+    pub request_id: Option<String>,
+    pub error_json: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Sum of this candidate's cost events.
+    pub cost_usd: Option<f64>,
+}
+
+pub struct NewCandidate {
+    pub id: String,
+    pub job_index: u32,
+    pub job_key: String,
+    pub index: u32,
+    pub idempotency_key: String,
+    pub reserved_usd: f64,
+}
+
+pub struct NewCost<'a> {
+    pub project_id: &'a str,
+    pub run_id: &'a str,
+    pub candidate_id: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub operation: &'a str,
+    pub usd: f64,
+    pub source: &'a str,
+    pub usage_json: Option<String>,
+    pub at: &'a str,
+}
+
+const RUN_COLUMNS: &str =
+    "r.id, r.project_id, p.slug AS project_slug, p.root AS project_root, r.status, r.stage,
+     r.model, r.provider, r.plan_json, r.max_cost_usd, r.confirmed_cost_usd, r.record_path,
+     r.created_at, r.started_at, r.finished_at";
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: row.get("id")?,
+        project_id: row.get("project_id")?,
+        project_slug: row.get("project_slug")?,
+        project_root: row.get("project_root")?,
+        status: row.get("status")?,
+        stage: row.get("stage")?,
+        model: row.get("model")?,
+        provider: row.get("provider")?,
+        plan_json: row.get("plan_json")?,
+        max_cost_usd: row.get("max_cost_usd")?,
+        confirmed_cost_usd: row.get("confirmed_cost_usd")?,
+        record_path: row.get("record_path")?,
+        created_at: row.get("created_at")?,
+        started_at: row.get("started_at")?,
+        finished_at: row.get("finished_at")?,
+    })
+}
+
+const CANDIDATE_COLUMNS: &str =
+    "c.id, c.run_id, c.job_index, c.job_key, c.candidate_index, c.status,
+     c.idempotency_key, c.attempts, c.reserved_usd, c.asset_id, c.output_path, c.request_id,
+     c.error_json, c.started_at, c.finished_at,
+     (SELECT sum(usd) FROM cost_events e WHERE e.candidate_id = c.id) AS cost_usd";
+
+fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<CandidateRow> {
+    Ok(CandidateRow {
+        id: row.get("id")?,
+        run_id: row.get("run_id")?,
+        job_index: row.get("job_index")?,
+        job_key: row.get("job_key")?,
+        index: row.get("candidate_index")?,
+        status: row.get("status")?,
+        idempotency_key: row.get("idempotency_key")?,
+        attempts: row.get("attempts")?,
+        reserved_usd: row.get("reserved_usd")?,
+        asset_id: row.get("asset_id")?,
+        output_path: row.get("output_path")?,
+        request_id: row.get("request_id")?,
+        error_json: row.get("error_json")?,
+        started_at: row.get("started_at")?,
+        finished_at: row.get("finished_at")?,
+        cost_usd: row.get("cost_usd")?,
+    })
+}
+
+pub fn insert_run(
+    conn: &Connection,
+    run: &RunRow,
+    candidates: &[NewCandidate],
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO runs (id, project_id, status, stage, model, provider, plan_json, max_cost_usd,
+                           record_path, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            run.id,
+            run.project_id,
+            run.status,
+            run.stage,
+            run.model,
+            run.provider,
+            run.plan_json,
+            run.max_cost_usd,
+            run.record_path,
+            run.created_at
+        ],
+    )?;
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO run_candidates (id, run_id, job_index, job_key, candidate_index, status,
+                                     idempotency_key, reserved_usd)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'planned', ?6, ?7)",
+    )?;
+    for candidate in candidates {
+        statement.execute(params![
+            candidate.id,
+            run.id,
+            candidate.job_index,
+            candidate.job_key,
+            candidate.index,
+            candidate.idempotency_key,
+            candidate.reserved_usd
+        ])?;
+    }
+    Ok(())
+}
+
+pub fn get_run(conn: &Connection, id: &str) -> Result<RunRow, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?1"
+    ))?
+    .query_row([id], run_from_row)
+    .optional()?
+    .ok_or_else(|| StoreError::EntityNotFound {
+        what: "run",
+        key: id.to_owned(),
+    })
+}
+
+pub fn list_runs(
+    conn: &Connection,
+    project_id: Option<&str>,
+    status: Option<&str>,
+    limit: u32,
+) -> Result<Vec<RunRow>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id
+         WHERE (?1 IS NULL OR r.project_id = ?1) AND (?2 IS NULL OR r.status = ?2)
+         ORDER BY r.created_at DESC, r.id DESC LIMIT ?3"
+    ))?;
+    let rows = statement.query_map(params![project_id, status, limit], run_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Runs that were executing when the daemon stopped.
+pub fn active_runs(conn: &Connection) -> Result<Vec<RunRow>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id
+         WHERE r.status IN ('running', 'canceling') ORDER BY r.started_at, r.id"
+    ))?;
+    let rows = statement.query_map([], run_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn candidates(conn: &Connection, run_id: &str) -> Result<Vec<CandidateRow>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c WHERE c.run_id = ?1
+         ORDER BY c.job_index, c.candidate_index"
+    ))?;
+    let rows = statement.query_map([run_id], candidate_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `planned` candidates of running runs, oldest run first, in job order.
+pub fn runnable(conn: &Connection, limit: u32) -> Result<Vec<CandidateRow>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c JOIN runs r ON r.id = c.run_id
+         WHERE r.status = 'running' AND c.status = 'planned'
+         ORDER BY r.started_at, r.id, c.job_index, c.candidate_index LIMIT ?1"
+    ))?;
+    let rows = statement.query_map([limit], candidate_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn set_run_status(
+    conn: &Connection,
+    id: &str,
+    status: &str,
+    finished_at: Option<&str>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE runs SET status = ?2, finished_at = coalesce(?3, finished_at) WHERE id = ?1",
+        params![id, status, finished_at],
+    )?;
+    Ok(())
+}
+
+/// Marks a run started (again, for a retry), adding what was confirmed.
+pub fn start_run(conn: &Connection, id: &str, confirmed: f64, at: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE runs SET status = 'running', started_at = coalesce(started_at, ?3),
+                         finished_at = NULL,
+                         confirmed_cost_usd = coalesce(confirmed_cost_usd, 0) + ?2
+         WHERE id = ?1",
+        params![id, confirmed, at],
+    )?;
+    Ok(())
+}
+
+/// Money already spent by a project: in total, and on `day`.
+pub fn project_spend(
+    conn: &Connection,
+    project_id: &str,
+    day: &str,
+) -> Result<(f64, f64), StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(usd), 0), coalesce(sum(CASE WHEN day = ?2 THEN usd END), 0)
+         FROM cost_events WHERE project_id = ?1",
+        params![project_id, day],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
+}
+
+/// The most a project's active runs can still spend.
+pub fn project_reserved(conn: &Connection, project_id: &str) -> Result<f64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(c.reserved_usd), 0) FROM run_candidates c JOIN runs r ON r.id = c.run_id
+         WHERE r.project_id = ?1 AND r.status IN ('running', 'canceling')
+           AND c.status IN ('planned', 'calling')",
+        [project_id],
+        |row| row.get(0),
+    )?)
+}
+
+/// All reservations of active runs, any project.
+pub fn total_reserved(conn: &Connection, project_id: Option<&str>) -> Result<f64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(c.reserved_usd), 0) FROM run_candidates c JOIN runs r ON r.id = c.run_id
+         WHERE (?1 IS NULL OR r.project_id = ?1) AND r.status IN ('running', 'canceling')
+           AND c.status IN ('planned', 'calling')",
+        [project_id],
+        |row| row.get(0),
+    )?)
+}
+
+/// `planned` → `calling`, one more attempt. Answers false if the candidate is no longer
+/// `planned` (canceled meanwhile).
+pub fn claim(conn: &Connection, id: &str, at: &str) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE run_candidates SET status = 'calling', attempts = attempts + 1,
+                started_at = coalesce(started_at, ?2)
+         WHERE id = ?1 AND status = 'planned'",
+        params![id, at],
+    )?;
+    Ok(changed == 1)
+}
+
+/// One more attempt of a candidate that is already `calling` (a retry after 429/5xx).
+pub fn count_attempt(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE run_candidates SET attempts = attempts + 1 WHERE id = ?1",
+        [id],
+    )?;
+    Ok(())
+}
+
+pub struct Outcome<'a> {
+    pub status: &'a str,
+    pub asset_id: Option<&'a str>,
+    pub output_path: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub error_json: Option<String>,
+    pub at: &'a str,
+}
+
+/// Records how a candidate ended; its reservation is released.
+pub fn finish_candidate(conn: &Connection, id: &str, outcome: &Outcome) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE run_candidates SET status = ?2, asset_id = ?3, output_path = ?4,
+                request_id = coalesce(?5, request_id), error_json = ?6, finished_at = ?7,
+                reserved_usd = 0
+         WHERE id = ?1",
+        params![
+            id,
+            outcome.status,
+            outcome.asset_id,
+            outcome.output_path,
+            outcome.request_id,
+            outcome.error_json,
+            outcome.at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Puts candidates back to `planned` for `run.retry`, each with a new idempotency key and
+/// reservation. `statuses` are the ones to retry.
+pub fn reset_for_retry(
+    conn: &Connection,
+    run_id: &str,
+    statuses: &[&str],
+    reserved_per_call: impl Fn(u32) -> f64,
+) -> Result<Vec<String>, StoreError> {
+    let mut retried = Vec::new();
+    for candidate in candidates(conn, run_id)? {
+        if !statuses.contains(&candidate.status.as_str()) {
+            continue;
+        }
+        conn.execute(
+            "UPDATE run_candidates SET status = 'planned', idempotency_key = ?2, reserved_usd = ?3,
+                    error_json = NULL, finished_at = NULL
+             WHERE id = ?1",
+            params![
+                candidate.id,
+                uuid::Uuid::new_v4().to_string(),
+                reserved_per_call(candidate.job_index)
+            ],
+        )?;
+        retried.push(candidate.id);
+    }
+    Ok(retried)
+}
+
+/// Cancels every `planned` candidate of a run; answers how many.
+pub fn cancel_planned(conn: &Connection, run_id: &str, at: &str) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE run_candidates SET status = 'canceled', reserved_usd = 0, finished_at = ?2
+         WHERE run_id = ?1 AND status = 'planned'",
+        params![run_id, at],
+    )?)
+}
+
+/// Candidates left `calling` by a daemon that stopped.
+pub fn calling(conn: &Connection) -> Result<Vec<CandidateRow>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c WHERE c.status = 'calling'"
+    ))?;
+    let rows = statement.query_map([], candidate_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn insert_cost(conn: &Connection, cost: &NewCost) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO cost_events (project_id, run_id, candidate_id, provider, model, operation, usd,
+                                  source, usage_json, day, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            cost.project_id,
+            cost.run_id,
+            cost.candidate_id,
+            cost.provider,
+            cost.model,
+            cost.operation,
+            cost.usd,
+            cost.source,
+            cost.usage_json,
+            &cost.at[..10],
+            cost.at
+        ],
+    )?;
+    Ok(())
+}
+
+/// Sum of a run's cost events.
+pub fn run_spent(conn: &Connection, run_id: &str) -> Result<f64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(sum(usd), 0) FROM cost_events WHERE run_id = ?1",
+        [run_id],
+        |row| row.get(0),
+    )?)
+}
+
+/// (key, calls, usd) lines of cost events grouped by `group` (`project`, `model` or `day`).
+pub fn cost_lines(
+    conn: &Connection,
+    group: &str,
+    project_id: Option<&str>,
+    since: Option<&str>,
+) -> Result<Vec<(String, u64, f64)>, StoreError> {
+    let column = match group {
+        "project" => "p.slug",
+        "model" => "e.model",
+        _ => "e.day",
+    };
+    let mut statement = conn.prepare(&format!(
+        "SELECT {column}, count(*), sum(e.usd) FROM cost_events e JOIN projects p ON p.id = e.project_id
+         WHERE (?1 IS NULL OR e.project_id = ?1) AND (?2 IS NULL OR e.at >= ?2)
+         GROUP BY {column} ORDER BY {column}"
+    ))?;
+    let rows = statement.query_map(params![project_id, since], |row| {
+        Ok((row.get(0)?, row.get::<_, i64>(1)? as u64, row.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// (calls, usd, usd from usage) of matching cost events.
+pub fn cost_totals(
+    conn: &Connection,
+    project_id: Option<&str>,
+    since: Option<&str>,
+) -> Result<(u64, f64, f64), StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*), coalesce(sum(usd), 0), coalesce(sum(CASE WHEN source = 'usage' THEN usd END), 0)
+         FROM cost_events WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR at >= ?2)",
+        params![project_id, since],
+        |row| Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?)),
+    )?)
+}
+
+/// Shutdown dates providers reported: model → (provider, date).
+pub fn reported_models(conn: &Connection) -> Result<crate::models::Reported, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT model, provider, shutdown_date FROM provider_models ORDER BY provider, model",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            (row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?),
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn put_reported_models(
+    conn: &Connection,
+    provider: &str,
+    models: &[(String, Option<String>)],
+    at: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM provider_models WHERE provider = ?1",
+        [provider],
+    )?;
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO provider_models (provider, model, shutdown_date, seen_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (model, date) in models {
+        statement.execute(params![provider, model, date, at])?;
+    }
+    Ok(())
+}
