@@ -53,6 +53,7 @@ fn help_texts_match_snapshots() {
         &["audit", "list"],
         &["rpc", "call"],
         &["bench", "rpc"],
+        &["bench", "runs"],
         &["dev", "fake-provider"],
     ];
     for args in commands {

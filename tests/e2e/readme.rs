@@ -22,6 +22,13 @@ fn the_walkthrough_runs() {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("created project night-harbor"), "{stdout}");
     assert!(stdout.contains("schema version"), "{stdout}");
-    assert!(stdout.contains("project.created"), "{stdout}");
+    assert!(stdout.contains("run.finished"), "{stdout}");
     assert!(stdout.contains("stopped"), "{stdout}");
+    assert!(
+        stdout.contains("style_1_harbor-dawn"),
+        "the plan lists the jobs: {stdout}"
+    );
+    assert!(stdout.contains("dry_run"), "{stdout}");
+    assert!(stdout.contains("4 succeeded, 0 failed"), "{stdout}");
+    assert!(stdout.contains("character_1_pier-rain"), "{stdout}");
 }

@@ -933,3 +933,37 @@ async fn kromactl_plans_creates_confirms_watches_and_reports() {
         "{models}"
     );
 }
+
+#[tokio::test]
+async fn the_runs_benchmark_measures_both_sides() {
+    let kromad = kroma_tests::bin("kromad");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(kroma_tests::bin("kromactl"))
+            .args([
+                "--json",
+                "bench",
+                "runs",
+                "--candidates",
+                "3",
+                "--parallel",
+                "2",
+            ])
+            .args(["--latency-ms", "1", "--kromad"])
+            .arg(kromad)
+            .output()
+            .expect("kromactl bench runs")
+    })
+    .await
+    .expect("thread");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["candidates"], 3);
+    assert!(report["overhead"]["kroma_ms"].as_f64().expect("kroma") > 0.0);
+    assert!(report["overhead"]["direct_ms"].as_f64().expect("direct") > 0.0);
+    assert_eq!(report["throughput"][0]["parallel"], 2);
+    assert!(report["throughput"][0]["ratio"].as_f64().expect("ratio") > 0.0);
+}

@@ -100,6 +100,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             clients,
             kromad,
         }) => crate::bench::rpc(global, calls, clients, kromad).await,
+        Command::Bench(BenchCommand::Runs {
+            candidates,
+            parallel,
+            latency_ms,
+            kromad,
+        }) => crate::bench_runs::runs(global, candidates, parallel, latency_ms, kromad).await,
         Command::Dev(command) => crate::dev::run(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(

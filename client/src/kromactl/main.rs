@@ -4,6 +4,7 @@
 
 mod assets;
 mod bench;
+mod bench_runs;
 mod commands;
 mod dev;
 mod doctor;
@@ -466,6 +467,21 @@ pub enum BenchCommand {
         /// Concurrent clients in the throughput run
         #[arg(long, default_value_t = 8)]
         clients: usize,
+        /// The kromad binary [default: next to kromactl, else on PATH]
+        #[arg(long, value_name = "PATH")]
+        kromad: Option<PathBuf>,
+    },
+    /// Run orchestration overhead per candidate and throughput against direct provider calls
+    Runs {
+        /// Candidates per measurement
+        #[arg(long, default_value_t = 100)]
+        candidates: usize,
+        /// Parallel provider calls to measure throughput at, comma-separated
+        #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
+        parallel: Vec<usize>,
+        /// The fake provider's latency per call in the throughput measurements
+        #[arg(long, default_value_t = 50)]
+        latency_ms: u64,
         /// The kromad binary [default: next to kromactl, else on PATH]
         #[arg(long, value_name = "PATH")]
         kromad: Option<PathBuf>,
