@@ -33,14 +33,7 @@ pub async fn check(
     key: &SecretString,
 ) -> CheckResult {
     let started = Instant::now();
-    let url = format!("{}/models", account.base_url.trim_end_matches('/'));
-    let mut request = http
-        .get(&url)
-        .bearer_auth(key.expose_secret())
-        .timeout(CHECK_TIMEOUT);
-    if let Some(organization) = account.organization {
-        request = request.header("OpenAI-Organization", organization);
-    }
+    let (url, request) = models_request(http, account, key);
     let result = |status: CheckStatus, message: String, hint: Option<&str>, models: Option<u32>| {
         CheckResult {
             name: account.name.to_owned(),
@@ -123,13 +116,12 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Model ids and shutdown dates (`YYYY-MM-DD`) from `GET /models`. OpenAI reports
-/// `shutdown_date` on models that are being retired; other servers may report nothing.
-pub async fn list_models(
+/// `GET {base_url}/models` with the account's key and organization.
+fn models_request(
     http: &reqwest::Client,
     account: &Account<'_>,
     key: &SecretString,
-) -> Result<Vec<(String, Option<String>)>, String> {
+) -> (String, reqwest::RequestBuilder) {
     let url = format!("{}/models", account.base_url.trim_end_matches('/'));
     let mut request = http
         .get(&url)
@@ -138,6 +130,17 @@ pub async fn list_models(
     if let Some(organization) = account.organization {
         request = request.header("OpenAI-Organization", organization);
     }
+    (url, request)
+}
+
+/// Model ids and shutdown dates (`YYYY-MM-DD`) from `GET /models`. OpenAI reports
+/// `shutdown_date` on models that are being retired; other servers may report nothing.
+pub async fn list_models(
+    http: &reqwest::Client,
+    account: &Account<'_>,
+    key: &SecretString,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    let (url, request) = models_request(http, account, key);
     let response = request
         .send()
         .await

@@ -58,10 +58,23 @@ impl World {
 
     /// Kills kromad with SIGKILL and starts it again on the same data dir.
     pub fn restart_hard(&mut self) {
+        self.kill_hard();
+        self.daemon = Some(start_daemon(&self.folder));
+    }
+
+    /// Kills kromad with SIGKILL.
+    pub fn kill_hard(&mut self) {
         if let Some(old) = self.daemon.take() {
             old.kill_hard();
         }
+    }
+
+    pub fn start_again(&mut self) {
         self.daemon = Some(start_daemon(&self.folder));
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.folder.join("data").join("kroma.db")
     }
 }
 
@@ -175,6 +188,28 @@ pub async fn finished(client: &Client, id: &str) -> RunDetail {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn last_event_id(client: &Client) -> u64 {
+    client
+        .call::<protocol::events::List>(&protocol::events::ListParams {
+            since: None,
+            limit: Some(1),
+        })
+        .await
+        .expect("events")
+        .last_id
+}
+
+async fn events_since(client: &Client, since: u64) -> Vec<protocol::events::Event> {
+    client
+        .call::<protocol::events::List>(&protocol::events::ListParams {
+            since: Some(since),
+            limit: Some(1000),
+        })
+        .await
+        .expect("events")
+        .events
 }
 
 fn error_of(result: Result<impl std::fmt::Debug, ClientError>) -> protocol::ErrorData {
@@ -646,25 +681,11 @@ async fn progress_events_tell_the_story_of_a_run() {
     let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
     let client = world.client().await;
     let scene = setup(&client, &world.fake, false).await;
-    let before = client
-        .call::<protocol::events::List>(&protocol::events::ListParams {
-            since: None,
-            limit: Some(1),
-        })
-        .await
-        .expect("events")
-        .last_id;
+    let before = last_event_id(&client).await;
     let detail = create(&client, params(vec![scene], 2)).await;
     start(&client, &detail).await.expect("start");
     finished(&client, &detail.run.id).await;
-    let events = client
-        .call::<protocol::events::List>(&protocol::events::ListParams {
-            since: Some(before),
-            limit: Some(1000),
-        })
-        .await
-        .expect("events")
-        .events;
+    let events = events_since(&client, before).await;
     let kinds: Vec<&str> = events
         .iter()
         .filter(|event| event.data["run"] == detail.run.id.as_str())
@@ -966,4 +987,183 @@ async fn the_runs_benchmark_measures_both_sides() {
     assert!(report["overhead"]["direct_ms"].as_f64().expect("direct") > 0.0);
     assert_eq!(report["throughput"][0]["parallel"], 2);
     assert!(report["throughput"][0]["ratio"].as_f64().expect("ratio") > 0.0);
+}
+
+/// Runs SQL on the daemon's database with Python's sqlite3 (the daemon must be stopped).
+fn sql(database: &Path, statements: &str) {
+    let script = "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\ndb.executescript(sys.argv[2])\ndb.commit()\n";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(database)
+        .arg(statements)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_result_stored_before_a_crash_is_recorded_from_its_file_not_paid_again() {
+    let mut world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let (id, cost) = {
+        let client = world.client().await;
+        let scene = setup(&client, &world.fake, false).await;
+        let detail = create(&client, params(vec![scene], 1)).await;
+        start(&client, &detail).await.expect("start");
+        let done = finished(&client, &detail.run.id).await;
+        let cost = done.jobs[0].candidates[0].cost_usd.expect("cost");
+        (detail.run.id, cost)
+    };
+    // Put the books back to the moment between renaming the output into place and committing
+    // its row: the file is there, the database still says `calling`.
+    world.kill_hard();
+    sql(
+        &world.database(),
+        "DELETE FROM cost_events;
+         DELETE FROM assets WHERE kind = 'generated';
+         UPDATE run_candidates SET status = 'calling', asset_id = NULL, output_path = NULL,
+                finished_at = NULL, reserved_usd = 0.05;
+         UPDATE runs SET status = 'running', finished_at = NULL;",
+    );
+    world.start_again();
+    let client = world.client().await;
+    let recovered = finished(&client, &id).await;
+    assert_eq!(recovered.run.status, RunStatus::Done, "{recovered:#?}");
+    let candidate = &recovered.jobs[0].candidates[0];
+    assert_eq!(candidate.status, CandidateStatus::Succeeded);
+    assert_eq!(
+        candidate.cost_usd,
+        Some(cost),
+        "the cost comes from the file's provenance"
+    );
+    assert!(candidate.asset.is_some());
+    assert_eq!(world.fake.stats().billed, 1, "never called again");
+    let costs = client
+        .call::<protocol::cost::Summary>(&protocol::cost::SummaryParams::default())
+        .await
+        .expect("cost");
+    assert_eq!(costs.calls, 1);
+}
+
+#[tokio::test]
+async fn models_refresh_from_the_provider_and_retired_ones_cannot_be_planned() {
+    let fake = FakeProvider::start(FakeConfig {
+        key: KEY.into(),
+        render_size: Some((32, 48)),
+        models: vec![
+            kroma_tests::fake_provider::FakeModel {
+                id: "gpt-image-2".into(),
+                shutdown_date: Some("2026-01-01".into()),
+            },
+            kroma_tests::fake_provider::FakeModel {
+                id: "gpt-image-3".into(),
+                shutdown_date: None,
+            },
+        ],
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let world = World::start(FAST, "", fake).await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    client
+        .call::<protocol::run::PlanRun>(&params(vec![scene.clone()], 1))
+        .await
+        .expect("gpt-image-2 is active in the built-in registry");
+    let listed = client
+        .call::<protocol::model::List>(&protocol::model::ListParams {
+            refresh: Some("fake".into()),
+        })
+        .await
+        .expect("refresh");
+    let two = listed
+        .models
+        .iter()
+        .find(|m| m.id == "gpt-image-2")
+        .expect("listed");
+    assert_eq!(two.lifecycle, protocol::model::Lifecycle::Retired);
+    assert_eq!(two.source, "provider:fake");
+    assert!(
+        listed.models.iter().any(|m| m.id == "gpt-image-3"),
+        "new models are listed"
+    );
+    let err = error_of(
+        client
+            .call::<protocol::run::PlanRun>(&params(vec![scene.clone()], 1))
+            .await,
+    );
+    assert_eq!(err.code, "model_retired");
+    assert!(err.message.contains("2026-01-01"), "{}", err.message);
+    let err = error_of(
+        client
+            .call::<protocol::run::PlanRun>(&PlanParams {
+                model: Some("gpt-image-3".into()),
+                ..params(vec![scene], 1)
+            })
+            .await,
+    );
+    assert_eq!(
+        err.code, "unpriced_model",
+        "a model without prices cannot be capped"
+    );
+}
+
+#[tokio::test]
+async fn runs_of_several_projects_execute_together() {
+    let world = World::start(FAST, "", fake(Duration::from_millis(100)).await).await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    client
+        .call::<protocol::project::Create>(&protocol::project::CreateParams {
+            name: "Second".into(),
+            slug: Some("second".into()),
+            description: None,
+            root: None,
+            s3: None,
+        })
+        .await
+        .expect("project");
+    let file = tempfile::tempdir().expect("temp").keep().join("dock.png");
+    write_png(&file, [1, 2, 3]);
+    let first = create(&client, params(vec![scene], 2)).await;
+    let second = create(
+        &client,
+        PlanParams {
+            project: "second".into(),
+            ..params(vec![file.display().to_string()], 2)
+        },
+    )
+    .await;
+    let before = last_event_id(&client).await;
+    start(&client, &first).await.expect("start");
+    start(&client, &second).await.expect("start");
+    let a = finished(&client, &first.run.id).await;
+    let b = finished(&client, &second.run.id).await;
+    assert_eq!(
+        (a.run.status, b.run.status),
+        (RunStatus::Done, RunStatus::Done)
+    );
+    assert_eq!(
+        (a.run.project.as_str(), b.run.project.as_str()),
+        ("noir", "second")
+    );
+    // With four provider-call slots, the second project's calls start while the first
+    // project's are still in flight, not after them.
+    let events = events_since(&client, before).await;
+    let first_id = |kind: &str, run: &str| {
+        events
+            .iter()
+            .find(|event| event.kind == kind && event.data["run"] == run)
+            .map(|event| event.id)
+            .expect("event")
+    };
+    assert!(
+        first_id("candidate.started", &second.run.id)
+            < first_id("candidate.finished", &first.run.id)
+    );
 }

@@ -457,25 +457,7 @@ async fn start(
             confirm_cost_usd,
         })
         .await?;
-    match events {
-        None => {
-            print(global, &summary, || started_text(&summary));
-            Ok(())
-        }
-        Some(events) => {
-            if !global.json && !global.quiet {
-                println!("started; Ctrl-C stops watching, not the run");
-            }
-            watch(
-                global,
-                client,
-                &summary.id,
-                events,
-                Follow::UntilFinishedEvent,
-            )
-            .await
-        }
-    }
+    follow_started(global, client, &summary, events, "started").await
 }
 
 async fn retry(
@@ -553,25 +535,7 @@ async fn retry(
             confirm_cost_usd,
         })
         .await?;
-    match events {
-        None => {
-            print(global, &summary, || started_text(&summary));
-            Ok(())
-        }
-        Some(events) => {
-            if !global.json && !global.quiet {
-                println!("retrying; Ctrl-C stops watching, not the run");
-            }
-            watch(
-                global,
-                client,
-                &summary.id,
-                events,
-                Follow::UntilFinishedEvent,
-            )
-            .await
-        }
-    }
+    follow_started(global, client, &summary, events, "retrying").await
 }
 
 async fn show(client: &Client, run_id: &str) -> Result<wire::RunDetail, Failure> {
@@ -1426,6 +1390,32 @@ fn endpoint(endpoint: wire::Endpoint) -> &'static str {
         wire::Endpoint::Edits => "edits",
         wire::Endpoint::Generations => "generations",
     }
+}
+
+/// After `run.start` or `run.retry`: print the summary (`--detach`), or follow the run until its
+/// `run.finished` event.
+async fn follow_started(
+    global: &Global,
+    client: &Client,
+    summary: &wire::RunSummary,
+    events: Option<EventFollower<'_>>,
+    verb: &str,
+) -> Result<(), Failure> {
+    let Some(events) = events else {
+        print(global, summary, || started_text(summary));
+        return Ok(());
+    };
+    if !global.json && !global.quiet {
+        println!("{verb}; Ctrl-C stops watching, not the run");
+    }
+    watch(
+        global,
+        client,
+        &summary.id,
+        events,
+        Follow::UntilFinishedEvent,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -610,6 +610,32 @@ async fn preflight(daemon: &Daemon, plan: &Plan, resolved: &Resolved) -> Result<
     Ok(())
 }
 
+/// A human's confirmation must cover the most `what` can cost.
+fn check_confirmation(confirmed: f64, max: f64, what: &str, command: &str) -> Result<(), ApiError> {
+    if confirmed + 1e-9 >= max {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::Policy,
+        "confirmation_too_low",
+        format!(
+            "{what} can cost up to {}; the confirmation covers {}",
+            usd(max),
+            usd(confirmed)
+        ),
+    )
+    .with_hint(format!("confirm at least {max} ({command})")))
+}
+
+/// The checks before a run spends (key readable, model not retired), answering the budgets to
+/// reserve against.
+async fn spend_gate(daemon: &Daemon, detail: &RunDetail) -> Result<settings::Budget, ApiError> {
+    let project = find_project(daemon, &detail.run.project).await?;
+    let (resolved, _) = resolve_settings(daemon, Some(PathBuf::from(&project.root)), None).await?;
+    preflight(daemon, &detail.plan, &resolved).await?;
+    Ok(resolved.settings.budget)
+}
+
 pub async fn start(
     daemon: Arc<Daemon>,
     params: protocol::run::StartParams,
@@ -637,24 +663,13 @@ pub async fn start(
         }
     }
     let max = detail.plan.cost.max_usd;
-    if confirmed + 1e-9 < max {
-        return Err(ApiError::new(
-            ErrorKind::Policy,
-            "confirmation_too_low",
-            format!(
-                "the run can cost up to {}; the confirmation covers {}",
-                usd(max),
-                usd(confirmed)
-            ),
-        )
-        .with_hint(format!(
-            "confirm at least {max} (kromactl run start {id} --yes --max-cost {max})"
-        )));
-    }
-    let project = find_project(&daemon, &detail.run.project).await?;
-    let (resolved, _) = resolve_settings(&daemon, Some(PathBuf::from(&project.root)), None).await?;
-    preflight(&daemon, &detail.plan, &resolved).await?;
-    let budget = resolved.settings.budget.clone();
+    check_confirmation(
+        confirmed,
+        max,
+        "the run",
+        &format!("kromactl run start {id} --yes --max-cost {max}"),
+    )?;
+    let budget = spend_gate(&daemon, &detail).await?;
     let at = clock::now();
     let summary = daemon
         .store
@@ -784,23 +799,13 @@ pub async fn retry(
         ));
     }
     let max = models::round_usd(retried.iter().map(|(job, _)| per_call[*job as usize]).sum());
-    if confirmed + 1e-9 < max {
-        return Err(ApiError::new(
-            ErrorKind::Policy,
-            "confirmation_too_low",
-            format!(
-                "retrying {} calls can cost up to {}; the confirmation covers {}",
-                retried.len(),
-                usd(max),
-                usd(confirmed)
-            ),
-        )
-        .with_hint(format!("confirm at least {max}")));
-    }
-    let project = find_project(&daemon, &detail.run.project).await?;
-    let (resolved, _) = resolve_settings(&daemon, Some(PathBuf::from(&project.root)), None).await?;
-    preflight(&daemon, &detail.plan, &resolved).await?;
-    let budget = resolved.settings.budget.clone();
+    check_confirmation(
+        confirmed,
+        max,
+        &format!("retrying {} calls", retried.len()),
+        &format!("kromactl run retry {id} --yes --max-cost {max}"),
+    )?;
+    let budget = spend_gate(&daemon, &detail).await?;
     let at = clock::now();
     let run_id = id.clone();
     let summary = daemon
