@@ -1006,6 +1006,24 @@ fn sql(database: &Path, statements: &str) {
     );
 }
 
+/// The rows of a query on the daemon's database, as a JSON array of arrays.
+fn sql_json(database: &Path, query: &str) -> serde_json::Value {
+    let script = "import json, sqlite3, sys\nprint(json.dumps(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall()))\n";
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(database)
+        .arg(query)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON rows")
+}
+
 #[tokio::test]
 async fn a_result_stored_before_a_crash_is_recorded_from_its_file_not_paid_again() {
     let mut world = World::start(FAST, "", fake(Duration::ZERO).await).await;
@@ -1021,6 +1039,21 @@ async fn a_result_stored_before_a_crash_is_recorded_from_its_file_not_paid_again
     // Put the books back to the moment between renaming the output into place and committing
     // its row: the file is there, the database still says `calling`.
     world.kill_hard();
+    let jobs = sql_json(
+        &world.database(),
+        "SELECT job_key, endpoint, candidates, input_images FROM run_jobs",
+    );
+    assert_eq!(
+        jobs[0][0], "style_1_alley_night",
+        "jobs are rows too: {jobs}"
+    );
+    assert_eq!(jobs[0][1], "edits");
+    assert!(
+        jobs[0][3]
+            .as_str()
+            .expect("json")
+            .contains("\"role\":\"scene\"")
+    );
     sql(
         &world.database(),
         "DELETE FROM cost_events;

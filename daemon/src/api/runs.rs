@@ -415,6 +415,7 @@ pub async fn create(
             });
         }
     }
+    let jobs = plan.jobs.clone();
     let event = NewEvent {
         at: at.clone(),
         kind: protocol::events::kind::RUN_CREATED,
@@ -429,7 +430,7 @@ pub async fn create(
     let detail = daemon
         .store
         .write(move |tx| {
-            rows::insert_run(tx, &run, &candidates)?;
+            rows::insert_run(tx, &run, &jobs, &candidates)?;
             let candidates = rows::candidates(tx, &run.id)?;
             let detail = runs::detail(&run, &candidates, 0.0)?;
             Ok::<_, StoreError>((detail, vec![event]))

@@ -40,6 +40,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0004_secrets.sql")),
     M::up(include_str!("../../migrations/0005_providers.sql")),
     M::up(include_str!("../../migrations/0006_runs.sql")),
+    M::up(include_str!("../../migrations/0007_run_jobs.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -125,6 +125,7 @@ fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<CandidateRow> {
 pub fn insert_run(
     conn: &Connection,
     run: &RunRow,
+    jobs: &[kroma_protocol::run::PlannedJob],
     candidates: &[NewCandidate],
 ) -> Result<(), StoreError> {
     conn.execute(
@@ -144,6 +145,34 @@ pub fn insert_run(
             run.created_at
         ],
     )?;
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO run_jobs (run_id, job_index, job_key, scene, scene_asset_id, prompt,
+                               prompt_sha256, endpoint, candidates, max_cost_usd, input_images)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for (index, job) in jobs.iter().enumerate() {
+        let images = serde_json::to_string(&job.input_images)
+            .map_err(|err| StoreError::Corrupt(format!("input images: {err}")))?;
+        let endpoint = match job.endpoint {
+            kroma_protocol::run::Endpoint::Edits => "edits",
+            kroma_protocol::run::Endpoint::Generations => "generations",
+        };
+        statement.execute(params![
+            run.id,
+            index as i64,
+            job.key,
+            job.scene,
+            job.input_images
+                .first()
+                .and_then(|image| image.asset.clone()),
+            job.prompt,
+            job.prompt_sha256,
+            endpoint,
+            job.candidates,
+            job.max_cost_usd,
+            images
+        ])?;
+    }
     let mut statement = conn.prepare_cached(
         "INSERT INTO run_candidates (id, run_id, job_index, job_key, candidate_index, status,
                                      idempotency_key, reserved_usd)
