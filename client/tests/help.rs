@@ -52,6 +52,7 @@ fn help_texts_match_snapshots() {
         &["events"],
         &["audit", "list"],
         &["rpc", "call"],
+        &["color"],
         &["bench", "rpc"],
         &["bench", "runs"],
         &["dev", "fake-provider"],

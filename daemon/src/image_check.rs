@@ -27,10 +27,24 @@ pub enum ImageProblem {
     NotAnImage,
     #[error("{width}×{height} is larger than {MAX_SIDE}×{MAX_SIDE}")]
     TooLarge { width: u32, height: u32 },
+    #[error("{width}×{height} is longer than {MAX_PROCESSING_SIDE} pixels on a side")]
+    TooLong { width: u32, height: u32 },
     #[error("decoding it would need more than {} MiB of memory", MAX_DECODE_BYTES / 1024 / 1024)]
     TooMuchMemory,
     #[error("the image data is damaged or truncated: {0}")]
     Damaged(String),
+}
+
+impl ImageProblem {
+    /// The stable error code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ImageProblem::NotAnImage => "not_an_image",
+            ImageProblem::TooLarge { .. } | ImageProblem::TooLong { .. } => "image_too_large",
+            ImageProblem::TooMuchMemory => "image_too_large",
+            ImageProblem::Damaged(_) => "image_damaged",
+        }
+    }
 }
 
 /// Checks that `bytes` are a complete PNG, JPEG or WebP image within the limits. The header is
@@ -66,6 +80,41 @@ pub fn inspect(bytes: &[u8]) -> Result<ImageInfo, ImageProblem> {
         mime,
         extension,
     })
+}
+
+/// Widest or tallest image a local processing step accepts: steps work in bounded memory (rows or
+/// tiles), so only the decode budget limits an image, not its shape.
+pub const MAX_PROCESSING_SIDE: u32 = 65_535;
+
+/// Decodes a PNG, JPEG or WebP for a processing step: any shape up to [`MAX_PROCESSING_SIDE`],
+/// refused before decoding when its pixels would need more than [`MAX_DECODE_BYTES`].
+pub fn decode_for_processing(bytes: &[u8]) -> Result<image::DynamicImage, ImageProblem> {
+    let format = image::guess_format(bytes).map_err(|_| ImageProblem::NotAnImage)?;
+    if !matches!(
+        format,
+        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP
+    ) {
+        return Err(ImageProblem::NotAnImage);
+    }
+    let reader = |limits: Limits| {
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+        reader.limits(limits);
+        reader
+    };
+    let (width, height) = reader(Limits::no_limits())
+        .into_dimensions()
+        .map_err(|err| classify(&err))?;
+    if width > MAX_PROCESSING_SIDE || height > MAX_PROCESSING_SIDE {
+        return Err(ImageProblem::TooLong { width, height });
+    }
+    if u64::from(width) * u64::from(height) * 4 > MAX_DECODE_BYTES {
+        return Err(ImageProblem::TooMuchMemory);
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_PROCESSING_SIDE);
+    limits.max_image_height = Some(MAX_PROCESSING_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader(limits).decode().map_err(|err| classify(&err))
 }
 
 fn classify(err: &image::ImageError) -> ImageProblem {

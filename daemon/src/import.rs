@@ -161,13 +161,7 @@ pub fn read_and_check(candidate: &Candidate) -> Result<Checked, ApiError> {
         ));
     }
     let info = image_check::inspect(&bytes).map_err(|problem| {
-        let code = match problem {
-            image_check::ImageProblem::NotAnImage => "not_an_image",
-            image_check::ImageProblem::TooLarge { .. } => "image_too_large",
-            image_check::ImageProblem::TooMuchMemory => "image_too_large",
-            image_check::ImageProblem::Damaged(_) => "image_damaged",
-        };
-        ApiError::validation(code, format!("{}: {problem}", shown.display()))
+        ApiError::validation(problem.code(), format!("{}: {problem}", shown.display()))
             .with_hint("import PNG, JPEG or WebP files up to 16384×16384 pixels")
     })?;
     let sha256 = format!("{:x}", Sha256::digest(&bytes));

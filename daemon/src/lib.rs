@@ -16,6 +16,7 @@ pub mod lock;
 pub mod logging;
 mod models;
 mod planner;
+pub mod postprocess;
 mod project;
 mod project_root;
 mod providers;

@@ -50,6 +50,8 @@ pub struct Settings {
     pub budget: Budget,
     /// Prices for models the built-in registry does not know (USD per 1024×1024 image).
     pub pricing: BTreeMap<String, Pricing>,
+    /// The user's own colour profiles, next to the built-in ones.
+    pub color_profiles: BTreeMap<String, crate::postprocess::color::ColorProfile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +112,7 @@ impl Default for Settings {
             policy: Policy::default(),
             budget: Budget::default(),
             pricing: BTreeMap::new(),
+            color_profiles: BTreeMap::new(),
         }
     }
 }
@@ -391,6 +394,11 @@ impl Resolved {
                 if !(value.is_finite() && value >= 0.0) {
                     return Err(self.out_of_range(&["pricing", model, quality], "must be ≥ 0"));
                 }
+            }
+        }
+        for (name, profile) in &self.settings.color_profiles {
+            if let Err(rule) = profile.check() {
+                return Err(self.out_of_range(&["color_profiles", name], &rule));
             }
         }
         Ok(())

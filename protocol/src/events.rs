@@ -39,6 +39,9 @@ pub mod kind {
     pub const CANDIDATE_STARTED: &str = "candidate.started";
     pub const CANDIDATE_FINISHED: &str = "candidate.finished";
     pub const CANDIDATE_FAILED: &str = "candidate.failed";
+    /// A file went through a one-off post-process step (or failed to): `{step, input, output?,
+    /// error?, done, total}`.
+    pub const POSTPROCESS_FILE: &str = "postprocess.file";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

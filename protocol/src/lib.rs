@@ -17,6 +17,7 @@ pub mod knowledge;
 pub mod model;
 pub mod openrpc;
 pub mod paths;
+pub mod postprocess;
 pub mod project;
 pub mod provider;
 pub mod rpc;
@@ -138,6 +139,7 @@ macro_rules! for_each_method {
                 $crate::run::Cancel,
                 $crate::run::Retry,
                 $crate::cost::Summary,
+                $crate::postprocess::Color,
                 $crate::rpc::Discover,
             ],
             subscriptions: [

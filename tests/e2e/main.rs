@@ -11,6 +11,7 @@ mod framing;
 mod knowledge;
 mod lifecycle;
 mod other_uid;
+mod postprocess;
 mod projects;
 mod providers;
 mod python;

@@ -10,6 +10,7 @@ mod dev;
 mod doctor;
 mod knowledge;
 mod output;
+mod postprocess;
 mod runs;
 mod settings;
 
@@ -90,6 +91,8 @@ pub enum Command {
     /// Image models: prices, lifecycles and shutdown dates
     #[command(subcommand)]
     Model(crate::settings::ModelCommand),
+    /// Apply a colour profile to image files or folders (alpha kept; never overwrites)
+    Color(crate::postprocess::ColorArgs),
     /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk
     Doctor,
     /// Show the event log, or follow it live

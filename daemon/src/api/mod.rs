@@ -8,6 +8,7 @@ mod bootstrap;
 mod daemon;
 mod events;
 mod knowledge;
+mod postprocess;
 mod projects;
 mod providers;
 mod runs;
@@ -121,6 +122,7 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::run::Cancel, _, _>(&mut module, runs::cancel);
     register::<protocol::run::Retry, _, _>(&mut module, runs::retry);
     register::<protocol::cost::Summary, _, _>(&mut module, runs::cost_summary);
+    register::<protocol::postprocess::Color, _, _>(&mut module, postprocess::color);
     register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
         let limit = parse_limit(params.limit)?;
         let since = params.since.unwrap_or(0);

@@ -26,7 +26,7 @@ use crate::{Daemon, clock, models, runs};
 const SCENE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"];
 
 /// Reads the settings layers (user, then the project's when given) below `request`.
-async fn resolve_settings(
+pub(super) async fn resolve_settings(
     daemon: &Daemon,
     project_root: Option<PathBuf>,
     request: Option<Layer>,

@@ -80,13 +80,21 @@ pub fn place(root: &Path, rel_path: &str, bytes: &[u8], stamp: &str) -> io::Resu
     if target.exists() {
         archive_replaced(root, &target, stamp)?;
     }
+    write_new(&target, bytes)
+}
+
+/// Writes a new file atomically (temporary file, synced, renamed); fails with `AlreadyExists`
+/// rather than replace anything. Creates the folder when missing.
+pub fn write_new(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    let folder = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder)?;
     let mut temp = tempfile::Builder::new()
         .prefix(".kroma-")
         .suffix(".part")
         .tempfile_in(folder)?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
-    temp.persist_noclobber(&target).map_err(|err| err.error)?;
+    temp.persist_noclobber(target).map_err(|err| err.error)?;
     Ok(())
 }
 

@@ -62,6 +62,11 @@ impl Runner {
         }
     }
 
+    /// The local-work slots, shared with one-off post-process steps.
+    pub fn local_slots(&self) -> Arc<Semaphore> {
+        self.local.clone()
+    }
+
     /// Tells the runner there may be new work.
     pub fn wake(&self) {
         self.wake.notify_one();
