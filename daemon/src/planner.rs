@@ -194,6 +194,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
         style_guide: inputs.style_guide.as_ref().map(|guide| guide.name.clone()),
         characters: inputs.characters.iter().map(|c| c.name.clone()).collect(),
         jobs,
+        postprocess: postprocess_steps(&inputs.settings),
         cost: CostEstimate {
             calls,
             per_call_max_usd: models::round_usd(per_call_max_usd),
@@ -203,6 +204,16 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
         settings: inputs.settings_snapshot.clone(),
         warnings,
     })
+}
+
+/// The chain's steps in their fixed order (background removal → upscale → colour; only the
+/// colour step exists so far).
+pub fn postprocess_steps(settings: &Settings) -> Vec<String> {
+    let mut steps = Vec::new();
+    if !settings.postprocess.color.is_empty() {
+        steps.push(format!("color:{}", settings.postprocess.color));
+    }
+    steps
 }
 
 /// Checks the stage's time and weather (reference §3.3) and fills their defaults.

@@ -52,6 +52,15 @@ pub struct Settings {
     pub pricing: BTreeMap<String, Pricing>,
     /// The user's own colour profiles, next to the built-in ones.
     pub color_profiles: BTreeMap<String, crate::postprocess::color::ColorProfile>,
+    /// The local steps after generation in runs.
+    pub postprocess: Postprocess,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Postprocess {
+    /// A colour profile for every generated image; empty: off.
+    pub color: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +122,7 @@ impl Default for Settings {
             budget: Budget::default(),
             pricing: BTreeMap::new(),
             color_profiles: BTreeMap::new(),
+            postprocess: Postprocess::default(),
         }
     }
 }
@@ -204,15 +214,16 @@ pub fn parse(text: &str, source: Source) -> Result<Layer, ApiError> {
     Ok(Layer { source, table })
 }
 
-/// A layer built from the request's own values.
-pub fn request_layer(pairs: &[(&str, toml::Value)]) -> Layer {
-    let mut generation = toml::Table::new();
-    for (key, value) in pairs {
-        generation.insert((*key).to_owned(), value.clone());
-    }
+/// A layer built from the request's own values: `(section, key, value)`.
+pub fn request_layer(values: &[(&str, &str, toml::Value)]) -> Layer {
     let mut table = toml::Table::new();
-    if !generation.is_empty() {
-        table.insert("generation".to_owned(), toml::Value::Table(generation));
+    for (section, key, value) in values {
+        let entry = table
+            .entry((*section).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(inner) = entry {
+            inner.insert((*key).to_owned(), value.clone());
+        }
     }
     Layer {
         source: Source::Request,
@@ -396,6 +407,16 @@ impl Resolved {
                 }
             }
         }
+        let color = &self.settings.postprocess.color;
+        if !color.is_empty()
+            && !self.settings.color_profiles.contains_key(color)
+            && !crate::postprocess::color::builtin().contains_key(color)
+        {
+            return Err(self.out_of_range(
+                &["postprocess", "color"],
+                "names no colour profile (built in: neutral, cinematic_warm, cold_rain; or a [color_profiles.<name>])",
+            ));
+        }
         for (name, profile) in &self.settings.color_profiles {
             if let Err(rule) = profile.check() {
                 return Err(self.out_of_range(&["color_profiles", name], &rule));
@@ -461,7 +482,11 @@ mod tests {
             Source::Project(PathBuf::from("/p/.kroma/settings.toml")),
         )
         .expect("valid");
-        let request = request_layer(&[("quality", toml::Value::String("medium".into()))]);
+        let request = request_layer(&[(
+            "generation",
+            "quality",
+            toml::Value::String("medium".into()),
+        )]);
         let resolved = resolve(vec![
             user("[generation]\nquality = \"high\"\ncandidates = 2\n"),
             project,

@@ -39,6 +39,9 @@ pub mod kind {
     pub const CANDIDATE_STARTED: &str = "candidate.started";
     pub const CANDIDATE_FINISHED: &str = "candidate.finished";
     pub const CANDIDATE_FAILED: &str = "candidate.failed";
+    /// A succeeded candidate's post-process chain ended: `{run, job, index, status: done|failed,
+    /// final_output?, error?}`.
+    pub const CANDIDATE_POSTPROCESSED: &str = "candidate.postprocessed";
     /// A file went through a one-off post-process step (or failed to): `{step, input, output?,
     /// error?, done, total}`.
     pub const POSTPROCESS_FILE: &str = "postprocess.file";

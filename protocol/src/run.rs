@@ -94,6 +94,19 @@ pub struct PlanParams {
     /// `low`, `medium` or `high`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<String>,
+    /// Local steps after generation; absent fields come from the settings' `[postprocess]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postprocess: Option<PostprocessParams>,
+}
+
+/// The post-process chain of a run, in its fixed order. Background removal and upscaling are not
+/// built yet; the colour step is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostprocessParams {
+    /// A colour profile for every generated image; `""` turns the step off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<String>,
 }
 
 /// Where an input image of a job comes from.
@@ -182,6 +195,9 @@ pub struct Plan {
     pub characters: Vec<String>,
     pub jobs: Vec<PlannedJob>,
     pub cost: CostEstimate,
+    /// The local steps each generated image goes through, in order, e.g. `["color:cold_rain"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub postprocess: Vec<String>,
     /// The effective settings the plan was made with (`settings.effective` values).
     pub settings: serde_json::Value,
     /// Things the user should know, e.g. a model that shuts down soon.
@@ -343,6 +359,18 @@ pub struct CandidateDetail {
     pub request_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorData>,
+    /// The post-process chain of a succeeded candidate: `pending`, `done` or `failed`; absent
+    /// when the run has no chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postprocess: Option<String>,
+    /// The chain's last output (an asset `derived_from` the generated image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_asset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_output: Option<String>,
+    /// Why the chain failed; the generated image is kept either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postprocess_error: Option<ErrorData>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

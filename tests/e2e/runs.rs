@@ -1200,3 +1200,100 @@ async fn runs_of_several_projects_execute_together() {
             < first_id("candidate.finished", &first.run.id)
     );
 }
+
+#[tokio::test]
+async fn the_colour_step_runs_after_generation_and_resumes_after_a_crash() {
+    let mut world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    let with_color = |color: &str| PlanParams {
+        postprocess: Some(protocol::run::PostprocessParams {
+            color: Some(color.to_owned()),
+        }),
+        ..params(vec![scene.clone()], 2)
+    };
+    let err = error_of(
+        client
+            .call::<protocol::run::PlanRun>(&with_color("sepia"))
+            .await,
+    );
+    assert!(err.message.contains("postprocess.color"), "{}", err.message);
+    assert!(err.message.contains("request"), "{}", err.message);
+
+    let detail = create(&client, with_color("cold_rain")).await;
+    assert_eq!(detail.plan.postprocess, vec!["color:cold_rain".to_owned()]);
+    start(&client, &detail).await.expect("start");
+    let done = finished(&client, &detail.run.id).await;
+    assert_eq!(done.run.status, RunStatus::Done, "{done:#?}");
+    for candidate in &done.jobs[0].candidates {
+        assert_eq!(candidate.postprocess.as_deref(), Some("done"));
+        let generated = candidate.output.clone().expect("generated");
+        let final_output = candidate.final_output.clone().expect("final");
+        assert!(
+            final_output.contains("/color_corrected/") && final_output.ends_with("_cold_rain.png")
+        );
+        let bytes = std::fs::read(&final_output).expect("final file");
+        let text = String::from_utf8_lossy(&bytes);
+        use sha2::Digest as _;
+        let source_sha = format!(
+            "{:x}",
+            sha2::Sha256::digest(std::fs::read(&generated).expect("generated"))
+        );
+        assert!(text.contains("kroma:source_sha256") && text.contains(&source_sha));
+        assert!(text.contains("kroma:step") && text.contains("cold_rain"));
+        let (a, b) = (
+            image::open(&generated).expect("generated image"),
+            image::open(&final_output).expect("final image"),
+        );
+        assert_eq!((a.width(), a.height()), (b.width(), b.height()));
+        let lineage = client
+            .call::<protocol::asset::Lineage>(&protocol::asset::AssetRef {
+                project: "noir".into(),
+                id: candidate.final_asset.clone().expect("final asset"),
+            })
+            .await
+            .expect("lineage");
+        let json = serde_json::to_string(&lineage).expect("json");
+        assert!(
+            json.contains(candidate.asset.as_deref().expect("asset")),
+            "{json}"
+        );
+        assert!(json.contains("color_corrected"), "{json}");
+    }
+    // A stop between writing a colour output and recording it: the next start records it from
+    // the file, without calling the provider again.
+    drop(client);
+    world.kill_hard();
+    sql(
+        &world.database(),
+        "UPDATE run_candidates SET postprocess = 'pending', final_asset_id = NULL, final_path = NULL;
+         DELETE FROM assets WHERE kind = 'color_corrected';
+         UPDATE runs SET status = 'running', finished_at = NULL;",
+    );
+    world.start_again();
+    let client = world.client().await;
+    let recovered = finished(&client, &detail.run.id).await;
+    assert_eq!(recovered.run.status, RunStatus::Done, "{recovered:#?}");
+    assert!(
+        recovered.jobs[0]
+            .candidates
+            .iter()
+            .all(|c| c.postprocess.as_deref() == Some("done") && c.final_asset.is_some())
+    );
+    assert_eq!(world.fake.stats().billed, 2);
+    let archived = world.folder.join("data/projects/noir/archive/replaced");
+    let replaced: Vec<String> = std::fs::read_dir(&archived)
+        .expect("archive")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert!(
+        replaced.is_empty(),
+        "the outputs in place were taken, not replaced: {replaced:?}"
+    );
+}

@@ -123,6 +123,9 @@ pub struct PlanArgs {
     /// low, medium or high [default: generation.quality]
     #[arg(long, value_name = "QUALITY")]
     pub quality: Option<String>,
+    /// Colour profile applied to every generated image; "" turns it off [default: postprocess.color]
+    #[arg(long, value_name = "PROFILE")]
+    pub color: Option<String>,
 }
 
 /// How a human agrees to spend.
@@ -410,6 +413,9 @@ fn plan_params(args: &PlanArgs) -> Result<wire::PlanParams, Failure> {
         model: args.model.clone(),
         size: args.size.clone(),
         quality: args.quality.clone(),
+        postprocess: args.color.as_ref().map(|color| wire::PostprocessParams {
+            color: Some(color.clone()),
+        }),
     })
 }
 
@@ -1091,6 +1097,9 @@ fn plan_text(plan: &wire::Plan, prompts: PromptDetail) -> String {
         ("quality", plan.quality.clone()),
         ("candidates", format!("{} per scene", plan.candidates)),
     ];
+    if !plan.postprocess.is_empty() {
+        rows.push(("post-process", plan.postprocess.join(" → ")));
+    }
     if let Some(guide) = &plan.style_guide {
         rows.push(("style guide", guide.clone()));
     }
@@ -1523,6 +1532,10 @@ mod tests {
                         cost_usd: None,
                         request_id: None,
                         error: None,
+                        postprocess: None,
+                        final_asset: None,
+                        final_output: None,
+                        postprocess_error: None,
                     })
                     .collect(),
             })
@@ -1561,6 +1574,7 @@ mod tests {
                 style_guide: None,
                 characters: Vec::new(),
                 jobs: Vec::new(),
+                postprocess: Vec::new(),
                 cost: wire::CostEstimate {
                     calls: n_candidates,
                     per_call_max_usd,

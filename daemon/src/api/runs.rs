@@ -65,9 +65,13 @@ pub(super) async fn resolve_settings(
 }
 
 fn request_layer(params: &PlanParams) -> Layer {
-    let mut pairs: Vec<(&str, toml::Value)> = Vec::new();
+    let mut values: Vec<(&str, &str, toml::Value)> = Vec::new();
     if let Some(candidates) = params.candidates {
-        pairs.push(("candidates", toml::Value::Integer(i64::from(candidates))));
+        values.push((
+            "generation",
+            "candidates",
+            toml::Value::Integer(i64::from(candidates)),
+        ));
     }
     for (key, value) in [
         ("provider", &params.provider),
@@ -76,10 +80,13 @@ fn request_layer(params: &PlanParams) -> Layer {
         ("quality", &params.quality),
     ] {
         if let Some(value) = value {
-            pairs.push((key, toml::Value::String(value.clone())));
+            values.push(("generation", key, toml::Value::String(value.clone())));
         }
     }
-    settings::request_layer(&pairs)
+    if let Some(color) = params.postprocess.as_ref().and_then(|p| p.color.as_ref()) {
+        values.push(("postprocess", "color", toml::Value::String(color.clone())));
+    }
+    settings::request_layer(&values)
 }
 
 fn image_of(root: &Path, asset: &crate::store::AssetRow) -> ImageRef {

@@ -1,6 +1,7 @@
 //! Runs after planning: their views for the API, their record files, their outputs and the
 //! background runner that executes them.
 
+mod chain;
 pub mod output;
 pub mod runner;
 
@@ -87,6 +88,18 @@ pub fn candidate_detail(
         cost_usd: row.cost_usd.map(crate::models::round_usd),
         request_id: row.request_id.clone(),
         error,
+        postprocess: (row.postprocess != "none").then(|| row.postprocess.clone()),
+        final_asset: row.final_asset_id.clone(),
+        final_output: row
+            .final_path
+            .as_deref()
+            .map(|rel| project_root.join(rel).display().to_string()),
+        postprocess_error: row
+            .postprocess_error_json
+            .as_deref()
+            .map(serde_json::from_str::<ErrorData>)
+            .transpose()
+            .map_err(|err| StoreError::Corrupt(format!("candidate postprocess error: {err}")))?,
     })
 }
 

@@ -44,7 +44,7 @@ use crate::store::{NewAsset, NewEvent, StoreError, asset_queries};
 pub struct Runner {
     wake: Notify,
     provider_calls: Arc<Semaphore>,
-    provider_limit: usize,
+    pub(super) provider_limit: usize,
     local: Arc<Semaphore>,
     in_flight: Mutex<HashSet<String>>,
     tasks: TaskTracker,
@@ -149,6 +149,9 @@ async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSema
         tracing::error!(candidate = %id, code = err.code, message = %err.message, "candidate could not be recorded");
     }
     drop(permit);
+    if let Err(err) = super::chain::run(&daemon, &id).await {
+        tracing::error!(candidate = %id, message = %err.message, "the post-process chain could not be recorded");
+    }
     daemon.runner.in_flight().remove(&id);
     if let Err(err) = finish_run_if_done(&daemon, &run_id).await {
         tracing::error!(run = %run_id, message = %err.message, "finishing the run failed");
@@ -157,16 +160,16 @@ async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSema
 }
 
 /// Everything about a candidate's run that its execution needs.
-struct Context {
-    run: RunRow,
-    plan: Plan,
-    job: PlannedJob,
-    settings: Settings,
-    candidate: CandidateRow,
+pub(super) struct Context {
+    pub(super) run: RunRow,
+    pub(super) plan: Plan,
+    pub(super) job: PlannedJob,
+    pub(super) settings: Settings,
+    pub(super) candidate: CandidateRow,
 }
 
 impl Context {
-    fn root(&self) -> &Path {
+    pub(super) fn root(&self) -> &Path {
         Path::new(&self.run.project_root)
     }
 
@@ -189,7 +192,7 @@ impl Context {
     }
 }
 
-async fn load(daemon: &Daemon, candidate: CandidateRow) -> Result<Context, ApiError> {
+pub(super) async fn load(daemon: &Daemon, candidate: CandidateRow) -> Result<Context, ApiError> {
     let run_id = candidate.run_id.clone();
     let run = daemon
         .store
@@ -285,7 +288,7 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<(), Ap
     }
 }
 
-fn candidate_data(context: &Context, status: &str) -> serde_json::Value {
+pub(super) fn candidate_data(context: &Context, status: &str) -> serde_json::Value {
     serde_json::json!({
         "run": context.run.id,
         "job": context.job.key,
@@ -294,7 +297,12 @@ fn candidate_data(context: &Context, status: &str) -> serde_json::Value {
     })
 }
 
-fn event(context: &Context, kind: &'static str, data: serde_json::Value, at: &str) -> NewEvent {
+pub(super) fn event(
+    context: &Context,
+    kind: &'static str,
+    data: serde_json::Value,
+    at: &str,
+) -> NewEvent {
     NewEvent {
         at: at.to_owned(),
         kind,
@@ -588,6 +596,7 @@ async fn record_end(
                 &id,
                 &Outcome {
                     status,
+                    postprocess: "none",
                     asset_id: None,
                     output_path: None,
                     request_id: None,
@@ -608,7 +617,7 @@ async fn record_end(
 
 /// What the finishing transactions need to know about the run, owned so it can move into them.
 #[derive(Clone)]
-struct Books {
+pub(super) struct Books {
     project_id: String,
     project_slug: String,
     run_id: String,
@@ -620,7 +629,7 @@ struct Books {
 }
 
 impl Books {
-    fn of(context: &Context) -> Books {
+    pub(super) fn of(context: &Context) -> Books {
         Books {
             project_id: context.run.project_id.clone(),
             project_slug: context.run.project_slug.clone(),
@@ -660,7 +669,7 @@ impl Books {
     }
 
     /// `job.finished` when the candidate's job has nothing pending any more, and `run.progress`.
-    fn after_candidate(
+    pub(super) fn after_candidate(
         &self,
         tx: &rusqlite::Connection,
         provider_limit: usize,
@@ -668,7 +677,7 @@ impl Books {
     ) -> Result<Vec<NewEvent>, StoreError> {
         let candidates = rows::candidates(tx, &self.run_id)?;
         let spent = rows::run_spent(tx, &self.run_id)?;
-        let pending = |c: &&CandidateRow| matches!(c.status.as_str(), "planned" | "calling");
+        let pending = |c: &&CandidateRow| is_pending(c);
         let mut events = Vec::new();
         let job: Vec<&CandidateRow> = candidates
             .iter()
@@ -712,7 +721,7 @@ impl Books {
         Ok(events)
     }
 
-    fn event(&self, kind: &'static str, data: serde_json::Value, at: &str) -> NewEvent {
+    pub(super) fn event(&self, kind: &'static str, data: serde_json::Value, at: &str) -> NewEvent {
         NewEvent {
             at: at.to_owned(),
             kind,
@@ -720,6 +729,11 @@ impl Books {
             data,
         }
     }
+}
+
+/// Whether a candidate still has work: a call to make or finish, or a chain to run.
+fn is_pending(candidate: &CandidateRow) -> bool {
+    matches!(candidate.status.as_str(), "planned" | "calling") || candidate.postprocess == "pending"
 }
 
 /// Seconds left: the mean time of the finished calls, times the calls left, spread over the
@@ -865,6 +879,7 @@ async fn record_success(
     data["output"] = context.root().join(&rel_path).display().to_string().into();
     let finished = event(context, kind::CANDIDATE_FINISHED, data, &at);
     let provider_limit = daemon.runner.provider_limit;
+    let has_chain = !context.plan.postprocess.is_empty();
     daemon
         .store
         .write(move |tx| {
@@ -897,6 +912,7 @@ async fn record_success(
                 &id,
                 &Outcome {
                     status: "succeeded",
+                    postprocess: if has_chain { "pending" } else { "none" },
                     asset_id: Some(&asset.id),
                     output_path: Some(&new_asset.rel_path),
                     request_id: request_id.as_deref(),
@@ -979,6 +995,12 @@ pub async fn recover(daemon: &Daemon) -> Result<(), ApiError> {
         let id = candidate.id.clone();
         if let Err(err) = recover_one(daemon, candidate).await {
             tracing::error!(candidate = %id, message = %err.message, "could not recover candidate");
+        }
+    }
+    let pending = daemon.store.read(rows::pending_postprocess).await?;
+    for candidate in pending {
+        if let Err(err) = super::chain::run(daemon, &candidate.id).await {
+            tracing::error!(candidate = %candidate.id, message = %err.message, "could not finish a post-process chain");
         }
     }
     let active = daemon.store.read(rows::active_runs).await?;

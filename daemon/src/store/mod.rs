@@ -41,6 +41,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0005_providers.sql")),
     M::up(include_str!("../../migrations/0006_runs.sql")),
     M::up(include_str!("../../migrations/0007_run_jobs.sql")),
+    M::up(include_str!("../../migrations/0008_run_postprocess.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -46,6 +46,11 @@ pub struct CandidateRow {
     pub finished_at: Option<String>,
     /// Sum of this candidate's cost events.
     pub cost_usd: Option<f64>,
+    /// `none`, `pending`, `done` or `failed`.
+    pub postprocess: String,
+    pub final_asset_id: Option<String>,
+    pub final_path: Option<String>,
+    pub postprocess_error_json: Option<String>,
 }
 
 pub struct NewCandidate {
@@ -99,7 +104,8 @@ const CANDIDATE_COLUMNS: &str =
     "c.id, c.run_id, c.job_index, c.job_key, c.candidate_index, c.status,
      c.idempotency_key, c.attempts, c.reserved_usd, c.asset_id, c.output_path, c.request_id,
      c.error_json, c.started_at, c.finished_at,
-     (SELECT sum(usd) FROM cost_events e WHERE e.candidate_id = c.id) AS cost_usd";
+     (SELECT sum(usd) FROM cost_events e WHERE e.candidate_id = c.id) AS cost_usd,
+     c.postprocess, c.final_asset_id, c.final_path, c.postprocess_error_json";
 
 fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<CandidateRow> {
     Ok(CandidateRow {
@@ -119,6 +125,10 @@ fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<CandidateRow> {
         started_at: row.get("started_at")?,
         finished_at: row.get("finished_at")?,
         cost_usd: row.get("cost_usd")?,
+        postprocess: row.get("postprocess")?,
+        final_asset_id: row.get("final_asset_id")?,
+        final_path: row.get("final_path")?,
+        postprocess_error_json: row.get("postprocess_error_json")?,
     })
 }
 
@@ -333,6 +343,8 @@ pub fn count_attempt(conn: &Connection, id: &str) -> Result<(), StoreError> {
 
 pub struct Outcome<'a> {
     pub status: &'a str,
+    /// `pending` when a succeeded candidate has a chain to run, else `none`.
+    pub postprocess: &'a str,
     pub asset_id: Option<&'a str>,
     pub output_path: Option<&'a str>,
     pub request_id: Option<&'a str>,
@@ -345,7 +357,7 @@ pub fn finish_candidate(conn: &Connection, id: &str, outcome: &Outcome) -> Resul
     conn.execute(
         "UPDATE run_candidates SET status = ?2, asset_id = ?3, output_path = ?4,
                 request_id = coalesce(?5, request_id), error_json = ?6, finished_at = ?7,
-                reserved_usd = 0
+                reserved_usd = 0, postprocess = ?8
          WHERE id = ?1",
         params![
             id,
@@ -354,10 +366,42 @@ pub fn finish_candidate(conn: &Connection, id: &str, outcome: &Outcome) -> Resul
             outcome.output_path,
             outcome.request_id,
             outcome.error_json,
-            outcome.at
+            outcome.at,
+            outcome.postprocess
         ],
     )?;
     Ok(())
+}
+
+/// Records how a candidate's post-process chain ended.
+pub fn finish_postprocess(
+    conn: &Connection,
+    id: &str,
+    final_asset_id: Option<&str>,
+    final_path: Option<&str>,
+    error_json: Option<String>,
+) -> Result<(), StoreError> {
+    let status = if error_json.is_some() {
+        "failed"
+    } else {
+        "done"
+    };
+    conn.execute(
+        "UPDATE run_candidates SET postprocess = ?2, final_asset_id = ?3, final_path = ?4,
+                postprocess_error_json = ?5
+         WHERE id = ?1 AND postprocess = 'pending'",
+        params![id, status, final_asset_id, final_path, error_json],
+    )?;
+    Ok(())
+}
+
+/// Succeeded candidates whose chain has not run yet (a stop came in between).
+pub fn pending_postprocess(conn: &Connection) -> Result<Vec<CandidateRow>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c WHERE c.postprocess = 'pending'"
+    ))?;
+    let rows = statement.query_map([], candidate_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Puts candidates back to `planned` for `run.retry`, each with a new idempotency key and
@@ -375,7 +419,8 @@ pub fn reset_for_retry(
         }
         conn.execute(
             "UPDATE run_candidates SET status = 'planned', idempotency_key = ?2, reserved_usd = ?3,
-                    error_json = NULL, finished_at = NULL
+                    error_json = NULL, finished_at = NULL, postprocess = 'none',
+                    postprocess_error_json = NULL
              WHERE id = ?1",
             params![
                 candidate.id,
