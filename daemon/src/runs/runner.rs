@@ -941,15 +941,13 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
                 return Ok::<_, StoreError>((None, Vec::new()));
             }
             let candidates = rows::candidates(tx, &id)?;
-            if candidates
-                .iter()
-                .any(|c| matches!(c.status.as_str(), "planned" | "calling"))
-            {
+            if candidates.iter().any(is_pending) {
                 return Ok((None, Vec::new()));
             }
+            // A candidate whose chain failed keeps its paid image but is not fully done.
             let succeeded = candidates
                 .iter()
-                .filter(|c| c.status == "succeeded")
+                .filter(|c| c.status == "succeeded" && c.postprocess != "failed")
                 .count();
             let status = if run.status == "canceling" {
                 "canceled"
