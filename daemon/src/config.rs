@@ -42,6 +42,8 @@ pub struct Config {
     pub runs: RunLimits,
     /// The user's run settings file (`$XDG_CONFIG_HOME/kroma/config.toml`); `None`: no user layer.
     pub user_settings: Option<PathBuf>,
+    /// The local runtime and models (`$XDG_DATA_HOME/kroma/models`).
+    pub models_dir: PathBuf,
 }
 
 /// How much run work happens at once, across all projects.
@@ -208,6 +210,7 @@ impl Config {
             env: Default::default(),
         };
         Ok(Config {
+            models_dir: data_dir.join("models"),
             data_dir,
             socket,
             secrets,

@@ -12,6 +12,7 @@ mod error;
 mod image_check;
 mod import;
 mod knowledge;
+mod local_models;
 pub mod lock;
 pub mod logging;
 mod models;

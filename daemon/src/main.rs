@@ -22,6 +22,9 @@ struct Cli {
     /// TOML config file [default: $XDG_CONFIG_HOME/kroma/kromad.toml when it exists]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The local runtime and models [default: $XDG_DATA_HOME/kroma/models]
+    #[arg(long, env = "KROMA_MODELS_DIR", value_name = "DIR")]
+    models_dir: Option<PathBuf>,
     /// Run settings file of this user [default: $XDG_CONFIG_HOME/kroma/config.toml]
     #[arg(long, env = "KROMA_SETTINGS", value_name = "FILE")]
     settings: Option<PathBuf>,
@@ -78,6 +81,11 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             kroma_daemon::secrets::env_overrides(std::env::vars()),
         )?
         .with_runs(&raw.runs)?;
+    if let Some(dir) = cli.models_dir {
+        config.models_dir = cwd.join(dir);
+    } else if let Some(dirs) = &dirs {
+        config.models_dir = dirs.data_dir().join("models");
+    }
     config.user_settings = match cli.settings {
         Some(path) => Some(cwd.join(path)),
         None => dirs

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod knowledge;
 pub mod model;
+pub mod models;
 pub mod openrpc;
 pub mod paths;
 pub mod postprocess;
@@ -131,6 +132,7 @@ macro_rules! for_each_method {
                 $crate::audit::List,
                 $crate::settings::Effective,
                 $crate::model::List,
+                $crate::models::List,
                 $crate::run::PlanRun,
                 $crate::run::Create,
                 $crate::run::Start,

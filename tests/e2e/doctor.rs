@@ -50,6 +50,7 @@ fn doctor_passes_on_a_healthy_setup_and_names_every_failure_with_a_fix() {
             "database",
             "secret store",
             "disk",
+            "local models",
             "provider stub"
         ]
     );

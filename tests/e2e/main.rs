@@ -10,6 +10,7 @@ mod events;
 mod framing;
 mod knowledge;
 mod lifecycle;
+mod local_models;
 mod other_uid;
 mod postprocess;
 mod projects;

@@ -52,6 +52,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Cost(args) => crate::runs::cost(global, &socket, args).await,
         Command::Settings(command) => crate::settings::settings(global, &socket, command).await,
         Command::Model(command) => crate::settings::model(global, &socket, command).await,
+        Command::Models(command) => crate::local_models::run(global, &socket, command).await,
         Command::Color(args) => crate::postprocess::color(global, &socket, args).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,

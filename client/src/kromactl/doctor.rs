@@ -221,6 +221,26 @@ async fn daemon_checks(client: &Client, checks: &mut Vec<Check>) {
         }
     }
     match client
+        .call::<protocol::models::List>(&protocol::models::ListParams { verify: false })
+        .await
+    {
+        Err(err) => checks.push(check("local models", false, err.to_string(), None)),
+        Ok(local) => {
+            let detail = if local.ok {
+                let names: Vec<&str> = local.models.iter().map(|m| m.name.as_str()).collect();
+                format!("{} in {}", names.join(", "), local.dir)
+            } else {
+                local.problem.clone().unwrap_or_default()
+            };
+            checks.push(check(
+                "local models",
+                local.ok,
+                detail,
+                local.hint.as_deref(),
+            ));
+        }
+    }
+    match client
         .call::<protocol::provider::List>(&protocol::NoParams {})
         .await
     {

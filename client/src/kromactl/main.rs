@@ -9,6 +9,7 @@ mod commands;
 mod dev;
 mod doctor;
 mod knowledge;
+mod local_models;
 mod output;
 mod postprocess;
 mod runs;
@@ -88,9 +89,12 @@ pub enum Command {
     /// The run settings in force and where each comes from
     #[command(subcommand)]
     Settings(crate::settings::SettingsCommand),
-    /// Image models: prices, lifecycles and shutdown dates
+    /// Image models at providers: prices, lifecycles and shutdown dates
     #[command(subcommand)]
     Model(crate::settings::ModelCommand),
+    /// Local ONNX runtime and models on this machine: list, check, install
+    #[command(subcommand)]
+    Models(crate::local_models::ModelsCommand),
     /// Apply a colour profile to image files or folders (alpha kept; never overwrites)
     Color(crate::postprocess::ColorArgs),
     /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk

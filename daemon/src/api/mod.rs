@@ -114,6 +114,12 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::provider::Check, _, _>(&mut module, providers::check);
     register::<protocol::settings::Effective, _, _>(&mut module, runs::settings_effective);
     register::<protocol::model::List, _, _>(&mut module, runs::model_list);
+    register::<protocol::models::List, _, _>(&mut module, |daemon, params| async move {
+        let dir = daemon.config.models_dir.clone();
+        tokio::task::spawn_blocking(move || crate::local_models::list(&dir, params.verify))
+            .await
+            .map_err(|err| ApiError::from(StoreError::Task(err.to_string())))
+    });
     register::<protocol::run::PlanRun, _, _>(&mut module, runs::plan);
     register::<protocol::run::Create, _, _>(&mut module, runs::create);
     register::<protocol::run::Start, _, _>(&mut module, runs::start);
