@@ -47,32 +47,56 @@ impl ImageProblem {
     }
 }
 
+/// The format of `bytes`, if it is one Kroma reads: (format, name, mime, extension).
+fn format_of(
+    bytes: &[u8],
+) -> Result<(ImageFormat, &'static str, &'static str, &'static str), ImageProblem> {
+    let format = image::guess_format(bytes).map_err(|_| ImageProblem::NotAnImage)?;
+    match format {
+        ImageFormat::Png => Ok((format, "png", "image/png", "png")),
+        ImageFormat::Jpeg => Ok((format, "jpeg", "image/jpeg", "jpg")),
+        ImageFormat::WebP => Ok((format, "webp", "image/webp", "webp")),
+        _ => Err(ImageProblem::NotAnImage),
+    }
+}
+
+fn reader(bytes: &[u8], format: ImageFormat, limits: Limits) -> ImageReader<Cursor<&[u8]>> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits);
+    reader
+}
+
+/// The width and height from the header, before anything is decoded.
+fn dimensions(bytes: &[u8], format: ImageFormat) -> Result<(u32, u32), ImageProblem> {
+    reader(bytes, format, Limits::no_limits())
+        .into_dimensions()
+        .map_err(|err| classify(&err))
+}
+
+/// Decodes within `max_side` on each side and [`MAX_DECODE_BYTES`] of memory.
+fn decode(
+    bytes: &[u8],
+    format: ImageFormat,
+    max_side: u32,
+) -> Result<image::DynamicImage, ImageProblem> {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(max_side);
+    limits.max_image_height = Some(max_side);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader(bytes, format, limits)
+        .decode()
+        .map_err(|err| classify(&err))
+}
+
 /// Checks that `bytes` are a complete PNG, JPEG or WebP image within the limits. The header is
 /// checked before anything is decoded, so a decompression bomb is refused without decoding it.
 pub fn inspect(bytes: &[u8]) -> Result<ImageInfo, ImageProblem> {
-    let format = image::guess_format(bytes).map_err(|_| ImageProblem::NotAnImage)?;
-    let (name, mime, extension) = match format {
-        ImageFormat::Png => ("png", "image/png", "png"),
-        ImageFormat::Jpeg => ("jpeg", "image/jpeg", "jpg"),
-        ImageFormat::WebP => ("webp", "image/webp", "webp"),
-        _ => return Err(ImageProblem::NotAnImage),
-    };
-    let reader = |limits: Limits| {
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-        reader.limits(limits);
-        reader
-    };
-    let (width, height) = reader(Limits::no_limits())
-        .into_dimensions()
-        .map_err(|err| classify(&err))?;
+    let (format, name, mime, extension) = format_of(bytes)?;
+    let (width, height) = dimensions(bytes, format)?;
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(ImageProblem::TooLarge { width, height });
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader(limits).decode().map_err(|err| classify(&err))?;
+    decode(bytes, format, MAX_SIDE)?;
     Ok(ImageInfo {
         width,
         height,
@@ -89,32 +113,15 @@ pub const MAX_PROCESSING_SIDE: u32 = 65_535;
 /// Decodes a PNG, JPEG or WebP for a processing step: any shape up to [`MAX_PROCESSING_SIDE`],
 /// refused before decoding when its pixels would need more than [`MAX_DECODE_BYTES`].
 pub fn decode_for_processing(bytes: &[u8]) -> Result<image::DynamicImage, ImageProblem> {
-    let format = image::guess_format(bytes).map_err(|_| ImageProblem::NotAnImage)?;
-    if !matches!(
-        format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::WebP
-    ) {
-        return Err(ImageProblem::NotAnImage);
-    }
-    let reader = |limits: Limits| {
-        let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-        reader.limits(limits);
-        reader
-    };
-    let (width, height) = reader(Limits::no_limits())
-        .into_dimensions()
-        .map_err(|err| classify(&err))?;
+    let (format, ..) = format_of(bytes)?;
+    let (width, height) = dimensions(bytes, format)?;
     if width > MAX_PROCESSING_SIDE || height > MAX_PROCESSING_SIDE {
         return Err(ImageProblem::TooLong { width, height });
     }
     if u64::from(width) * u64::from(height) * 4 > MAX_DECODE_BYTES {
         return Err(ImageProblem::TooMuchMemory);
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_PROCESSING_SIDE);
-    limits.max_image_height = Some(MAX_PROCESSING_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader(limits).decode().map_err(|err| classify(&err))
+    decode(bytes, format, MAX_PROCESSING_SIDE)
 }
 
 fn classify(err: &image::ImageError) -> ImageProblem {
