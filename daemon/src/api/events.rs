@@ -14,7 +14,8 @@ const REPLAY_PAGE: u32 = 500;
 
 /// `events.subscribe`: replay from the database, then follow the broadcast channel. The channel
 /// is joined before the replay is read, and ids already sent are skipped, so no event is lost or
-/// repeated between the two. A subscriber that falls behind the channel re-reads the database.
+/// repeated between the two. A subscriber that falls behind the channel re-reads the database
+/// from the last event it was sent (for a live-only one, at least from when it subscribed).
 pub fn register_events_subscription(module: &mut RpcModule<Daemon>) {
     type Sub = protocol::events::Subscribe;
     let result = module.register_subscription(
@@ -29,12 +30,28 @@ pub fn register_events_subscription(module: &mut RpcModule<Daemon>) {
                     return Ok(());
                 }
             };
+            // A live-only subscription starts after the newest event stored now: read before
+            // joining the channel, then caught up once after joining, so nothing committed in
+            // between is lost, and a subscriber that lags never gets the whole history.
+            let since = match params.since {
+                Some(since) => since,
+                None => match daemon
+                    .store
+                    .read(|conn| store::list_events(conn, u64::MAX, 1))
+                    .await
+                {
+                    Ok((_, newest)) => newest,
+                    Err(err) => {
+                        pending
+                            .reject(crate::error::ApiError::from(err).to_rpc())
+                            .await;
+                        return Ok(());
+                    }
+                },
+            };
             let mut live = daemon.store.subscribe();
             let sink = pending.accept().await?;
-            let mut last_sent = 0;
-            if let Some(since) = params.since {
-                last_sent = replay(&daemon, &sink, since).await?;
-            }
+            let mut last_sent = replay(&daemon, &sink, since).await?;
             loop {
                 let received = tokio::select! {
                     _ = sink.closed() => return Ok(()),
