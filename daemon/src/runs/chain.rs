@@ -28,11 +28,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
     let lookup = id.to_owned();
     let candidate = daemon
         .store
-        .read(move |conn| {
-            Ok(rows::pending_postprocess(conn)?
-                .into_iter()
-                .find(|candidate| candidate.id == lookup))
-        })
+        .read(move |conn| rows::pending_candidate(conn, &lookup))
         .await?;
     let Some(candidate) = candidate else {
         return Ok(());

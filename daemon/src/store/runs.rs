@@ -404,6 +404,17 @@ pub fn pending_postprocess(conn: &Connection) -> Result<Vec<CandidateRow>, Store
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Candidate `id`, if its chain is pending.
+pub fn pending_candidate(conn: &Connection, id: &str) -> Result<Option<CandidateRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c
+             WHERE c.id = ?1 AND c.postprocess = 'pending'"
+        ))?
+        .query_row([id], candidate_from_row)
+        .optional()?)
+}
+
 /// Puts candidates back to `planned` for `run.retry`, each with a new idempotency key and
 /// reservation. `statuses` are the ones to retry.
 pub fn reset_for_retry(
