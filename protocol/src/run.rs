@@ -484,7 +484,8 @@ impl Method for Cancel {
 #[serde(deny_unknown_fields)]
 pub struct RetryParams {
     pub run: String,
-    /// Retry only `failed` candidates; otherwise also `unknown` and `canceled` ones.
+    /// Call again only `failed` candidates; otherwise also `unknown` and `canceled` ones. Failed
+    /// post-process chains of succeeded candidates run again either way, at no cost.
     #[serde(default)]
     pub only_failed: bool,
     /// The most the human agrees to spend on the retried calls.

@@ -1297,3 +1297,64 @@ async fn the_colour_step_runs_after_generation_and_resumes_after_a_crash() {
         "the outputs in place were taken, not replaced: {replaced:?}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_chain_keeps_the_paid_image_and_retry_runs_it_again_for_free() {
+    let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    let project = client
+        .call::<protocol::project::Get>(&protocol::project::ProjectRef {
+            slug: "noir".into(),
+        })
+        .await
+        .expect("project");
+    // A file where the step's folder should be: the colour step cannot write.
+    let folder = Path::new(&project.root).join("color_corrected");
+    std::fs::remove_dir_all(&folder).expect("remove folder");
+    std::fs::write(&folder, "in the way").expect("block");
+
+    let detail = create(
+        &client,
+        PlanParams {
+            postprocess: Some(protocol::run::PostprocessParams {
+                color: Some("cold_rain".into()),
+            }),
+            ..params(vec![scene], 1)
+        },
+    )
+    .await;
+    start(&client, &detail).await.expect("start");
+    let partial = finished(&client, &detail.run.id).await;
+    assert_eq!(partial.run.status, RunStatus::Partial, "{partial:#?}");
+    let candidate = &partial.jobs[0].candidates[0];
+    assert_eq!(candidate.status, CandidateStatus::Succeeded);
+    assert_eq!(candidate.postprocess.as_deref(), Some("failed"));
+    assert_eq!(
+        candidate
+            .postprocess_error
+            .as_ref()
+            .map(|e| e.code.as_str()),
+        Some("io_error")
+    );
+    assert!(Path::new(candidate.output.as_deref().expect("generated")).is_file());
+
+    std::fs::remove_file(&folder).expect("unblock");
+    std::fs::create_dir(&folder).expect("folder");
+    let out = kromactl(&world.socket(), &["run", "retry", &detail.run.id]).await;
+    assert!(
+        out.status.success(),
+        "no spend, so no confirmation: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = finished(&client, &detail.run.id).await;
+    assert_eq!(done.run.status, RunStatus::Done, "{done:#?}");
+    let candidate = &done.jobs[0].candidates[0];
+    assert_eq!(candidate.postprocess.as_deref(), Some("done"));
+    assert!(Path::new(candidate.final_output.as_deref().expect("final")).is_file());
+    assert_eq!(
+        world.fake.stats().billed,
+        1,
+        "the image was not paid for again"
+    );
+}

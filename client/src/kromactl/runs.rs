@@ -356,6 +356,8 @@ struct RetryScope {
     /// The candidates that will be called again.
     calls: u32,
     max_usd: f64,
+    /// Succeeded candidates whose post-process chain failed: run again, at no cost.
+    chains: u32,
 }
 
 /// Failed candidates, and unless `only_failed` also unknown and canceled ones; each costs at
@@ -378,12 +380,22 @@ fn retry_scope(detail: &wire::RunDetail, only_failed: bool) -> RetryScope {
     } else {
         failed.saturating_add(unknown).saturating_add(canceled)
     };
+    let chains = detail
+        .jobs
+        .iter()
+        .flat_map(|job| &job.candidates)
+        .filter(|c| {
+            c.status == wire::CandidateStatus::Succeeded
+                && c.postprocess.as_deref() == Some("failed")
+        })
+        .count();
     RetryScope {
         failed,
         unknown,
         canceled,
         calls,
         max_usd: f64::from(calls) * detail.plan.cost.per_call_max_usd,
+        chains: u32::try_from(chains).unwrap_or(u32::MAX),
     }
 }
 
@@ -493,6 +505,28 @@ async fn retry(
         _ => {}
     }
     let scope = retry_scope(&detail, only_failed);
+    if scope.calls == 0 && scope.chains > 0 {
+        // Only post-process chains: no provider call, nothing to confirm.
+        if !global.json && !global.quiet {
+            println!(
+                "run {id}: {} to run again (no spend)",
+                plural(scope.chains as usize, "post-process chain")
+            );
+        }
+        let events = if confirm_args.detach {
+            None
+        } else {
+            Some(events_from_now(client).await?)
+        };
+        let summary = client
+            .call::<wire::Retry>(&wire::RetryParams {
+                run: id.clone(),
+                only_failed,
+                confirm_cost_usd: 0.0,
+            })
+            .await?;
+        return follow_started(global, client, &summary, events, "retrying").await;
+    }
     if scope.calls == 0 {
         let others = scope.unknown + scope.canceled;
         return Err(if only_failed && others > 0 {

@@ -11,7 +11,7 @@ use kroma_protocol as protocol;
 use protocol::ErrorKind;
 use protocol::asset::AssetKind;
 use protocol::model::Lifecycle;
-use protocol::run::{Plan, PlanParams, RunDetail, RunStatus, RunSummary};
+use protocol::run::{CandidateStatus, Plan, PlanParams, RunDetail, RunStatus, RunSummary};
 
 use super::find_project;
 use crate::error::ApiError;
@@ -799,11 +799,23 @@ pub async fn retry(
                 .map(move |c| (job_index as u32, c.index))
         })
         .collect();
-    if retried.is_empty() {
+    // Chains that failed on a generated image run again too: that costs nothing.
+    let chains = detail
+        .jobs
+        .iter()
+        .flat_map(|job| &job.candidates)
+        .filter(|c| {
+            c.status == CandidateStatus::Succeeded && c.postprocess.as_deref() == Some("failed")
+        })
+        .count();
+    if retried.is_empty() && chains == 0 {
         return Err(ApiError::new(
             ErrorKind::Conflict,
             "nothing_to_retry",
-            format!("run {id} has no {} candidates", statuses.join(" or ")),
+            format!(
+                "run {id} has no {} candidates and no failed post-process chain",
+                statuses.join(" or ")
+            ),
         ));
     }
     let max = models::round_usd(retried.iter().map(|(job, _)| per_call[*job as usize]).sum());
@@ -813,7 +825,12 @@ pub async fn retry(
         &format!("retrying {} calls", retried.len()),
         &format!("kromactl run retry {id} --yes --max-cost {max}"),
     )?;
-    let budget = spend_gate(&daemon, &detail).await?;
+    // Chains alone spend nothing: no key, model or budget check for them.
+    let budget = if retried.is_empty() {
+        settings::Budget::default()
+    } else {
+        spend_gate(&daemon, &detail).await?
+    };
     let at = clock::now();
     let run_id = id.clone();
     let summary = daemon
@@ -829,6 +846,7 @@ pub async fn retry(
             }
             check_budgets(tx, &run.project_id, &budget, max)?;
             let reset = rows::reset_for_retry(tx, &run_id, statuses, |job| per_call[job as usize])?;
+            let chains = rows::reset_failed_chains(tx, &run_id)?;
             rows::start_run(tx, &run_id, confirmed, &at)?;
             let run = rows::get_run(tx, &run_id)?;
             let candidates = rows::candidates(tx, &run_id)?;
@@ -842,13 +860,18 @@ pub async fn retry(
                     "run": run_id,
                     "retry": true,
                     "candidates": reset.len(),
+                    "chains": chains.len(),
                     "confirmed_cost_usd": confirmed,
                     "max_cost_usd": max,
                 }),
             };
-            Ok::<_, ApiError>((summary, vec![event]))
+            Ok::<_, ApiError>(((summary, chains), vec![event]))
         })
         .await?;
+    let (summary, chains) = summary;
+    for candidate in chains {
+        daemon.runner.run_chain(daemon.clone(), candidate);
+    }
     daemon.runner.wake();
     Ok(summary)
 }

@@ -67,6 +67,31 @@ impl Runner {
         self.local.clone()
     }
 
+    /// Runs a candidate's pending post-process chain in the background (a retried chain), then
+    /// closes its run if nothing else is left.
+    pub fn run_chain(&self, daemon: Arc<Daemon>, candidate: String) {
+        self.tasks.spawn(async move {
+            if let Err(err) = super::chain::run(&daemon, &candidate).await {
+                tracing::error!(%candidate, message = %err.message, "the post-process chain could not be recorded");
+            }
+            let run = daemon
+                .store
+                .read({
+                    let candidate = candidate.clone();
+                    move |conn| rows::run_of_candidate(conn, &candidate)
+                })
+                .await;
+            match run {
+                Ok(run) => {
+                    if let Err(err) = finish_run_if_done(&daemon, &run).await {
+                        tracing::error!(%run, message = %err.message, "finishing the run failed");
+                    }
+                }
+                Err(err) => tracing::error!(%candidate, %err, "cannot find the candidate's run"),
+            }
+        });
+    }
+
     /// Tells the runner there may be new work.
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -945,15 +970,19 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
                 return Ok((None, Vec::new()));
             }
             // A candidate whose chain failed keeps its paid image but is not fully done.
-            let succeeded = candidates
+            let generated = candidates
+                .iter()
+                .filter(|c| c.status == "succeeded")
+                .count();
+            let complete = candidates
                 .iter()
                 .filter(|c| c.status == "succeeded" && c.postprocess != "failed")
                 .count();
             let status = if run.status == "canceling" {
                 "canceled"
-            } else if succeeded == candidates.len() {
+            } else if complete == candidates.len() {
                 "done"
-            } else if succeeded > 0 {
+            } else if generated > 0 {
                 "partial"
             } else {
                 "failed"

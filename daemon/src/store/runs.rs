@@ -444,6 +444,27 @@ pub fn reset_for_retry(
     Ok(retried)
 }
 
+/// The run a candidate belongs to.
+pub fn run_of_candidate(conn: &Connection, id: &str) -> Result<String, StoreError> {
+    Ok(conn.query_row(
+        "SELECT run_id FROM run_candidates WHERE id = ?1",
+        [id],
+        |row| row.get(0),
+    )?)
+}
+
+/// Puts the failed post-process chains of a run back to `pending`; answers their candidates.
+pub fn reset_failed_chains(conn: &Connection, run_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "UPDATE run_candidates SET postprocess = 'pending', postprocess_error_json = NULL,
+                final_asset_id = NULL, final_path = NULL
+         WHERE run_id = ?1 AND status = 'succeeded' AND postprocess = 'failed'
+         RETURNING id",
+    )?;
+    let ids = statement.query_map([run_id], |row| row.get(0))?;
+    Ok(ids.collect::<Result<_, _>>()?)
+}
+
 /// Cancels every `planned` candidate of a run; answers how many.
 pub fn cancel_planned(conn: &Connection, run_id: &str, at: &str) -> Result<usize, StoreError> {
     Ok(conn.execute(
