@@ -375,7 +375,14 @@ pub fn secret_list(list: &protocol::secret::SecretList) -> String {
 }
 
 pub fn provider_table(providers: &[protocol::provider::Provider]) -> Table {
-    let mut table = table(&["name", "kind", "base url", "model", "secret"]);
+    let mut table = table(&[
+        "name",
+        "kind",
+        "base url",
+        "model",
+        "secret",
+        "idempotency keys",
+    ]);
     for p in providers {
         table.add_row(vec![
             p.name.clone(),
@@ -383,6 +390,12 @@ pub fn provider_table(providers: &[protocol::provider::Provider]) -> Table {
             p.base_url.clone(),
             p.default_model.clone(),
             p.secret.clone(),
+            if p.honors_idempotency_key {
+                "honoured"
+            } else {
+                "-"
+            }
+            .to_owned(),
         ]);
     }
     table
