@@ -36,6 +36,13 @@ pub struct Checked {
     pub original_name: String,
 }
 
+/// Whether `path`'s extension is one of `extensions` (lowercase), in any case.
+pub fn has_extension(path: &Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| extensions.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
 /// Expands the named paths into files, in order: a file as itself, a folder as every file below
 /// it (sorted, hidden entries skipped). Each entry is either a file to import or the reason it
 /// cannot be.

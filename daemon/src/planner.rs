@@ -176,10 +176,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
     }
     let calls = jobs.iter().map(|job| job.candidates).sum();
     let max_usd = models::round_usd(jobs.iter().map(|job| job.max_cost_usd).sum());
-    let per_call_max_usd = jobs
-        .iter()
-        .map(|job| job.max_cost_usd / f64::from(job.candidates))
-        .fold(0.0, f64::max);
+    let per_call_max_usd = jobs.iter().map(per_call_usd).fold(0.0, f64::max);
     Ok(Plan {
         project: inputs.project.clone(),
         stage: inputs.stage,
@@ -204,6 +201,12 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
         settings: inputs.settings_snapshot.clone(),
         warnings,
     })
+}
+
+/// The most one call of `job` can cost: its share of the job's maximum. What each candidate
+/// reserves against the budgets, and its cost when the price table is all there is.
+pub fn per_call_usd(job: &PlannedJob) -> f64 {
+    models::round_usd(job.max_cost_usd / f64::from(job.candidates.max(1)))
 }
 
 /// The chain's steps in their fixed order (background removal → upscale → colour; only the

@@ -109,14 +109,7 @@ async fn find_files(
                         .unwrap_or_else(|| root.parent().map(Path::to_owned).unwrap_or_default());
                     folder.join(format!("{stem}_{suffix}.png"))
                 } else {
-                    let image = candidate
-                        .shown
-                        .extension()
-                        .and_then(|ext| ext.to_str())
-                        .is_some_and(|ext| {
-                            IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
-                        });
-                    if !image {
+                    if !crate::import::has_extension(&candidate.shown, &IMAGE_EXTENSIONS) {
                         continue;
                     }
                     let rel = candidate

@@ -97,12 +97,6 @@ fn image_of(root: &Path, asset: &crate::store::AssetRow) -> ImageRef {
     }
 }
 
-fn is_scene_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| SCENE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
-}
-
 /// A scene named by the caller: an asset id, or a path to import.
 enum SceneSpec {
     Asset(String),
@@ -168,7 +162,9 @@ async fn resolve_scenes(
                 for entry in found {
                     let candidate = entry.map_err(|(_, err)| err)?;
                     let explicit = candidate.shown == Path::new(&path);
-                    if !explicit && !is_scene_file(&candidate.shown) {
+                    if !explicit
+                        && !crate::import::has_extension(&candidate.shown, &SCENE_EXTENSIONS)
+                    {
                         continue;
                     }
                     any = true;
@@ -418,7 +414,7 @@ pub async fn create(
                 job_key: job.key.clone(),
                 index,
                 idempotency_key: uuid::Uuid::new_v4().to_string(),
-                reserved_usd: models::round_usd(job.max_cost_usd / f64::from(job.candidates)),
+                reserved_usd: planner::per_call_usd(job),
             });
         }
     }
@@ -782,12 +778,7 @@ pub async fn retry(
     } else {
         &["failed", "unknown", "canceled"]
     };
-    let per_call: Vec<f64> = detail
-        .plan
-        .jobs
-        .iter()
-        .map(|job| models::round_usd(job.max_cost_usd / f64::from(job.candidates.max(1))))
-        .collect();
+    let per_call: Vec<f64> = detail.plan.jobs.iter().map(planner::per_call_usd).collect();
     let retried: Vec<(u32, u32)> = detail
         .jobs
         .iter()

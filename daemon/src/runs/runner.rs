@@ -170,11 +170,15 @@ async fn dispatch(daemon: &Arc<Daemon>) -> Result<(), StoreError> {
 async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSemaphorePermit) {
     let run_id = candidate.run_id.clone();
     let id = candidate.id.clone();
-    if let Err(err) = execute(&daemon, candidate).await {
-        tracing::error!(candidate = %id, code = err.code, message = %err.message, "candidate could not be recorded");
-    }
+    let chain = match execute(&daemon, candidate).await {
+        Ok(chain) => chain,
+        Err(err) => {
+            tracing::error!(candidate = %id, code = err.code, message = %err.message, "candidate could not be recorded");
+            false
+        }
+    };
     drop(permit);
-    if let Err(err) = super::chain::run(&daemon, &id).await {
+    if chain && let Err(err) = super::chain::run(&daemon, &id).await {
         tracing::error!(candidate = %id, message = %err.message, "the post-process chain could not be recorded");
     }
     daemon.runner.in_flight().remove(&id);
@@ -209,7 +213,7 @@ impl Context {
 
     /// The price-table cost of one call of this job: its share of the job's maximum.
     fn estimated_usd(&self) -> f64 {
-        models::round_usd(self.job.max_cost_usd / f64::from(self.job.candidates.max(1)))
+        crate::planner::per_call_usd(&self.job)
     }
 
     fn pricing(&self) -> Option<models::Pricing> {
@@ -261,23 +265,26 @@ enum Ended {
     Requeue,
 }
 
-async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<(), ApiError> {
+/// Calls for one candidate and records how it ended; answers whether its post-process chain is
+/// now pending.
+async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, ApiError> {
     let context = load(daemon, candidate).await?;
     if context.run.status != "running" {
-        return Ok(());
+        return Ok(false);
     }
     let claimed = claim(daemon, &context).await?;
     if !claimed {
-        return Ok(());
+        return Ok(false);
     }
     let ended = call_with_retries(daemon, &context).await;
-    match ended {
+    let has_chain = !context.plan.postprocess.is_empty();
+    let stored = match ended {
         Ended::Succeeded(generated) => {
             // The call was paid for: if its result cannot be stored, the candidate still ends
             // (failed, with its cost), never stuck in `calling`.
             let cost = cost_of(&context, generated.usage.as_ref());
             match store_success(daemon, &context, generated).await {
-                Ok(()) => Ok(()),
+                Ok(()) => return Ok(has_chain),
                 Err(err) => {
                     tracing::error!(candidate = %context.candidate.id, message = %err.message, "storing a paid result failed");
                     record_end(daemon, &context, "failed", &err, Some(cost)).await
@@ -310,7 +317,8 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<(), Ap
             record_end(daemon, &context, "canceled", &error, None).await
         }
         Ended::Requeue => requeue(daemon, &context.candidate.id).await,
-    }
+    };
+    stored.map(|()| false)
 }
 
 pub(super) fn candidate_data(context: &Context, status: &str) -> serde_json::Value {
