@@ -53,6 +53,8 @@ fn help_texts_match_snapshots() {
         &["audit", "list"],
         &["rpc", "call"],
         &["color"],
+        &["bg-remove"],
+        &["upscale"],
         &["models", "list"],
         &["models", "install"],
         &["bench", "rpc"],

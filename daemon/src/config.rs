@@ -44,6 +44,25 @@ pub struct Config {
     pub user_settings: Option<PathBuf>,
     /// The local runtime and models (`$XDG_DATA_HOME/kroma/models`).
     pub models_dir: PathBuf,
+    pub local_models: ModelLimits,
+}
+
+/// How the local ONNX models run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelLimits {
+    /// Threads one inference may use (ONNX Runtime's intra-op threads).
+    pub intra_threads: usize,
+    /// A model's session is freed after this long without use.
+    pub idle: Duration,
+}
+
+impl Default for ModelLimits {
+    fn default() -> ModelLimits {
+        ModelLimits {
+            intra_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            idle: Duration::from_secs(300),
+        }
+    }
 }
 
 /// How much run work happens at once, across all projects.
@@ -84,6 +103,16 @@ pub struct RawConfig {
     pub secrets: RawSecrets,
     #[serde(default)]
     pub runs: RawRuns,
+    #[serde(default)]
+    pub local_models: RawModels,
+}
+
+/// `[local_models]`: how the ONNX models run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModels {
+    pub intra_threads: Option<usize>,
+    pub idle_secs: Option<u64>,
 }
 
 /// `[runs]`: concurrency of run work.
@@ -129,7 +158,7 @@ pub enum ConfigError {
         key: &'static str,
         rule: &'static str,
     },
-    #[error("runs.{key} must be {rule}")]
+    #[error("{key} must be {rule}")]
     Runs {
         key: &'static str,
         rule: &'static str,
@@ -211,6 +240,7 @@ impl Config {
         };
         Ok(Config {
             models_dir: data_dir.join("models"),
+            local_models: ModelLimits::default(),
             data_dir,
             socket,
             secrets,
@@ -250,9 +280,39 @@ impl Config {
             provider_calls: check(
                 raw.provider_calls,
                 defaults.provider_calls,
-                "provider_calls",
+                "runs.provider_calls",
             )?,
-            local_jobs: check(raw.local_jobs, defaults.local_jobs, "local_jobs")?,
+            local_jobs: check(raw.local_jobs, defaults.local_jobs, "runs.local_jobs")?,
+        };
+        Ok(self)
+    }
+
+    /// Applies `[local_models]`: `intra_threads` 1 to 256, `idle_secs` 1 to a day.
+    pub fn with_local_models(mut self, raw: &RawModels) -> Result<Config, ConfigError> {
+        let defaults = ModelLimits::default();
+        let intra_threads = match raw.intra_threads {
+            None => defaults.intra_threads,
+            Some(value @ 1..=256) => value,
+            Some(_) => {
+                return Err(ConfigError::Runs {
+                    key: "local_models.intra_threads",
+                    rule: "between 1 and 256",
+                });
+            }
+        };
+        let idle = match raw.idle_secs {
+            None => defaults.idle,
+            Some(secs @ 1..=86_400) => Duration::from_secs(secs),
+            Some(_) => {
+                return Err(ConfigError::Runs {
+                    key: "local_models.idle_secs",
+                    rule: "between 1 and 86400",
+                });
+            }
+        };
+        self.local_models = ModelLimits {
+            intra_threads,
+            idle,
         };
         Ok(self)
     }

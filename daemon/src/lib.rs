@@ -16,6 +16,7 @@ mod local_models;
 pub mod lock;
 pub mod logging;
 mod models;
+mod onnx;
 mod planner;
 pub mod postprocess;
 mod project;
@@ -60,6 +61,8 @@ pub(crate) struct Daemon {
     pub(crate) http: reqwest::Client,
     /// Executes started runs in the background.
     pub(crate) runner: runs::runner::Runner,
+    /// The local ONNX models, loaded on first use.
+    pub(crate) engine: Arc<onnx::Engine>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +116,10 @@ pub async fn run(
     let daemon = Arc::new(Daemon {
         http,
         runner: runs::runner::Runner::new(&config.runs),
+        engine: Arc::new(onnx::Engine::new(
+            config.models_dir.clone(),
+            config.local_models.clone(),
+        )),
         secrets: Arc::new(secrets),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
@@ -132,6 +139,7 @@ pub async fn run(
     tracing::info!(socket = %listener.path().display(), data_dir = %data_dir.display(), version = VERSION, "kromad is serving");
 
     let runner = tokio::spawn(runs::runner::run(daemon.clone()));
+    tokio::spawn(free_idle_models(daemon.engine.clone(), token.clone()));
     let methods: jsonrpsee::Methods = api::module(daemon.clone()).into();
     let tracker = TaskTracker::new();
     let accept = server::accept_loop(
@@ -184,6 +192,21 @@ pub async fn run(
     }
     tracing::info!("kromad stopped");
     Ok(())
+}
+
+/// Frees the local models nobody used for a while, until the daemon stops.
+async fn free_idle_models(engine: Arc<onnx::Engine>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(engine.sweep_every());
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                let engine = engine.clone();
+                let _ = tokio::task::spawn_blocking(move || engine.free_idle()).await;
+            }
+        }
+    }
 }
 
 /// The wall clock, read in one place.

@@ -1,13 +1,16 @@
 //! The local runtime and models, as `packaging/models/kroma_models.py` installed them: its
 //! `manifest.json` read and every file checked (presence and size; the hash on request). Nothing
-//! here loads a model.
+//! here loads a model; `onnx` does, with what [`find`] answers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kroma_protocol as protocol;
+use protocol::ErrorKind;
 use protocol::models::{FileState, LocalModel, LocalModels};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
 
 /// The command that installs or repairs the default set.
 pub const INSTALL_HINT: &str = "run `kromactl models install` (or `bash packaging/install.sh`)";
@@ -30,6 +33,155 @@ struct Item {
     #[serde(default)]
     licence_files: Vec<String>,
     source: Source,
+    #[serde(default)]
+    interface: Interface,
+}
+
+/// A model's tensors, as the installer recorded them.
+#[derive(Deserialize, Default)]
+struct Interface {
+    input: Option<Tensor>,
+    output: Option<Tensor>,
+    scale: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct Tensor {
+    name: String,
+}
+
+/// What a model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    BgRemoval,
+    Upscale,
+}
+
+impl ModelKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ModelKind::BgRemoval => "bg_removal",
+            ModelKind::Upscale => "upscale",
+        }
+    }
+}
+
+/// One installed model, checked to be in place, and the runtime that runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub runtime: PathBuf,
+    /// The input and output tensor names.
+    pub input: String,
+    pub output: String,
+    /// How much larger the output image is (upscale models).
+    pub scale: u32,
+}
+
+/// The installed model `name` of `kind`, or the default (non-quality) one of `kind`. Checks that
+/// its file and the runtime are in place with their recorded sizes. Blocking.
+pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed, ApiError> {
+    let not_installed = |message: String| {
+        ApiError::new(ErrorKind::Infra, "models_missing", message).with_hint(INSTALL_HINT)
+    };
+    let manifest_path = dir.join("manifest.json");
+    let bytes = std::fs::read(&manifest_path).map_err(|err| {
+        not_installed(format!(
+            "no local models are installed in {} ({err})",
+            dir.display()
+        ))
+    })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|err| {
+        not_installed(format!(
+            "{} is not a models manifest: {err}",
+            manifest_path.display()
+        ))
+    })?;
+    let of_kind: Vec<&Item> = manifest
+        .items
+        .iter()
+        .filter(|item| item.kind == kind.as_str())
+        .collect();
+    let item = match name {
+        Some(name) => of_kind.iter().find(|item| item.name == name).ok_or_else(|| {
+            let known: Vec<&str> = of_kind.iter().map(|item| item.name.as_str()).collect();
+            let mut err = ApiError::validation(
+                "unknown_model",
+                format!("no {} model `{name}` is installed", kind.as_str()),
+            );
+            err = if known.is_empty() {
+                err.with_hint(INSTALL_HINT)
+            } else {
+                err.with_hint(format!(
+                    "installed: {}; the quality models come with `kromactl models install --quality`",
+                    known.join(", ")
+                ))
+            };
+            err
+        })?,
+        None => of_kind
+            .iter()
+            .find(|item| !item.quality)
+            .ok_or_else(|| {
+                not_installed(format!(
+                    "the manifest in {} has no default {} model",
+                    dir.display(),
+                    kind.as_str()
+                ))
+            })?,
+    };
+    let runtime = manifest
+        .items
+        .iter()
+        .find(|item| item.kind == "runtime")
+        .ok_or_else(|| {
+            not_installed(format!(
+                "the manifest in {} has no ONNX Runtime",
+                dir.display()
+            ))
+        })?;
+    for needed in [*item, runtime] {
+        let path = dir.join(&needed.file);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == needed.size => {}
+            Ok(meta) => {
+                return Err(not_installed(format!(
+                    "{} is damaged: {} holds {} bytes, the manifest says {}",
+                    needed.name,
+                    path.display(),
+                    meta.len(),
+                    needed.size
+                )));
+            }
+            Err(err) => {
+                return Err(not_installed(format!(
+                    "{} is missing: {} ({err})",
+                    needed.name,
+                    path.display()
+                )));
+            }
+        }
+    }
+    let interface = &item.interface;
+    let tensor = |tensor: &Option<Tensor>, what: &str| {
+        tensor.as_ref().map(|t| t.name.clone()).ok_or_else(|| {
+            not_installed(format!(
+                "the manifest does not name the {what} tensor of {}",
+                item.name
+            ))
+        })
+    };
+    Ok(Installed {
+        name: item.name.clone(),
+        path: dir.join(&item.file),
+        sha256: item.sha256.clone(),
+        runtime: dir.join(&runtime.file),
+        input: tensor(&interface.input, "input")?,
+        output: tensor(&interface.output, "output")?,
+        scale: interface.scale.unwrap_or(1),
+    })
 }
 
 #[derive(Deserialize)]
@@ -126,6 +278,7 @@ fn check(dir: &Path, item: Item, verify: bool) -> LocalModel {
             .collect(),
         source: format!("{}=={}", item.source.package, item.source.version),
         verified: verify && state != FileState::Missing && state != FileState::WrongSize,
+        loaded: false,
         state,
     }
 }

@@ -80,7 +80,8 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             passphrase,
             kroma_daemon::secrets::env_overrides(std::env::vars()),
         )?
-        .with_runs(&raw.runs)?;
+        .with_runs(&raw.runs)?
+        .with_local_models(&raw.local_models)?;
     if let Some(dir) = cli.models_dir {
         config.models_dir = cwd.join(dir);
     } else if let Some(dirs) = &dirs {

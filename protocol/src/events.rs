@@ -45,6 +45,8 @@ pub mod kind {
     /// A file went through a one-off post-process step (or failed to): `{step, input, output?,
     /// error?, done, total}`.
     pub const POSTPROCESS_FILE: &str = "postprocess.file";
+    /// A long one-off step advanced within one file: `{step, input, tiles_done, tiles}`.
+    pub const POSTPROCESS_PROGRESS: &str = "postprocess.progress";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -142,6 +142,8 @@ macro_rules! for_each_method {
                 $crate::run::Retry,
                 $crate::cost::Summary,
                 $crate::postprocess::Color,
+                $crate::postprocess::BgRemove,
+                $crate::postprocess::Upscale,
                 $crate::rpc::Discover,
             ],
             subscriptions: [

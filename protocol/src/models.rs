@@ -46,6 +46,9 @@ pub struct LocalModel {
     pub state: FileState,
     /// Whether the hash was checked this time.
     pub verified: bool,
+    /// Whether kromad holds it in memory now (loaded on first use, freed when idle).
+    #[serde(default)]
+    pub loaded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -20,6 +20,47 @@ pub struct ColorParams {
     pub output_dir: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BgRemoveParams {
+    /// Absolute paths of image files or folders (walked recursively, image files only).
+    pub paths: Vec<String>,
+    /// Absolute folder for the outputs; default: next to each source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_dir: Option<String>,
+    /// An installed background-removal model; default: the default one (`u2netp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Write the mask (grayscale, white = kept) instead of the cut-out.
+    #[serde(default)]
+    pub mask_only: bool,
+    /// Refine the mask's uncertain edge band along the image's own edges.
+    #[serde(default)]
+    pub matting: bool,
+    /// `#RRGGBB`: put the cut-out on this colour instead of transparency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpscaleParams {
+    /// Absolute paths of image files or folders (walked recursively, image files only).
+    pub paths: Vec<String>,
+    /// Absolute folder for the outputs; default: next to each source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_dir: Option<String>,
+    /// 2 or 4; default 4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    /// An installed upscale model; default: the default one (`realesr-general-x4v3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Tile side in input pixels (32 to 1024); default 128. Smaller tiles use less memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tile: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FileResult {
     pub input: String,
@@ -47,5 +88,29 @@ impl Method for Color {
         "Apply a colour profile to image files or folders (alpha kept; never overwrites)";
     const MUTATING: bool = true;
     type Params = ColorParams;
+    type Output = StepReport;
+}
+
+/// `postprocess.bg_remove`.
+pub enum BgRemove {}
+
+impl Method for BgRemove {
+    const NAME: &'static str = "postprocess.bg_remove";
+    const SUMMARY: &'static str =
+        "Remove the background of image files or folders with a local model (never overwrites)";
+    const MUTATING: bool = true;
+    type Params = BgRemoveParams;
+    type Output = StepReport;
+}
+
+/// `postprocess.upscale`.
+pub enum Upscale {}
+
+impl Method for Upscale {
+    const NAME: &'static str = "postprocess.upscale";
+    const SUMMARY: &'static str =
+        "Upscale image files or folders ×2 or ×4 with a local model, in tiles (never overwrites)";
+    const MUTATING: bool = true;
+    type Params = UpscaleParams;
     type Output = StepReport;
 }

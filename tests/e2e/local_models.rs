@@ -8,19 +8,6 @@ use kroma_protocol as protocol;
 use kroma_tests::Daemon;
 use protocol::models::FileState;
 
-/// Where install.sh put the models: `KROMA_MODELS_DIR`, else `$XDG_DATA_HOME/kroma/models`.
-fn installed_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("KROMA_MODELS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share")
-        });
-    data.join("kroma/models")
-}
-
 fn installer() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/models/kroma_models.py")
 }
@@ -40,7 +27,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[tokio::test]
 async fn the_installed_runtime_and_default_models_are_listed_and_intact() {
-    let dir = installed_dir();
+    let dir = kroma_tests::models_dir();
     assert!(
         dir.join("manifest.json").is_file(),
         "no models in {}: run `bash packaging/install.sh` first (README step 1)",
@@ -107,7 +94,7 @@ async fn the_installed_runtime_and_default_models_are_listed_and_intact() {
 async fn a_damaged_or_missing_model_is_named_with_the_fix() {
     let temp = tempfile::tempdir().expect("temp");
     let copy = temp.path().join("models");
-    copy_dir(&installed_dir(), &copy);
+    copy_dir(&kroma_tests::models_dir(), &copy);
     let copy_arg = copy.display().to_string();
     let daemon = Daemon::start_in(temp.path(), &["--models-dir", &copy_arg]);
     let client = daemon.client().await;

@@ -166,3 +166,505 @@ fn color_processes_a_folder_keeps_alpha_reports_bad_files_and_never_overwrites()
         "{stderr}"
     );
 }
+
+// ---- background removal and upscaling on the installed models (u2netp, x4v3) ----
+
+use kroma_client::{Client, ClientError};
+use kroma_protocol as protocol;
+use protocol::postprocess::{BgRemoveParams, StepReport, UpscaleParams};
+
+/// The rembg test images and their reference masks (`daemon/tests/bg/rembg_masks.py`).
+const BG_IMAGES: [&str; 3] = ["figure_160x120", "object_128x96", "soft_96x72"];
+
+fn bg_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../daemon/tests/bg")
+        .join(name)
+}
+
+fn path_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn error_of(result: Result<StepReport, ClientError>) -> protocol::ErrorData {
+    match result {
+        Err(ClientError::Rpc {
+            data: Some(data), ..
+        }) => data,
+        other => panic!("expected an error with data, got {other:?}"),
+    }
+}
+
+/// The `kroma:*` text chunks of a PNG.
+fn provenance(path: &Path) -> std::collections::BTreeMap<String, String> {
+    let file = std::fs::File::open(path).expect("open");
+    let decoder = png::Decoder::new(std::io::BufReader::new(file));
+    let reader = decoder.read_info().expect("a PNG");
+    reader
+        .info()
+        .uncompressed_latin1_text
+        .iter()
+        .filter_map(|chunk| {
+            let key = chunk.keyword.strip_prefix("kroma:")?;
+            Some((key.to_owned(), chunk.text.clone()))
+        })
+        .collect()
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    format!(
+        "{:x}",
+        sha2::Sha256::digest(std::fs::read(path).expect("read"))
+    )
+}
+
+/// Intersection over union of two masks thresholded at 128, and their largest difference.
+fn compare_masks(ours: &image::GrayImage, reference: &image::GrayImage) -> (f64, u8) {
+    assert_eq!(ours.dimensions(), reference.dimensions());
+    let (mut both, mut either, mut worst) = (0u32, 0u32, 0u8);
+    for (a, b) in ours.as_raw().iter().zip(reference.as_raw()) {
+        let (a_in, b_in) = (*a >= 128, *b >= 128);
+        both += u32::from(a_in && b_in);
+        either += u32::from(a_in || b_in);
+        worst = worst.max(a.abs_diff(*b));
+    }
+    (f64::from(both) / f64::from(either.max(1)), worst)
+}
+
+async fn bg_remove(client: &Client, params: BgRemoveParams) -> Result<StepReport, ClientError> {
+    client
+        .call::<protocol::postprocess::BgRemove>(&params)
+        .await
+}
+
+async fn upscale(client: &Client, params: UpscaleParams) -> Result<StepReport, ClientError> {
+    client.call::<protocol::postprocess::Upscale>(&params).await
+}
+
+#[tokio::test]
+async fn bg_remove_masks_match_rembg_and_cut_outs_keep_colours_and_alpha() {
+    let temp = tempfile::tempdir().expect("temp");
+    let daemon = Daemon::start_in(temp.path(), &[]);
+    let client = daemon.client().await;
+    let art = temp.path().join("art");
+    std::fs::create_dir_all(&art).expect("art");
+    for name in BG_IMAGES {
+        std::fs::copy(
+            bg_fixture(&format!("{name}.png")),
+            art.join(format!("{name}.png")),
+        )
+        .expect("copy");
+    }
+
+    let report = bg_remove(
+        &client,
+        BgRemoveParams {
+            paths: vec![path_arg(&art)],
+            mask_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("masks");
+    assert_eq!((report.done, report.failed), (3, 0), "{report:#?}");
+    for name in BG_IMAGES {
+        let ours = image::open(temp.path().join(format!("art_mask/{name}.png")))
+            .expect("our mask")
+            .to_luma8();
+        let reference = image::open(bg_fixture(&format!("{name}.rembg_mask.png")))
+            .expect("rembg mask")
+            .to_luma8();
+        let (iou, worst) = compare_masks(&ours, &reference);
+        println!("{name}: IoU {iou:.4} against rembg, largest difference {worst}/255");
+        assert!(iou >= 0.99, "{name}: IoU {iou}");
+        // Same pre/post-processing as rembg: equal up to ONNX Runtime's float noise.
+        assert!(worst <= 2, "{name}: differs by {worst}/255");
+    }
+
+    // The cut-out: colours untouched, the mask as alpha, provenance in the file.
+    let figure = art.join("figure_160x120.png");
+    let report = bg_remove(
+        &client,
+        BgRemoveParams {
+            paths: vec![path_arg(&figure)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("cut-out");
+    let output = art.join("figure_160x120_nobg.png");
+    assert_eq!(
+        report.results[0].output.as_deref(),
+        Some(path_arg(&output).as_str())
+    );
+    let cut = image::open(&output).expect("cut-out").to_rgba8();
+    let source = image::open(&figure).expect("source").to_rgba8();
+    let mask = image::open(temp.path().join("art_mask/figure_160x120.png"))
+        .expect("mask")
+        .to_luma8();
+    for ((out, src), m) in cut.pixels().zip(source.pixels()).zip(mask.pixels()) {
+        assert_eq!(
+            out.0[..3],
+            src.0[..3],
+            "colours are not darkened at the edges"
+        );
+        assert!(out[3].abs_diff(m[0]) <= 2, "alpha is the mask");
+    }
+    let chunks = provenance(&output);
+    assert_eq!(chunks["step"], "bg_remove");
+    assert_eq!(chunks["source_sha256"], sha256(&figure));
+    let settings: serde_json::Value = serde_json::from_str(&chunks["settings"]).expect("json");
+    assert_eq!(settings["model"], "u2netp");
+
+    // Never overwrites: the same call again fails for that file and leaves it alone.
+    let before = std::fs::read(&output).expect("read");
+    let again = bg_remove(
+        &client,
+        BgRemoveParams {
+            paths: vec![path_arg(&figure)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("answered");
+    assert_eq!(again.failed, 1);
+    assert_eq!(
+        again.results[0].error.as_ref().map(|e| e.code.as_str()),
+        Some("output_exists")
+    );
+    assert_eq!(std::fs::read(&output).expect("read"), before);
+
+    // A source's own transparency stays; a solid background makes the result opaque; matting
+    // only touches the mask's uncertain band.
+    let mut half = source.clone();
+    for (x, _, pixel) in half.enumerate_pixels_mut() {
+        if x < 40 {
+            pixel[3] = 0;
+        }
+    }
+    let half_path = temp.path().join("half.png");
+    half.save(&half_path).expect("save");
+    let out_dir = temp.path().join("out");
+    for (background, matting) in [(None, false), (Some("#ff8000"), false), (None, true)] {
+        let dir = out_dir.join(format!(
+            "{}-{matting}",
+            background.unwrap_or("none").trim_start_matches('#')
+        ));
+        let report = bg_remove(
+            &client,
+            BgRemoveParams {
+                paths: vec![path_arg(&half_path)],
+                output_dir: Some(path_arg(&dir)),
+                background: background.map(str::to_owned),
+                matting,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("bg_remove");
+        assert_eq!(report.done, 1, "{report:#?}");
+        let out = image::open(dir.join("half_nobg.png"))
+            .expect("out")
+            .to_rgba8();
+        let mask_of_half = {
+            // The model saw the same RGB, so the mask is the same as the opaque figure's.
+            &mask
+        };
+        for (x, y, pixel) in out.enumerate_pixels() {
+            let m = mask_of_half.get_pixel(x, y)[0];
+            match background {
+                Some(_) => assert_eq!(pixel[3], 255),
+                None if x < 40 => assert_eq!(pixel[3], 0, "transparent stays transparent"),
+                None if !(11..240).contains(&m) => assert!(pixel[3].abs_diff(m) <= 2),
+                None => {}
+            }
+        }
+        if background.is_some() {
+            // Fully cut-away pixels are the background colour.
+            let (x, y) = (0, 0);
+            assert_eq!(out.get_pixel(x, y).0, [255, 128, 0, 255]);
+        }
+    }
+
+    // Bad and extreme inputs: per-file errors, the rest done.
+    let odd = temp.path().join("odd");
+    std::fs::create_dir_all(&odd).expect("odd");
+    image::RgbaImage::from_pixel(1, 1, image::Rgba([1, 2, 3, 255]))
+        .save(odd.join("dot.png"))
+        .expect("1x1");
+    image::RgbImage::from_fn(20000, 10, |x, _| image::Rgb([(x % 256) as u8, 90, 200]))
+        .save(odd.join("wide.png"))
+        .expect("20000x10");
+    std::fs::write(odd.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").expect("corrupt");
+    let report = bg_remove(
+        &client,
+        BgRemoveParams {
+            paths: vec![path_arg(&odd)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("odd");
+    assert_eq!((report.done, report.failed), (2, 1), "{report:#?}");
+    let wide = image::open(temp.path().join("odd_nobg/wide.png")).expect("wide");
+    assert_eq!((wide.width(), wide.height()), (20000, 10));
+    let dot = image::open(temp.path().join("odd_nobg/dot.png")).expect("dot");
+    assert_eq!((dot.width(), dot.height()), (1, 1));
+
+    // Bad options are refused before any work.
+    let err = error_of(
+        bg_remove(
+            &client,
+            BgRemoveParams {
+                paths: vec![path_arg(&figure)],
+                background: Some("orange".into()),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "invalid_colour");
+}
+
+#[tokio::test]
+async fn upscale_tiles_meet_without_seams_keep_alpha_and_report_progress() {
+    let temp = tempfile::tempdir().expect("temp");
+    let daemon = Daemon::start_in(temp.path(), &[]);
+    let client = daemon.client().await;
+    // The figure with a transparent left edge fading in.
+    let mut source = image::open(bg_fixture("figure_160x120.png"))
+        .expect("figure")
+        .to_rgba8();
+    for (x, _, pixel) in source.enumerate_pixels_mut() {
+        pixel[3] = (x * 8).min(255) as u8;
+    }
+    let input = temp.path().join("figure.png");
+    source.save(&input).expect("save");
+
+    let events_before = client
+        .call::<protocol::events::List>(&protocol::events::ListParams {
+            since: None,
+            limit: Some(1),
+        })
+        .await
+        .expect("events")
+        .last_id;
+    for scale in [4u32, 2] {
+        let mut outputs = Vec::new();
+        for tile in [1024u32, 32] {
+            let dir = temp.path().join(format!("x{scale}-{tile}"));
+            let report = upscale(
+                &client,
+                UpscaleParams {
+                    paths: vec![path_arg(&input)],
+                    output_dir: Some(path_arg(&dir)),
+                    scale: Some(scale),
+                    tile: Some(tile),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("upscale");
+            assert_eq!(report.done, 1, "{report:#?}");
+            let path = dir.join(format!("figure_x{scale}.png"));
+            let chunks = provenance(&path);
+            assert_eq!(chunks["step"], "upscale");
+            assert_eq!(chunks["source_sha256"], sha256(&input));
+            outputs.push(image::open(&path).expect("output").to_rgba8());
+        }
+        let (whole, tiled) = (&outputs[0], &outputs[1]);
+        assert_eq!(whole.dimensions(), (160 * scale, 120 * scale));
+        let worst = whole
+            .as_raw()
+            .iter()
+            .zip(tiled.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
+        assert!(
+            worst <= 1,
+            "×{scale}: 32-px tiles differ from the whole image by {worst}/255"
+        );
+        // Alpha follows the source: transparent at its left edge, opaque where it was.
+        for y in (0..whole.height()).step_by(7) {
+            assert!(whole.get_pixel(0, y)[3] <= 8, "left edge stays transparent");
+            assert_eq!(whole.get_pixel(whole.width() - 1, y)[3], 255);
+        }
+    }
+    let events = client
+        .call::<protocol::events::List>(&protocol::events::ListParams {
+            since: Some(events_before),
+            limit: Some(1000),
+        })
+        .await
+        .expect("events")
+        .events;
+    let tiles: Vec<(u64, u64)> = events
+        .iter()
+        .filter(|e| e.kind == protocol::events::kind::POSTPROCESS_PROGRESS)
+        .map(|e| {
+            (
+                e.data["tiles_done"].as_u64().unwrap_or(0),
+                e.data["tiles"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    // 160×120 in 32-px tiles is 5 × 4; every file's last tile is reported.
+    assert!(tiles.contains(&(20, 20)), "{tiles:?}");
+    assert!(tiles.contains(&(1, 1)), "{tiles:?}");
+
+    // Tiny, extreme and broken inputs; the CLI on a folder.
+    let odd = temp.path().join("odd");
+    std::fs::create_dir_all(&odd).expect("odd");
+    image::RgbaImage::from_pixel(1, 1, image::Rgba([10, 200, 30, 255]))
+        .save(odd.join("dot.png"))
+        .expect("1x1");
+    image::RgbImage::from_fn(20000, 10, |x, y| {
+        image::Rgb([(x % 256) as u8, (y * 20) as u8, 128])
+    })
+    .save(odd.join("wide.png"))
+    .expect("20000x10");
+    std::fs::write(odd.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").expect("corrupt");
+    let out = kroma_tests::kromactl(
+        &daemon.socket,
+        &["--json", "upscale", "--scale", "2", &path_arg(&odd)],
+    );
+    assert_eq!(out.status.code(), Some(1), "one file failed");
+    let report = json(&out);
+    assert_eq!(
+        (report["done"].as_u64(), report["failed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let dot = image::open(temp.path().join("odd_x2/dot.png"))
+        .expect("dot")
+        .to_rgba8();
+    assert_eq!(dot.dimensions(), (2, 2));
+    let wide = image::open(temp.path().join("odd_x2/wide.png")).expect("wide");
+    assert_eq!((wide.width(), wide.height()), (40000, 20));
+    assert!(
+        !std::fs::read_dir(temp.path().join("odd_x2"))
+            .expect("dir")
+            .any(|e| e
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".part")),
+        "no half-written file is left"
+    );
+
+    let err = error_of(
+        upscale(
+            &client,
+            UpscaleParams {
+                paths: vec![path_arg(&input)],
+                scale: Some(3),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "invalid_scale");
+}
+
+#[tokio::test]
+async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
+    let temp = tempfile::tempdir().expect("temp");
+    let models = temp.path().join("models");
+    std::fs::create_dir_all(models.join("models")).expect("models");
+    let installed = kroma_tests::models_dir();
+    std::fs::copy(
+        installed.join("manifest.json"),
+        models.join("manifest.json"),
+    )
+    .expect("manifest");
+    std::fs::copy(
+        installed.join("models/u2netp.onnx"),
+        models.join("models/u2netp.onnx"),
+    )
+    .expect("u2netp");
+    // No runtime, no upscale model.
+    let daemon = Daemon::start_in(temp.path(), &["--models-dir", &path_arg(&models)]);
+    let client = daemon.client().await;
+    let input = temp.path().join("figure.png");
+    std::fs::copy(bg_fixture("figure_160x120.png"), &input).expect("copy");
+
+    let err = error_of(
+        bg_remove(
+            &client,
+            BgRemoveParams {
+                paths: vec![path_arg(&input)],
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "models_missing");
+    assert!(err.message.contains("onnxruntime"), "{}", err.message);
+    assert!(
+        err.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("kromactl models install")
+    );
+    let err = error_of(
+        upscale(
+            &client,
+            UpscaleParams {
+                paths: vec![path_arg(&input)],
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "models_missing");
+    assert!(
+        err.message.contains("realesr-general-x4v3"),
+        "{}",
+        err.message
+    );
+    let err = error_of(
+        bg_remove(
+            &client,
+            BgRemoveParams {
+                paths: vec![path_arg(&input)],
+                model: Some("u2net-human".into()),
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "unknown_model");
+
+    // The CLI says the same, with the fix, and exits non-zero; the daemon is still fine.
+    let out = kroma_tests::kromactl(&daemon.socket, &["bg-remove", &path_arg(&input)]);
+    assert_ne!(out.status.code(), Some(0));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("kromactl models install"), "{said}");
+    assert_eq!(
+        std::fs::read_dir(temp.path())
+            .expect("dir")
+            .filter(|e| e
+                .as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().contains("nobg")))
+            .count(),
+        0,
+        "nothing written"
+    );
+    std::fs::remove_file(models.join("manifest.json")).expect("remove");
+    let err = error_of(
+        bg_remove(
+            &client,
+            BgRemoveParams {
+                paths: vec![path_arg(&input)],
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "models_missing");
+    client
+        .call::<protocol::daemon::Status>(&protocol::NoParams {})
+        .await
+        .expect("the daemon still answers");
+}

@@ -234,3 +234,17 @@ impl RawConnection {
         let _ = self.writer.shutdown(std::net::Shutdown::Write);
     }
 }
+
+/// Where install.sh put the local models: `KROMA_MODELS_DIR`, else `$XDG_DATA_HOME/kroma/models`
+/// (kromad's own default, which the daemons the tests start use too).
+pub fn models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KROMA_MODELS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share")
+        });
+    data.join("kroma/models")
+}

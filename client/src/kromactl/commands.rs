@@ -54,6 +54,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Model(command) => crate::settings::model(global, &socket, command).await,
         Command::Models(command) => crate::local_models::run(global, &socket, command).await,
         Command::Color(args) => crate::postprocess::color(global, &socket, args).await,
+        Command::BgRemove(args) => crate::postprocess::bg_remove(global, &socket, args).await,
+        Command::Upscale(args) => crate::postprocess::upscale(global, &socket, args).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Audit(AuditCommand::List { since, limit }) => {

@@ -64,7 +64,8 @@ fn text(local: &protocol::models::LocalModels) -> String {
                 ""
             }
         )
-        .to_lowercase();
+        .to_lowercase()
+            + if model.loaded { ", loaded" } else { "" };
         table.add_row(vec![
             format!(
                 "{}{}",

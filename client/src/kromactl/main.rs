@@ -97,6 +97,10 @@ pub enum Command {
     Models(crate::local_models::ModelsCommand),
     /// Apply a colour profile to image files or folders (alpha kept; never overwrites)
     Color(crate::postprocess::ColorArgs),
+    /// Remove the background of image files or folders with a local model (never overwrites)
+    BgRemove(crate::postprocess::BgRemoveArgs),
+    /// Upscale image files or folders ×2 or ×4 with a local model, in tiles (never overwrites)
+    Upscale(crate::postprocess::UpscaleArgs),
     /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk
     Doctor,
     /// Show the event log, or follow it live

@@ -116,9 +116,17 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::model::List, _, _>(&mut module, runs::model_list);
     register::<protocol::models::List, _, _>(&mut module, |daemon, params| async move {
         let dir = daemon.config.models_dir.clone();
-        tokio::task::spawn_blocking(move || crate::local_models::list(&dir, params.verify))
-            .await
-            .map_err(|err| ApiError::from(StoreError::Task(err.to_string())))
+        let engine = daemon.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut local = crate::local_models::list(&dir, params.verify);
+            let loaded = engine.loaded();
+            for model in &mut local.models {
+                model.loaded = loaded.contains(&model.name);
+            }
+            local
+        })
+        .await
+        .map_err(|err| ApiError::from(StoreError::Task(err.to_string())))
     });
     register::<protocol::run::PlanRun, _, _>(&mut module, runs::plan);
     register::<protocol::run::Create, _, _>(&mut module, runs::create);
@@ -129,6 +137,8 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::run::Retry, _, _>(&mut module, runs::retry);
     register::<protocol::cost::Summary, _, _>(&mut module, runs::cost_summary);
     register::<protocol::postprocess::Color, _, _>(&mut module, postprocess::color);
+    register::<protocol::postprocess::BgRemove, _, _>(&mut module, postprocess::bg_remove);
+    register::<protocol::postprocess::Upscale, _, _>(&mut module, postprocess::upscale);
     register::<protocol::events::List, _, _>(&mut module, |daemon, params| async move {
         let limit = parse_limit(params.limit)?;
         let since = params.since.unwrap_or(0);

@@ -9,7 +9,9 @@ use protocol::ErrorKind;
 use protocol::postprocess::{FileResult, StepReport};
 
 use crate::error::ApiError;
+use crate::local_models::{self, ModelKind};
 use crate::postprocess::color::{self, ColorProfile};
+use crate::postprocess::{bg_remove, upscale};
 use crate::runs::output::{self, Provenance};
 use crate::store::NewEvent;
 use crate::{Daemon, clock};
@@ -40,29 +42,149 @@ pub async fn color(
             ))
         })?,
     };
-    let output_dir = params
-        .output_dir
-        .as_deref()
-        .map(|dir| {
-            let dir = PathBuf::from(dir);
-            if dir.is_absolute() {
-                Ok(dir)
-            } else {
-                Err(ApiError::validation(
-                    "invalid_output_dir",
-                    format!("output_dir `{}` must be an absolute path", dir.display()),
-                ))
-            }
-        })
-        .transpose()?;
+    let output_dir = output_dir(params.output_dir.as_deref())?;
     let files = find_files(params.paths, params.profile.clone(), output_dir).await?;
     let settings = serde_json::json!({ "profile": params.profile, "values": profile });
     let step = Step {
         name: "color",
         settings: settings.to_string(),
-        profile,
+        operation: Operation::Color(profile),
     };
     run_step(daemon, files, Arc::new(step)).await
+}
+
+pub async fn bg_remove(
+    daemon: Arc<Daemon>,
+    params: protocol::postprocess::BgRemoveParams,
+) -> Result<StepReport, ApiError> {
+    let background = params.background.as_deref().map(parse_colour).transpose()?;
+    let options = bg_remove::Options {
+        mask_only: params.mask_only,
+        matting: params.matting,
+        background,
+    };
+    if options.mask_only && options.background.is_some() {
+        return Err(ApiError::validation(
+            "invalid_options",
+            "a mask has no background to colour: pass mask_only or background, not both",
+        ));
+    }
+    let output_dir = output_dir(params.output_dir.as_deref())?;
+    let model = find_model(&daemon, ModelKind::BgRemoval, params.model).await?;
+    let suffix = if options.mask_only { "mask" } else { "nobg" };
+    let files = find_files(params.paths, suffix.to_owned(), output_dir).await?;
+    let settings = serde_json::json!({
+        "model": model.name,
+        "model_sha256": model.sha256,
+        "mask_only": options.mask_only,
+        "matting": options.matting,
+        "background": params.background,
+    });
+    let step = Step {
+        name: "bg_remove",
+        settings: settings.to_string(),
+        operation: Operation::BgRemove { model, options },
+    };
+    run_step(daemon, files, Arc::new(step)).await
+}
+
+pub async fn upscale(
+    daemon: Arc<Daemon>,
+    params: protocol::postprocess::UpscaleParams,
+) -> Result<StepReport, ApiError> {
+    let scale = params.scale.unwrap_or(4);
+    if scale != 2 && scale != 4 {
+        return Err(ApiError::validation(
+            "invalid_scale",
+            format!("scale {scale} is not 2 or 4"),
+        ));
+    }
+    let tile = match params.tile {
+        None => upscale::DEFAULT_TILE,
+        Some(tile @ 32..=1024) => tile as usize,
+        Some(tile) => {
+            return Err(ApiError::validation(
+                "invalid_tile",
+                format!("tile {tile} is not between 32 and 1024"),
+            ));
+        }
+    };
+    let output_dir = output_dir(params.output_dir.as_deref())?;
+    let model = find_model(&daemon, ModelKind::Upscale, params.model).await?;
+    if model.scale != 4 {
+        return Err(ApiError::validation(
+            "unsupported_model",
+            format!(
+                "{} upscales ×{}; kroma runs ×4 models",
+                model.name, model.scale
+            ),
+        ));
+    }
+    let tiling = upscale::Tiling {
+        tile,
+        overlap: upscale::overlap_for(&model.name),
+    };
+    let files = find_files(params.paths, format!("x{scale}"), output_dir).await?;
+    let settings = serde_json::json!({
+        "model": model.name,
+        "model_sha256": model.sha256,
+        "scale": scale,
+        "tile": tiling.tile,
+        "overlap": tiling.overlap,
+    });
+    let step = Step {
+        name: "upscale",
+        settings: settings.to_string(),
+        operation: Operation::Upscale {
+            model,
+            scale,
+            tiling,
+        },
+    };
+    run_step(daemon, files, Arc::new(step)).await
+}
+
+/// The installed model, checked before any file is touched.
+async fn find_model(
+    daemon: &Daemon,
+    kind: ModelKind,
+    name: Option<String>,
+) -> Result<local_models::Installed, ApiError> {
+    let dir = daemon.config.models_dir.clone();
+    tokio::task::spawn_blocking(move || local_models::find(&dir, kind, name.as_deref()))
+        .await
+        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+}
+
+fn output_dir(dir: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
+    dir.map(|dir| {
+        let dir = PathBuf::from(dir);
+        if dir.is_absolute() {
+            Ok(dir)
+        } else {
+            Err(ApiError::validation(
+                "invalid_output_dir",
+                format!("output_dir `{}` must be an absolute path", dir.display()),
+            ))
+        }
+    })
+    .transpose()
+}
+
+/// `#RRGGBB`.
+pub fn parse_colour(text: &str) -> Result<[u8; 3], ApiError> {
+    let invalid = || {
+        ApiError::validation(
+            "invalid_colour",
+            format!("`{text}` is not a colour like #ffffff"),
+        )
+    };
+    let hex = text.strip_prefix('#').ok_or_else(invalid)?;
+    if hex.len() != 6 || !hex.is_ascii() {
+        return Err(invalid());
+    }
+    let channel = |at: usize| u8::from_str_radix(&hex[at..at + 2], 16).map_err(|_| invalid());
+    Ok([channel(0)?, channel(2)?, channel(4)?])
 }
 
 /// One file to process and where its output goes.
@@ -151,7 +273,20 @@ struct Step {
     name: &'static str,
     /// JSON, recorded in the output's `kroma:settings` chunk.
     settings: String,
-    profile: ColorProfile,
+    operation: Operation,
+}
+
+enum Operation {
+    Color(ColorProfile),
+    BgRemove {
+        model: local_models::Installed,
+        options: bg_remove::Options,
+    },
+    Upscale {
+        model: local_models::Installed,
+        scale: u32,
+        tiling: upscale::Tiling,
+    },
 }
 
 async fn run_step(
@@ -173,16 +308,18 @@ async fn run_step(
             }
             Ok(work) => {
                 let step = step.clone();
+                let daemon = daemon.clone();
                 let local = daemon.runner.local_slots();
+                let runtime = tokio::runtime::Handle::current();
                 tasks.spawn(async move {
                     let _permit = local.acquire_owned().await;
                     let input = work.input.display().to_string();
-                    let outcome = tokio::task::spawn_blocking(move || process_file(&work, &step))
-                        .await
-                        .map_err(|err| {
-                            ApiError::new(ErrorKind::Internal, "internal", err.to_string())
-                        })
-                        .and_then(|result| result);
+                    let outcome = tokio::task::spawn_blocking(move || {
+                        process_file(&daemon, &runtime, &work, &step)
+                    })
+                    .await
+                    .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))
+                    .and_then(|result| result);
                     (index, input, outcome)
                 });
             }
@@ -236,8 +373,13 @@ async fn run_step(
     })
 }
 
-/// Reads, checks, transforms and writes one file; answers the output path.
-fn process_file(work: &Work, step: &Step) -> Result<PathBuf, ApiError> {
+/// Reads, checks, transforms and writes one file; answers the output path. Blocking.
+fn process_file(
+    daemon: &Daemon,
+    runtime: &tokio::runtime::Handle,
+    work: &Work,
+    step: &Step,
+) -> Result<PathBuf, ApiError> {
     let path = &work.input;
     let bytes = std::fs::read(path).map_err(|err| {
         ApiError::new(
@@ -251,10 +393,56 @@ fn process_file(work: &Work, step: &Step) -> Result<PathBuf, ApiError> {
             ApiError::validation(problem.code(), format!("{}: {problem}", path.display()))
         })?
         .to_rgba8();
-    let out = color::apply(&image, &step.profile);
+    let provenance = Provenance::from([
+        ("source_sha256", crate::planner::hex_sha256(&bytes)),
+        ("source", path.display().to_string()),
+        ("step", step.name.to_owned()),
+        ("settings", step.settings.clone()),
+    ]);
+    drop(bytes);
+    let target = &work.target;
+    let out: image::DynamicImage = match &step.operation {
+        Operation::Color(profile) => color::apply(&image, profile).into(),
+        Operation::BgRemove { model, options } => {
+            let model = daemon
+                .engine
+                .model(ModelKind::BgRemoval, Some(&model.name))?;
+            bg_remove::remove(&model, &image, *options)?
+        }
+        Operation::Upscale {
+            model,
+            scale,
+            tiling,
+        } => {
+            let model = daemon.engine.model(ModelKind::Upscale, Some(&model.name))?;
+            let mut progress = TileProgress::new(daemon, runtime, step.name, path);
+            let mut failure = None;
+            let size = (image.width() * scale, image.height() * scale);
+            let written = output::write_new_with(target, |file| {
+                output::stream_png(file, size, &provenance, |sink| {
+                    let outcome = upscale::upscale(
+                        &image,
+                        *scale,
+                        *tiling,
+                        &mut |block, width, height| upscale_block(&model, block, width, height),
+                        &mut |done, total| progress.tile(done, total),
+                        &mut |band| sink(band).map_err(|err| write_error(target, err)),
+                    );
+                    outcome.map_err(|err| {
+                        failure = Some(err);
+                        std::io::Error::other("the upscale failed")
+                    })
+                })
+            });
+            if let Some(err) = failure {
+                return Err(err);
+            }
+            written.map_err(|err| write_error(target, err))?;
+            return Ok(target.clone());
+        }
+    };
     let mut png = Vec::new();
-    image::DynamicImage::ImageRgba8(out)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+    out.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|err| {
             ApiError::new(
                 ErrorKind::Internal,
@@ -262,31 +450,102 @@ fn process_file(work: &Work, step: &Step) -> Result<PathBuf, ApiError> {
                 format!("encoding PNG: {err}"),
             )
         })?;
-    let provenance = Provenance::from([
-        ("source_sha256", crate::planner::hex_sha256(&bytes)),
-        ("source", path.display().to_string()),
-        ("step", step.name.to_owned()),
-        ("settings", step.settings.clone()),
-    ]);
     let png = output::with_provenance(png, &provenance)
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
-    let target = &work.target;
-    output::write_new(target, &png).map_err(|err| {
-        if err.kind() == std::io::ErrorKind::AlreadyExists {
-            ApiError::new(
-                ErrorKind::Conflict,
-                "output_exists",
-                format!("{} exists; kroma never overwrites a file", target.display()),
-            )
-            .with_hint("move it away, or pass another output folder (-o)")
-        } else {
-            ApiError::new(
-                ErrorKind::Infra,
-                "io_error",
-                format!("writing {}: {err}", target.display()),
-            )
-            .with_hint("check that the folder exists and is writable")
-        }
-    })?;
+    output::write_new(target, &png).map_err(|err| write_error(target, err))?;
     Ok(target.clone())
+}
+
+/// Runs the ×4 model on one block.
+pub fn upscale_block(
+    model: &crate::onnx::Model,
+    block: &[f32],
+    width: usize,
+    height: usize,
+) -> Result<Vec<f32>, ApiError> {
+    let (shape, out) = model.run([1, 3, height, width], block)?;
+    if shape != [1, 3, 4 * height as i64, 4 * width as i64] {
+        return Err(ApiError::new(
+            ErrorKind::Infra,
+            "model_interface",
+            format!(
+                "{} answered {shape:?} for a {width}×{height} block; a ×4 model answers [1, 3, {}, {}]",
+                model.installed.name,
+                4 * height,
+                4 * width
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// `postprocess.progress` events for the tiles of one file, at most a few a second.
+struct TileProgress<'a> {
+    daemon: &'a Daemon,
+    runtime: &'a tokio::runtime::Handle,
+    step: &'static str,
+    input: String,
+    last: Option<std::time::Instant>,
+}
+
+impl<'a> TileProgress<'a> {
+    fn new(
+        daemon: &'a Daemon,
+        runtime: &'a tokio::runtime::Handle,
+        step: &'static str,
+        input: &Path,
+    ) -> TileProgress<'a> {
+        TileProgress {
+            daemon,
+            runtime,
+            step,
+            input: input.display().to_string(),
+            last: None,
+        }
+    }
+
+    fn tile(&mut self, done: usize, total: usize) {
+        let due = self
+            .last
+            .is_none_or(|last| last.elapsed() >= std::time::Duration::from_millis(250));
+        if !due && done < total {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let event = NewEvent {
+            at: clock::now(),
+            kind: protocol::events::kind::POSTPROCESS_PROGRESS,
+            project: None,
+            data: serde_json::json!({
+                "step": self.step,
+                "input": self.input,
+                "tiles_done": done,
+                "tiles": total,
+            }),
+        };
+        if let Err(err) = self
+            .runtime
+            .block_on(self.daemon.store.append_events(vec![event]))
+        {
+            tracing::warn!(%err, "could not record a postprocess.progress event");
+        }
+    }
+}
+
+fn write_error(target: &Path, err: std::io::Error) -> ApiError {
+    if err.kind() == std::io::ErrorKind::AlreadyExists {
+        ApiError::new(
+            ErrorKind::Conflict,
+            "output_exists",
+            format!("{} exists; kroma never overwrites a file", target.display()),
+        )
+        .with_hint("move it away, or pass another output folder (-o)")
+    } else {
+        ApiError::new(
+            ErrorKind::Infra,
+            "io_error",
+            format!("writing {}: {err}", target.display()),
+        )
+        .with_hint("check that the folder exists and is writable")
+    }
 }

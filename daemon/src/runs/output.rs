@@ -86,15 +86,56 @@ pub fn place(root: &Path, rel_path: &str, bytes: &[u8], stamp: &str) -> io::Resu
 /// Writes a new file atomically (temporary file, synced, renamed); fails with `AlreadyExists`
 /// rather than replace anything. Creates the folder when missing.
 pub fn write_new(target: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_new_with(target, |file| file.write_all(bytes))
+}
+
+/// [`write_new`] for content written in pieces by `write`. A failed `write` leaves nothing.
+pub fn write_new_with(
+    target: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+) -> io::Result<()> {
     let folder = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder)?;
+    if target.exists() {
+        // Checked again by the rename; this only saves the work.
+        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    }
     let mut temp = tempfile::Builder::new()
         .prefix(".kroma-")
         .suffix(".part")
         .tempfile_in(folder)?;
-    temp.write_all(bytes)?;
+    write(temp.as_file_mut())?;
     temp.as_file().sync_all()?;
     temp.persist_noclobber(target).map_err(|err| err.error)?;
+    Ok(())
+}
+
+/// Encodes an RGBA PNG of `size` into `file` with `provenance` as `kroma:*` text chunks, the
+/// pixel rows coming from `rows`, which hands each band of whole rows to the writer it is given.
+/// Only the compressed bytes and one band are in memory at a time.
+pub fn stream_png(
+    file: &mut std::fs::File,
+    (width, height): (u32, u32),
+    provenance: &Provenance,
+    rows: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut encoder = png::Encoder::new(io::BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    for (key, value) in provenance {
+        let value: String = value
+            .chars()
+            .filter(|c| c.is_ascii() && *c != '\0')
+            .collect();
+        encoder
+            .add_text_chunk(format!("kroma:{key}"), value)
+            .map_err(io::Error::other)?;
+    }
+    let mut writer = encoder.write_header().map_err(io::Error::other)?;
+    let mut stream = writer.stream_writer().map_err(io::Error::other)?;
+    rows(&mut |band| stream.write_all(band))?;
+    stream.finish().map_err(io::Error::other)?;
+    writer.finish().map_err(io::Error::other)?;
     Ok(())
 }
 

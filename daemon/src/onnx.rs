@@ -1,0 +1,223 @@
+//! The ONNX Runtime and the sessions of the local models.
+//!
+//! The runtime library is the file our installer put in the models dir; it is loaded once per
+//! process, on first use, and only after checking that the file is there: `ort` panics when it has
+//! to find a library on its own and cannot. Each model's session is loaded on first use, shared by
+//! every job (`Session::run` takes `&mut self`, so one inference at a time per model; every
+//! inference already uses `intra_threads` cores), and dropped once idle for `idle`.
+//!
+//! Everything here blocks: call it from `spawn_blocking`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use kroma_protocol::ErrorKind;
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+
+use crate::config::ModelLimits;
+use crate::error::ApiError;
+use crate::local_models::{self, Installed, ModelKind};
+
+/// The process's one ONNX Runtime environment (`ort` allows one per process, for good).
+static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+/// Held while loading the runtime, so two first uses do not race.
+static LOADING: Mutex<()> = Mutex::new(());
+
+/// A loaded model, ready to run.
+pub struct Model {
+    pub installed: Installed,
+    session: Mutex<Session>,
+}
+
+impl Model {
+    /// Runs the model on one `f32` tensor and answers its first output and that output's shape.
+    /// `shape` is the input's (NCHW).
+    pub fn run(&self, shape: [usize; 4], input: &[f32]) -> Result<(Vec<i64>, Vec<f32>), ApiError> {
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| internal("a model session was poisoned by a panic"))?;
+        let tensor = ort::value::TensorRef::from_array_view((shape, input))
+            .map_err(|err| inference_error(&self.installed, err))?;
+        let outputs = session
+            .run(ort::inputs![self.installed.input.as_str() => tensor])
+            .map_err(|err| inference_error(&self.installed, err))?;
+        let output = outputs.get(self.installed.output.as_str()).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Infra,
+                "model_interface",
+                format!(
+                    "{} has no output `{}`",
+                    self.installed.name, self.installed.output
+                ),
+            )
+            .with_hint(local_models::INSTALL_HINT)
+        })?;
+        let (shape, data) = output
+            .try_extract_tensor::<f32>()
+            .map_err(|err| inference_error(&self.installed, err))?;
+        Ok((shape.to_vec(), data.to_vec()))
+    }
+}
+
+struct Cached {
+    model: Arc<Model>,
+    last_used: Instant,
+}
+
+/// Finds, loads and keeps the local models.
+pub struct Engine {
+    dir: PathBuf,
+    limits: ModelLimits,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl Engine {
+    pub fn new(dir: PathBuf, limits: ModelLimits) -> Engine {
+        Engine {
+            dir,
+            limits,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The installed model `name`, or the default model of `kind`, loaded. Blocking.
+    pub fn model(&self, kind: ModelKind, name: Option<&str>) -> Result<Arc<Model>, ApiError> {
+        let installed = local_models::find(&self.dir, kind, name)?;
+        let mut cache = self
+            .cache
+            .lock()
+            .map_err(|_| internal("the model cache was poisoned by a panic"))?;
+        if let Some(cached) = cache.get_mut(&installed.name)
+            && cached.model.installed == installed
+        {
+            cached.last_used = Instant::now();
+            return Ok(cached.model.clone());
+        }
+        let environment = environment(&installed.runtime)?;
+        let started = Instant::now();
+        let session = load_session(environment, &installed.path, self.limits.intra_threads)
+            .map_err(|err| {
+                ApiError::new(
+                    ErrorKind::Infra,
+                    "model_unloadable",
+                    format!(
+                        "ONNX Runtime cannot load {} ({}): {err}",
+                        installed.name,
+                        installed.path.display()
+                    ),
+                )
+                .with_hint(format!(
+                    "check it with `kromactl models list --verify`; {}",
+                    local_models::INSTALL_HINT
+                ))
+            })?;
+        tracing::info!(model = %installed.name, ms = started.elapsed().as_millis() as u64, threads = self.limits.intra_threads, "loaded a local model");
+        let model = Arc::new(Model {
+            installed: installed.clone(),
+            session: Mutex::new(session),
+        });
+        cache.insert(
+            installed.name.clone(),
+            Cached {
+                model: model.clone(),
+                last_used: Instant::now(),
+            },
+        );
+        Ok(model)
+    }
+
+    /// Drops the sessions nobody used for `idle`; a job still holding one keeps it until done.
+    pub fn free_idle(&self) {
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        let idle = self.limits.idle;
+        cache.retain(|name, cached| {
+            let keep = cached.last_used.elapsed() < idle;
+            if !keep {
+                tracing::info!(model = %name, "freed an idle local model");
+            }
+            keep
+        });
+    }
+
+    /// The names of the models loaded now.
+    pub fn loaded(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .cache
+            .lock()
+            .map(|cache| cache.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// How often [`Engine::free_idle`] should run.
+    pub fn sweep_every(&self) -> Duration {
+        (self.limits.idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(30))
+    }
+}
+
+/// Loads the runtime library at `path` into this process, once.
+fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
+    if let Some(environment) = ENVIRONMENT.get() {
+        return Ok(environment);
+    }
+    let _loading = LOADING
+        .lock()
+        .map_err(|_| internal("loading ONNX Runtime panicked before"))?;
+    if let Some(environment) = ENVIRONMENT.get() {
+        return Ok(environment);
+    }
+    // `ort` panics on a library it cannot find; it returns errors for one it cannot load.
+    if !path.is_file() {
+        return Err(ApiError::new(
+            ErrorKind::Infra,
+            "runtime_missing",
+            format!("the ONNX Runtime library {} is missing", path.display()),
+        )
+        .with_hint(local_models::INSTALL_HINT));
+    }
+    let unusable = |err: String| {
+        ApiError::new(
+            ErrorKind::Infra,
+            "runtime_unusable",
+            format!(
+                "the ONNX Runtime library {} cannot be used: {err}",
+                path.display()
+            ),
+        )
+        .with_hint(local_models::INSTALL_HINT)
+    };
+    let environment = ort::init_from(path)
+        .map_err(|err| unusable(err.to_string()))?
+        .with_name("kromad")
+        .build()
+        .map_err(|err| unusable(err.to_string()))?;
+    tracing::info!(library = %path.display(), "loaded ONNX Runtime");
+    Ok(ENVIRONMENT.get_or_init(|| environment))
+}
+
+fn load_session(environment: &Environment, model: &Path, threads: usize) -> ort::Result<Session> {
+    Session::builder(environment)?
+        .with_optimization_level(GraphOptimizationLevel::All)?
+        .with_intra_threads(threads)?
+        .commit_from_file(model)
+}
+
+fn inference_error(model: &Installed, err: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorKind::Internal,
+        "inference_failed",
+        format!("{} failed: {err}", model.name),
+    )
+}
+
+fn internal(message: &str) -> ApiError {
+    ApiError::new(ErrorKind::Internal, "internal", message)
+}
