@@ -209,10 +209,21 @@ pub fn per_call_usd(job: &PlannedJob) -> f64 {
     models::round_usd(job.max_cost_usd / f64::from(job.candidates.max(1)))
 }
 
-/// The chain's steps in their fixed order (background removal → upscale → colour; only the
-/// colour step exists so far).
+/// The chain's steps in their fixed order: background removal → upscale → colour.
 pub fn postprocess_steps(settings: &Settings) -> Vec<String> {
     let mut steps = Vec::new();
+    let chain = &settings.postprocess;
+    if chain.bg_remove {
+        let model = if chain.bg_model.is_empty() {
+            "default"
+        } else {
+            &chain.bg_model
+        };
+        steps.push(format!("bg_remove:{model}"));
+    }
+    if chain.upscale != 0 {
+        steps.push(format!("upscale:x{}", chain.upscale));
+    }
     if !settings.postprocess.color.is_empty() {
         steps.push(format!("color:{}", settings.postprocess.color));
     }

@@ -59,6 +59,18 @@ pub struct Settings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Postprocess {
+    /// Remove the background of every generated image.
+    pub bg_remove: bool,
+    /// The background-removal model; empty: the default installed one.
+    pub bg_model: String,
+    /// Refine the mask's edge band along the image's edges.
+    pub matting: bool,
+    /// `#RRGGBB` to put cut-outs on; empty: transparent.
+    pub background: String,
+    /// 2 or 4 to upscale every generated image; 0: off.
+    pub upscale: u32,
+    /// The upscale model; empty: the default installed one.
+    pub upscale_model: String,
     /// A colour profile for every generated image; empty: off.
     pub color: String,
 }
@@ -407,7 +419,19 @@ impl Resolved {
                 }
             }
         }
-        let color = &self.settings.postprocess.color;
+        let postprocess = &self.settings.postprocess;
+        if ![0, 2, 4].contains(&postprocess.upscale) {
+            return Err(self.out_of_range(&["postprocess", "upscale"], "must be 0 (off), 2 or 4"));
+        }
+        if !postprocess.background.is_empty()
+            && crate::postprocess::bg_remove::parse_colour(&postprocess.background).is_err()
+        {
+            return Err(self.out_of_range(
+                &["postprocess", "background"],
+                "must be a colour like #ffffff, or empty for transparency",
+            ));
+        }
+        let color = &postprocess.color;
         if !color.is_empty()
             && !self.settings.color_profiles.contains_key(color)
             && !crate::postprocess::color::builtin().contains_key(color)

@@ -99,11 +99,17 @@ pub struct PlanParams {
     pub postprocess: Option<PostprocessParams>,
 }
 
-/// The post-process chain of a run, in its fixed order. Background removal and upscaling are not
-/// built yet; the colour step is.
+/// The post-process chain of a run, in its fixed order: background removal → upscale → colour.
+/// The other chain settings (models, matting, background colour) come from `[postprocess]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostprocessParams {
+    /// Remove the background of every generated image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bg_remove: Option<bool>,
+    /// Upscale every generated image by 2 or 4; `0` turns the step off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upscale: Option<u32>,
     /// A colour profile for every generated image; `""` turns the step off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color: Option<String>,

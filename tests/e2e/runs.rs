@@ -1209,6 +1209,7 @@ async fn the_colour_step_runs_after_generation_and_resumes_after_a_crash() {
     let with_color = |color: &str| PlanParams {
         postprocess: Some(protocol::run::PostprocessParams {
             color: Some(color.to_owned()),
+            ..Default::default()
         }),
         ..params(vec![scene.clone()], 2)
     };
@@ -1319,6 +1320,7 @@ async fn a_failed_chain_keeps_the_paid_image_and_retry_runs_it_again_for_free() 
         PlanParams {
             postprocess: Some(protocol::run::PostprocessParams {
                 color: Some("cold_rain".into()),
+                ..Default::default()
             }),
             ..params(vec![scene], 1)
         },
@@ -1357,4 +1359,101 @@ async fn a_failed_chain_keeps_the_paid_image_and_retry_runs_it_again_for_free() 
         1,
         "the image was not paid for again"
     );
+}
+
+#[tokio::test]
+async fn the_whole_chain_removes_the_background_upscales_and_colours_in_order() {
+    let settings = format!("{FAST}[postprocess]\nmatting = true\n");
+    let world = World::start(&settings, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    let detail = create(
+        &client,
+        PlanParams {
+            postprocess: Some(protocol::run::PostprocessParams {
+                bg_remove: Some(true),
+                upscale: Some(2),
+                color: Some("cinematic_warm".into()),
+            }),
+            ..params(vec![scene], 1)
+        },
+    )
+    .await;
+    assert_eq!(
+        detail.plan.postprocess,
+        ["bg_remove:default", "upscale:x2", "color:cinematic_warm"]
+    );
+    start(&client, &detail).await.expect("start");
+    let done = finished(&client, &detail.run.id).await;
+    assert_eq!(done.run.status, RunStatus::Done, "{done:#?}");
+    let candidate = &done.jobs[0].candidates[0];
+    assert_eq!(candidate.postprocess.as_deref(), Some("done"));
+    let generated = image::open(candidate.output.as_deref().expect("generated")).expect("image");
+    let final_path = candidate.final_output.clone().expect("final");
+    assert!(final_path.contains("/color_corrected/"), "{final_path}");
+    let last = image::open(&final_path).expect("final image").to_rgba8();
+    assert_eq!(
+        last.dimensions(),
+        (generated.width() * 2, generated.height() * 2),
+        "upscaled ×2 before colouring"
+    );
+    // Each step's output is an asset derived from the one before, back to the generated image.
+    let root = std::path::PathBuf::from(&final_path)
+        .ancestors()
+        .nth(2)
+        .expect("project root")
+        .to_owned();
+    let steps: Vec<String> = ["background_removed", "upscaled", "color_corrected"]
+        .iter()
+        .map(|folder| {
+            let entries: Vec<_> = std::fs::read_dir(root.join(folder))
+                .expect("step folder")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            assert_eq!(entries.len(), 1, "{folder}: {entries:?}");
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&entries[0]).expect("read")).into_owned();
+            assert!(text.contains(&done.run.id), "{folder} names its run");
+            text
+        })
+        .collect();
+    assert!(steps[0].contains("kroma:step") && steps[0].contains("bg_remove"));
+    assert!(steps[0].contains("\"matting\":true"));
+    assert!(steps[1].contains("upscale"));
+    let lineage = client
+        .call::<protocol::asset::Lineage>(&protocol::asset::AssetRef {
+            project: "noir".into(),
+            id: candidate.final_asset.clone().expect("final asset"),
+        })
+        .await
+        .expect("lineage");
+    let json = serde_json::to_string(&lineage).expect("json");
+    for kind in ["bg_removed", "upscaled", "color_corrected", "generated"] {
+        assert!(json.contains(kind), "{kind} in {json}");
+    }
+    assert_eq!(world.fake.stats().billed, 1);
+}
+
+#[tokio::test]
+async fn a_chain_whose_model_is_not_installed_is_refused_before_spending() {
+    let settings = format!("{FAST}[postprocess]\nupscale = 4\nupscale_model = \"no-such-model\"\n");
+    let world = World::start(&settings, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    let err = error_of(
+        client
+            .call::<protocol::run::PlanRun>(&params(vec![scene], 1))
+            .await,
+    );
+    assert_eq!(err.code, "unknown_model");
+    assert!(
+        err.message.contains("post-process chain"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.hint.as_deref().unwrap_or("").contains("--quality"),
+        "{err:?}"
+    );
+    assert_eq!(world.fake.stats().billed, 0);
 }

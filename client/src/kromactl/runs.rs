@@ -123,6 +123,12 @@ pub struct PlanArgs {
     /// low, medium or high [default: generation.quality]
     #[arg(long, value_name = "QUALITY")]
     pub quality: Option<String>,
+    /// Remove the background of every generated image (true or false) [default: postprocess.bg_remove]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub bg_remove: Option<bool>,
+    /// Upscale every generated image by 2 or 4; 0 turns it off [default: postprocess.upscale]
+    #[arg(long, value_name = "SCALE")]
+    pub upscale: Option<u32>,
     /// Colour profile applied to every generated image; "" turns it off [default: postprocess.color]
     #[arg(long, value_name = "PROFILE")]
     pub color: Option<String>,
@@ -425,9 +431,12 @@ fn plan_params(args: &PlanArgs) -> Result<wire::PlanParams, Failure> {
         model: args.model.clone(),
         size: args.size.clone(),
         quality: args.quality.clone(),
-        postprocess: args.color.as_ref().map(|color| wire::PostprocessParams {
-            color: Some(color.clone()),
-        }),
+        postprocess: (args.color.is_some() || args.bg_remove.is_some() || args.upscale.is_some())
+            .then(|| wire::PostprocessParams {
+                bg_remove: args.bg_remove,
+                upscale: args.upscale,
+                color: args.color.clone(),
+            }),
     })
 }
 

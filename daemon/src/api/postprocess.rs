@@ -57,7 +57,11 @@ pub async fn bg_remove(
     daemon: Arc<Daemon>,
     params: protocol::postprocess::BgRemoveParams,
 ) -> Result<StepReport, ApiError> {
-    let background = params.background.as_deref().map(parse_colour).transpose()?;
+    let background = params
+        .background
+        .as_deref()
+        .map(bg_remove::parse_colour)
+        .transpose()?;
     let options = bg_remove::Options {
         mask_only: params.mask_only,
         matting: params.matting,
@@ -169,22 +173,6 @@ fn output_dir(dir: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
         }
     })
     .transpose()
-}
-
-/// `#RRGGBB`.
-pub fn parse_colour(text: &str) -> Result<[u8; 3], ApiError> {
-    let invalid = || {
-        ApiError::validation(
-            "invalid_colour",
-            format!("`{text}` is not a colour like #ffffff"),
-        )
-    };
-    let hex = text.strip_prefix('#').ok_or_else(invalid)?;
-    if hex.len() != 6 || !hex.is_ascii() {
-        return Err(invalid());
-    }
-    let channel = |at: usize| u8::from_str_radix(&hex[at..at + 2], 16).map_err(|_| invalid());
-    Ok([channel(0)?, channel(2)?, channel(4)?])
 }
 
 /// One file to process and where its output goes.
@@ -424,7 +412,9 @@ fn process_file(
                         &image,
                         *scale,
                         *tiling,
-                        &mut |block, width, height| upscale_block(&model, block, width, height),
+                        &mut |block, width, height| {
+                            upscale::run_model(&model, block, width, height)
+                        },
                         &mut |done, total| progress.tile(done, total),
                         &mut |band| sink(band).map_err(|err| write_error(target, err)),
                     );
@@ -454,29 +444,6 @@ fn process_file(
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
     output::write_new(target, &png).map_err(|err| write_error(target, err))?;
     Ok(target.clone())
-}
-
-/// Runs the ×4 model on one block.
-pub fn upscale_block(
-    model: &crate::onnx::Model,
-    block: &[f32],
-    width: usize,
-    height: usize,
-) -> Result<Vec<f32>, ApiError> {
-    let (shape, out) = model.run([1, 3, height, width], block)?;
-    if shape != [1, 3, 4 * height as i64, 4 * width as i64] {
-        return Err(ApiError::new(
-            ErrorKind::Infra,
-            "model_interface",
-            format!(
-                "{} answered {shape:?} for a {width}×{height} block; a ×4 model answers [1, 3, {}, {}]",
-                model.installed.name,
-                4 * height,
-                4 * width
-            ),
-        ));
-    }
-    Ok(out)
 }
 
 /// `postprocess.progress` events for the tiles of one file, at most a few a second.

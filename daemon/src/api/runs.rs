@@ -16,7 +16,7 @@ use protocol::run::{CandidateStatus, Plan, PlanParams, RunDetail, RunStatus, Run
 use super::find_project;
 use crate::error::ApiError;
 use crate::planner::{self, ImageRef};
-use crate::settings::{self, Layer, Resolved, Source};
+use crate::settings::{self, Layer, Resolved, Settings, Source};
 use crate::store::knowledge::{self as knowledge_rows, Entity};
 use crate::store::runs::{self as rows, NewCandidate, RunRow};
 use crate::store::{NewEvent, ProjectRow, StoreError, asset_queries};
@@ -83,8 +83,20 @@ fn request_layer(params: &PlanParams) -> Layer {
             values.push(("generation", key, toml::Value::String(value.clone())));
         }
     }
-    if let Some(color) = params.postprocess.as_ref().and_then(|p| p.color.as_ref()) {
-        values.push(("postprocess", "color", toml::Value::String(color.clone())));
+    if let Some(postprocess) = &params.postprocess {
+        if let Some(color) = &postprocess.color {
+            values.push(("postprocess", "color", toml::Value::String(color.clone())));
+        }
+        if let Some(bg_remove) = postprocess.bg_remove {
+            values.push(("postprocess", "bg_remove", toml::Value::Boolean(bg_remove)));
+        }
+        if let Some(upscale) = postprocess.upscale {
+            values.push((
+                "postprocess",
+                "upscale",
+                toml::Value::Integer(i64::from(upscale)),
+            ));
+        }
     }
     settings::request_layer(&values)
 }
@@ -327,6 +339,7 @@ async fn make_plan(
         Some(request_layer(params)),
     )
     .await?;
+    check_chain_models(daemon, &resolved.settings).await?;
     let provider_name = resolved.settings.generation.provider.clone();
     let knowledge = {
         let project = project.clone();
@@ -365,6 +378,35 @@ async fn make_plan(
         template: knowledge.template,
     };
     planner::plan(&inputs)
+}
+
+/// The local models the post-process chain needs must be installed before anything is spent.
+async fn check_chain_models(daemon: &Daemon, settings: &Settings) -> Result<(), ApiError> {
+    use crate::local_models::{self, ModelKind};
+    let chain = &settings.postprocess;
+    let named = |name: &str| (!name.is_empty()).then(|| name.to_owned());
+    let mut needed = Vec::new();
+    if chain.bg_remove {
+        needed.push((ModelKind::BgRemoval, named(&chain.bg_model)));
+    }
+    if chain.upscale != 0 {
+        needed.push((ModelKind::Upscale, named(&chain.upscale_model)));
+    }
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let dir = daemon.config.models_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        for (kind, name) in needed {
+            local_models::find(&dir, kind, name.as_deref()).map_err(|err| {
+                let message = format!("the post-process chain cannot run: {}", err.message);
+                ApiError { message, ..err }
+            })?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
 }
 
 pub async fn plan(daemon: Arc<Daemon>, params: PlanParams) -> Result<Plan, ApiError> {

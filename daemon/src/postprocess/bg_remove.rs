@@ -66,6 +66,22 @@ pub fn remove(
     Ok(compose(image, mask, options))
 }
 
+/// `#RRGGBB`.
+pub fn parse_colour(text: &str) -> Result<[u8; 3], ApiError> {
+    let invalid = || {
+        ApiError::validation(
+            "invalid_colour",
+            format!("`{text}` is not a colour like #ffffff"),
+        )
+    };
+    let hex = text.strip_prefix('#').ok_or_else(invalid)?;
+    if hex.len() != 6 || !hex.is_ascii() {
+        return Err(invalid());
+    }
+    let channel = |at: usize| u8::from_str_radix(&hex[at..at + 2], 16).map_err(|_| invalid());
+    Ok([channel(0)?, channel(2)?, channel(4)?])
+}
+
 /// rembg's model input: `1×3×320×320`, NCHW.
 pub fn input_tensor(rgb: &[u8], size: (usize, usize)) -> Vec<f32> {
     let small = lanczos_resize(rgb, size, 3, (SIDE, SIDE));

@@ -13,6 +13,7 @@ use image::RgbaImage;
 use kroma_protocol::ErrorKind;
 
 use crate::error::ApiError;
+use crate::onnx::Model;
 
 /// How an image is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +154,29 @@ pub fn upscale(
         sink(&band)?;
     }
     Ok(())
+}
+
+/// Runs the ×4 model on one block.
+pub fn run_model(
+    model: &Model,
+    block: &[f32],
+    width: usize,
+    height: usize,
+) -> Result<Vec<f32>, ApiError> {
+    let (shape, out) = model.run([1, 3, height, width], block)?;
+    if shape != [1, 3, 4 * height as i64, 4 * width as i64] {
+        return Err(ApiError::new(
+            ErrorKind::Infra,
+            "model_interface",
+            format!(
+                "{} answered {shape:?} for a {width}×{height} block; a ×4 model answers [1, 3, {}, {}]",
+                model.installed.name,
+                4 * height,
+                4 * width
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 fn to_u8(value: f32) -> u8 {

@@ -1,6 +1,6 @@
 //! The post-process chain of a run: after a candidate's image is recorded, its local steps run in
-//! the fixed order (background removal → upscale → colour; only colour is built so far) on the
-//! local-work slots. Each step's output is a new asset `derived_from` the previous one and
+//! the fixed order background removal → upscale → colour (each on if the run's settings say so)
+//! on the local-work slots. Each step's output is a new asset `derived_from` the previous one and
 //! carries the candidate id and its source's sha256 in PNG text chunks.
 //!
 //! The chain runs after the paid result is safe: if it fails, the candidate keeps its image and
@@ -19,7 +19,8 @@ use super::runner::{self, Books, Context};
 use crate::Daemon;
 use crate::clock;
 use crate::error::ApiError;
-use crate::postprocess::color;
+use crate::local_models::ModelKind;
+use crate::postprocess::{bg_remove, color, upscale};
 use crate::store::runs as rows;
 use crate::store::{NewAsset, StoreError, asset_queries};
 
@@ -40,7 +41,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .acquire_owned()
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
-    match steps(&context).await {
+    match steps(daemon, &context).await {
         Ok(last) => record(daemon, &context, Ok(last)).await,
         Err(err) => {
             tracing::warn!(candidate = %context.candidate.id, message = %err.message, "post-process chain failed");
@@ -59,8 +60,109 @@ struct Written {
     kind: AssetKind,
 }
 
-/// Runs every step; answers the outputs, in order.
-async fn steps(context: &Context) -> Result<Vec<Written>, ApiError> {
+/// One step of the chain, with what it needs.
+enum Step {
+    BgRemove {
+        model: Option<String>,
+        options: bg_remove::Options,
+    },
+    Upscale {
+        model: Option<String>,
+        scale: u32,
+    },
+    Color {
+        name: String,
+        profile: color::ColorProfile,
+    },
+}
+
+impl Step {
+    /// The steps the settings turn on, in the fixed order.
+    fn all(settings: &crate::settings::Settings) -> Result<Vec<Step>, ApiError> {
+        let chain = &settings.postprocess;
+        let named = |name: &str| (!name.is_empty()).then(|| name.to_owned());
+        let mut steps = Vec::new();
+        if chain.bg_remove {
+            let background = named(&chain.background)
+                .map(|colour| bg_remove::parse_colour(&colour))
+                .transpose()?;
+            steps.push(Step::BgRemove {
+                model: named(&chain.bg_model),
+                options: bg_remove::Options {
+                    mask_only: false,
+                    matting: chain.matting,
+                    background,
+                },
+            });
+        }
+        if chain.upscale != 0 {
+            steps.push(Step::Upscale {
+                model: named(&chain.upscale_model),
+                scale: chain.upscale,
+            });
+        }
+        if !chain.color.is_empty() {
+            let profile = settings
+                .color_profiles
+                .get(&chain.color)
+                .cloned()
+                .or_else(|| color::builtin().remove(&chain.color))
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "unknown_profile",
+                        format!("there is no colour profile `{}`", chain.color),
+                    )
+                })?;
+            steps.push(Step::Color {
+                name: chain.color.clone(),
+                profile,
+            });
+        }
+        Ok(steps)
+    }
+
+    /// Where its output goes, from the generated image's file stem, and the asset kind.
+    fn target(&self, stem: &str) -> (String, AssetKind) {
+        match self {
+            Step::BgRemove { .. } => (
+                format!("background_removed/{stem}_nobg.png"),
+                AssetKind::BgRemoved,
+            ),
+            Step::Upscale { scale, .. } => {
+                (format!("upscaled/{stem}_x{scale}.png"), AssetKind::Upscaled)
+            }
+            Step::Color { name, .. } => (
+                format!("color_corrected/{stem}_{name}.png"),
+                AssetKind::ColorCorrected,
+            ),
+        }
+    }
+
+    /// The step's name and settings, for the output's text chunks.
+    fn describe(&self) -> (&'static str, serde_json::Value) {
+        match self {
+            Step::BgRemove { model, options } => (
+                "bg_remove",
+                serde_json::json!({
+                    "model": model,
+                    "matting": options.matting,
+                    "background": options.background,
+                }),
+            ),
+            Step::Upscale { model, scale } => (
+                "upscale",
+                serde_json::json!({ "model": model, "scale": scale }),
+            ),
+            Step::Color { name, profile } => (
+                "color",
+                serde_json::json!({ "profile": name, "values": profile }),
+            ),
+        }
+    }
+}
+
+/// Runs every step, each on the previous one's output; answers the outputs, in order.
+async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiError> {
     let generated = context.candidate.output_path.clone().ok_or_else(|| {
         ApiError::new(
             ErrorKind::Internal,
@@ -68,53 +170,43 @@ async fn steps(context: &Context) -> Result<Vec<Written>, ApiError> {
             "succeeded without an output",
         )
     })?;
-    let mut written = Vec::new();
-    let profile_name = context.settings.postprocess.color.clone();
-    if !profile_name.is_empty() {
-        let profile = context
-            .settings
-            .color_profiles
-            .get(&profile_name)
-            .cloned()
-            .or_else(|| color::builtin().remove(&profile_name))
-            .ok_or_else(|| {
-                ApiError::validation(
-                    "unknown_profile",
-                    format!("there is no colour profile `{profile_name}`"),
-                )
-            })?;
+    let stem = Path::new(&generated)
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".to_owned());
+    let mut written: Vec<Written> = Vec::new();
+    for step in Step::all(&context.settings)? {
+        let source_rel = written
+            .last()
+            .map(|w| w.rel_path.clone())
+            .unwrap_or_else(|| generated.clone());
         let root = context.root().to_owned();
-        let source_rel = generated.clone();
-        let candidate = context.candidate.id.clone();
-        let run = context.run.id.clone();
-        let parent = context.candidate.asset_id.clone();
-        let step = tokio::task::spawn_blocking(move || {
-            color_step(
-                &root,
-                &source_rel,
-                &candidate,
-                &run,
-                &profile_name,
-                &profile,
-            )
+        let ids = (context.candidate.id.clone(), context.run.id.clone());
+        let engine = daemon.engine.clone();
+        let stem = stem.clone();
+        let output = tokio::task::spawn_blocking(move || {
+            run_step(&engine, &root, &source_rel, &stem, &ids, &step)
         })
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
-        written.push(Written {
-            parent_asset: parent,
-            ..step
-        });
+        written.push(output);
+    }
+    if let Some(first) = written.first_mut() {
+        first.parent_asset = context.candidate.asset_id.clone();
     }
     Ok(written)
 }
 
-fn color_step(
+/// One step on the file at `source_rel`: written at its target, or taken as it is when the
+/// target already holds this candidate's output from before a stop. `ids` are the candidate's
+/// and the run's. Blocking.
+fn run_step(
+    engine: &crate::onnx::Engine,
     root: &Path,
     source_rel: &str,
-    candidate: &str,
-    run: &str,
-    profile_name: &str,
-    profile: &color::ColorProfile,
+    stem: &str,
+    (candidate, run): &(String, String),
+    step: &Step,
 ) -> Result<Written, ApiError> {
     let source = root.join(source_rel);
     let io = |doing: &str, err: std::io::Error| {
@@ -125,45 +217,85 @@ fn color_step(
         )
         .with_hint("check that the project folder is readable and writable")
     };
-    let stem = Path::new(source_rel)
-        .file_stem()
-        .map(|stem| stem.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".to_owned());
-    let rel_path = format!("color_corrected/{stem}_{profile_name}.png");
+    let internal = |err: String| ApiError::new(ErrorKind::Internal, "internal", err);
+    let (rel_path, kind) = step.target(stem);
     let target = root.join(&rel_path);
     if let Some(bytes) = output::holds_candidate(&target, candidate) {
-        // Written before a stop, not yet recorded.
-        let image = image::load_from_memory(&bytes)
-            .map_err(|err| ApiError::new(ErrorKind::Infra, "io_error", err.to_string()))?;
+        let (width, height) = image::ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .map_err(|err| io("reading", err))?
+            .into_dimensions()
+            .map_err(|err| internal(err.to_string()))?;
         return Ok(Written {
             rel_path,
-            width: image.width(),
-            height: image.height(),
             bytes,
+            width,
+            height,
             parent_asset: None,
-            kind: AssetKind::ColorCorrected,
+            kind,
         });
     }
     let bytes = std::fs::read(&source).map_err(|err| io("reading", err))?;
     let image = crate::image_check::decode_for_processing(&bytes)
         .map_err(|problem| ApiError::validation(problem.code(), problem.to_string()))?
         .to_rgba8();
-    let out = color::apply(&image, profile);
-    let (width, height) = out.dimensions();
-    let mut png = Vec::new();
-    image::DynamicImage::ImageRgba8(out)
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
-    let settings = serde_json::json!({ "profile": profile_name, "values": profile });
+    let (name, settings) = step.describe();
     let provenance = Provenance::from([
-        ("candidate", candidate.to_owned()),
-        ("run", run.to_owned()),
+        ("candidate", candidate.clone()),
+        ("run", run.clone()),
         ("source_sha256", crate::planner::hex_sha256(&bytes)),
-        ("step", "color".to_owned()),
+        ("step", name.to_owned()),
         ("settings", settings.to_string()),
     ]);
-    let png = output::with_provenance(png, &provenance)
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
+    drop(bytes);
+    let encode = |out: image::DynamicImage| -> Result<Vec<u8>, ApiError> {
+        let mut png = Vec::new();
+        out.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|err| internal(err.to_string()))?;
+        output::with_provenance(png, &provenance).map_err(internal)
+    };
+    let (png, width, height) = match step {
+        Step::Color { profile, .. } => {
+            let out = color::apply(&image, profile);
+            let (width, height) = out.dimensions();
+            (encode(out.into())?, width, height)
+        }
+        Step::BgRemove { model, options } => {
+            let model = engine.model(ModelKind::BgRemoval, model.as_deref())?;
+            let out = bg_remove::remove(&model, &image, *options)?;
+            (encode(out)?, image.width(), image.height())
+        }
+        Step::Upscale { model, scale } => {
+            let model = engine.model(ModelKind::Upscale, model.as_deref())?;
+            let tiling = upscale::Tiling {
+                tile: upscale::DEFAULT_TILE,
+                overlap: upscale::overlap_for(&model.installed.name),
+            };
+            let size = (image.width() * scale, image.height() * scale);
+            // The compressed output is kept in memory to record it; the pixels never are.
+            let mut png = Vec::new();
+            let mut failure = None;
+            let encoded = output::stream_png(&mut png, size, &provenance, |sink| {
+                upscale::upscale(
+                    &image,
+                    *scale,
+                    tiling,
+                    &mut |block, width, height| upscale::run_model(&model, block, width, height),
+                    &mut |_, _| {},
+                    &mut |band| sink(band).map_err(|err| internal(err.to_string())),
+                )
+                .map_err(|err| {
+                    failure = Some(err);
+                    std::io::Error::other("the upscale failed")
+                })
+            });
+            if let Some(err) = failure {
+                return Err(err);
+            }
+            encoded.map_err(|err| internal(err.to_string()))?;
+            (png, size.0, size.1)
+        }
+    };
     output::place(root, &rel_path, &png, &clock::now()).map_err(|err| io("writing after", err))?;
     Ok(Written {
         rel_path,
@@ -171,7 +303,7 @@ fn color_step(
         width,
         height,
         parent_asset: None,
-        kind: AssetKind::ColorCorrected,
+        kind,
     })
 }
 

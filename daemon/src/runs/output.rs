@@ -110,11 +110,11 @@ pub fn write_new_with(
     Ok(())
 }
 
-/// Encodes an RGBA PNG of `size` into `file` with `provenance` as `kroma:*` text chunks, the
+/// Encodes an RGBA PNG of `size` into `file` (a file or a buffer) with `provenance` as `kroma:*` text chunks, the
 /// pixel rows coming from `rows`, which hands each band of whole rows to the writer it is given.
 /// Only the compressed bytes and one band are in memory at a time.
 pub fn stream_png(
-    file: &mut std::fs::File,
+    file: &mut impl Write,
     (width, height): (u32, u32),
     provenance: &Provenance,
     rows: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
