@@ -59,6 +59,7 @@ fn help_texts_match_snapshots() {
         &["models", "install"],
         &["bench", "rpc"],
         &["bench", "runs"],
+        &["bench", "postprocess"],
         &["dev", "fake-provider"],
     ];
     for args in commands {

@@ -52,6 +52,8 @@ pub struct Config {
 pub struct ModelLimits {
     /// Threads one inference may use (ONNX Runtime's intra-op threads).
     pub intra_threads: usize,
+    /// Sessions per model, i.e. inferences of one model at once.
+    pub sessions: usize,
     /// A model's session is freed after this long without use.
     pub idle: Duration,
 }
@@ -60,6 +62,7 @@ impl Default for ModelLimits {
     fn default() -> ModelLimits {
         ModelLimits {
             intra_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            sessions: 1,
             idle: Duration::from_secs(300),
         }
     }
@@ -112,6 +115,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawModels {
     pub intra_threads: Option<usize>,
+    pub sessions: Option<usize>,
     pub idle_secs: Option<u64>,
 }
 
@@ -300,6 +304,16 @@ impl Config {
                 });
             }
         };
+        let sessions = match raw.sessions {
+            None => defaults.sessions,
+            Some(value @ 1..=64) => value,
+            Some(_) => {
+                return Err(ConfigError::Runs {
+                    key: "local_models.sessions",
+                    rule: "between 1 and 64",
+                });
+            }
+        };
         let idle = match raw.idle_secs {
             None => defaults.idle,
             Some(secs @ 1..=86_400) => Duration::from_secs(secs),
@@ -312,6 +326,7 @@ impl Config {
         };
         self.local_models = ModelLimits {
             intra_threads,
+            sessions,
             idle,
         };
         Ok(self)

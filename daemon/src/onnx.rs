@@ -2,15 +2,16 @@
 //!
 //! The runtime library is the file our installer put in the models dir; it is loaded once per
 //! process, on first use, and only after checking that the file is there: `ort` panics when it has
-//! to find a library on its own and cannot. Each model's session is loaded on first use, shared by
-//! every job (`Session::run` takes `&mut self`, so one inference at a time per model; every
-//! inference already uses `intra_threads` cores), and dropped once idle for `idle`.
+//! to find a library on its own and cannot. Each model's sessions (`sessions` of them, each
+//! running one inference at a time on `intra_threads` threads) are loaded on first use, shared by
+//! every job, and dropped once idle for `idle`.
 //!
 //! Everything here blocks: call it from `spawn_blocking`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use kroma_protocol::ErrorKind;
@@ -30,17 +31,17 @@ static LOADING: Mutex<()> = Mutex::new(());
 /// A loaded model, ready to run.
 pub struct Model {
     pub installed: Installed,
-    session: Mutex<Session>,
+    /// `Session::run` takes `&mut self`: each session runs one inference at a time.
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next caller waits when every session is busy.
+    next: AtomicUsize,
 }
 
 impl Model {
     /// Runs the model on one `f32` tensor and answers its first output and that output's shape.
     /// `shape` is the input's (NCHW).
     pub fn run(&self, shape: [usize; 4], input: &[f32]) -> Result<(Vec<i64>, Vec<f32>), ApiError> {
-        let mut session = self
-            .session
-            .lock()
-            .map_err(|_| internal("a model session was poisoned by a panic"))?;
+        let mut session = self.session()?;
         let tensor = ort::value::TensorRef::from_array_view((shape, input))
             .map_err(|err| inference_error(&self.installed, err))?;
         let outputs = session
@@ -61,6 +62,21 @@ impl Model {
             .try_extract_tensor::<f32>()
             .map_err(|err| inference_error(&self.installed, err))?;
         Ok((shape.to_vec(), data.to_vec()))
+    }
+}
+
+impl Model {
+    /// A free session, else the next one in turn once it is free.
+    fn session(&self) -> Result<MutexGuard<'_, Session>, ApiError> {
+        for session in &self.sessions {
+            if let Ok(guard) = session.try_lock() {
+                return Ok(guard);
+            }
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+        self.sessions[turn]
+            .lock()
+            .map_err(|_| internal("a model session was poisoned by a panic"))
     }
 }
 
@@ -100,26 +116,31 @@ impl Engine {
         }
         let environment = environment(&installed.runtime)?;
         let started = Instant::now();
-        let session = load_session(environment, &installed.path, self.limits.intra_threads)
-            .map_err(|err| {
-                ApiError::new(
-                    ErrorKind::Infra,
-                    "model_unloadable",
-                    format!(
-                        "ONNX Runtime cannot load {} ({}): {err}",
-                        installed.name,
-                        installed.path.display()
-                    ),
-                )
-                .with_hint(format!(
-                    "check it with `kromactl models list --verify`; {}",
-                    local_models::INSTALL_HINT
-                ))
-            })?;
-        tracing::info!(model = %installed.name, ms = started.elapsed().as_millis() as u64, threads = self.limits.intra_threads, "loaded a local model");
+        let mut sessions = Vec::with_capacity(self.limits.sessions);
+        for _ in 0..self.limits.sessions {
+            let session = load_session(environment, &installed.path, self.limits.intra_threads)
+                .map_err(|err| {
+                    ApiError::new(
+                        ErrorKind::Infra,
+                        "model_unloadable",
+                        format!(
+                            "ONNX Runtime cannot load {} ({}): {err}",
+                            installed.name,
+                            installed.path.display()
+                        ),
+                    )
+                    .with_hint(format!(
+                        "check it with `kromactl models list --verify`; {}",
+                        local_models::INSTALL_HINT
+                    ))
+                })?;
+            sessions.push(Mutex::new(session));
+        }
+        tracing::info!(model = %installed.name, ms = started.elapsed().as_millis() as u64, sessions = self.limits.sessions, threads = self.limits.intra_threads, "loaded a local model");
         let model = Arc::new(Model {
             installed: installed.clone(),
-            session: Mutex::new(session),
+            sessions,
+            next: AtomicUsize::new(0),
         });
         cache.insert(
             installed.name.clone(),

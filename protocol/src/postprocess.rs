@@ -56,7 +56,7 @@ pub struct UpscaleParams {
     /// An installed upscale model; default: the default one (`realesr-general-x4v3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// Tile side in input pixels (32 to 1024); default 128. Smaller tiles use less memory.
+    /// Tile side in input pixels (32 to 1024); default 256. Smaller tiles use less memory and more time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tile: Option<u32>,
 }

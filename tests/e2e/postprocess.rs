@@ -668,3 +668,41 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
         .await
         .expect("the daemon still answers");
 }
+
+#[test]
+fn the_postprocess_benchmark_measures_each_side() {
+    let out = std::process::Command::new(kroma_tests::bin("kromactl"))
+        .args([
+            "--json",
+            "bench",
+            "postprocess",
+            "--images",
+            "2",
+            "--sizes",
+            "96x64",
+        ])
+        .arg("--kromad")
+        .arg(kroma_tests::bin("kromad"))
+        .env_remove("KROMA_REMBG_PYTHON")
+        .output()
+        .expect("kromactl bench postprocess");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json(&out);
+    let bg = &report["bg_remove"][0];
+    assert_eq!(bg["size"], "96x64");
+    assert!(bg["kroma_s"].as_f64().expect("kroma") > 0.0);
+    assert!(bg["rembg_s"].is_null(), "no rembg here: said so, not faked");
+    let upscale = &report["upscale"];
+    for key in [
+        "tiled_s",
+        "whole_s",
+        "tiled_peak_rss_mb",
+        "whole_peak_rss_mb",
+    ] {
+        assert!(upscale[key].as_f64().expect(key) > 0.0, "{key}");
+    }
+}

@@ -110,6 +110,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             latency_ms,
             kromad,
         }) => crate::bench_runs::runs(global, candidates, parallel, latency_ms, kromad).await,
+        Command::Bench(BenchCommand::Postprocess {
+            images,
+            sizes,
+            rembg_python,
+            kromad,
+        }) => crate::bench_post::postprocess(global, images, sizes, rembg_python, kromad).await,
         Command::Dev(command) => crate::dev::run(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(

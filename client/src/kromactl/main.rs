@@ -4,6 +4,7 @@
 
 mod assets;
 mod bench;
+mod bench_post;
 mod bench_runs;
 mod commands;
 mod dev;
@@ -482,6 +483,26 @@ pub enum BenchCommand {
         #[arg(long, value_name = "PATH")]
         kromad: Option<PathBuf>,
     },
+    /// Background removal against rembg, and tiled upscale against one-piece upscale
+    Postprocess {
+        /// Images to remove the background of
+        #[arg(long, default_value_t = 8)]
+        images: usize,
+        /// Their sizes, WxH, comma-separated: the generator's page and a print-size page
+        #[arg(long, value_delimiter = ',', default_value = "1024x1536,2048x3072", value_parser = parse_size)]
+        sizes: Vec<(u32, u32)>,
+        /// A Python with rembg==2.0.86 and onnxruntime==1.31.1 (packaging/bench/rembg-venv.sh)
+        #[arg(
+            long,
+            env = "KROMA_REMBG_PYTHON",
+            hide_env_values = true,
+            value_name = "PATH"
+        )]
+        rembg_python: Option<PathBuf>,
+        /// The kromad binary [default: next to kromactl, else on PATH]
+        #[arg(long, value_name = "PATH")]
+        kromad: Option<PathBuf>,
+    },
     /// Run orchestration overhead per candidate and throughput against direct provider calls
     Runs {
         /// Candidates per measurement
@@ -497,6 +518,19 @@ pub enum BenchCommand {
         #[arg(long, value_name = "PATH")]
         kromad: Option<PathBuf>,
     },
+}
+
+/// `WIDTHxHEIGHT`.
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (width, height) = text
+        .split_once('x')
+        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT"))?;
+    let side = |value: &str| {
+        value
+            .parse::<u32>()
+            .map_err(|_| format!("`{text}` is not WIDTHxHEIGHT"))
+    };
+    Ok((side(width)?, side(height)?))
 }
 
 fn main() -> ExitCode {

@@ -65,7 +65,7 @@ pub struct UpscaleArgs {
     /// An installed upscale model [default: realesr-general-x4v3; realesrgan-x4plus with --quality models]
     #[arg(long)]
     pub model: Option<String>,
-    /// Tile side in input pixels, 32 to 1024 [default: 128]; smaller tiles use less memory
+    /// Tile side in input pixels, 32 to 1024 [default: 256]; smaller tiles use less memory, more time
     #[arg(long)]
     pub tile: Option<u32>,
 }

@@ -431,15 +431,8 @@ fn process_file(
             return Ok(target.clone());
         }
     };
-    let mut png = Vec::new();
-    out.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|err| {
-            ApiError::new(
-                ErrorKind::Internal,
-                "internal",
-                format!("encoding PNG: {err}"),
-            )
-        })?;
+    let png = output::encode_png(&out)
+        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
     let png = output::with_provenance(png, &provenance)
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
     output::write_new(target, &png).map_err(|err| write_error(target, err))?;

@@ -93,15 +93,28 @@ fn clip(accumulated: i32) -> u8 {
     (accumulated >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resizes an interleaved 8-bit image of `channels` channels (no alpha premultiplying: callers
-/// pass RGB or single channels, as rembg does). Sizes must be non-zero.
+/// Resizes an interleaved 8-bit image of `channels` channels (1 to 4; no alpha premultiplying:
+/// callers pass RGB or single channels, as rembg does). Sizes must be non-zero.
 pub fn lanczos_resize(
     pixels: &[u8],
-    (width, height): (usize, usize),
+    size: (usize, usize),
     channels: usize,
+    out_size: (usize, usize),
+) -> Vec<u8> {
+    match channels {
+        1 => resize::<1>(pixels, size, out_size),
+        2 => resize::<2>(pixels, size, out_size),
+        3 => resize::<3>(pixels, size, out_size),
+        _ => resize::<4>(pixels, size, out_size),
+    }
+}
+
+fn resize<const CHANNELS: usize>(
+    pixels: &[u8],
+    (width, height): (usize, usize),
     (out_width, out_height): (usize, usize),
 ) -> Vec<u8> {
-    debug_assert_eq!(pixels.len(), width * height * channels);
+    debug_assert_eq!(pixels.len(), width * height * CHANNELS);
     let half = 1i32 << (PRECISION_BITS - 1);
     let vertical = (out_height != height).then(|| Weights::new(height, out_height));
     // The input rows the vertical pass reads; the horizontal pass only makes those.
@@ -116,38 +129,45 @@ pub fn lanczos_resize(
     let horizontal: std::borrow::Cow<[u8]> = if out_width != width {
         let weights = Weights::new(width, out_width);
         let rows = end_row - first_row;
-        let mut out = vec![0u8; out_width * rows * channels];
-        for (row, out_row) in out.chunks_exact_mut(out_width * channels).enumerate() {
-            let source = &pixels[(first_row + row) * width * channels..][..width * channels];
-            for x in 0..out_width {
+        let mut out = vec![0u8; out_width * rows * CHANNELS];
+        for (row, out_row) in out.chunks_exact_mut(out_width * CHANNELS).enumerate() {
+            let source = &pixels[(first_row + row) * width * CHANNELS..][..width * CHANNELS];
+            for (x, out_pixel) in out_row.chunks_exact_mut(CHANNELS).enumerate() {
                 let (first, values) = weights.of(x);
-                for c in 0..channels {
-                    let mut sum = half;
-                    for (i, weight) in values.iter().enumerate() {
-                        sum += i32::from(source[(first + i) * channels + c]) * weight;
+                let taps = &source[first * CHANNELS..(first + values.len()) * CHANNELS];
+                let mut sums = [half; CHANNELS];
+                for (pixel, weight) in taps.chunks_exact(CHANNELS).zip(values) {
+                    for (sum, value) in sums.iter_mut().zip(pixel) {
+                        *sum += i32::from(*value) * weight;
                     }
-                    out_row[x * channels + c] = clip(sum);
+                }
+                for (out, sum) in out_pixel.iter_mut().zip(sums) {
+                    *out = clip(sum);
                 }
             }
         }
         out.into()
     } else {
-        pixels[first_row * width * channels..end_row * width * channels].into()
+        pixels[first_row * width * CHANNELS..end_row * width * CHANNELS].into()
     };
     let Some(vertical) = vertical else {
         return horizontal.into_owned();
     };
-    let row_len = out_width * channels;
+    let row_len = out_width * CHANNELS;
     let mut out = vec![0u8; row_len * out_height];
+    let mut sums = vec![0i32; row_len];
     for (y, out_row) in out.chunks_exact_mut(row_len).enumerate() {
         let (first, values) = vertical.of(y);
         let first = first - first_row;
-        for (x, value) in out_row.iter_mut().enumerate() {
-            let mut sum = half;
-            for (i, weight) in values.iter().enumerate() {
-                sum += i32::from(horizontal[(first + i) * row_len + x]) * weight;
+        sums.fill(half);
+        for (i, weight) in values.iter().enumerate() {
+            let row = &horizontal[(first + i) * row_len..][..row_len];
+            for (sum, value) in sums.iter_mut().zip(row) {
+                *sum += i32::from(*value) * weight;
             }
-            *value = clip(sum);
+        }
+        for (out, sum) in out_row.iter_mut().zip(&sums) {
+            *out = clip(*sum);
         }
     }
     out

@@ -249,9 +249,7 @@ fn run_step(
     ]);
     drop(bytes);
     let encode = |out: image::DynamicImage| -> Result<Vec<u8>, ApiError> {
-        let mut png = Vec::new();
-        out.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .map_err(|err| internal(err.to_string()))?;
+        let png = output::encode_png(&out).map_err(internal)?;
         output::with_provenance(png, &provenance).map_err(internal)
     };
     let (png, width, height) = match step {

@@ -110,6 +110,19 @@ pub fn write_new_with(
     Ok(())
 }
 
+/// Encodes an image as PNG with fast compression: outputs of local steps are written often and
+/// large, and fast deflate costs a fraction of the default's time for a little more size.
+pub fn encode_png(image: &image::DynamicImage) -> Result<Vec<u8>, String> {
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let mut bytes = Vec::new();
+    let encoder =
+        PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Adaptive);
+    image
+        .write_with_encoder(encoder)
+        .map_err(|err| format!("encoding PNG: {err}"))?;
+    Ok(bytes)
+}
+
 /// Encodes an RGBA PNG of `size` into `file` (a file or a buffer) with `provenance` as `kroma:*` text chunks, the
 /// pixel rows coming from `rows`, which hands each band of whole rows to the writer it is given.
 /// Only the compressed bytes and one band are in memory at a time.
@@ -122,6 +135,7 @@ pub fn stream_png(
     let mut encoder = png::Encoder::new(io::BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Rgba);
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
     for (key, value) in provenance {
         let value: String = value
             .chars()
