@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README walkthrough: start kromad, create the example project (examples/night-harbor) with a
-# style guide and a character, and put its scenes through a style run and a character run at the
-# fake image provider, so nothing is paid. Uses its own temporary socket, data dir and settings
+# style guide and a character, and put its scenes through a style run (with the local
+# post-process chain: background removal, ×2 upscale, colour) and a character run at the fake
+# image provider, so nothing is paid. Uses its own temporary socket, data dir and settings
 # unless KROMA_SOCKET / KROMA_DATA_DIR / KROMA_SETTINGS are set, so it never touches a daemon you
 # already run.
 set -euo pipefail
@@ -40,9 +41,11 @@ kromactl character create night-harbor Mara --prompt "a tall harbor pilot in a r
 kromactl provider add fake --kind openai-compatible --base-url "$fake_url" --honors-idempotency-key
 kromactl model list
 
-kromactl run plan night-harbor "$here/night-harbor/scenes" --provider fake --candidates 2 --quality low
+kromactl models list
+kromactl run plan night-harbor "$here/night-harbor/scenes" --provider fake --candidates 2 --quality low \
+    --bg-remove --upscale 2 --color cinematic_warm
 run=$(kromactl --json run create night-harbor "$here/night-harbor/scenes" --provider fake \
-    --candidates 2 --quality low | json '["run"]["id"]')
+    --candidates 2 --quality low --bg-remove --upscale 2 --color cinematic_warm | json '["run"]["id"]')
 max=$(kromactl --json run show "$run" | json '["plan"]["cost"]["max_usd"]')
 kromactl run start "$run" --yes --max-cost "$max"
 kromactl run show "$run"
@@ -52,6 +55,8 @@ kromactl run create night-harbor "$here/night-harbor/scenes/pier-rain.png" --sta
 kromactl run list
 kromactl cost --project night-harbor
 kromactl asset list night-harbor --kind generated
+kromactl asset list night-harbor --kind color-corrected
+kromactl bg-remove "$here/night-harbor/scenes/pier-rain.png" --mask-only -o "$scratch/masks"
 kromactl daemon status
 kromactl events | tail -n 5
 kromactl daemon stop

@@ -35,6 +35,8 @@ pub struct Model {
     sessions: Vec<Mutex<Session>>,
     /// Where the next caller waits when every session is busy.
     next: AtomicUsize,
+    /// When an inference last ended (or the model was loaded).
+    last_used: Mutex<Instant>,
 }
 
 impl Model {
@@ -61,7 +63,11 @@ impl Model {
         let (shape, data) = output
             .try_extract_tensor::<f32>()
             .map_err(|err| inference_error(&self.installed, err))?;
-        Ok((shape.to_vec(), data.to_vec()))
+        let answer = (shape.to_vec(), data.to_vec());
+        if let Ok(mut last_used) = self.last_used.lock() {
+            *last_used = Instant::now();
+        }
+        Ok(answer)
     }
 }
 
@@ -80,16 +86,11 @@ impl Model {
     }
 }
 
-struct Cached {
-    model: Arc<Model>,
-    last_used: Instant,
-}
-
 /// Finds, loads and keeps the local models.
 pub struct Engine {
     dir: PathBuf,
     limits: ModelLimits,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: Mutex<HashMap<String, Arc<Model>>>,
 }
 
 impl Engine {
@@ -108,11 +109,10 @@ impl Engine {
             .cache
             .lock()
             .map_err(|_| internal("the model cache was poisoned by a panic"))?;
-        if let Some(cached) = cache.get_mut(&installed.name)
-            && cached.model.installed == installed
+        if let Some(cached) = cache.get(&installed.name)
+            && cached.installed == installed
         {
-            cached.last_used = Instant::now();
-            return Ok(cached.model.clone());
+            return Ok(cached.clone());
         }
         let environment = environment(&installed.runtime)?;
         let started = Instant::now();
@@ -141,25 +141,26 @@ impl Engine {
             installed: installed.clone(),
             sessions,
             next: AtomicUsize::new(0),
+            last_used: Mutex::new(Instant::now()),
         });
-        cache.insert(
-            installed.name.clone(),
-            Cached {
-                model: model.clone(),
-                last_used: Instant::now(),
-            },
-        );
+        cache.insert(installed.name.clone(), model.clone());
         Ok(model)
     }
 
-    /// Drops the sessions nobody used for `idle`; a job still holding one keeps it until done.
+    /// Drops the models no job holds and none used for `idle`.
     pub fn free_idle(&self) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
         let idle = self.limits.idle;
-        cache.retain(|name, cached| {
-            let keep = cached.last_used.elapsed() < idle;
+        cache.retain(|name, model| {
+            let in_use = Arc::strong_count(model) > 1;
+            let recent = model
+                .last_used
+                .lock()
+                .map(|last| last.elapsed() < idle)
+                .unwrap_or(true);
+            let keep = in_use || recent;
             if !keep {
                 tracing::info!(model = %name, "freed an idle local model");
             }

@@ -706,3 +706,68 @@ fn the_postprocess_benchmark_measures_each_side() {
         assert!(upscale[key].as_f64().expect(key) > 0.0, "{key}");
     }
 }
+
+#[tokio::test]
+async fn a_model_is_loaded_on_first_use_and_freed_when_idle() {
+    let temp = tempfile::tempdir().expect("temp");
+    let config = temp.path().join("kromad.toml");
+    std::fs::write(
+        &config,
+        "[local_models]\nidle_secs = 2\nintra_threads = 1\n",
+    )
+    .expect("config");
+    let daemon = Daemon::start_in(temp.path(), &["--config", &path_arg(&config)]);
+    let client = daemon.client().await;
+    let loaded = |list: &protocol::models::LocalModels| -> Vec<String> {
+        list.models
+            .iter()
+            .filter(|m| m.loaded)
+            .map(|m| m.name.clone())
+            .collect()
+    };
+    let list = || async {
+        client
+            .call::<protocol::models::List>(&protocol::models::ListParams { verify: false })
+            .await
+            .expect("models.list")
+    };
+    assert!(
+        loaded(&list().await).is_empty(),
+        "nothing is loaded before use"
+    );
+    let input = temp.path().join("figure.png");
+    std::fs::copy(bg_fixture("figure_160x120.png"), &input).expect("copy");
+    let report = bg_remove(
+        &client,
+        BgRemoveParams {
+            paths: vec![path_arg(&input)],
+            mask_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("bg_remove");
+    assert_eq!(report.done, 1);
+    assert_eq!(loaded(&list().await), ["u2netp"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !loaded(&list().await).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "u2netp is still loaded 10 s after its last use with idle_secs = 2"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // And it loads again when needed.
+    let again = bg_remove(
+        &client,
+        BgRemoveParams {
+            paths: vec![path_arg(&input)],
+            output_dir: Some(path_arg(&temp.path().join("again"))),
+            mask_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("bg_remove again");
+    assert_eq!(again.done, 1);
+}
