@@ -268,16 +268,26 @@ impl Config {
     }
 }
 
+/// `value` if it is in `range`, `default` if absent, else an error naming `key` and `rule`.
+fn within<T: PartialOrd>(
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    key: &'static str,
+    rule: &'static str,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(value) if range.contains(&value) => Ok(value),
+        Some(_) => Err(ConfigError::Runs { key, rule }),
+    }
+}
+
 impl Config {
     /// Applies `[runs]` (each 1 to 256).
     pub fn with_runs(mut self, raw: &RawRuns) -> Result<Config, ConfigError> {
-        let check = |value: Option<usize>, default: usize, key: &'static str| match value {
-            None => Ok(default),
-            Some(value @ 1..=256) => Ok(value),
-            Some(_) => Err(ConfigError::Runs {
-                key,
-                rule: "between 1 and 256",
-            }),
+        let check = |value: Option<usize>, default: usize, key: &'static str| {
+            within(value, default, 1..=256, key, "between 1 and 256")
         };
         let defaults = RunLimits::default();
         self.runs = RunLimits {
@@ -291,43 +301,33 @@ impl Config {
         Ok(self)
     }
 
-    /// Applies `[local_models]`: `intra_threads` 1 to 256, `idle_secs` 1 to a day.
+    /// Applies `[local_models]`: `intra_threads` 1 to 256, `sessions` 1 to 64, `idle_secs` 1 to a
+    /// day.
     pub fn with_local_models(mut self, raw: &RawModels) -> Result<Config, ConfigError> {
         let defaults = ModelLimits::default();
-        let intra_threads = match raw.intra_threads {
-            None => defaults.intra_threads,
-            Some(value @ 1..=256) => value,
-            Some(_) => {
-                return Err(ConfigError::Runs {
-                    key: "local_models.intra_threads",
-                    rule: "between 1 and 256",
-                });
-            }
-        };
-        let sessions = match raw.sessions {
-            None => defaults.sessions,
-            Some(value @ 1..=64) => value,
-            Some(_) => {
-                return Err(ConfigError::Runs {
-                    key: "local_models.sessions",
-                    rule: "between 1 and 64",
-                });
-            }
-        };
-        let idle = match raw.idle_secs {
-            None => defaults.idle,
-            Some(secs @ 1..=86_400) => Duration::from_secs(secs),
-            Some(_) => {
-                return Err(ConfigError::Runs {
-                    key: "local_models.idle_secs",
-                    rule: "between 1 and 86400",
-                });
-            }
-        };
+        let idle_secs = within(
+            raw.idle_secs,
+            defaults.idle.as_secs(),
+            1..=86_400,
+            "local_models.idle_secs",
+            "between 1 and 86400",
+        )?;
         self.local_models = ModelLimits {
-            intra_threads,
-            sessions,
-            idle,
+            intra_threads: within(
+                raw.intra_threads,
+                defaults.intra_threads,
+                1..=256,
+                "local_models.intra_threads",
+                "between 1 and 256",
+            )?,
+            sessions: within(
+                raw.sessions,
+                defaults.sessions,
+                1..=64,
+                "local_models.sessions",
+                "between 1 and 64",
+            )?,
+            idle: Duration::from_secs(idle_secs),
         };
         Ok(self)
     }
@@ -369,6 +369,37 @@ mod tests {
             err.to_string().contains("unknown field `max_frames`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn local_model_settings_are_read_and_checked() {
+        let base = || Config::new("/d".into(), "/s.sock".into(), &RawLimits::default()).unwrap();
+        let raw = RawConfig::parse(
+            "[local_models]\nintra_threads = 3\nsessions = 2\nidle_secs = 9",
+            Path::new("k.toml"),
+        )
+        .unwrap();
+        let config = base().with_local_models(&raw.local_models).unwrap();
+        assert_eq!(
+            config.local_models,
+            ModelLimits {
+                intra_threads: 3,
+                sessions: 2,
+                idle: Duration::from_secs(9),
+            }
+        );
+        let defaults = base().with_local_models(&RawModels::default()).unwrap();
+        assert_eq!(defaults.local_models, ModelLimits::default());
+        for (text, key) in [
+            ("intra_threads = 0", "local_models.intra_threads"),
+            ("sessions = 65", "local_models.sessions"),
+            ("idle_secs = 0", "local_models.idle_secs"),
+        ] {
+            let raw =
+                RawConfig::parse(&format!("[local_models]\n{text}"), Path::new("k.toml")).unwrap();
+            let err = base().with_local_models(&raw.local_models).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{err}");
+        }
     }
 
     #[test]
