@@ -179,6 +179,11 @@ impl Engine {
         names
     }
 
+    /// Loads the ONNX Runtime library at `path` if it is not loaded yet: proof that it works.
+    pub fn check_runtime(&self, path: &Path) -> Result<(), ApiError> {
+        environment(path).map(|_| ())
+    }
+
     /// How often [`Engine::free_idle`] should run.
     pub fn sweep_every(&self) -> Duration {
         (self.limits.idle / 4).clamp(Duration::from_millis(200), Duration::from_secs(30))

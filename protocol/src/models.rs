@@ -10,8 +10,8 @@ use crate::Method;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Also re-hash every file (slower: the quality models are hundreds of MB); without it, only
-    /// presence and size are checked.
+    /// Also re-hash every file (slower: the quality models are hundreds of MB) and load the ONNX
+    /// Runtime library; without it, only presence and size are checked.
     #[serde(default)]
     pub verify: bool,
 }

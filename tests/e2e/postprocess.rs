@@ -651,6 +651,58 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
         0,
         "nothing written"
     );
+    // A runtime file the manifest vouches for (size and hash) that is not a library: verifying
+    // loads it and says so; a step says so too, and nothing panics.
+    std::fs::copy(
+        installed.join("models/realesr-general-x4v3.onnx"),
+        models.join("models/realesr-general-x4v3.onnx"),
+    )
+    .expect("x4v3");
+    let garbage = vec![7u8; 4096];
+    std::fs::create_dir_all(models.join("runtime")).expect("runtime dir");
+    let runtime_file = models.join("runtime/libonnxruntime.so.1.31.1");
+    std::fs::write(&runtime_file, &garbage).expect("garbage runtime");
+    let manifest_path = models.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest")).expect("json");
+    for item in manifest["items"].as_array_mut().expect("items") {
+        if item["kind"] == "runtime" {
+            item["size"] = garbage.len().into();
+            item["sha256"] = sha256(&runtime_file).into();
+        }
+    }
+    std::fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
+    let listed = client
+        .call::<protocol::models::List>(&protocol::models::ListParams { verify: true })
+        .await
+        .expect("models.list");
+    assert!(!listed.ok);
+    assert!(
+        listed
+            .problem
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot be used"),
+        "{listed:#?}"
+    );
+    let err = error_of(
+        bg_remove(
+            &client,
+            BgRemoveParams {
+                paths: vec![path_arg(&input)],
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "runtime_unusable");
+    assert!(
+        err.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("kromactl models install")
+    );
+
     std::fs::remove_file(models.join("manifest.json")).expect("remove");
     let err = error_of(
         bg_remove(

@@ -16,7 +16,7 @@ use crate::output::{self, Failure};
 pub enum ModelsCommand {
     /// Show the local runtime and models: path, hash, licence, size, and whether each is intact
     List {
-        /// Also re-hash every file
+        /// Also re-hash every file and load the ONNX Runtime library
         #[arg(long)]
         verify: bool,
     },

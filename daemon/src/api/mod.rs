@@ -119,6 +119,15 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
         let engine = daemon.engine.clone();
         tokio::task::spawn_blocking(move || {
             let mut local = crate::local_models::list(&dir, params.verify);
+            // Verifying also loads the runtime: a file of the right size may still not load.
+            let runtime = local.models.iter().find(|m| m.kind == "runtime");
+            if let (true, true, Some(runtime)) = (params.verify, local.ok, runtime)
+                && let Err(err) = engine.check_runtime(std::path::Path::new(&runtime.path))
+            {
+                local.ok = false;
+                local.problem = Some(err.message);
+                local.hint = err.hint;
+            }
             let loaded = engine.loaded();
             for model in &mut local.models {
                 model.loaded = loaded.contains(&model.name);

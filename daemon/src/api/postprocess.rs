@@ -9,7 +9,8 @@ use protocol::ErrorKind;
 use protocol::postprocess::{FileResult, StepReport};
 
 use crate::error::ApiError;
-use crate::local_models::{self, ModelKind};
+use crate::local_models::ModelKind;
+use crate::onnx::Model;
 use crate::postprocess::color::{self, ColorProfile};
 use crate::postprocess::{bg_remove, upscale};
 use crate::runs::output::{self, Provenance};
@@ -74,12 +75,12 @@ pub async fn bg_remove(
         ));
     }
     let output_dir = output_dir(params.output_dir.as_deref())?;
-    let model = find_model(&daemon, ModelKind::BgRemoval, params.model).await?;
+    let model = load_model(&daemon, ModelKind::BgRemoval, params.model).await?;
     let suffix = if options.mask_only { "mask" } else { "nobg" };
     let files = find_files(params.paths, suffix.to_owned(), output_dir).await?;
     let settings = serde_json::json!({
-        "model": model.name,
-        "model_sha256": model.sha256,
+        "model": model.installed.name,
+        "model_sha256": model.installed.sha256,
         "mask_only": options.mask_only,
         "matting": options.matting,
         "background": params.background,
@@ -114,24 +115,24 @@ pub async fn upscale(
         }
     };
     let output_dir = output_dir(params.output_dir.as_deref())?;
-    let model = find_model(&daemon, ModelKind::Upscale, params.model).await?;
-    if model.scale != 4 {
+    let model = load_model(&daemon, ModelKind::Upscale, params.model).await?;
+    if model.installed.scale != 4 {
         return Err(ApiError::validation(
             "unsupported_model",
             format!(
                 "{} upscales ×{}; kroma runs ×4 models",
-                model.name, model.scale
+                model.installed.name, model.installed.scale
             ),
         ));
     }
     let tiling = upscale::Tiling {
         tile,
-        overlap: upscale::overlap_for(&model.name),
+        overlap: upscale::overlap_for(&model.installed.name),
     };
     let files = find_files(params.paths, format!("x{scale}"), output_dir).await?;
     let settings = serde_json::json!({
-        "model": model.name,
-        "model_sha256": model.sha256,
+        "model": model.installed.name,
+        "model_sha256": model.installed.sha256,
         "scale": scale,
         "tile": tiling.tile,
         "overlap": tiling.overlap,
@@ -148,14 +149,15 @@ pub async fn upscale(
     run_step(daemon, files, Arc::new(step)).await
 }
 
-/// The installed model, checked before any file is touched.
-async fn find_model(
+/// The installed model, loaded before any file is touched: a missing or broken runtime or model
+/// fails the call once, not every file.
+async fn load_model(
     daemon: &Daemon,
     kind: ModelKind,
     name: Option<String>,
-) -> Result<local_models::Installed, ApiError> {
-    let dir = daemon.config.models_dir.clone();
-    tokio::task::spawn_blocking(move || local_models::find(&dir, kind, name.as_deref()))
+) -> Result<Arc<Model>, ApiError> {
+    let engine = daemon.engine.clone();
+    tokio::task::spawn_blocking(move || engine.model(kind, name.as_deref()))
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
 }
@@ -267,11 +269,11 @@ struct Step {
 enum Operation {
     Color(ColorProfile),
     BgRemove {
-        model: local_models::Installed,
+        model: Arc<Model>,
         options: bg_remove::Options,
     },
     Upscale {
-        model: local_models::Installed,
+        model: Arc<Model>,
         scale: u32,
         tiling: upscale::Tiling,
     },
@@ -391,18 +393,12 @@ fn process_file(
     let target = &work.target;
     let out: image::DynamicImage = match &step.operation {
         Operation::Color(profile) => color::apply(&image, profile).into(),
-        Operation::BgRemove { model, options } => {
-            let model = daemon
-                .engine
-                .model(ModelKind::BgRemoval, Some(&model.name))?;
-            bg_remove::remove(&model, &image, *options)?
-        }
+        Operation::BgRemove { model, options } => bg_remove::remove(model, &image, *options)?,
         Operation::Upscale {
             model,
             scale,
             tiling,
         } => {
-            let model = daemon.engine.model(ModelKind::Upscale, Some(&model.name))?;
             let mut progress = TileProgress::new(daemon, runtime, step.name, path);
             let mut failure = None;
             let size = (image.width() * scale, image.height() * scale);
@@ -412,9 +408,7 @@ fn process_file(
                         &image,
                         *scale,
                         *tiling,
-                        &mut |block, width, height| {
-                            upscale::run_model(&model, block, width, height)
-                        },
+                        &mut |block, width, height| upscale::run_model(model, block, width, height),
                         &mut |done, total| progress.tile(done, total),
                         &mut |band| sink(band).map_err(|err| write_error(target, err)),
                     );
