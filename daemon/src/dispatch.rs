@@ -13,6 +13,7 @@ use protocol::ErrorKind;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 
@@ -52,8 +53,29 @@ where
     <&RawValue>::deserialize(deserializer).map(Some)
 }
 
+/// How long a call may take.
+#[derive(Clone, Copy)]
+pub struct Bounds<'a> {
+    /// For every method but the unbounded ones.
+    pub timeout: Duration,
+    /// Cancelled when the caller disconnects: unbounded calls stop then.
+    pub caller_left: &'a CancellationToken,
+}
+
+/// The methods whose length follows their input ([`protocol::Method::UNBOUNDED`]).
+fn is_unbounded(method: &str) -> bool {
+    static UNBOUNDED: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        protocol::openrpc::method_infos()
+            .into_iter()
+            .filter(|info| info.unbounded)
+            .map(|info| info.name)
+            .collect()
+    });
+    UNBOUNDED.contains(&method)
+}
+
 /// Handles one frame. `frame` is the raw line without its newline.
-pub async fn handle_frame(methods: &Methods, frame: &[u8], timeout: Duration) -> Reply {
+pub async fn handle_frame(methods: &Methods, frame: &[u8], bounds: Bounds<'_>) -> Reply {
     let Ok(text) = std::str::from_utf8(frame) else {
         return error_reply(parse_error("frame is not valid UTF-8"), "null");
     };
@@ -68,9 +90,9 @@ pub async fn handle_frame(methods: &Methods, frame: &[u8], timeout: Duration) ->
         );
     }
     if text.trim_start().starts_with('[') {
-        handle_batch(methods, text, timeout).await
+        handle_batch(methods, text, bounds).await
     } else {
-        let (response, subscription) = handle_single(methods, text, timeout).await;
+        let (response, subscription) = handle_single(methods, text, bounds).await;
         Reply {
             response,
             subscriptions: subscription.into_iter().collect(),
@@ -78,7 +100,7 @@ pub async fn handle_frame(methods: &Methods, frame: &[u8], timeout: Duration) ->
     }
 }
 
-async fn handle_batch(methods: &Methods, text: &str, timeout: Duration) -> Reply {
+async fn handle_batch(methods: &Methods, text: &str, bounds: Bounds<'_>) -> Reply {
     let elements: Vec<&RawValue> = match serde_json::from_str(text) {
         Ok(elements) => elements,
         Err(err) => return error_reply(parse_error(&err.to_string()), "null"),
@@ -98,7 +120,7 @@ async fn handle_batch(methods: &Methods, text: &str, timeout: Duration) -> Reply
     let results = futures::future::join_all(
         elements
             .iter()
-            .map(|element| handle_single(methods, element.get(), timeout)),
+            .map(|element| handle_single(methods, element.get(), bounds)),
     )
     .await;
     let mut reply = Reply::default();
@@ -117,7 +139,7 @@ async fn handle_batch(methods: &Methods, text: &str, timeout: Duration) -> Reply
 async fn handle_single(
     methods: &Methods,
     text: &str,
-    timeout: Duration,
+    bounds: Bounds<'_>,
 ) -> (Option<String>, Option<mpsc::Receiver<Box<RawValue>>>) {
     let envelope: Envelope<'_> = match serde_json::from_str(text) {
         Ok(envelope) => envelope,
@@ -190,7 +212,19 @@ async fn handle_single(
     };
     let call =
         AssertUnwindSafe(methods.raw_json_request(&request, SUBSCRIPTION_BUFFER)).catch_unwind();
-    let (response, notifications) = match tokio::time::timeout(timeout, call).await {
+    let timeout = bounds.timeout;
+    let outcome = if is_unbounded(&method) {
+        tokio::select! {
+            outcome = call => Ok(outcome),
+            _ = bounds.caller_left.cancelled() => {
+                tracing::info!(%method, "the caller left; its call is stopped");
+                return (None, None);
+            }
+        }
+    } else {
+        tokio::time::timeout(timeout, call).await
+    };
+    let (response, notifications) = match outcome {
         Ok(Ok(Ok((response, notifications)))) if passes_through || id.is_none() => {
             (response.get().to_owned(), Some(notifications))
         }

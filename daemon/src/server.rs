@@ -156,7 +156,11 @@ async fn serve_connection(
         let forwarders = tasks.clone();
         let disconnected = disconnected.clone();
         tasks.spawn(async move {
-            let reply = dispatch::handle_frame(&methods, &bytes, timeout).await;
+            let bounds = dispatch::Bounds {
+                timeout,
+                caller_left: &disconnected,
+            };
+            let reply = dispatch::handle_frame(&methods, &bytes, bounds).await;
             if let Some(response) = reply.response {
                 let _ = out_tx.send(response).await;
             }

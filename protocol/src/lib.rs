@@ -47,6 +47,9 @@ pub trait Method {
     /// Param fields whose values are secrets: they are dropped before the params are digested for
     /// the audit log, and never logged.
     const SECRET_FIELDS: &'static [&'static str] = &[];
+    /// Whether the call's length follows its input (local steps over folders): the daemon's
+    /// request timeout does not apply, and the work stops when the caller disconnects.
+    const UNBOUNDED: bool = false;
 
     type Params: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
     type Output: Serialize + DeserializeOwned + JsonSchema + Send + 'static;

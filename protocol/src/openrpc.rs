@@ -13,6 +13,8 @@ pub struct MethodInfo {
     pub name: &'static str,
     pub summary: &'static str,
     pub mutating: bool,
+    /// Not bound by the request timeout (see [`Method::UNBOUNDED`]).
+    pub unbounded: bool,
     /// For subscriptions, the notification method that carries the items.
     pub notification: Option<&'static str>,
 }
@@ -24,12 +26,14 @@ macro_rules! collect_infos {
                 name: <$method as Method>::NAME,
                 summary: <$method as Method>::SUMMARY,
                 mutating: <$method as Method>::MUTATING,
+                unbounded: <$method as Method>::UNBOUNDED,
                 notification: None,
             },)*
             $(MethodInfo {
                 name: <$sub as Subscription>::NAME,
                 summary: <$sub as Subscription>::SUMMARY,
                 mutating: false,
+                unbounded: false,
                 notification: Some(<$sub as Subscription>::NOTIFICATION),
             },)*
         ]

@@ -87,6 +87,7 @@ impl Method for Color {
     const SUMMARY: &'static str =
         "Apply a colour profile to image files or folders (alpha kept; never overwrites)";
     const MUTATING: bool = true;
+    const UNBOUNDED: bool = true;
     type Params = ColorParams;
     type Output = StepReport;
 }
@@ -99,6 +100,7 @@ impl Method for BgRemove {
     const SUMMARY: &'static str =
         "Remove the background of image files or folders with a local model (never overwrites)";
     const MUTATING: bool = true;
+    const UNBOUNDED: bool = true;
     type Params = BgRemoveParams;
     type Output = StepReport;
 }
@@ -111,6 +113,7 @@ impl Method for Upscale {
     const SUMMARY: &'static str =
         "Upscale image files or folders ×2 or ×4 with a local model, in tiles (never overwrites)";
     const MUTATING: bool = true;
+    const UNBOUNDED: bool = true;
     type Params = UpscaleParams;
     type Output = StepReport;
 }

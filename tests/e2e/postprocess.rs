@@ -823,3 +823,62 @@ async fn a_model_is_loaded_on_first_use_and_freed_when_idle() {
     .expect("bg_remove again");
     assert_eq!(again.done, 1);
 }
+
+#[test]
+fn long_steps_outlive_the_request_timeout_and_stop_when_the_caller_leaves() {
+    let temp = tempfile::tempdir().expect("temp");
+    let config = temp.path().join("kromad.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nrequest_timeout_secs = 1\n[runs]\nlocal_jobs = 1\n",
+    )
+    .expect("config");
+    let daemon = Daemon::start_in(temp.path(), &["--config", &path_arg(&config)]);
+    let pages = temp.path().join("pages");
+    std::fs::create_dir_all(&pages).expect("pages");
+    let source = image::open(bg_fixture("figure_160x120.png")).expect("figure");
+    for index in 0..40 {
+        source
+            .save(pages.join(format!("page_{index:02}.png")))
+            .expect("page");
+    }
+    let request = |id: u32, out: &Path| {
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": "postprocess.bg_remove",
+            "params": { "paths": [path_arg(&pages)], "output_dir": path_arg(out), "mask_only": true },
+        })
+        .to_string()
+    };
+    let written = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+
+    // 40 inferences take longer than the 1 s request timeout, and the call still answers.
+    let all = temp.path().join("all");
+    let mut connection = kroma_tests::RawConnection::connect(&daemon.socket).expect("connect");
+    let answer = connection.call_json(&request(1, &all));
+    assert_eq!(answer["result"]["done"], 40, "{answer}");
+    assert_eq!(written(&all), 40);
+
+    // A caller that leaves stops the rest of its call.
+    let some = temp.path().join("some");
+    let mut connection = kroma_tests::RawConnection::connect(&daemon.socket).expect("connect");
+    connection.send(format!("{}\n", request(2, &some)).as_bytes());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while written(&some) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no output came");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(connection);
+    // The file in hand finishes; then nothing more comes.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after_leaving = written(&some);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        written(&some),
+        after_leaving,
+        "work went on after the caller left"
+    );
+    assert!(after_leaving < 40, "{after_leaving}");
+    let mut connection = kroma_tests::RawConnection::connect(&daemon.socket).expect("connect");
+    let status = connection.call_json(r#"{"jsonrpc":"2.0","id":3,"method":"daemon.status"}"#);
+    assert!(status["result"].is_object(), "{status}");
+}
