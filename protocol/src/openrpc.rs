@@ -54,12 +54,14 @@ macro_rules! describe_all {
                 <$method as Method>::NAME,
                 <$method as Method>::SUMMARY,
                 <$method as Method>::MUTATING,
+                <$method as Method>::UNBOUNDED,
                 None,
             ),)*
             $(describe::<<$sub as Subscription>::Params, <$sub as Subscription>::Item>(
                 &mut generator,
                 <$sub as Subscription>::NAME,
                 <$sub as Subscription>::SUMMARY,
+                false,
                 false,
                 Some(<$sub as Subscription>::NOTIFICATION),
             ),)*
@@ -106,6 +108,7 @@ fn describe<P: JsonSchema, O: JsonSchema>(
     name: &str,
     summary: &str,
     mutating: bool,
+    unbounded: bool,
     notification: Option<&str>,
 ) -> Value {
     let params_schema = generator.subschema_for::<P>();
@@ -119,6 +122,10 @@ fn describe<P: JsonSchema, O: JsonSchema>(
         "result": { "name": if notification.is_some() { "item" } else { "result" }, "schema": result_schema },
         "x-mutating": mutating,
     });
+    if unbounded {
+        // Not bound by the request timeout; stops when the caller disconnects.
+        method["x-unbounded"] = json!(true);
+    }
     if let Some(notification) = notification {
         method["x-subscription"] = json!({ "notification": notification });
     }
