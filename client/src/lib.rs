@@ -25,6 +25,10 @@ pub use error::ClientError;
 /// Long calls (a project purge on a slow disk) may take this long before the client gives up.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a client made for unbounded methods ([`protocol::Method::UNBOUNDED`]: local steps
+/// over folders) waits: in effect, until the daemon answers or the connection ends.
+pub const UNBOUNDED_REQUEST_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// A connection to kromad over its local socket.
 pub struct Client {
     inner: jsonrpsee::core::client::Client,
@@ -36,6 +40,11 @@ impl Client {
     /// [`ClientError::NotRunning`].
     pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
         Client::connect_with_timeout(socket, DEFAULT_REQUEST_TIMEOUT).await
+    }
+
+    /// Connects for unbounded methods: calls wait until the daemon answers.
+    pub async fn connect_unbounded(socket: &Path) -> Result<Client, ClientError> {
+        Client::connect_with_timeout(socket, UNBOUNDED_REQUEST_TIMEOUT).await
     }
 
     pub async fn connect_with_timeout(

@@ -274,7 +274,7 @@ impl Kromad {
             .map_err(|err| failure("starting kromad", err))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(client) = Client::connect(&socket).await {
+            if let Ok(client) = Client::connect_unbounded(&socket).await {
                 return Ok(Kromad { child, client });
             }
             if Instant::now() > deadline {

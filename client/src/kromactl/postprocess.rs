@@ -119,7 +119,7 @@ async fn run_step<M: Method<Output = StepReport>>(
     step: &str,
     params: &M::Params,
 ) -> Result<(), Failure> {
-    let client = Client::connect(socket).await?;
+    let client = Client::connect_unbounded(socket).await?;
     let progress =
         if global.quiet || global.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             ProgressBar::hidden()
