@@ -1457,3 +1457,40 @@ async fn a_chain_whose_model_is_not_installed_is_refused_before_spending() {
     );
     assert_eq!(world.fake.stats().billed, 0);
 }
+
+#[tokio::test]
+async fn a_scene_folder_with_a_tiff_is_refused_at_planning_with_the_fix() {
+    let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    setup(&client, &world.fake, false).await;
+    let folder = world.folder.join("scenes");
+    std::fs::create_dir_all(&folder).expect("folder");
+    write_png(&folder.join("dock.png"), [10, 20, 30]);
+    std::fs::write(folder.join("scan.tif"), b"II*\0not really").expect("tiff");
+    let folder_arg = folder.display().to_string();
+    for create in [false, true] {
+        let result = if create {
+            client
+                .call::<protocol::run::Create>(&protocol::run::CreateParams {
+                    plan: params(vec![folder_arg.clone()], 1),
+                    dry_run: true,
+                })
+                .await
+                .map(|_| ())
+        } else {
+            client
+                .call::<protocol::run::PlanRun>(&params(vec![folder_arg.clone()], 1))
+                .await
+                .map(|_| ())
+        };
+        let err = error_of(result);
+        assert_eq!(err.code, "unsupported_scene");
+        assert!(err.message.contains("scan.tif"), "{}", err.message);
+        assert!(err.hint.as_deref().unwrap_or("").contains("PNG"));
+    }
+    std::fs::remove_file(folder.join("scan.tif")).expect("remove");
+    client
+        .call::<protocol::run::PlanRun>(&params(vec![folder_arg], 1))
+        .await
+        .expect("the rest plans");
+}

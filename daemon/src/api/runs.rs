@@ -22,8 +22,12 @@ use crate::store::runs::{self as rows, NewCandidate, RunRow};
 use crate::store::{NewEvent, ProjectRow, StoreError, asset_queries};
 use crate::{Daemon, clock, models, runs};
 
-/// Image files a scene folder contributes (reference §3.4).
-const SCENE_EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"];
+/// Image files a scene folder contributes.
+const SCENE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+/// Image files the old pipeline took from scene folders (reference §3.4) that kroma cannot decode
+/// or send: planning says so rather than skip them or fail later, at import.
+const UNSUPPORTED_SCENE_EXTENSIONS: [&str; 3] = ["bmp", "tif", "tiff"];
 
 /// Reads the settings layers (user, then the project's when given) below `request`.
 pub(super) async fn resolve_settings(
@@ -173,6 +177,19 @@ async fn resolve_scenes(
                 let mut any = false;
                 for entry in found {
                     let candidate = entry.map_err(|(_, err)| err)?;
+                    if crate::import::has_extension(&candidate.shown, &UNSUPPORTED_SCENE_EXTENSIONS)
+                    {
+                        return Err(ApiError::validation(
+                            "unsupported_scene",
+                            format!(
+                                "{}: BMP and TIFF scenes are not supported",
+                                candidate.shown.display()
+                            ),
+                        )
+                        .with_hint(
+                            "convert it to PNG (or JPEG or WebP), or move it out of the folder",
+                        ));
+                    }
                     let explicit = candidate.shown == Path::new(&path);
                     if !explicit
                         && !crate::import::has_extension(&candidate.shown, &SCENE_EXTENSIONS)
