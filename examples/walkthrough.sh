@@ -55,7 +55,7 @@ kromactl run create night-harbor "$here/night-harbor/scenes/pier-rain.png" --sta
 kromactl run list
 kromactl cost --project night-harbor
 kromactl asset list night-harbor --kind generated
-kromactl asset list night-harbor --kind color-corrected
+kromactl asset list night-harbor --kind color_corrected
 kromactl bg-remove "$here/night-harbor/scenes/pier-rain.png" --mask-only -o "$scratch/masks"
 kromactl daemon status
 kromactl events | tail -n 5

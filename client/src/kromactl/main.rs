@@ -396,15 +396,18 @@ pub enum ImportKind {
     Other,
 }
 
-/// Every asset kind, for filters.
+/// Every asset kind, for filters, named as tables and the API print them.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum AnyKind {
     Input,
     Reference,
     Mask,
     Generated,
+    #[value(alias = "bg-removed")]
     BgRemoved,
     Upscaled,
+    #[value(alias = "color-corrected")]
     ColorCorrected,
     Other,
 }
