@@ -88,6 +88,41 @@ fn no_after(_: &rusqlite::Connection, _: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Reads the row of one knowledge entity, named by id or name.
+async fn read_one<R: Send + 'static>(
+    daemon: &Daemon,
+    entity: Entity,
+    params: wire::EntityRef,
+    get: fn(&rusqlite::Connection, &str) -> Result<R, StoreError>,
+) -> Result<R, ApiError> {
+    let project = find_project(daemon, &params.project).await?;
+    let row = daemon
+        .store
+        .read(move |conn| get(conn, &rows::resolve(conn, entity, &project.id, &params.id)?))
+        .await?;
+    Ok(row)
+}
+
+/// Reads the rows of every entity of one kind in a project.
+async fn read_all<R: Send + 'static>(
+    daemon: &Daemon,
+    entity: Entity,
+    params: wire::ProjectParams,
+    get: fn(&rusqlite::Connection, &str) -> Result<R, StoreError>,
+) -> Result<Vec<R>, ApiError> {
+    let project = find_project(daemon, &params.project).await?;
+    let rows = daemon
+        .store
+        .read(move |conn| {
+            rows::ids(conn, entity, &project.id)?
+                .iter()
+                .map(|id| get(conn, id))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+    Ok(rows)
+}
+
 // ---- style guides ----
 
 pub async fn style_guide_create(
@@ -192,35 +227,17 @@ pub async fn style_guide_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
 ) -> Result<wire::StyleGuide, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let guide = daemon
-        .store
-        .read(move |conn| {
-            rows::get_style_guide(
-                conn,
-                &rows::resolve(conn, Entity::StyleGuide, &project.id, &params.id)?,
-            )
-        })
-        .await?;
-    Ok(style_guide_to_proto(&guide))
+    let row = read_one(&daemon, Entity::StyleGuide, params, rows::get_style_guide).await?;
+    Ok(style_guide_to_proto(&row))
 }
 
 pub async fn style_guide_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
 ) -> Result<wire::StyleGuideList, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let guides = daemon
-        .store
-        .read(move |conn| {
-            rows::ids(conn, Entity::StyleGuide, &project.id)?
-                .iter()
-                .map(|id| rows::get_style_guide(conn, id))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let rows = read_all(&daemon, Entity::StyleGuide, params, rows::get_style_guide).await?;
     Ok(wire::StyleGuideList {
-        style_guides: guides.iter().map(style_guide_to_proto).collect(),
+        style_guides: rows.iter().map(style_guide_to_proto).collect(),
     })
 }
 
@@ -336,35 +353,17 @@ pub async fn character_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
 ) -> Result<wire::Character, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let character = daemon
-        .store
-        .read(move |conn| {
-            rows::get_character(
-                conn,
-                &rows::resolve(conn, Entity::Character, &project.id, &params.id)?,
-            )
-        })
-        .await?;
-    Ok(character_to_proto(&character))
+    let row = read_one(&daemon, Entity::Character, params, rows::get_character).await?;
+    Ok(character_to_proto(&row))
 }
 
 pub async fn character_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
 ) -> Result<wire::CharacterList, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let characters = daemon
-        .store
-        .read(move |conn| {
-            rows::ids(conn, Entity::Character, &project.id)?
-                .iter()
-                .map(|id| rows::get_character(conn, id))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let rows = read_all(&daemon, Entity::Character, params, rows::get_character).await?;
     Ok(wire::CharacterList {
-        characters: characters.iter().map(character_to_proto).collect(),
+        characters: rows.iter().map(character_to_proto).collect(),
     })
 }
 
@@ -567,35 +566,29 @@ pub async fn reference_set_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
 ) -> Result<wire::ReferenceSet, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let set = daemon
-        .store
-        .read(move |conn| {
-            rows::get_reference_set(
-                conn,
-                &rows::resolve(conn, Entity::ReferenceSet, &project.id, &params.id)?,
-            )
-        })
-        .await?;
-    reference_set_to_proto(&set)
+    let row = read_one(
+        &daemon,
+        Entity::ReferenceSet,
+        params,
+        rows::get_reference_set,
+    )
+    .await?;
+    reference_set_to_proto(&row)
 }
 
 pub async fn reference_set_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
 ) -> Result<wire::ReferenceSetList, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let sets = daemon
-        .store
-        .read(move |conn| {
-            rows::ids(conn, Entity::ReferenceSet, &project.id)?
-                .iter()
-                .map(|id| rows::get_reference_set(conn, id))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let rows = read_all(
+        &daemon,
+        Entity::ReferenceSet,
+        params,
+        rows::get_reference_set,
+    )
+    .await?;
     Ok(wire::ReferenceSetList {
-        reference_sets: sets
+        reference_sets: rows
             .iter()
             .map(reference_set_to_proto)
             .collect::<Result<_, _>>()?,
@@ -728,35 +721,29 @@ pub async fn prompt_template_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
 ) -> Result<wire::PromptTemplate, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let template = daemon
-        .store
-        .read(move |conn| {
-            rows::get_prompt_template(
-                conn,
-                &rows::resolve(conn, Entity::PromptTemplate, &project.id, &params.id)?,
-            )
-        })
-        .await?;
-    Ok(prompt_template_to_proto(&template))
+    let row = read_one(
+        &daemon,
+        Entity::PromptTemplate,
+        params,
+        rows::get_prompt_template,
+    )
+    .await?;
+    Ok(prompt_template_to_proto(&row))
 }
 
 pub async fn prompt_template_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
 ) -> Result<wire::PromptTemplateList, ApiError> {
-    let project = find_project(&daemon, &params.project).await?;
-    let templates = daemon
-        .store
-        .read(move |conn| {
-            rows::ids(conn, Entity::PromptTemplate, &project.id)?
-                .iter()
-                .map(|id| rows::get_prompt_template(conn, id))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let rows = read_all(
+        &daemon,
+        Entity::PromptTemplate,
+        params,
+        rows::get_prompt_template,
+    )
+    .await?;
     Ok(wire::PromptTemplateList {
-        prompt_templates: templates.iter().map(prompt_template_to_proto).collect(),
+        prompt_templates: rows.iter().map(prompt_template_to_proto).collect(),
     })
 }
 
