@@ -45,7 +45,8 @@ pub mod kind {
     /// A file went through a one-off post-process step (or failed to): `{step, input, output?,
     /// error?, done, total}`.
     pub const POSTPROCESS_FILE: &str = "postprocess.file";
-    /// A long one-off step advanced within one file: `{step, input, tiles_done, tiles}`.
+    /// A long local step advanced within one file: `{step, input, tiles_done, tiles}` for one-off
+    /// steps, `{step, run, job, index, candidate, status, tiles_done, tiles}` in a run's post-process chain.
     pub const POSTPROCESS_PROGRESS: &str = "postprocess.progress";
 }
 

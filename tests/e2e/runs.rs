@@ -1367,6 +1367,7 @@ async fn the_whole_chain_removes_the_background_upscales_and_colours_in_order() 
     let world = World::start(&settings, "", fake(Duration::ZERO).await).await;
     let client = world.client().await;
     let scene = setup(&client, &world.fake, false).await;
+    let before = last_event_id(&client).await;
     let detail = create(
         &client,
         PlanParams {
@@ -1431,6 +1432,22 @@ async fn the_whole_chain_removes_the_background_upscales_and_colours_in_order() 
     for kind in ["bg_removed", "upscaled", "color_corrected", "generated"] {
         assert!(json.contains(kind), "{kind} in {json}");
     }
+    // The upscale reported its tiles, with the run and the candidate.
+    let tiles: Vec<serde_json::Value> = events_since(&client, before)
+        .await
+        .into_iter()
+        .filter(|event| {
+            event.kind == protocol::events::kind::POSTPROCESS_PROGRESS
+                && event.data["run"] == done.run.id.as_str()
+        })
+        .map(|event| event.data)
+        .collect();
+    assert!(
+        tiles
+            .iter()
+            .any(|t| t["step"] == "upscale" && t["tiles_done"] == t["tiles"]),
+        "{tiles:?}"
+    );
     assert_eq!(world.fake.stats().billed, 1);
 }
 

@@ -8,6 +8,7 @@
 //! place for this candidate is taken as it is).
 
 use std::path::Path;
+use std::time::Duration;
 
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
@@ -184,11 +185,47 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         let ids = (context.candidate.id.clone(), context.run.id.clone());
         let engine = daemon.engine.clone();
         let stem = stem.clone();
-        let output = tokio::task::spawn_blocking(move || {
-            run_step(&engine, &root, &source_rel, &stem, &ids, &step)
-        })
-        .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+        let name = step.describe().0;
+        // Tiles are reported from the blocking step through a channel, a few a second.
+        let (tiles_tx, mut tiles) = tokio::sync::mpsc::unbounded_channel();
+        let work = tokio::task::spawn_blocking(move || {
+            let mut progress = |done: usize, total: usize| {
+                let _ = tiles_tx.send((done, total));
+            };
+            run_step(
+                &engine,
+                &root,
+                &source_rel,
+                &stem,
+                &ids,
+                &step,
+                &mut progress,
+            )
+        });
+        tokio::pin!(work);
+        let mut last_report: Option<std::time::Instant> = None;
+        let output = loop {
+            tokio::select! {
+                output = &mut work => break output,
+                Some((done, total)) = tiles.recv() => {
+                    let due = last_report.is_none_or(|at| at.elapsed() >= Duration::from_millis(250));
+                    if due || done == total {
+                        last_report = Some(std::time::Instant::now());
+                        let mut data = runner::candidate_data(context, "postprocessing");
+                        data["step"] = name.into();
+                        data["candidate"] = context.candidate.id.clone().into();
+                        data["tiles_done"] = done.into();
+                        data["tiles"] = total.into();
+                        let event = runner::event(context, kind::POSTPROCESS_PROGRESS, data, &clock::now());
+                        if let Err(err) = daemon.store.append_events(vec![event]).await {
+                            tracing::warn!(%err, "could not record a postprocess.progress event");
+                        }
+                    }
+                }
+            }
+        };
+        let output = output
+            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
         written.push(output);
     }
     if let Some(first) = written.first_mut() {
@@ -207,6 +244,7 @@ fn run_step(
     stem: &str,
     (candidate, run): &(String, String),
     step: &Step,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Written, ApiError> {
     let source = root.join(source_rel);
     let io = |doing: &str, err: std::io::Error| {
@@ -279,7 +317,7 @@ fn run_step(
                     *scale,
                     tiling,
                     &mut |block, width, height| upscale::run_model(&model, block, width, height),
-                    &mut |_, _| {},
+                    progress,
                     &mut |band| sink(band).map_err(|err| internal(err.to_string())),
                 )
                 .map_err(|err| {
