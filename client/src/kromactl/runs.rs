@@ -791,6 +791,8 @@ struct JobProgress {
     status: String,
     /// Candidate statuses by index - 1.
     candidates: Vec<String>,
+    /// The post-process step under way on one of its candidates, e.g. `#2 upscale 3/24`.
+    chain: Option<String>,
 }
 
 impl JobProgress {
@@ -826,6 +828,7 @@ impl RunProgress {
                     .iter()
                     .map(|candidate| candidate.status.as_str().to_owned())
                     .collect(),
+                chain: None,
             })
             .collect();
         // A job the daemon has no rows for yet still shows, with the plan's candidates.
@@ -835,6 +838,7 @@ impl RunProgress {
                     key: planned.key.clone(),
                     status: "planned".to_owned(),
                     candidates: vec!["planned".to_owned(); planned.candidates as usize],
+                    chain: None,
                 });
             }
         }
@@ -876,6 +880,19 @@ impl RunProgress {
                 };
                 if let Some(job) = self.job_mut(text("job")) {
                     job.status = text("status").unwrap_or(fallback).to_owned();
+                }
+            }
+            kind::POSTPROCESS_PROGRESS => {
+                let tiles = |field: &str| data.get(field).and_then(|value| value.as_u64());
+                let index = data.get("index").and_then(|value| value.as_u64());
+                let step = text("step").unwrap_or("post-process").to_owned();
+                if let Some(job) = self.job_mut(text("job")) {
+                    job.chain = match (tiles("tiles_done"), tiles("tiles"), index) {
+                        (Some(done), Some(total), Some(index)) if done < total => {
+                            Some(format!("#{index} {step} {done}/{total}"))
+                        }
+                        _ => None,
+                    };
                 }
             }
             kind::CANDIDATE_STARTED | kind::CANDIDATE_FINISHED | kind::CANDIDATE_FAILED => {
@@ -1036,10 +1053,14 @@ impl WatchView {
 }
 
 fn job_message(job: &JobProgress) -> String {
-    match job.failed() {
+    let mut message = match job.failed() {
         0 => job.status.clone(),
         failed => format!("{}, {failed} failed", job.status),
+    };
+    if let Some(chain) = &job.chain {
+        message.push_str(&format!(", {chain}"));
     }
+    message
 }
 
 /// `style_1_harbor #2 failed: the provider refused the prompt` for a finished candidate.
@@ -1692,6 +1713,19 @@ mod tests {
             "$0.42 spent, 1 failed, ETA 1m 20s"
         );
         assert_eq!(progress.finished, None);
+        progress.apply(&event(
+            kind::POSTPROCESS_PROGRESS,
+            serde_json::json!({"run": "run-1", "job": job, "index": 1, "step": "upscale", "tiles_done": 3, "tiles": 24}),
+        ));
+        assert_eq!(
+            job_message(&progress.jobs[0]),
+            "done, 1 failed, #1 upscale 3/24"
+        );
+        progress.apply(&event(
+            kind::POSTPROCESS_PROGRESS,
+            serde_json::json!({"run": "run-1", "job": job, "index": 1, "step": "upscale", "tiles_done": 24, "tiles": 24}),
+        ));
+        assert_eq!(job_message(&progress.jobs[0]), "done, 1 failed");
         progress.apply(&event(
             kind::RUN_FINISHED,
             serde_json::json!({"run": "run-1", "status": "partial"}),
