@@ -1420,7 +1420,10 @@ async fn the_whole_chain_removes_the_background_upscales_and_colours_in_order() 
         .collect();
     assert!(steps[0].contains("kroma:step") && steps[0].contains("bg_remove"));
     assert!(steps[0].contains("\"matting\":true"));
+    // The models that ran, by name and hash.
+    assert!(steps[0].contains("\"model\":\"u2netp\"") && steps[0].contains("model_sha256"));
     assert!(steps[1].contains("upscale"));
+    assert!(steps[1].contains("\"model\":\"realesr-general-x4v3\""));
     let lineage = client
         .call::<protocol::asset::Lineage>(&protocol::asset::AssetRef {
             project: "noir".into(),

@@ -277,29 +277,38 @@ fn run_step(
     let image = crate::image_check::decode_for_processing(&bytes)
         .map_err(|problem| ApiError::validation(problem.code(), problem.to_string()))?
         .to_rgba8();
-    let (name, settings) = step.describe();
-    let provenance = Provenance::from([
-        ("candidate", candidate.clone()),
-        ("run", run.clone()),
-        ("source_sha256", crate::planner::hex_sha256(&bytes)),
-        ("step", name.to_owned()),
-        ("settings", settings.to_string()),
-    ]);
+    let source_sha256 = crate::planner::hex_sha256(&bytes);
     drop(bytes);
-    let encode = |out: image::DynamicImage| -> Result<Vec<u8>, ApiError> {
+    // The model actually used goes in by name and hash, so the record says exactly what ran.
+    let provenance = |model: Option<&crate::local_models::Installed>| {
+        let (name, mut settings) = step.describe();
+        if let Some(model) = model {
+            settings["model"] = model.name.clone().into();
+            settings["model_sha256"] = model.sha256.clone().into();
+        }
+        Provenance::from([
+            ("candidate", candidate.clone()),
+            ("run", run.clone()),
+            ("source_sha256", source_sha256.clone()),
+            ("step", name.to_owned()),
+            ("settings", settings.to_string()),
+        ])
+    };
+    let encode = |out: image::DynamicImage, provenance: &Provenance| -> Result<Vec<u8>, ApiError> {
         let png = output::encode_png(&out).map_err(internal)?;
-        output::with_provenance(png, &provenance).map_err(internal)
+        output::with_provenance(png, provenance).map_err(internal)
     };
     let (png, width, height) = match step {
         Step::Color { profile, .. } => {
             let out = color::apply(&image, profile);
             let (width, height) = out.dimensions();
-            (encode(out.into())?, width, height)
+            (encode(out.into(), &provenance(None))?, width, height)
         }
         Step::BgRemove { model, options } => {
             let model = engine.model(ModelKind::BgRemoval, model.as_deref())?;
             let out = bg_remove::remove(&model, &image, *options)?;
-            (encode(out)?, image.width(), image.height())
+            let png = encode(out, &provenance(Some(&model.installed)))?;
+            (png, image.width(), image.height())
         }
         Step::Upscale { model, scale } => {
             let model = engine.model(ModelKind::Upscale, model.as_deref())?;
@@ -311,6 +320,7 @@ fn run_step(
             // The compressed output is kept in memory to record it; the pixels never are.
             let mut png = Vec::new();
             let mut failure = None;
+            let provenance = provenance(Some(&model.installed));
             let encoded = output::stream_png(&mut png, size, &provenance, |sink| {
                 upscale::upscale(
                     &image,
