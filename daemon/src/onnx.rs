@@ -69,9 +69,7 @@ impl Model {
         }
         Ok(answer)
     }
-}
 
-impl Model {
     /// A free session, else the next one in turn once it is free.
     fn session(&self) -> Result<MutexGuard<'_, Session>, ApiError> {
         for session in &self.sessions {

@@ -400,28 +400,22 @@ fn process_file(
             tiling,
         } => {
             let mut progress = TileProgress::new(daemon, runtime, step.name, path);
-            let mut failure = None;
-            let size = (image.width() * scale, image.height() * scale);
             let written = output::write_new_with(target, |file| {
-                output::stream_png(file, size, &provenance, |sink| {
-                    let outcome = upscale::upscale(
-                        &image,
-                        *scale,
-                        *tiling,
-                        &mut |block, width, height| upscale::run_model(model, block, width, height),
-                        &mut |done, total| progress.tile(done, total),
-                        &mut |band| sink(band).map_err(|err| write_error(target, err)),
-                    );
-                    outcome.map_err(|err| {
-                        failure = Some(err);
-                        std::io::Error::other("the upscale failed")
-                    })
-                })
+                upscale::encode_png(
+                    model,
+                    &image,
+                    *scale,
+                    *tiling,
+                    &provenance,
+                    &mut |done, total| progress.tile(done, total),
+                    file,
+                )
             });
-            if let Some(err) = failure {
-                return Err(err);
+            match written {
+                Ok(()) => {}
+                Err(output::WriteError::File(err)) => return Err(write_error(target, err)),
+                Err(output::WriteError::Content(err)) => return Err(err),
             }
-            written.map_err(|err| write_error(target, err))?;
             return Ok(target.clone());
         }
     };
@@ -433,13 +427,12 @@ fn process_file(
     Ok(target.clone())
 }
 
-/// `postprocess.progress` events for the tiles of one file, at most a few a second.
+/// `postprocess.progress` events for the tiles of one file.
 struct TileProgress<'a> {
     daemon: &'a Daemon,
     runtime: &'a tokio::runtime::Handle,
     step: &'static str,
     input: String,
-    last: Option<std::time::Instant>,
 }
 
 impl<'a> TileProgress<'a> {
@@ -454,18 +447,10 @@ impl<'a> TileProgress<'a> {
             runtime,
             step,
             input: input.display().to_string(),
-            last: None,
         }
     }
 
     fn tile(&mut self, done: usize, total: usize) {
-        let due = self
-            .last
-            .is_none_or(|last| last.elapsed() >= std::time::Duration::from_millis(250));
-        if !due && done < total {
-            return;
-        }
-        self.last = Some(std::time::Instant::now());
         let event = NewEvent {
             at: clock::now(),
             kind: protocol::events::kind::POSTPROCESS_PROGRESS,

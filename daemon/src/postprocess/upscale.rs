@@ -6,14 +6,15 @@
 //! overlap covers the model's reach: measured on x4v3, 10 px leaves seams of up to 11/255, 24 px
 //! leaves at most 1/255 and 32 px none. ×2 averages each 2×2 block of the ×4 output, which keeps
 //! tiles independent. Alpha, when the image has any, is upscaled separately by the same model
-//! (as a gray image), tile by tile. The output comes out in bands of whole rows, top to bottom,
-//! for a streaming PNG encoder.
+//! (as a gray image), tile by tile. The output comes out in bands of whole rows, top to bottom;
+//! [`encode_png`] streams them into a PNG.
 
 use image::RgbaImage;
 use kroma_protocol::ErrorKind;
 
 use crate::error::ApiError;
 use crate::onnx::Model;
+use crate::runs::output::{self, Provenance};
 
 /// How an image is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +180,57 @@ pub fn run_model(
         ));
     }
     Ok(out)
+}
+
+/// Upscales `image` with `model` straight into a PNG written to `out`, carrying `provenance`;
+/// only the compressed bytes and one band of rows are in memory. `progress(done, total)` hears
+/// of the tiles at most four times a second, and always of the last one.
+pub fn encode_png(
+    model: &Model,
+    image: &RgbaImage,
+    scale: u32,
+    tiling: Tiling,
+    provenance: &Provenance,
+    progress: &mut dyn FnMut(usize, usize),
+    out: &mut impl std::io::Write,
+) -> Result<(), ApiError> {
+    let size = (image.width() * scale, image.height() * scale);
+    let io_error = |err: std::io::Error| {
+        ApiError::new(
+            ErrorKind::Infra,
+            "io_error",
+            format!("writing the upscaled PNG: {err}"),
+        )
+        .with_hint("check that the folder is writable and the disk has room")
+    };
+    let mut reported: Option<std::time::Instant> = None;
+    let mut throttled = |done: usize, total: usize| {
+        let due = reported.is_none_or(|at| at.elapsed() >= std::time::Duration::from_millis(250));
+        if due || done == total {
+            reported = Some(std::time::Instant::now());
+            progress(done, total);
+        }
+    };
+    // The encoder's row source speaks io::Error; the upscale's own error is kept aside.
+    let mut failure = None;
+    let encoded = output::stream_png(out, size, provenance, |sink| {
+        upscale(
+            image,
+            scale,
+            tiling,
+            &mut |block, width, height| run_model(model, block, width, height),
+            &mut throttled,
+            &mut |band| sink(band).map_err(io_error),
+        )
+        .map_err(|err| {
+            failure = Some(err);
+            std::io::Error::other("the upscale failed")
+        })
+    });
+    match failure {
+        Some(err) => Err(err),
+        None => encoded.map_err(io_error),
+    }
 }
 
 fn to_u8(value: f32) -> u8 {

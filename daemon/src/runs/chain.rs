@@ -8,7 +8,6 @@
 //! place for this candidate is taken as it is).
 
 use std::path::Path;
-use std::time::Duration;
 
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
@@ -186,7 +185,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         let engine = daemon.engine.clone();
         let stem = stem.clone();
         let name = step.describe().0;
-        // Tiles are reported from the blocking step through a channel, a few a second.
+        // Tiles come from the blocking step through a channel (a few a second, see encode_png).
         let (tiles_tx, mut tiles) = tokio::sync::mpsc::unbounded_channel();
         let work = tokio::task::spawn_blocking(move || {
             let mut progress = |done: usize, total: usize| {
@@ -203,23 +202,18 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
             )
         });
         tokio::pin!(work);
-        let mut last_report: Option<std::time::Instant> = None;
         let output = loop {
             tokio::select! {
                 output = &mut work => break output,
                 Some((done, total)) = tiles.recv() => {
-                    let due = last_report.is_none_or(|at| at.elapsed() >= Duration::from_millis(250));
-                    if due || done == total {
-                        last_report = Some(std::time::Instant::now());
-                        let mut data = runner::candidate_data(context, "postprocessing");
-                        data["step"] = name.into();
-                        data["candidate"] = context.candidate.id.clone().into();
-                        data["tiles_done"] = done.into();
-                        data["tiles"] = total.into();
-                        let event = runner::event(context, kind::POSTPROCESS_PROGRESS, data, &clock::now());
-                        if let Err(err) = daemon.store.append_events(vec![event]).await {
-                            tracing::warn!(%err, "could not record a postprocess.progress event");
-                        }
+                    let mut data = runner::candidate_data(context, "postprocessing");
+                    data["step"] = name.into();
+                    data["candidate"] = context.candidate.id.clone().into();
+                    data["tiles_done"] = done.into();
+                    data["tiles"] = total.into();
+                    let event = runner::event(context, kind::POSTPROCESS_PROGRESS, data, &clock::now());
+                    if let Err(err) = daemon.store.append_events(vec![event]).await {
+                        tracing::warn!(%err, "could not record a postprocess.progress event");
                     }
                 }
             }
@@ -316,30 +310,19 @@ fn run_step(
                 tile: upscale::DEFAULT_TILE,
                 overlap: upscale::overlap_for(&model.installed.name),
             };
-            let size = (image.width() * scale, image.height() * scale);
             // The compressed output is kept in memory to record it; the pixels never are.
             let mut png = Vec::new();
-            let mut failure = None;
             let provenance = provenance(Some(&model.installed));
-            let encoded = output::stream_png(&mut png, size, &provenance, |sink| {
-                upscale::upscale(
-                    &image,
-                    *scale,
-                    tiling,
-                    &mut |block, width, height| upscale::run_model(&model, block, width, height),
-                    progress,
-                    &mut |band| sink(band).map_err(|err| internal(err.to_string())),
-                )
-                .map_err(|err| {
-                    failure = Some(err);
-                    std::io::Error::other("the upscale failed")
-                })
-            });
-            if let Some(err) = failure {
-                return Err(err);
-            }
-            encoded.map_err(|err| internal(err.to_string()))?;
-            (png, size.0, size.1)
+            upscale::encode_png(
+                &model,
+                &image,
+                *scale,
+                tiling,
+                &provenance,
+                progress,
+                &mut png,
+            )?;
+            (png, image.width() * scale, image.height() * scale)
         }
     };
     output::place(root, &rel_path, &png, &clock::now()).map_err(|err| io("writing after", err))?;

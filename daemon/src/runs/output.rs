@@ -86,27 +86,37 @@ pub fn place(root: &Path, rel_path: &str, bytes: &[u8], stamp: &str) -> io::Resu
 /// Writes a new file atomically (temporary file, synced, renamed); fails with `AlreadyExists`
 /// rather than replace anything. Creates the folder when missing.
 pub fn write_new(target: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_new_with(target, |file| file.write_all(bytes))
+    write_new_with(target, |file| file.write_all(bytes)).map_err(|err| match err {
+        WriteError::File(err) | WriteError::Content(err) => err,
+    })
+}
+
+/// Why [`write_new_with`] wrote nothing: the file itself, or what was to go in it.
+pub enum WriteError<E> {
+    File(io::Error),
+    Content(E),
 }
 
 /// [`write_new`] for content written in pieces by `write`. A failed `write` leaves nothing.
-pub fn write_new_with(
+pub fn write_new_with<E>(
     target: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
-) -> io::Result<()> {
+    write: impl FnOnce(&mut std::fs::File) -> Result<(), E>,
+) -> Result<(), WriteError<E>> {
     let folder = target.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(folder)?;
+    std::fs::create_dir_all(folder).map_err(WriteError::File)?;
     if target.exists() {
         // Checked again by the rename; this only saves the work.
-        return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        return Err(WriteError::File(io::ErrorKind::AlreadyExists.into()));
     }
     let mut temp = tempfile::Builder::new()
         .prefix(".kroma-")
         .suffix(".part")
-        .tempfile_in(folder)?;
-    write(temp.as_file_mut())?;
-    temp.as_file().sync_all()?;
-    temp.persist_noclobber(target).map_err(|err| err.error)?;
+        .tempfile_in(folder)
+        .map_err(WriteError::File)?;
+    write(temp.as_file_mut()).map_err(WriteError::Content)?;
+    temp.as_file().sync_all().map_err(WriteError::File)?;
+    temp.persist_noclobber(target)
+        .map_err(|err| WriteError::File(err.error))?;
     Ok(())
 }
 
