@@ -114,29 +114,7 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::provider::Check, _, _>(&mut module, providers::check);
     register::<protocol::settings::Effective, _, _>(&mut module, runs::settings_effective);
     register::<protocol::model::List, _, _>(&mut module, runs::model_list);
-    register::<protocol::models::List, _, _>(&mut module, |daemon, params| async move {
-        let dir = daemon.config.models_dir.clone();
-        let engine = daemon.engine.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut local = crate::local_models::list(&dir, params.verify);
-            // Verifying also loads the runtime: a file of the right size may still not load.
-            let runtime = local.models.iter().find(|m| m.kind == "runtime");
-            if let (true, true, Some(runtime)) = (params.verify, local.ok, runtime)
-                && let Err(err) = engine.check_runtime(std::path::Path::new(&runtime.path))
-            {
-                local.ok = false;
-                local.problem = Some(err.message);
-                local.hint = err.hint;
-            }
-            let loaded = engine.loaded();
-            for model in &mut local.models {
-                model.loaded = loaded.contains(&model.name);
-            }
-            local
-        })
-        .await
-        .map_err(|err| ApiError::from(StoreError::Task(err.to_string())))
-    });
+    register::<protocol::models::List, _, _>(&mut module, postprocess::models_list);
     register::<protocol::run::PlanRun, _, _>(&mut module, runs::plan);
     register::<protocol::run::Create, _, _>(&mut module, runs::create);
     register::<protocol::run::Start, _, _>(&mut module, runs::start);

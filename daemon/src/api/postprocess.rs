@@ -149,6 +149,34 @@ pub async fn upscale(
     run_step(daemon, files, Arc::new(step)).await
 }
 
+/// `models.list`: the installed runtime and models, which are loaded now, and with `verify` the
+/// hashes checked and the runtime loaded (a whole file may still not load).
+pub async fn models_list(
+    daemon: Arc<Daemon>,
+    params: protocol::models::ListParams,
+) -> Result<protocol::models::LocalModels, ApiError> {
+    let dir = daemon.config.models_dir.clone();
+    let engine = daemon.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut local = crate::local_models::list(&dir, params.verify);
+        let runtime = local.models.iter().find(|m| m.kind == "runtime");
+        if let (true, true, Some(runtime)) = (params.verify, local.ok, runtime)
+            && let Err(err) = engine.check_runtime(Path::new(&runtime.path))
+        {
+            local.ok = false;
+            local.problem = Some(err.message);
+            local.hint = err.hint;
+        }
+        let loaded = engine.loaded();
+        for model in &mut local.models {
+            model.loaded = loaded.contains(&model.name);
+        }
+        local
+    })
+    .await
+    .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))
+}
+
 /// The installed model, loaded before any file is touched: a missing or broken runtime or model
 /// fails the call once, not every file.
 async fn load_model(
