@@ -514,7 +514,7 @@ async fn retry(
         _ => {}
     }
     let scope = retry_scope(&detail, only_failed);
-    if scope.calls == 0 && scope.chains > 0 {
+    let confirm_cost_usd = if scope.calls == 0 && scope.chains > 0 {
         // Only post-process chains: no provider call, nothing to confirm.
         if !global.json && !global.quiet {
             println!(
@@ -522,21 +522,8 @@ async fn retry(
                 plural(scope.chains as usize, "post-process chain")
             );
         }
-        let events = if confirm_args.detach {
-            None
-        } else {
-            Some(events_from_now(client).await?)
-        };
-        let summary = client
-            .call::<wire::Retry>(&wire::RetryParams {
-                run: id.clone(),
-                only_failed,
-                confirm_cost_usd: 0.0,
-            })
-            .await?;
-        return follow_started(global, client, &summary, events, "retrying").await;
-    }
-    if scope.calls == 0 {
+        0.0
+    } else if scope.calls == 0 {
         let others = scope.unknown + scope.canceled;
         return Err(if only_failed && others > 0 {
             Failure::other(
@@ -549,29 +536,29 @@ async fn retry(
         } else {
             Failure::other(format!("run {id} has nothing to retry"), None)
         });
-    }
-    let plan = &detail.plan;
-    if !global.json && !global.quiet {
-        let which = if only_failed {
-            format!("{} failed", scope.failed)
-        } else {
-            format!(
-                "{} failed, {} unknown, {} canceled",
-                scope.failed, scope.unknown, scope.canceled
-            )
-        };
-        println!(
-            "run {id}: {} to call again ({which}), at most {}",
-            plural(scope.calls as usize, "candidate"),
-            usd(scope.max_usd)
-        );
-        if scope.unknown > 0 && !only_failed {
+    } else {
+        if !global.json && !global.quiet {
+            let which = if only_failed {
+                format!("{} failed", scope.failed)
+            } else {
+                format!(
+                    "{} failed, {} unknown, {} canceled",
+                    scope.failed, scope.unknown, scope.canceled
+                )
+            };
             println!(
-                "note: unknown candidates may already have been billed; calling them again may pay twice"
+                "run {id}: {} to call again ({which}), at most {}",
+                plural(scope.calls as usize, "candidate"),
+                usd(scope.max_usd)
             );
+            if scope.unknown > 0 && !only_failed {
+                println!(
+                    "note: unknown candidates may already have been billed; calling them again may pay twice"
+                );
+            }
         }
-    }
-    let confirm_cost_usd = confirm_spend(confirm_args, plan, scope.max_usd, scope.calls)?;
+        confirm_spend(confirm_args, &detail.plan, scope.max_usd, scope.calls)?
+    };
     let events = if confirm_args.detach {
         None
     } else {
