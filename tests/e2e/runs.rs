@@ -1514,3 +1514,39 @@ async fn a_scene_folder_with_a_tiff_is_refused_at_planning_with_the_fix() {
         .await
         .expect("the rest plans");
 }
+
+#[tokio::test]
+async fn kromactl_retries_a_failed_candidate_after_confirming_its_cost() {
+    let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    world.fake.push_fault(Fault::Status { status: 401 });
+    let detail = create(&client, params(vec![scene], 1)).await;
+    start(&client, &detail).await.expect("start");
+    let failed = finished(&client, &detail.run.id).await;
+    assert_eq!(failed.run.status, RunStatus::Failed, "{failed:#?}");
+    let socket = world.socket();
+    let id = detail.run.id.clone();
+
+    // Nothing is spent without a confirmation that covers the retry's maximum.
+    let refused = kromactl(
+        &socket,
+        &["run", "retry", &id, "--yes", "--max-cost", "0.000001"],
+    )
+    .await;
+    assert_ne!(refused.status.code(), Some(0));
+    assert_eq!(world.fake.stats().billed, 0);
+
+    let max = format!("{}", failed.plan.cost.max_usd);
+    let out = kromactl(&socket, &["run", "retry", &id, "--yes", "--max-cost", &max]).await;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 candidate to call again"));
+    let done = finished(&client, &id).await;
+    assert_eq!(done.run.status, RunStatus::Done, "{done:#?}");
+    assert_eq!(world.fake.stats().billed, 1);
+}
