@@ -565,6 +565,21 @@ async fn upscale_tiles_meet_without_seams_keep_alpha_and_report_progress() {
         .await,
     );
     assert_eq!(err.code, "invalid_scale");
+    // A folder with nothing to do is said so, not reported as success.
+    let empty = temp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("empty");
+    std::fs::write(empty.join("notes.txt"), "no image").expect("text");
+    let err = error_of(
+        upscale(
+            &client,
+            UpscaleParams {
+                paths: vec![path_arg(&empty)],
+                ..Default::default()
+            },
+        )
+        .await,
+    );
+    assert_eq!(err.code, "no_images");
 }
 
 #[tokio::test]

@@ -275,6 +275,13 @@ async fn find_files(
     })
     .await
     .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+    if found.is_empty() {
+        return Err(ApiError::validation(
+            "no_images",
+            "the paths hold no image files (PNG, JPEG or WebP)",
+        )
+        .with_hint("name image files, or folders that hold some"));
+    }
     if found.len() > MAX_FILES {
         return Err(ApiError::validation(
             "too_many_files",
