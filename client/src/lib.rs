@@ -20,7 +20,7 @@ use kroma_protocol as protocol;
 use protocol::{Method, Subscription};
 use serde_json::value::RawValue;
 
-pub use error::ClientError;
+pub use error::{ClientError, SocketProblem};
 
 /// Long calls (a project purge on a slow disk) may take this long before the client gives up.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -37,7 +37,8 @@ pub struct Client {
 
 impl Client {
     /// Connects to the daemon at `socket`. A missing socket or a refused connection is
-    /// [`ClientError::NotRunning`].
+    /// [`ClientError::NotRunning`]; a socket that is another user's, or that the file system
+    /// keeps this user from, is [`ClientError::SocketNotYours`].
     pub async fn connect(socket: &Path) -> Result<Client, ClientError> {
         Client::connect_with_timeout(socket, DEFAULT_REQUEST_TIMEOUT).await
     }
@@ -51,13 +52,16 @@ impl Client {
         socket: &Path,
         request_timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let (sender, receiver) =
-            transport::connect(socket)
-                .await
-                .map_err(|source| ClientError::NotRunning {
-                    socket: socket.to_owned(),
-                    source,
-                })?;
+        let (sender, receiver) = transport::connect(socket).await.map_err(|err| match err {
+            transport::ConnectError::NotRunning(source) => ClientError::NotRunning {
+                socket: socket.to_owned(),
+                source,
+            },
+            transport::ConnectError::NotYours(problem) => ClientError::SocketNotYours {
+                socket: socket.to_owned(),
+                problem,
+            },
+        })?;
         let inner = jsonrpsee::core::client::ClientBuilder::default()
             .request_timeout(request_timeout)
             .max_buffer_capacity_per_subscription(4096)
@@ -83,7 +87,7 @@ impl Client {
         self.inner
             .request(M::NAME, NamedParams(params))
             .await
-            .map_err(|err| ClientError::from_jsonrpsee(err, &self.socket))
+            .map_err(|err| ClientError::from_jsonrpsee(err, &self.socket, M::NAME))
     }
 
     /// Calls any method with raw JSON params (`kromactl rpc call`).
@@ -101,7 +105,7 @@ impl Client {
         self.inner
             .request(method, OptionalParams(params))
             .await
-            .map_err(|err| ClientError::from_jsonrpsee(err, &self.socket))
+            .map_err(|err| ClientError::from_jsonrpsee(err, &self.socket, method))
     }
 
     /// Starts subscription `S`; items arrive through [`Subscribed::next`].
@@ -114,7 +118,7 @@ impl Client {
             .inner
             .subscribe(S::NAME, NamedParams(params), S::UNSUBSCRIBE)
             .await
-            .map_err(|err| ClientError::from_jsonrpsee(err, &self.socket))?;
+            .map_err(|err| ClientError::from_jsonrpsee(err, &self.socket, S::NAME))?;
         Ok(Subscribed { inner })
     }
 }

@@ -17,6 +17,20 @@ pub struct Limits {
     pub max_in_flight_per_connection: usize,
     /// A request that takes longer is answered with a `request_timeout` error.
     pub request_timeout: Duration,
+    /// A frame must be complete this long after its first byte, or its connection is closed.
+    pub frame_timeout: Duration,
+    /// Bytes of request frames one connection may have in flight (read, not yet answered).
+    pub max_in_flight_bytes: usize,
+    /// Bytes of replies one connection may have waiting to be written. A batch whose answers
+    /// would need more gets errors for the requests beyond it, which are not run.
+    pub max_reply_bytes: usize,
+    /// Subscriptions one connection may hold open.
+    pub max_subscriptions_per_connection: usize,
+    /// Pixels one image may have (width × height) for any decode: import, local steps, runs.
+    pub max_image_pixels: u64,
+    /// Memory the local steps (colour, background removal, upscale) may use at once, in MiB,
+    /// estimated per image before it is decoded.
+    pub step_memory_mb: u32,
 }
 
 impl Default for Limits {
@@ -26,6 +40,12 @@ impl Default for Limits {
             max_connections: 256,
             max_in_flight_per_connection: 64,
             request_timeout: Duration::from_secs(60),
+            frame_timeout: Duration::from_secs(10),
+            max_in_flight_bytes: 64 * 1024 * 1024,
+            max_reply_bytes: 64 * 1024 * 1024,
+            max_subscriptions_per_connection: 64,
+            max_image_pixels: 100_000_000,
+            step_memory_mb: 2048,
         }
     }
 }
@@ -144,6 +164,12 @@ pub struct RawLimits {
     pub max_connections: Option<usize>,
     pub max_in_flight_per_connection: Option<usize>,
     pub request_timeout_secs: Option<f64>,
+    pub frame_timeout_secs: Option<f64>,
+    pub max_in_flight_bytes: Option<usize>,
+    pub max_reply_bytes: Option<usize>,
+    pub max_subscriptions_per_connection: Option<usize>,
+    pub max_image_pixels: Option<u64>,
+    pub step_memory_mb: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,29 +238,59 @@ impl Config {
             Some(value) => Ok(value),
             None => Ok(default),
         };
-        let request_timeout = match raw.request_timeout_secs {
-            None => defaults.request_timeout,
+        let seconds = |value: Option<f64>, default: Duration, key: &'static str| match value {
+            None => Ok(default),
             Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
-                Duration::from_secs_f64(secs)
+                Ok(Duration::from_secs_f64(secs))
             }
-            Some(_) => {
-                return Err(ConfigError::Limit {
-                    key: "request_timeout_secs",
-                    rule: "a number of seconds above 0 and at most 86400",
-                });
-            }
+            Some(_) => Err(ConfigError::Limit {
+                key,
+                rule: "a number of seconds above 0 and at most 86400",
+            }),
         };
-        let max_frame_bytes = positive(
+        let bytes = |value: Option<usize>, default: usize, key: &'static str| match value {
+            None => Ok(default),
+            Some(value @ 1024..=0x1_0000_0000) => Ok(value),
+            Some(_) => Err(ConfigError::Limit {
+                key,
+                rule: "between 1024 and 4294967296 bytes",
+            }),
+        };
+        let request_timeout = seconds(
+            raw.request_timeout_secs,
+            defaults.request_timeout,
+            "request_timeout_secs",
+        )?;
+        let frame_timeout = seconds(
+            raw.frame_timeout_secs,
+            defaults.frame_timeout,
+            "frame_timeout_secs",
+        )?;
+        let max_frame_bytes = bytes(
             raw.max_frame_bytes,
             defaults.max_frame_bytes,
             "max_frame_bytes",
         )?;
-        if max_frame_bytes < 1024 {
-            return Err(ConfigError::Limit {
-                key: "max_frame_bytes",
-                rule: "at least 1024",
-            });
-        }
+        let max_image_pixels = match raw.max_image_pixels {
+            None => defaults.max_image_pixels,
+            Some(value @ 1..=1_000_000_000) => value,
+            Some(_) => {
+                return Err(ConfigError::Limit {
+                    key: "max_image_pixels",
+                    rule: "between 1 and 1000000000",
+                });
+            }
+        };
+        let step_memory_mb = match raw.step_memory_mb {
+            None => defaults.step_memory_mb,
+            Some(value @ 64..=1_048_576) => value,
+            Some(_) => {
+                return Err(ConfigError::Limit {
+                    key: "step_memory_mb",
+                    rule: "between 64 and 1048576",
+                });
+            }
+        };
         let secrets = crate::secrets::SecretsConfig {
             kind: crate::secrets::StoreKind::Keyring,
             file: data_dir.join("secrets.age"),
@@ -263,6 +319,24 @@ impl Config {
                     "max_in_flight_per_connection",
                 )?,
                 request_timeout,
+                frame_timeout,
+                max_in_flight_bytes: bytes(
+                    raw.max_in_flight_bytes,
+                    defaults.max_in_flight_bytes,
+                    "max_in_flight_bytes",
+                )?,
+                max_reply_bytes: bytes(
+                    raw.max_reply_bytes,
+                    defaults.max_reply_bytes,
+                    "max_reply_bytes",
+                )?,
+                max_subscriptions_per_connection: positive(
+                    raw.max_subscriptions_per_connection,
+                    defaults.max_subscriptions_per_connection,
+                    "max_subscriptions_per_connection",
+                )?,
+                max_image_pixels,
+                step_memory_mb,
             },
         })
     }

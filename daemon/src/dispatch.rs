@@ -3,16 +3,17 @@
 //! owns everything it does not do for a raw socket.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use jsonrpsee::MethodCallback;
 use jsonrpsee::Methods;
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
@@ -23,14 +24,30 @@ pub const MAX_BATCH_LEN: usize = 10_000;
 /// Notifications one subscription may have queued before the subscription waits.
 const SUBSCRIPTION_BUFFER: usize = 256;
 
+/// Requests of one batch run at once.
+const BATCH_CONCURRENCY: usize = 8;
+
 /// What one frame produced.
 #[derive(Default)]
 pub struct Reply {
     /// The response line, if the frame asked for one (notifications do not).
     pub response: Option<String>,
-    /// Subscriptions the frame opened: their notifications go out on the same connection.
-    pub subscriptions: Vec<mpsc::Receiver<Box<RawValue>>>,
+    /// Subscriptions the frame opened: their notifications go out on the same connection, and
+    /// each holds one of the connection's subscription permits while it is open.
+    pub subscriptions: Vec<OpenSubscription>,
 }
+
+/// A subscription a frame opened.
+pub struct OpenSubscription {
+    /// Its id as JSON text, as the connection's [`Owned`] set holds it.
+    pub id: String,
+    pub notifications: mpsc::Receiver<Box<RawValue>>,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The ids of the subscriptions one connection holds: `events.unsubscribe` ends only those, so
+/// no connection can end another's by guessing its id.
+pub type Owned = std::sync::Mutex<std::collections::HashSet<String>>;
 
 /// The fields of a request object as sent, before any of them is trusted.
 #[derive(Deserialize)]
@@ -53,13 +70,19 @@ where
     <&RawValue>::deserialize(deserializer).map(Some)
 }
 
-/// How long a call may take.
+/// How long a call may take and how much it may hold.
 #[derive(Clone, Copy)]
 pub struct Bounds<'a> {
     /// For every method but the unbounded ones.
     pub timeout: Duration,
     /// Cancelled when the caller disconnects: unbounded calls stop then.
     pub caller_left: &'a CancellationToken,
+    /// The connection's subscription permits: a subscription without one is refused.
+    pub subscriptions: &'a Arc<Semaphore>,
+    /// The ids of the connection's open subscriptions.
+    pub owned: &'a Owned,
+    /// Most bytes one frame's answers may take; the requests of a batch beyond it are not run.
+    pub max_reply_bytes: usize,
 }
 
 /// The methods whose length follows their input ([`protocol::Method::UNBOUNDED`]).
@@ -117,12 +140,29 @@ async fn handle_batch(methods: &Methods, text: &str, bounds: Bounds<'_>) -> Repl
             "null",
         );
     }
-    let results = futures::future::join_all(
-        elements
-            .iter()
-            .map(|element| handle_single(methods, element.get(), bounds)),
-    )
-    .await;
+    // A few at a time, each started only while the answers so far fit the reply budget: the
+    // requests beyond it are not run and get a `reply_too_large` error each, so the reply (and
+    // the work behind it) stays bounded whatever the batch asks for.
+    let mut used = 0usize;
+    let mut members = elements.iter();
+    let mut running = futures::stream::FuturesOrdered::new();
+    let mut results = Vec::with_capacity(elements.len());
+    loop {
+        while running.len() < BATCH_CONCURRENCY {
+            let Some(element) = members.next() else {
+                break;
+            };
+            let run = used < bounds.max_reply_bytes;
+            running.push_back(batch_member(methods, element.get(), bounds, run));
+        }
+        let Some((response, subscription)) = running.next().await else {
+            break;
+        };
+        used += response
+            .as_ref()
+            .map_or(0, |response: &String| response.len() + 1);
+        results.push((response, subscription));
+    }
     let mut reply = Reply::default();
     let mut responses = Vec::new();
     for (response, subscription) in results {
@@ -135,12 +175,45 @@ async fn handle_batch(methods: &Methods, text: &str, bounds: Bounds<'_>) -> Repl
     reply
 }
 
+/// One member of a batch: run, or answered `reply_too_large` without running when `run` is false.
+async fn batch_member(
+    methods: &Methods,
+    text: &str,
+    bounds: Bounds<'_>,
+    run: bool,
+) -> (Option<String>, Option<OpenSubscription>) {
+    if run {
+        handle_single(methods, text, bounds).await
+    } else {
+        (reply_too_large(text, bounds.max_reply_bytes), None)
+    }
+}
+
+/// The answer to a batch member that was not run because the batch's answers were already at
+/// the limit; none for a notification.
+fn reply_too_large(text: &str, limit: usize) -> Option<String> {
+    let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
+    let id = envelope.id.filter(|id| valid_id(id))?;
+    Some(
+        ApiError::new(
+            ErrorKind::Infra,
+            "reply_too_large",
+            format!(
+                "not run: the batch's answers already take the {} KiB one frame may get back",
+                limit / 1024
+            ),
+        )
+        .with_hint("send fewer requests per batch, or raise limits.max_reply_bytes")
+        .to_response(id.get()),
+    )
+}
+
 /// One request object: its response (none for a notification) and the subscription it opened.
 async fn handle_single(
     methods: &Methods,
     text: &str,
     bounds: Bounds<'_>,
-) -> (Option<String>, Option<mpsc::Receiver<Box<RawValue>>>) {
+) -> (Option<String>, Option<OpenSubscription>) {
     let envelope: Envelope<'_> = match serde_json::from_str(text) {
         Ok(envelope) => envelope,
         Err(_) => {
@@ -190,6 +263,34 @@ async fn handle_single(
         return (id.map(|_| err.to_response(reply_id)), None);
     }
     let is_subscription = matches!(callback, Some(MethodCallback::Subscription(_)));
+    if matches!(callback, Some(MethodCallback::Unsubscription(_)))
+        && let Some(id) = id
+        && !owned_by_caller(envelope.params, bounds.owned)
+    {
+        // What jsonrpsee answers for an id that is not an open subscription.
+        return (
+            Some(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":false}}"#)),
+            None,
+        );
+    }
+    let subscription_permit = if is_subscription && id.is_some() {
+        match bounds.subscriptions.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let err = ApiError::new(
+                    ErrorKind::Infra,
+                    "too_many_subscriptions",
+                    "this connection already holds as many subscriptions as kromad allows",
+                )
+                .with_hint(
+                    "end some with events.unsubscribe, or raise limits.max_subscriptions_per_connection",
+                );
+                return (Some(err.to_response(reply_id)), None);
+            }
+        }
+    } else {
+        None
+    };
 
     // jsonrpsee answers every call; a notification gets a stand-in id and its answer is dropped.
     // jsonrpsee takes only strings, unsigned integers and null as ids; any other number the spec
@@ -262,24 +363,76 @@ async fn handle_single(
             None,
         ),
     };
-    let subscription = if is_subscription && id.is_some() {
-        notifications
-    } else {
-        None
+    let subscription = match (
+        notifications,
+        subscription_permit,
+        subscription_id(&response),
+    ) {
+        (Some(notifications), Some(permit), Some(sub_id)) => {
+            lock_owned(bounds.owned).insert(sub_id.clone());
+            Some(OpenSubscription {
+                id: sub_id,
+                notifications,
+                permit,
+            })
+        }
+        _ => None,
     };
     (id.map(|_| response), subscription)
 }
 
-/// Puts the caller's own id back into an answer dispatched under a stand-in id.
-fn restore_id(response: &RawValue, id: &str) -> String {
-    let mut value: serde_json::Value = match serde_json::from_str(response.get()) {
-        Ok(value) => value,
-        Err(_) => return response.get().to_owned(),
-    };
-    if let (Some(object), Ok(id)) = (value.as_object_mut(), serde_json::from_str(id)) {
-        object.insert("id".to_owned(), id);
+/// The subscription id in a successful answer to a subscribe call, as normalised JSON text.
+fn subscription_id(response: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        result: &'a RawValue,
     }
-    value.to_string()
+    let answer: Answer<'_> = serde_json::from_str(response).ok()?;
+    let id: serde_json::Value = serde_json::from_str(answer.result.get()).ok()?;
+    Some(id.to_string())
+}
+
+/// Whether the subscription an unsubscribe call names (`[id]` or `id`) is one of the caller's.
+fn owned_by_caller(params: Option<&RawValue>, owned: &Owned) -> bool {
+    let Some(params) =
+        params.and_then(|params| serde_json::from_str::<serde_json::Value>(params.get()).ok())
+    else {
+        return false;
+    };
+    let named = match params {
+        serde_json::Value::Array(mut items) if !items.is_empty() => items.swap_remove(0),
+        other => other,
+    };
+    lock_owned(owned).contains(&named.to_string())
+}
+
+pub fn lock_owned(owned: &Owned) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    owned
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Puts the caller's own id back into an answer dispatched under a stand-in id, exactly as the
+/// caller wrote it (a number is never re-read as a float).
+fn restore_id(response: &RawValue, id: &str) -> String {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow, default)]
+        result: Option<&'a RawValue>,
+        #[serde(borrow, default)]
+        error: Option<&'a RawValue>,
+    }
+    match serde_json::from_str::<Answer<'_>>(response.get()) {
+        Ok(Answer {
+            result: Some(result),
+            ..
+        }) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#, result.get()),
+        Ok(Answer {
+            error: Some(error), ..
+        }) => format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{}}}"#, error.get()),
+        _ => response.get().to_owned(),
+    }
 }
 
 fn valid_id(id: &RawValue) -> bool {

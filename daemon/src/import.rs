@@ -17,6 +17,8 @@ use crate::image_check::{self, ImageInfo};
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// How deep folders are walked.
 const MAX_DEPTH: usize = 16;
+/// Most entries (files and folders) one expansion looks at, however the folders are linked.
+pub const MAX_WALK_ENTRIES: usize = 100_000;
 
 /// A file to import, as found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,32 +47,173 @@ pub fn has_extension(path: &Path, extensions: &[&str]) -> bool {
 
 /// Expands the named paths into files, in order: a file as itself, a folder as every file below
 /// it (sorted, hidden entries skipped). Each entry is either a file to import or the reason it
-/// cannot be.
+/// cannot be. Every real file and folder is visited once (by device and inode), so links that
+/// loop or repeat add nothing, and a walk stops with an error after [`MAX_WALK_ENTRIES`] entries.
 pub fn expand(named: &[String]) -> Vec<Result<Candidate, (PathBuf, ApiError)>> {
-    let mut found = Vec::new();
+    let mut walk = Walk::default();
     for name in named {
         let shown = PathBuf::from(name);
         if let Err(err) = check_named(&shown) {
-            found.push(Err((shown, err)));
+            walk.found.push(Err((shown, err)));
             continue;
         }
         match fs::metadata(&shown) {
-            Err(err) => found.push(Err((shown.clone(), io_error("reading", &shown, &err)))),
+            Err(err) => walk
+                .found
+                .push(Err((shown.clone(), io_error("reading", &shown, &err)))),
             Ok(meta) if meta.is_dir() => match fs::canonicalize(&shown) {
-                Ok(folder) => walk(&shown, &folder, 0, &mut found),
-                Err(err) => found.push(Err((shown.clone(), io_error("reading", &shown, &err)))),
+                Ok(folder) => {
+                    if walk.first_visit(&meta) {
+                        walk.folder(&shown, &folder, 0);
+                    }
+                }
+                Err(err) => walk
+                    .found
+                    .push(Err((shown.clone(), io_error("reading", &shown, &err)))),
             },
             Ok(meta) if meta.is_file() => match fs::canonicalize(&shown) {
-                Ok(real) => found.push(Ok(Candidate { shown, real })),
-                Err(err) => found.push(Err((shown.clone(), io_error("reading", &shown, &err)))),
+                Ok(real) => {
+                    if walk.first_visit(&meta) {
+                        walk.found.push(Ok(Candidate { shown, real }));
+                    }
+                }
+                Err(err) => walk
+                    .found
+                    .push(Err((shown.clone(), io_error("reading", &shown, &err)))),
             },
-            Ok(_) => found.push(Err((
+            Ok(_) => walk.found.push(Err((
                 shown.clone(),
                 bad_file(&shown, "is not a regular file or folder"),
             ))),
         }
+        if walk.stopped {
+            break;
+        }
     }
-    found
+    walk.found
+}
+
+/// The state of one expansion.
+#[derive(Default)]
+struct Walk {
+    found: Vec<Result<Candidate, (PathBuf, ApiError)>>,
+    /// Device and inode of every file and folder seen.
+    seen: std::collections::HashSet<(u64, u64)>,
+    entries: usize,
+    /// The entry limit was reached; nothing more is looked at.
+    stopped: bool,
+}
+
+impl Walk {
+    /// Whether this is the first time the file or folder behind `meta` is seen.
+    fn first_visit(&mut self, meta: &fs::Metadata) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.seen.insert((meta.dev(), meta.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            // No inode numbers: only the depth and entry limits bound the walk.
+            let _ = meta;
+            true
+        }
+    }
+
+    /// Counts one entry; false (with an error recorded once) when the limit is reached.
+    fn count(&mut self, at: &Path) -> bool {
+        self.entries += 1;
+        if self.entries > MAX_WALK_ENTRIES {
+            if !self.stopped {
+                self.stopped = true;
+                self.found.push(Err((
+                    at.to_owned(),
+                    ApiError::validation(
+                        "too_many_entries",
+                        format!(
+                            "stopped at {}: the folders hold more than {MAX_WALK_ENTRIES} entries",
+                            at.display()
+                        ),
+                    )
+                    .with_hint("name smaller folders, one call each"),
+                )));
+            }
+            return false;
+        }
+        true
+    }
+
+    fn folder(&mut self, shown: &Path, folder: &Path, depth: usize) {
+        let entries = match fs::read_dir(shown) {
+            Ok(entries) => entries,
+            Err(err) => {
+                self.found
+                    .push(Err((shown.to_owned(), io_error("listing", shown, &err))));
+                return;
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries.filter_map(Result::ok) {
+            if !self.count(shown) {
+                return;
+            }
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with('.') {
+                names.push(name);
+            }
+        }
+        names.sort();
+        for name in names {
+            if self.stopped {
+                return;
+            }
+            let path = shown.join(&name);
+            let real = match fs::canonicalize(&path) {
+                Ok(real) => real,
+                Err(err) => {
+                    self.found
+                        .push(Err((path.clone(), io_error("reading", &path, &err))));
+                    continue;
+                }
+            };
+            if !real.starts_with(folder) {
+                self.found.push(Err((
+                    path.clone(),
+                    ApiError::new(
+                        ErrorKind::Validation,
+                        "path_escape",
+                        format!(
+                            "{} leads outside {} (to {})",
+                            path.display(),
+                            shown.display(),
+                            real.display()
+                        ),
+                    )
+                    .with_hint("copy the file into the folder, or name it directly"),
+                )));
+                continue;
+            }
+            let Ok(meta) = fs::metadata(&real) else {
+                continue;
+            };
+            if !self.first_visit(&meta) {
+                // A link to something already walked (or a loop back up): nothing new.
+                continue;
+            }
+            if meta.is_dir() {
+                if depth + 1 >= MAX_DEPTH {
+                    self.found.push(Err((
+                        path.clone(),
+                        bad_file(&path, &format!("is more than {MAX_DEPTH} folders deep")),
+                    )));
+                } else {
+                    self.folder(&path, folder, depth + 1);
+                }
+            } else if meta.is_file() {
+                self.found.push(Ok(Candidate { shown: path, real }));
+            }
+        }
+    }
 }
 
 /// A named path must be absolute (the daemon does not share the caller's working directory) and
@@ -93,68 +236,8 @@ fn check_named(path: &Path) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn walk(
-    shown: &Path,
-    folder: &Path,
-    depth: usize,
-    found: &mut Vec<Result<Candidate, (PathBuf, ApiError)>>,
-) {
-    let entries = match fs::read_dir(shown) {
-        Ok(entries) => entries,
-        Err(err) => {
-            found.push(Err((shown.to_owned(), io_error("listing", shown, &err))));
-            return;
-        }
-    };
-    let mut names: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.file_name())
-        .filter(|name| !name.to_string_lossy().starts_with('.'))
-        .collect();
-    names.sort();
-    for name in names {
-        let path = shown.join(&name);
-        let real = match fs::canonicalize(&path) {
-            Ok(real) => real,
-            Err(err) => {
-                found.push(Err((path.clone(), io_error("reading", &path, &err))));
-                continue;
-            }
-        };
-        if !real.starts_with(folder) {
-            found.push(Err((
-                path.clone(),
-                ApiError::new(
-                    ErrorKind::Validation,
-                    "path_escape",
-                    format!(
-                        "{} leads outside {} (to {})",
-                        path.display(),
-                        shown.display(),
-                        real.display()
-                    ),
-                )
-                .with_hint("copy the file into the folder, or name it directly"),
-            )));
-            continue;
-        }
-        if real.is_dir() {
-            if depth + 1 >= MAX_DEPTH {
-                found.push(Err((
-                    path.clone(),
-                    bad_file(&path, &format!("is more than {MAX_DEPTH} folders deep")),
-                )));
-            } else {
-                walk(&path, folder, depth + 1, found);
-            }
-        } else if real.is_file() {
-            found.push(Ok(Candidate { shown: path, real }));
-        }
-    }
-}
-
 /// Reads and checks one file. Blocking.
-pub fn read_and_check(candidate: &Candidate) -> Result<Checked, ApiError> {
+pub fn read_and_check(candidate: &Candidate, max_pixels: u64) -> Result<Checked, ApiError> {
     let shown = &candidate.shown;
     let file = fs::File::open(&candidate.real).map_err(|err| io_error("opening", shown, &err))?;
     let mut bytes = Vec::new();
@@ -167,7 +250,7 @@ pub fn read_and_check(candidate: &Candidate) -> Result<Checked, ApiError> {
             &format!("is larger than {} MiB", MAX_FILE_BYTES / 1024 / 1024),
         ));
     }
-    let info = image_check::inspect(&bytes).map_err(|problem| {
+    let info = image_check::inspect(&bytes, max_pixels).map_err(|problem| {
         ApiError::validation(problem.code(), format!("{}: {problem}", shown.display()))
             .with_hint("import PNG, JPEG or WebP files up to 16384×16384 pixels")
     })?;
@@ -323,7 +406,7 @@ mod tests {
         }
         let candidate = expand(&[locked.display().to_string()]).remove(0).unwrap();
         assert_eq!(
-            read_and_check(&candidate).unwrap_err().code,
+            read_and_check(&candidate, u64::MAX).unwrap_err().code,
             "file_unreadable"
         );
     }
@@ -361,6 +444,40 @@ mod tests {
                 ),
             })
             .collect();
-        assert_eq!(summary, ["a.png", "b/2.png", "c.png path_escape", "d.png"]);
+        // d.png is a.png again: each real file is visited once.
+        assert_eq!(summary, ["a.png", "b/2.png", "c.png path_escape"]);
+    }
+
+    #[test]
+    fn link_loops_add_nothing_and_walks_are_bounded() {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::create_dir(folder.path().join("sub")).unwrap();
+        std::fs::write(folder.path().join("sub/page.png"), b"x").unwrap();
+        // Each link leads back up: without tracking, 4 links 16 levels deep are 4^16 paths.
+        for name in ["l1", "l2", "l3", "l4"] {
+            std::os::unix::fs::symlink(".", folder.path().join(name)).unwrap();
+            std::os::unix::fs::symlink("..", folder.path().join("sub").join(name)).unwrap();
+        }
+        let found = expand(&[folder.path().display().to_string()]);
+        let files: Vec<&Path> = found
+            .iter()
+            .map(|entry| entry.as_ref().unwrap().shown.as_path())
+            .collect();
+        assert_eq!(files, [folder.path().join("sub/page.png")]);
+        // The same folder named twice is walked once.
+        let twice = expand(&[
+            folder.path().display().to_string(),
+            folder.path().join("sub").display().to_string(),
+        ]);
+        assert_eq!(twice.len(), 1);
+
+        let wide = tempfile::tempdir().unwrap();
+        for index in 0..MAX_WALK_ENTRIES + 5 {
+            std::fs::File::create(wide.path().join(format!("{index}.txt"))).unwrap();
+        }
+        let found = expand(&[wide.path().display().to_string()]);
+        let last = found.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(last.1.code, "too_many_entries");
+        assert!(found.len() <= MAX_WALK_ENTRIES + 1);
     }
 }

@@ -6,6 +6,7 @@
 
 mod api;
 mod bootstrap;
+mod budget;
 pub mod config;
 mod dispatch;
 mod error;
@@ -56,13 +57,39 @@ pub(crate) struct Daemon {
     pub(crate) stop_requested: CancellationToken,
     /// One permit per open connection.
     pub(crate) connections: Arc<Semaphore>,
-    pub(crate) secrets: Arc<secrets::Secrets>,
-    /// The HTTP client for provider APIs (connection pools are shared).
-    pub(crate) http: reqwest::Client,
+    /// Opened on first use.
+    pub(crate) secrets: secrets::LazySecrets,
+    /// The HTTP client for provider APIs (connection pools are shared), built on first use.
+    pub(crate) http: std::sync::OnceLock<Result<reqwest::Client, String>>,
     /// Executes started runs in the background.
     pub(crate) runner: runs::runner::Runner,
     /// The local ONNX models, loaded on first use.
     pub(crate) engine: Arc<onnx::Engine>,
+    /// The memory the local steps running at once may use (`limits.step_memory_mb`).
+    pub(crate) memory: budget::MemoryBudget,
+}
+
+impl Daemon {
+    /// The HTTP client for provider APIs, built by the first caller: its TLS roots take memory a
+    /// daemon that never calls a provider should not hold.
+    pub(crate) fn http(&self) -> Result<&reqwest::Client, error::ApiError> {
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .user_agent(concat!("kroma/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .build()
+                    .map_err(|err| err.to_string())
+            })
+            .as_ref()
+            .map_err(|err| {
+                error::ApiError::new(
+                    protocol::ErrorKind::Internal,
+                    "http_client",
+                    format!("setting up the HTTP client: {err}"),
+                )
+            })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +101,6 @@ pub enum RunError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("setting up the HTTP client: {0}")]
-    Http(String),
 }
 
 /// Serves until `shutdown` resolves or a client calls `daemon.shutdown`, then stops accepting,
@@ -95,32 +120,16 @@ pub async fn run(
         .await
         .map_err(|err| StoreError::Task(err.to_string()))??;
 
-    let secrets_config = config.secrets.clone();
-    let secrets_dir = data_dir.clone();
-    let secrets =
-        tokio::task::spawn_blocking(move || secrets::Secrets::open(&secrets_config, &secrets_dir))
-            .await
-            .map_err(|err| StoreError::Task(err.to_string()))?;
-    let secret_status = secrets.status();
-    if secret_status.available {
-        tracing::info!(store = %secret_status.kind, detail = %secret_status.detail, "secret store ready");
-    } else {
-        tracing::warn!(store = %secret_status.kind, problem = ?secret_status.problem, "secret store unavailable");
-    }
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("kroma/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|err| RunError::Http(err.to_string()))?;
     let token = CancellationToken::new();
     let daemon = Arc::new(Daemon {
-        http,
+        http: std::sync::OnceLock::new(),
         runner: runs::runner::Runner::new(&config.runs),
         engine: Arc::new(onnx::Engine::new(
             config.models_dir.clone(),
             config.local_models.clone(),
         )),
-        secrets: Arc::new(secrets),
+        secrets: secrets::LazySecrets::new(config.secrets.clone(), data_dir.clone()),
+        memory: budget::MemoryBudget::new(config.limits.step_memory_mb),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
         store: store.clone(),

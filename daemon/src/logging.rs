@@ -14,12 +14,17 @@ use crate::config::LogFormat;
 /// Installs the global subscriber. Keep the guard alive until exit: it flushes the file log.
 /// `RUST_LOG` overrides the default level (`info`).
 pub fn init(data_dir: &Path, format: LogFormat) -> Result<WorkerGuard, String> {
+    // Made here: the appender prunes old files before it creates the folder, and says so on
+    // stderr ("Error reading the log directory") on every fresh data dir.
+    let logs = data_dir.join("logs");
+    std::fs::create_dir_all(&logs)
+        .map_err(|err| format!("creating the log folder {}: {err}", logs.display()))?;
     let appender = Builder::new()
         .rotation(Rotation::DAILY)
         .filename_prefix("kromad")
         .filename_suffix("log")
         .max_log_files(7)
-        .build(data_dir.join("logs"))
+        .build(&logs)
         .map_err(|err| format!("opening the log folder in {}: {err}", data_dir.display()))?;
     let (file_writer, guard) = tracing_appender::non_blocking(appender);
     // jsonrpsee traces whole requests (params included) at trace level: it never logs below info,

@@ -281,21 +281,28 @@ mod tests {
     }
 }
 
-/// A new root must not hold, or sit inside, another project's root or the data dir: purging one
-/// project would otherwise delete another's files.
-pub fn check_root_apart(
+/// A root must not hold, or sit inside, another project's root, nor hold or share the data dir
+/// (its `projects/` folder holds the default roots): purging one project would otherwise delete
+/// another's files. Pure: the caller passes every path with its links resolved.
+pub fn check_root_apart<P: AsRef<Path>>(
     root: &Path,
     data_dir: &Path,
-    other_roots: &[&Path],
+    other_roots: &[P],
 ) -> Result<(), ApiError> {
+    let other_roots: Vec<&Path> = other_roots.iter().map(AsRef::as_ref).collect();
     let overlap = |other: &Path| root.starts_with(other) || other.starts_with(root);
-    if data_dir.starts_with(root) {
+    let projects_dir = data_dir.join("projects");
+    if data_dir.starts_with(root)
+        || (root.starts_with(data_dir) && !root.starts_with(&projects_dir))
+        || root == projects_dir
+    {
         return Err(ApiError::new(
             protocol::ErrorKind::Conflict,
             "root_overlaps",
             format!(
-                "project root {} would contain kromad's data dir",
-                root.display()
+                "project root {} would share kromad's data dir ({})",
+                root.display(),
+                data_dir.display()
             ),
         )
         .with_hint("pick a folder of its own for the project"));
@@ -333,6 +340,15 @@ mod root_tests {
                 "{bad}"
             );
         }
-        assert!(check_root_apart(Path::new("/data/projects/x"), data, &[]).is_ok());
+        assert!(check_root_apart(Path::new("/data/projects/x"), data, &[] as &[&Path]).is_ok());
+        for bad in ["/data/logs/x", "/data/projects", "/data"] {
+            assert_eq!(
+                check_root_apart(Path::new(bad), data, &[] as &[&Path])
+                    .unwrap_err()
+                    .code,
+                "root_overlaps",
+                "{bad}"
+            );
+        }
     }
 }

@@ -168,6 +168,50 @@ pub fn detach(root: &Path, id: &str) -> Result<DetachedRoot, ApiError> {
     })
 }
 
+/// `path` with every symbolic link resolved, also when its last parts do not exist yet: the
+/// deepest existing ancestor is resolved and the rest appended. `path` must be absolute and free
+/// of `..` (as `project::parse_root` makes sure). Roots are compared in this form, so a link
+/// cannot make two projects share files.
+pub fn resolve(path: &Path) -> io::Result<PathBuf> {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        match fs::canonicalize(existing) {
+            Ok(real) => {
+                let mut resolved = real;
+                for part in missing.iter().rev() {
+                    resolved.push(part);
+                }
+                return Ok(resolved);
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                // A link to nothing yet would be followed by whatever creates the folder later,
+                // to a place this function never saw.
+                if fs::symlink_metadata(existing).is_ok_and(|meta| meta.file_type().is_symlink()) {
+                    return Err(io::Error::other(format!(
+                        "{} is a link to something that does not exist",
+                        existing.display()
+                    )));
+                }
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(err);
+                };
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Every other project's root, resolved; a root that cannot be resolved is taken as written.
+pub fn resolve_all<'a>(roots: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf> {
+    roots
+        .into_iter()
+        .map(|root| resolve(Path::new(root)).unwrap_or_else(|_| PathBuf::from(root)))
+        .collect()
+}
+
 /// Writes a file so that readers see the old content or the new one, never a half-written file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));
@@ -237,5 +281,21 @@ mod tests {
         detach(&root, "id-1").unwrap().purge().unwrap();
         assert!(!root.exists());
         assert_eq!(fs::read_dir(temp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn links_are_resolved_also_below_the_last_existing_folder() {
+        let temp = tempfile::tempdir().unwrap();
+        let real = resolve(temp.path()).unwrap();
+        fs::create_dir(real.join("alpha")).unwrap();
+        std::os::unix::fs::symlink(real.join("alpha"), real.join("link")).unwrap();
+        assert_eq!(resolve(&real.join("link")).unwrap(), real.join("alpha"));
+        assert_eq!(
+            resolve(&real.join("link/new/deeper")).unwrap(),
+            real.join("alpha/new/deeper")
+        );
+        assert_eq!(resolve(&real.join("plain")).unwrap(), real.join("plain"));
+        std::os::unix::fs::symlink(real.join("nowhere"), real.join("dangling")).unwrap();
+        assert!(resolve(&real.join("dangling/inner")).is_err());
     }
 }

@@ -4,12 +4,18 @@
 //!
 //! An image call answers [`Generated`] or a [`CallError`] that says whether the provider can have
 //! billed it, which is what the runner needs to never pay twice.
+//!
+//! Every text that comes back from a provider (error messages, request ids, model lists) passes
+//! through the [`Scrubber`] before it leaves this module, so a provider that echoes the key (or
+//! any other secret kromad holds) cannot get it stored, logged or shown.
 
 use std::time::{Duration, Instant};
 
 use kroma_protocol as protocol;
 use protocol::provider::{CheckResult, CheckStatus};
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::secrets::Scrubber;
 
 /// How long a check may take before it counts as "no network".
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,6 +34,18 @@ struct ModelList {
 
 /// Lists the models the key can see and turns every way this can fail into a status with a hint.
 pub async fn check(
+    http: &reqwest::Client,
+    account: &Account<'_>,
+    key: &SecretString,
+    scrubber: &Scrubber,
+) -> CheckResult {
+    scrubber.remember(key.expose_secret());
+    let mut result = check_unscrubbed(http, account, key).await;
+    result.message = scrubber.scrub(&result.message);
+    result
+}
+
+async fn check_unscrubbed(
     http: &reqwest::Client,
     account: &Account<'_>,
     key: &SecretString,
@@ -139,6 +157,22 @@ pub async fn list_models(
     http: &reqwest::Client,
     account: &Account<'_>,
     key: &SecretString,
+    scrubber: &Scrubber,
+) -> Result<Vec<(String, Option<String>)>, String> {
+    scrubber.remember(key.expose_secret());
+    match list_models_unscrubbed(http, account, key).await {
+        Ok(models) => Ok(models
+            .into_iter()
+            .map(|(id, date)| (scrubber.scrub(&id), date))
+            .collect()),
+        Err(err) => Err(scrubber.scrub(&err)),
+    }
+}
+
+async fn list_models_unscrubbed(
+    http: &reqwest::Client,
+    account: &Account<'_>,
+    key: &SecretString,
 ) -> Result<Vec<(String, Option<String>)>, String> {
     let (url, request) = models_request(http, account, key);
     let response = request
@@ -229,6 +263,50 @@ const MAX_ANSWER_BYTES: usize = 128 * 1024 * 1024;
 
 /// Makes one image call. Never retries: the runner decides, from the error, whether to.
 pub async fn generate(
+    http: &reqwest::Client,
+    call: ImageCall<'_>,
+    key: &SecretString,
+    scrubber: &Scrubber,
+) -> Result<Generated, CallError> {
+    scrubber.remember(key.expose_secret());
+    let scrub_id = |id: Option<String>| id.map(|id| scrubber.scrub(&id));
+    match generate_unscrubbed(http, call, key).await {
+        Ok(generated) => Ok(Generated {
+            request_id: scrub_id(generated.request_id),
+            ..generated
+        }),
+        Err(CallError::Retry {
+            message,
+            retry_after,
+        }) => Err(CallError::Retry {
+            message: scrubber.scrub(&message),
+            retry_after,
+        }),
+        Err(CallError::Lost { message }) => Err(CallError::Lost {
+            message: scrubber.scrub(&message),
+        }),
+        Err(CallError::Rejected {
+            message,
+            code,
+            hint,
+        }) => Err(CallError::Rejected {
+            message: scrubber.scrub(&message),
+            code,
+            hint,
+        }),
+        Err(CallError::BadAnswer {
+            message,
+            usage,
+            request_id,
+        }) => Err(CallError::BadAnswer {
+            message: scrubber.scrub(&message),
+            usage,
+            request_id: scrub_id(request_id),
+        }),
+    }
+}
+
+async fn generate_unscrubbed(
     http: &reqwest::Client,
     call: ImageCall<'_>,
     key: &SecretString,

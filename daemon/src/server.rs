@@ -14,7 +14,7 @@ use protocol::ErrorKind;
 use tokio::io::{
     AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
 };
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -106,6 +106,40 @@ async fn refuse(stream: Stream, err: ApiError) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
 }
 
+/// A line for the writer task, holding its share of the connection's reply budget until written.
+struct Outgoing {
+    line: String,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl Outgoing {
+    fn unbudgeted(line: String) -> Outgoing {
+        Outgoing {
+            line,
+            _budget: None,
+        }
+    }
+}
+
+/// A byte budget as a semaphore of KiB permits.
+fn kib_budget(bytes: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(bytes.div_ceil(1024).max(1)))
+}
+
+/// Takes `bytes` (at most the whole budget) from `budget`, waiting until that much is free.
+async fn take_budget(
+    budget: &Arc<Semaphore>,
+    bytes: usize,
+    whole: usize,
+) -> Option<OwnedSemaphorePermit> {
+    let kib = bytes.min(whole).div_ceil(1024).max(1);
+    budget
+        .clone()
+        .acquire_many_owned(u32::try_from(kib).unwrap_or(u32::MAX))
+        .await
+        .ok()
+}
+
 async fn serve_connection(
     stream: Stream,
     methods: Methods,
@@ -113,12 +147,18 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let (recv, send) = tokio::io::split(stream);
-    let (out_tx, out_rx) = mpsc::channel::<String>(256);
+    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(256);
     let writer = tokio::spawn(write_loop(send, out_rx));
     let tasks = TaskTracker::new();
     // Cancelled when the client goes away: its subscriptions end, its in-flight calls finish.
     let disconnected = CancellationToken::new();
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight_per_connection));
+    // Memory a connection can make kromad hold: frames read but not answered, answers not yet
+    // written, and open subscriptions, each bounded on its own.
+    let request_budget = kib_budget(limits.max_in_flight_bytes);
+    let reply_budget = kib_budget(limits.max_reply_bytes);
+    let subscriptions = Arc::new(Semaphore::new(limits.max_subscriptions_per_connection));
+    let owned: Arc<dispatch::Owned> = Arc::default();
     let mut reader = BufReader::with_capacity(64 * 1024, recv);
     let mut frame = Vec::new();
     loop {
@@ -131,7 +171,7 @@ async fn serve_connection(
         };
         let read = tokio::select! {
             _ = shutdown.cancelled() => break,
-            read = read_frame(&mut reader, &mut frame, limits.max_frame_bytes) => read,
+            read = read_frame(&mut reader, &mut frame, limits.max_frame_bytes, limits.frame_timeout) => read,
         };
         match read {
             Ok(Frame::Line) => {}
@@ -142,7 +182,20 @@ async fn serve_connection(
                     limits.max_frame_bytes
                 ))
                 .with_hint("split the work into smaller requests");
-                let _ = out_tx.send(err.to_response("null")).await;
+                let _ = out_tx
+                    .send(Outgoing::unbudgeted(err.to_response("null")))
+                    .await;
+                break;
+            }
+            Ok(Frame::Stalled) => {
+                let err = dispatch::invalid_request(&format!(
+                    "a frame was started but not finished within {} s; closing the connection",
+                    limits.frame_timeout.as_secs_f64()
+                ))
+                .with_hint("send each request as one complete line, ending with a newline");
+                let _ = out_tx
+                    .send(Outgoing::unbudgeted(err.to_response("null")))
+                    .await;
                 break;
             }
         }
@@ -150,22 +203,46 @@ async fn serve_connection(
             continue;
         }
         let bytes = std::mem::take(&mut frame);
+        let request_share = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            share = take_budget(&request_budget, bytes.len(), limits.max_in_flight_bytes) => share,
+        };
         let methods = methods.clone();
         let out_tx = out_tx.clone();
         let timeout = limits.request_timeout;
         let forwarders = tasks.clone();
         let disconnected = disconnected.clone();
+        let subscriptions = subscriptions.clone();
+        let owned = owned.clone();
+        let reply_budget = reply_budget.clone();
+        let max_reply_bytes = limits.max_reply_bytes;
         tasks.spawn(async move {
             let bounds = dispatch::Bounds {
                 timeout,
                 caller_left: &disconnected,
+                subscriptions: &subscriptions,
+                owned: &owned,
+                max_reply_bytes,
             };
             let reply = dispatch::handle_frame(&methods, &bytes, bounds).await;
+            drop(bytes);
+            drop(request_share);
             if let Some(response) = reply.response {
-                let _ = out_tx.send(response).await;
+                let share = take_budget(&reply_budget, response.len(), max_reply_bytes).await;
+                let _ = out_tx
+                    .send(Outgoing {
+                        line: response,
+                        _budget: share,
+                    })
+                    .await;
             }
-            for notifications in reply.subscriptions {
-                forwarders.spawn(forward(notifications, out_tx.clone(), disconnected.clone()));
+            for subscription in reply.subscriptions {
+                forwarders.spawn(forward(
+                    subscription,
+                    out_tx.clone(),
+                    disconnected.clone(),
+                    owned.clone(),
+                ));
             }
             drop(permit);
         });
@@ -179,35 +256,49 @@ async fn serve_connection(
     let _ = writer.await;
 }
 
-/// Moves a subscription's notifications onto the connection until it ends or the client leaves.
+/// Moves a subscription's notifications onto the connection until it ends or the client leaves;
+/// the subscription's permit is returned when it ends.
 async fn forward(
-    mut notifications: mpsc::Receiver<Box<serde_json::value::RawValue>>,
-    out_tx: mpsc::Sender<String>,
+    subscription: dispatch::OpenSubscription,
+    out_tx: mpsc::Sender<Outgoing>,
     disconnected: CancellationToken,
+    owned: Arc<dispatch::Owned>,
 ) {
+    let dispatch::OpenSubscription {
+        id,
+        mut notifications,
+        permit,
+    } = subscription;
     loop {
         let notification = tokio::select! {
-            _ = disconnected.cancelled() => return,
+            _ = disconnected.cancelled() => break,
             notification = notifications.recv() => notification,
         };
         let Some(notification) = notification else {
-            return;
+            break;
         };
-        if out_tx.send(notification.get().to_owned()).await.is_err() {
-            return;
+        if out_tx
+            .send(Outgoing::unbudgeted(notification.get().to_owned()))
+            .await
+            .is_err()
+        {
+            break;
         }
     }
+    dispatch::lock_owned(&owned).remove(&id);
+    drop(permit);
 }
 
-async fn write_loop(send: WriteHalf<Stream>, mut lines: mpsc::Receiver<String>) {
+async fn write_loop(send: WriteHalf<Stream>, mut lines: mpsc::Receiver<Outgoing>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, send);
-    while let Some(line) = lines.recv().await {
-        if write_line(&mut writer, &line).await.is_err() {
+    while let Some(outgoing) = lines.recv().await {
+        if write_line(&mut writer, &outgoing.line).await.is_err() {
             return;
         }
+        drop(outgoing);
         // Write whatever else is ready before paying for one flush.
-        while let Ok(line) = lines.try_recv() {
-            if write_line(&mut writer, &line).await.is_err() {
+        while let Ok(outgoing) = lines.try_recv() {
+            if write_line(&mut writer, &outgoing.line).await.is_err() {
                 return;
             }
         }
@@ -229,17 +320,30 @@ enum Frame {
     End,
     /// The frame exceeds the limit; the connection cannot be resynchronised.
     TooLong,
+    /// The frame was started but not finished in time.
+    Stalled,
 }
 
-/// Reads one newline-terminated frame of at most `max` bytes into `frame`.
+/// Reads one newline-terminated frame of at most `max` bytes into `frame`. Waiting for a frame to
+/// start takes as long as the client likes; once its first byte is here, the rest must follow
+/// within `timeout`, so half-sent frames cannot hold connection slots forever.
 async fn read_frame(
     reader: &mut BufReader<ReadHalf<Stream>>,
     frame: &mut Vec<u8>,
     max: usize,
+    timeout: std::time::Duration,
 ) -> std::io::Result<Frame> {
     frame.clear();
+    if reader.fill_buf().await?.is_empty() {
+        return Ok(Frame::End);
+    }
     let limit = max as u64 + 1;
-    let n = (&mut *reader).take(limit).read_until(b'\n', frame).await?;
+    let mut limited = (&mut *reader).take(limit);
+    let read = tokio::time::timeout(timeout, limited.read_until(b'\n', frame));
+    let n = match read.await {
+        Ok(read) => read?,
+        Err(_elapsed) => return Ok(Frame::Stalled),
+    };
     if n == 0 {
         return Ok(Frame::End);
     }

@@ -33,7 +33,9 @@ pub enum BindError {
     InUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
-    #[error("socket folder {0} is a symlink or belongs to another user; refusing to use it")]
+    #[error(
+        "socket folder {0} is a symlink, belongs to another user, or others may write to it (without the sticky bit); refusing to use it (chmod 700 it, or pick another --socket)"
+    )]
     UnsafeFolder(PathBuf),
     #[error("binding {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -97,13 +99,13 @@ fn prepare(path: &Path) -> Result<(), BindError> {
             .map_err(io_error)?;
     }
     // Another user could have made the folder first (e.g. /tmp/kroma-<uid>) and planted a socket
-    // in it. A folder that is ours, or a sticky shared one like /tmp, is safe.
+    // in it, or could replace our socket in a folder anyone may write to.
     if let Some(folder) = path.parent() {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::symlink_metadata(folder).map_err(io_error)?;
-        let ours = meta.uid() == nix::unistd::geteuid().as_raw();
-        let sticky = meta.mode() & 0o1000 != 0;
-        if meta.file_type().is_symlink() || !(ours || sticky) {
+        let safe = !meta.file_type().is_symlink()
+            && folder_is_safe(meta.uid(), meta.mode(), nix::unistd::geteuid().as_raw());
+        if !safe {
             return Err(BindError::UnsafeFolder(folder.to_owned()));
         }
     }
@@ -118,6 +120,48 @@ fn prepare(path: &Path) -> Result<(), BindError> {
                 std::fs::remove_file(path).map_err(io_error)
             }
         },
+    }
+}
+
+/// Whether a socket folder with this owner and mode keeps other users away from the socket: our
+/// own folder that no one else may write to, or a sticky one (like `/tmp`) owned by us or root,
+/// where others cannot remove or replace what we put there.
+pub fn folder_is_safe(owner: u32, mode: u32, own_uid: u32) -> bool {
+    let owner_ok = owner == own_uid || owner == 0;
+    let sticky = mode & 0o1000 != 0;
+    let writable_by_others = mode & 0o022 != 0;
+    owner_ok && (sticky || (owner == own_uid && !writable_by_others))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_is_safe;
+
+    #[test]
+    fn only_private_or_sticky_folders_hold_the_socket() {
+        let me = 1000;
+        assert!(folder_is_safe(me, 0o700, me));
+        assert!(folder_is_safe(me, 0o755, me));
+        assert!(folder_is_safe(0, 0o1777, me), "/tmp");
+        assert!(folder_is_safe(me, 0o1777, me));
+        assert!(
+            !folder_is_safe(me, 0o777, me),
+            "anyone can replace the socket"
+        );
+        assert!(
+            !folder_is_safe(me, 0o770, me),
+            "the group can replace the socket"
+        );
+        assert!(!folder_is_safe(0, 0o777, me));
+        assert!(
+            !folder_is_safe(0, 0o755, me),
+            "root's own folder is not ours"
+        );
+        assert!(
+            !folder_is_safe(1001, 0o1777, me),
+            "its owner can remove anything in it"
+        );
+        assert!(!folder_is_safe(1001, 0o700, me));
     }
 }
 

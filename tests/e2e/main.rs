@@ -3,11 +3,13 @@
 
 mod assets;
 mod bootstrap;
+mod broken_connections;
 mod cli;
 mod concurrency;
 mod doctor;
 mod events;
 mod framing;
+mod hostile;
 mod knowledge;
 mod lifecycle;
 mod local_models;
@@ -17,6 +19,9 @@ mod projects;
 mod providers;
 mod python;
 mod readme;
+mod rpc_bench;
 mod runs;
+mod secret_arguments;
 mod secrets;
+mod socket_access;
 mod tidy;

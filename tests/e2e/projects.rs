@@ -417,3 +417,87 @@ async fn every_change_is_an_event_and_every_mutating_call_is_audited() {
     assert_eq!(later.entries.len(), 1);
     assert_eq!(later.entries[0].method, "project.update");
 }
+
+/// Links cannot make two projects share files: roots are compared with their links resolved,
+/// when a project is created and again before a purge.
+#[tokio::test]
+async fn linked_roots_never_let_a_purge_reach_another_project() {
+    let daemon = Daemon::start();
+    let client = daemon.client().await;
+    let folder = tempfile::tempdir().unwrap();
+    let base = folder.path().canonicalize().unwrap();
+    let alpha_root = base.join("alpha");
+    client
+        .call::<protocol::project::Create>(&CreateParams {
+            root: Some(alpha_root.display().to_string()),
+            ..create("Alpha")
+        })
+        .await
+        .unwrap();
+
+    // A link into Alpha's root, to a folder that exists and to one that does not yet.
+    std::fs::create_dir(alpha_root.join("exports/bravo")).unwrap();
+    std::os::unix::fs::symlink(alpha_root.join("exports/bravo"), base.join("link")).unwrap();
+    std::os::unix::fs::symlink(&alpha_root, base.join("alpha-link")).unwrap();
+    for root in [
+        base.join("link"),
+        base.join("alpha-link/new"),
+        base.join("link/deeper"),
+    ] {
+        let refused = client
+            .call::<protocol::project::Create>(&CreateParams {
+                root: Some(root.display().to_string()),
+                ..create("Bravo")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(code(refused), "root_overlaps", "{}", root.display());
+    }
+    // Nor into the data dir, by a link or directly.
+    std::os::unix::fs::symlink(&daemon.data_dir, base.join("data-link")).unwrap();
+    for root in [base.join("data-link/logs/x"), daemon.data_dir.join("x")] {
+        let refused = client
+            .call::<protocol::project::Create>(&CreateParams {
+                root: Some(root.display().to_string()),
+                ..create("Charlie")
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(code(refused), "root_overlaps", "{}", root.display());
+    }
+
+    // A root made apart, then moved into Alpha's and linked back from where it was: Alpha's
+    // purge is refused and nothing is lost.
+    let bravo_root = base.join("bravo");
+    let bravo = client
+        .call::<protocol::project::Create>(&CreateParams {
+            root: Some(bravo_root.display().to_string()),
+            ..create("Bravo")
+        })
+        .await
+        .unwrap();
+    assert_eq!(bravo.root, bravo_root.display().to_string());
+    std::fs::write(bravo_root.join("inputs/page.png"), b"bravo's page").unwrap();
+    std::fs::rename(&bravo_root, alpha_root.join("exports/moved-bravo")).unwrap();
+    std::os::unix::fs::symlink(alpha_root.join("exports/moved-bravo"), &bravo_root).unwrap();
+    let refused = client
+        .call::<protocol::project::Delete>(&DeleteParams {
+            slug: "alpha".into(),
+            confirm: true,
+            purge_files: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(code(refused), "root_overlaps");
+    assert_eq!(
+        std::fs::read(bravo_root.join("inputs/page.png")).unwrap(),
+        b"bravo's page"
+    );
+    // Both projects are still there.
+    for slug in ["alpha", "bravo"] {
+        client
+            .call::<protocol::project::Get>(&ProjectRef { slug: slug.into() })
+            .await
+            .unwrap();
+    }
+}

@@ -67,7 +67,7 @@ fn set_with_kromactl(socket: &Path, name: &str, value: &str) -> std::process::Ou
 }
 
 /// Every file below `folder` whose bytes contain `needle`.
-fn files_containing(folder: &Path, needle: &str) -> Vec<String> {
+pub fn files_containing(folder: &Path, needle: &str) -> Vec<String> {
     let mut hits = Vec::new();
     let mut stack = vec![folder.to_owned()];
     while let Some(folder) = stack.pop() {

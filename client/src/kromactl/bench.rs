@@ -3,7 +3,13 @@
 //! The floor is a raw newline-JSON echo server on the same kind of local socket, driven by the same
 //! raw client code, so the ratios show what kromad adds on top of the socket itself. Absolute times
 //! vary on shared machines; the ratios are what to compare between runs.
+//!
+//! Two clients are measured against both servers: the async client of the throughput figures,
+//! and a blocking one that makes one call at a time on a synchronous socket (write a line, read
+//! a line), as most scripts and agent tools do. Each ratio compares one client against kromad
+//! with the same client against the floor.
 
+use std::io::{BufRead, BufReader as BlockingBufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -31,6 +37,10 @@ struct Report {
     ratio_p50: f64,
     ratio_p99: f64,
     ratio_throughput: f64,
+    /// One call at a time from a blocking client.
+    blocking: Blocking,
+    blocking_ratio_p50: f64,
+    blocking_ratio_p99: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -39,6 +49,19 @@ struct Measurements {
     p99_us: f64,
     calls_per_sec_1_client: f64,
     calls_per_sec_n_clients: f64,
+}
+
+/// The blocking client's round trips against each server.
+#[derive(Debug, Serialize)]
+struct Blocking {
+    kromad: Latency,
+    floor: Latency,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50_us: f64,
+    p99_us: f64,
 }
 
 pub async fn rpc(
@@ -68,6 +91,10 @@ pub async fn rpc(
     let floor = measure(&echo_socket, calls, clients).await?;
     progress(global, "measuring kromad");
     let daemon = measure(&daemon_socket, calls, clients).await?;
+    progress(global, "measuring the echo floor with a blocking client");
+    let blocking_floor = measure_blocking(&echo_socket, calls).await?;
+    progress(global, "measuring kromad with a blocking client");
+    let blocking_daemon = measure_blocking(&daemon_socket, calls).await?;
 
     stop_daemon(&daemon_socket).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -89,6 +116,12 @@ pub async fn rpc(
         ratio_throughput: daemon.calls_per_sec_n_clients / floor.calls_per_sec_n_clients,
         kromad: daemon,
         floor,
+        blocking_ratio_p50: blocking_daemon.p50_us / blocking_floor.p50_us,
+        blocking_ratio_p99: blocking_daemon.p99_us / blocking_floor.p99_us,
+        blocking: Blocking {
+            kromad: blocking_daemon,
+            floor: blocking_floor,
+        },
     };
     if global.json {
         output::print_json(&report);
@@ -106,6 +139,18 @@ pub async fn rpc(
         format!("{:.1} µs", report.kromad.p99_us),
         format!("{:.1} µs", report.floor.p99_us),
         format!("{:.2}x", report.ratio_p99),
+    ]);
+    table.add_row(vec![
+        "p50 latency, blocking client".to_owned(),
+        format!("{:.1} µs", report.blocking.kromad.p50_us),
+        format!("{:.1} µs", report.blocking.floor.p50_us),
+        format!("{:.2}x", report.blocking_ratio_p50),
+    ]);
+    table.add_row(vec![
+        "p99 latency, blocking client".to_owned(),
+        format!("{:.1} µs", report.blocking.kromad.p99_us),
+        format!("{:.1} µs", report.blocking.floor.p99_us),
+        format!("{:.2}x", report.blocking_ratio_p99),
     ]);
     table.add_row(vec![
         "calls/s, 1 client".to_owned(),
@@ -138,7 +183,7 @@ pub async fn rpc(
     ]);
     println!("{table}");
     println!(
-        "targets: p50 ≤ 3x the floor, ≥ 30000 calls/s with 8 clients, cold start ≤ 100 ms, idle RSS ≤ 30 MB"
+        "targets: p50 ≤ 3x the floor (async and blocking client), ≥ 30000 calls/s with 8 clients, cold start ≤ 100 ms, idle RSS ≤ 30 MB"
     );
     Ok(())
 }
@@ -252,11 +297,7 @@ async fn measure(socket: &Path, calls: usize, clients: usize) -> Result<Measurem
         latencies.push(call_started.elapsed());
     }
     let one_client = calls as f64 / started.elapsed().as_secs_f64();
-    latencies.sort();
-    let percentile = |p: f64| {
-        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies[index].as_secs_f64() * 1e6
-    };
+    let latency = Latency::of(latencies);
 
     let mut connections = Vec::with_capacity(clients);
     for _ in 0..clients {
@@ -284,11 +325,47 @@ async fn measure(socket: &Path, calls: usize, clients: usize) -> Result<Measurem
     }
     let n_clients = (calls * clients) as f64 / started.elapsed().as_secs_f64();
     Ok(Measurements {
-        p50_us: percentile(0.50),
-        p99_us: percentile(0.99),
+        p50_us: latency.p50_us,
+        p99_us: latency.p99_us,
         calls_per_sec_1_client: one_client,
         calls_per_sec_n_clients: n_clients,
     })
+}
+
+/// Round trips of the blocking client, on a thread of its own so the async runtime (which also
+/// runs the echo floor) keeps all its workers.
+async fn measure_blocking(socket: &Path, calls: usize) -> Result<Latency, Failure> {
+    let socket = socket.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut connection = BlockingClient::connect(&socket)?;
+        for _ in 0..WARMUP_CALLS {
+            connection.call()?;
+        }
+        let mut latencies = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let call_started = Instant::now();
+            connection.call()?;
+            latencies.push(call_started.elapsed());
+        }
+        Ok(Latency::of(latencies))
+    })
+    .await
+    .map_err(|err| Failure::other(format!("the blocking bench client failed: {err}"), None))?
+    .map_err(io_failure)
+}
+
+impl Latency {
+    fn of(mut latencies: Vec<Duration>) -> Latency {
+        latencies.sort();
+        let percentile = |p: f64| {
+            let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+            latencies[index].as_secs_f64() * 1e6
+        };
+        Latency {
+            p50_us: percentile(0.50),
+            p99_us: percentile(0.99),
+        }
+    }
 }
 
 fn io_failure(err: std::io::Error) -> Failure {
@@ -328,5 +405,41 @@ impl RawClient {
             return Err(std::io::Error::other(self.line.trim().to_owned()));
         }
         Ok(&self.line)
+    }
+}
+
+/// A script's client: a blocking socket (on Unix, a std `UnixStream` inside interprocess's
+/// wrapper), one call at a time, the request written with one `write`, the answer read up to its
+/// newline.
+struct BlockingClient {
+    /// Reads through the buffer; writes go straight to the stream under it.
+    stream: BlockingBufReader<interprocess::local_socket::Stream>,
+    request: Vec<u8>,
+    line: String,
+}
+
+impl BlockingClient {
+    fn connect(socket: &Path) -> std::io::Result<BlockingClient> {
+        use interprocess::local_socket::traits::Stream as _;
+        let stream =
+            interprocess::local_socket::Stream::connect(socket.to_fs_name::<GenericFilePath>()?)?;
+        Ok(BlockingClient {
+            stream: BlockingBufReader::new(stream),
+            request: format!("{REQUEST}\n").into_bytes(),
+            line: String::new(),
+        })
+    }
+
+    fn call(&mut self) -> std::io::Result<()> {
+        let mut writer: &interprocess::local_socket::Stream = self.stream.get_ref();
+        writer.write_all(&self.request)?;
+        self.line.clear();
+        if self.stream.read_line(&mut self.line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if self.line.contains("\"error\"") {
+            return Err(std::io::Error::other(self.line.trim().to_owned()));
+        }
+        Ok(())
     }
 }

@@ -7,8 +7,13 @@
 //!   `--rembg-python` or `KROMA_REMBG_PYTHON` (`packaging/bench/rembg-venv.sh` makes one).
 //! - Upscale: a 512×512 image to 2048×2048 in the default tiles against the whole image in one
 //!   inference: time and the daemon's peak RSS, each in a fresh kromad.
+//! - Colour: the whole `kromactl color` command on a 2048×2048 RGB PNG (`cinematic_warm`, a
+//!   running kromad) against the old system's colour script on the same file, one process per
+//!   file as the old pipeline ran it (`packaging/bench/old_color.py`, Pillow from the same Python
+//!   as rembg); the pixels of both outputs are compared too.
 //!
-//! The colour step has its own comparison: `cargo bench -p kroma-daemon --bench color`.
+//! The colour step's lookup tables have their own comparison: `cargo bench -p kroma-daemon
+//! --bench color`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -25,6 +30,21 @@ struct Report {
     images: usize,
     bg_remove: Vec<BgRemove>,
     upscale: Upscale,
+    color: ColorStep,
+}
+
+#[derive(Debug, Serialize)]
+struct ColorStep {
+    size: String,
+    profile: &'static str,
+    /// The median of the runs, whole command.
+    kroma_s: f64,
+    /// `None` when no Python with Pillow was given.
+    old_s: Option<f64>,
+    /// The old system's time over kromad's: above 1, kromad is faster.
+    speedup: Option<f64>,
+    /// Whether both outputs hold the same RGB pixels.
+    same_pixels: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,9 +116,18 @@ pub async fn postprocess(
     let (whole_s, whole_rss) =
         upscale(&kromad, &temp.path().join("whole"), &source, Some(1024)).await?;
 
+    let color = measure_color(
+        global,
+        &kromad,
+        &temp.path().join("color"),
+        rembg_python.as_deref(),
+    )
+    .await?;
+
     let report = Report {
         images,
         bg_remove,
+        color,
         upscale: Upscale {
             tiled_s,
             whole_s,
@@ -147,11 +176,168 @@ pub async fn postprocess(
         format!("{:.0} MB", up.whole_peak_rss_mb),
         format!("{:.2}x", up.tiled_peak_rss_mb / up.whole_peak_rss_mb),
     ]);
+    let color = &report.color;
+    table.add_row(vec![
+        format!(
+            "colour {}, {}, whole command (median of {COLOR_RUNS})",
+            color.size, color.profile
+        ),
+        format!("{:.3} s (kromactl color)", color.kroma_s),
+        color
+            .old_s
+            .map(|s| format!("{s:.3} s (the old Pillow script)"))
+            .unwrap_or_else(|| "no Python with Pillow given (--rembg-python)".to_owned()),
+        match (color.speedup, color.same_pixels) {
+            (Some(x), Some(same)) => format!(
+                "{x:.2}x faster (target ≥ 3x){}",
+                if same {
+                    ", same pixels"
+                } else {
+                    ", PIXELS DIFFER"
+                }
+            ),
+            _ => String::new(),
+        },
+    ]);
     println!("{table}");
     println!(
         "the colour step is compared with a one-pass-per-step version by `cargo bench -p kroma-daemon --bench color`"
     );
     Ok(())
+}
+
+/// Runs of each side of the colour comparison; the median is reported.
+const COLOR_RUNS: usize = 7;
+
+/// The whole `kromactl color` command against the old system's script, on one 2048×2048 RGB
+/// PNG, each run a fresh process writing a new file.
+async fn measure_color(
+    global: &Global,
+    kromad: &Path,
+    folder: &Path,
+    python: Option<&Path>,
+) -> Result<ColorStep, Failure> {
+    const PROFILE: &str = "cinematic_warm";
+    const SIDE: u32 = 2048;
+    progress(
+        global,
+        &format!("colour {SIDE}×{SIDE}: kromactl color against the old system"),
+    );
+    std::fs::create_dir_all(folder).map_err(|err| failure("creating a folder", err))?;
+    let source = folder.join("photo.png");
+    photo(SIDE, SIDE)
+        .save(&source)
+        .map_err(|err| failure("writing a test image", err))?;
+    let daemon = Kromad::start(kromad, &folder.join("kromad")).await?;
+    let socket = folder.join("kromad").join("kromad.sock");
+    let kromactl =
+        std::env::current_exe().map_err(|err| failure("finding kromactl itself", err))?;
+    let run_kromactl = |out: &Path| -> Result<f64, Failure> {
+        let started = Instant::now();
+        let status = std::process::Command::new(&kromactl)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--quiet")
+            .arg("color")
+            .arg(&source)
+            .args(["--profile", PROFILE, "--output"])
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|err| failure("running kromactl color", err))?;
+        let seconds = started.elapsed().as_secs_f64();
+        if !status.success() {
+            return Err(Failure::other(
+                format!("kromactl color failed: {status}"),
+                None,
+            ));
+        }
+        Ok(seconds)
+    };
+    // One run first: the model of nothing to load, but the settings and the page cache.
+    run_kromactl(&folder.join("warm-kroma"))?;
+    let mut kroma = Vec::new();
+    for run in 0..COLOR_RUNS {
+        kroma.push(run_kromactl(&folder.join(format!("kroma-{run}")))?);
+    }
+    daemon.stop().await;
+    let kroma_s = median(&mut kroma);
+    let kroma_out = folder.join("kroma-0").join(format!("photo_{PROFILE}.png"));
+
+    let Some(python) = python else {
+        return Ok(ColorStep {
+            size: format!("{SIDE}×{SIDE}"),
+            profile: PROFILE,
+            kroma_s,
+            old_s: None,
+            speedup: None,
+            same_pixels: None,
+        });
+    };
+    let script = include_str!("../../../packaging/bench/old_color.py");
+    let run_old = |out: &Path| -> Result<f64, Failure> {
+        let started = Instant::now();
+        let output = std::process::Command::new(python)
+            .arg("-c")
+            .arg(script)
+            .arg(PROFILE)
+            .arg(&source)
+            .arg(out)
+            .output()
+            .map_err(|err| failure("running the old colour script", err))?;
+        let seconds = started.elapsed().as_secs_f64();
+        if !output.status.success() {
+            return Err(Failure::other(
+                format!(
+                    "the old colour script failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+                Some("the Python needs Pillow: bash packaging/bench/rembg-venv.sh"),
+            ));
+        }
+        Ok(seconds)
+    };
+    run_old(&folder.join("warm-old.png"))?;
+    let mut old = Vec::new();
+    for run in 0..COLOR_RUNS {
+        old.push(run_old(&folder.join(format!("old-{run}.png")))?);
+    }
+    let old_s = median(&mut old);
+    let read_rgb = |path: &Path| {
+        image::open(path)
+            .map(|image| image.to_rgb8())
+            .map_err(|err| failure(&format!("reading {}", path.display()), err))
+    };
+    let same_pixels = read_rgb(&kroma_out)? == read_rgb(&folder.join("old-0.png"))?;
+    Ok(ColorStep {
+        size: format!("{SIDE}×{SIDE}"),
+        profile: PROFILE,
+        kroma_s,
+        old_s: Some(old_s),
+        speedup: Some(old_s / kroma_s),
+        same_pixels: Some(same_pixels),
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A deterministic photo-like RGB image: the page's shapes with fine grain, so it compresses
+/// like a real picture rather than like flat colour.
+fn photo(width: u32, height: u32) -> image::RgbImage {
+    let mut image = page(3, width, height);
+    let mut seed = 0x9e37_79b9u32;
+    for pixel in image.pixels_mut() {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        for (channel, noise) in pixel.0.iter_mut().zip(seed.to_le_bytes()) {
+            *channel = channel.saturating_add(noise % 24).saturating_sub(12);
+        }
+    }
+    image
 }
 
 /// kromad and (when given) rembg removing the backgrounds of `images` pages of `size`.

@@ -175,7 +175,14 @@ async fn daemon_start(
     kromad: Option<PathBuf>,
     wait_secs: f64,
 ) -> Result<(), Failure> {
-    if let Ok(client) = Client::connect(socket).await {
+    let running = match Client::connect(socket).await {
+        Ok(client) => Some(client),
+        // Starting a daemon of our own would not help: the socket is in the way, and it is not
+        // ours to remove.
+        Err(err @ ClientError::SocketNotYours { .. }) => return Err(err.into()),
+        Err(_) => None,
+    };
+    if let Some(client) = running {
         let status = client
             .call::<protocol::daemon::Status>(&NoParams {})
             .await?;
@@ -622,9 +629,28 @@ fn read_stdin() -> Result<String, Failure> {
 }
 
 async fn secret(global: &Global, socket: &Path, command: SecretCommand) -> Result<(), Failure> {
+    if let SecretCommand::Set {
+        name,
+        value_on_command_line,
+    } = &command
+    {
+        // Refused before anything else, and never repeated: the value is already in the shell's
+        // history, it must not reach the terminal, a log or the daemon as well.
+        if !value_on_command_line.is_empty() {
+            return Err(Failure::Usage(
+                crate::secret_args::VALUE_ON_COMMAND_LINE.to_owned(),
+            ));
+        }
+        if crate::secret_args::looks_like_key(name) {
+            return Err(Failure::Usage(format!(
+                "the secret's NAME looks like a key; {}",
+                crate::secret_args::VALUE_ON_COMMAND_LINE
+            )));
+        }
+    }
     let client = Client::connect(socket).await?;
     match command {
-        SecretCommand::Set { name } => {
+        SecretCommand::Set { name, .. } => {
             let value = read_secret_value(&name)?;
             let info = client
                 .call::<protocol::secret::Set>(&protocol::secret::SetParams { name, value })

@@ -58,7 +58,11 @@ pub async fn run(global: &Global, socket: &Path) -> Result<(), Failure> {
                     "daemon",
                     false,
                     err.to_string(),
-                    Some("restart it: kromactl daemon stop; kromactl daemon start"),
+                    Some(
+                        err.hint()
+                            .as_deref()
+                            .unwrap_or("restart it: kromactl daemon stop; kromactl daemon start"),
+                    ),
                 ));
                 None
             }
@@ -68,7 +72,7 @@ pub async fn run(global: &Global, socket: &Path) -> Result<(), Failure> {
                 "daemon",
                 false,
                 err.to_string(),
-                Some("start it with `kromactl daemon start`"),
+                err.hint().as_deref(),
             ));
             None
         }

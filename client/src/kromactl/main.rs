@@ -1,6 +1,7 @@
 //! `kromactl`: the command line client of kromad.
 //!
-//! Exit codes: 0 success, 1 error, 2 usage error, 3 kromad not running.
+//! Exit codes: 0 success, 1 error, 2 usage error, 3 kromad not running, 4 the socket is not
+//! yours (another user's, or permission denied).
 
 mod assets;
 mod bench;
@@ -14,6 +15,7 @@ mod local_models;
 mod output;
 mod postprocess;
 mod runs;
+mod secret_args;
 mod settings;
 
 use std::path::PathBuf;
@@ -25,11 +27,15 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_NOT_RUNNING: u8 = 3;
 /// Exit code of a usage error (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the socket is another user's or this user may not reach it.
+pub const EXIT_SOCKET_NOT_YOURS: u8 = 4;
 
 /// Control kromad, the Kroma image production daemon
 #[derive(Debug, Parser)]
 #[command(name = "kromactl", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 error, 2 usage error, 3 kromad not running")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 error, 2 usage error, 3 kromad not running, 4 socket not yours (another user's, or permission denied)"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -284,6 +290,14 @@ pub enum SecretCommand {
     Set {
         /// The secret's name, e.g. openai
         name: String,
+        /// A value given here by mistake: refused without being shown
+        #[arg(
+            hide = true,
+            num_args = 0..,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        value_on_command_line: Vec<std::ffi::OsString>,
     },
     /// List secret names and the active store
     List,
@@ -494,7 +508,7 @@ pub enum BenchCommand {
         /// Their sizes, WxH, comma-separated: the generator's page and a print-size page
         #[arg(long, value_delimiter = ',', default_value = "1024x1536,2048x3072", value_parser = parse_size)]
         sizes: Vec<(u32, u32)>,
-        /// A Python with rembg==2.0.86 and onnxruntime==1.31.1 (packaging/bench/rembg-venv.sh)
+        /// A Python with rembg==2.0.86 and onnxruntime==1.31.1 (packaging/bench/rembg-venv.sh); its Pillow also runs the old colour script
         #[arg(
             long,
             env = "KROMA_REMBG_PYTHON",
@@ -537,7 +551,7 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = secret_args::parse_or_exit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,7 +6,7 @@ use kroma_client::ClientError;
 use kroma_protocol as protocol;
 use serde::Serialize;
 
-use crate::{EXIT_NOT_RUNNING, EXIT_USAGE};
+use crate::{EXIT_NOT_RUNNING, EXIT_SOCKET_NOT_YOURS, EXIT_USAGE};
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -42,6 +42,7 @@ pub fn report(failure: &Failure, json: bool) -> u8 {
             err.hint(),
             match err {
                 ClientError::NotRunning { .. } => EXIT_NOT_RUNNING,
+                ClientError::SocketNotYours { .. } => EXIT_SOCKET_NOT_YOURS,
                 _ => 1,
             },
         ),

@@ -116,9 +116,11 @@ pub(super) async fn import_one(
     candidate: Candidate,
     kind: AssetKind,
 ) -> Result<(ImportOutcome, AssetRow), ApiError> {
-    let checked = tokio::task::spawn_blocking(move || import::read_and_check(&candidate))
-        .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+    let max_pixels = daemon.config.limits.max_image_pixels;
+    let checked =
+        tokio::task::spawn_blocking(move || import::read_and_check(&candidate, max_pixels))
+            .await
+            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
     let project_id = project.id.clone();
     let root = project.root.clone();
     let slug = project.slug.clone();

@@ -22,7 +22,7 @@ pub async fn status(
         socket: daemon.config.socket.display().to_string(),
         data_dir: daemon.config.data_dir.display().to_string(),
         schema_version: store::Store::schema_version(),
-        secret_store: daemon.secrets.status(),
+        secret_store: daemon.secrets.get().await.status(),
         counts: protocol::daemon::DaemonCounts {
             projects,
             events,
@@ -40,9 +40,9 @@ pub async fn check(
     _: protocol::NoParams,
 ) -> Result<protocol::daemon::Health, ApiError> {
     let database_integrity = daemon.store.read(store::integrity_check).await?;
-    let secret_store = daemon.secrets.status();
+    let secret_store = daemon.secrets.get().await.status();
     let secret_round_trip = if secret_store.available {
-        let secrets = daemon.secrets.clone();
+        let secrets = daemon.secrets.get().await;
         let outcome = tokio::task::spawn_blocking(move || {
             let probe = format!("probe-{}", uuid::Uuid::new_v4());
             secrets

@@ -167,10 +167,20 @@ where
         async move {
             let raw = params.as_str();
             let started = std::time::Instant::now();
-            let result = match parse_params::<M::Params>(raw) {
-                Ok(params) => handler(daemon.clone(), params).await,
-                Err(err) => Err(err),
+            let audit =
+                store::CallAudit::new(audit_entry(&extensions, M::NAME, raw, M::SECRET_FIELDS));
+            let call = async {
+                let params = parse_params::<M::Params>(raw)?;
+                // A call that writes files rather than rows is on record before it touches one.
+                if M::MUTATING && M::UNBOUNDED {
+                    daemon
+                        .store
+                        .write(|_| Ok::<_, ApiError>(((), Vec::new())))
+                        .await?;
+                }
+                handler(daemon.clone(), params).await
             };
+            let result = store::audited(audit.clone(), call).await;
             // The method and its outcome, never its params.
             let outcome = result.as_ref().map_or_else(|err| err.code, |_| "ok");
             let micros = started.elapsed().as_micros() as u64;
@@ -179,21 +189,7 @@ where
             } else {
                 tracing::debug!(method = M::NAME, outcome, micros, "call");
             }
-            if M::MUTATING {
-                let outcome = match &result {
-                    Ok(_) => "ok",
-                    Err(err) => err.code,
-                };
-                audit(
-                    &daemon,
-                    &extensions,
-                    M::NAME,
-                    raw,
-                    M::SECRET_FIELDS,
-                    outcome,
-                )
-                .await;
-            }
+            finish_audit(&daemon, &audit, M::MUTATING, outcome).await;
             result.map_err(|err| err.to_rpc())
         }
     });
@@ -243,30 +239,53 @@ fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-async fn audit(
-    daemon: &Daemon,
+/// The audit entry of a call, before its outcome is known.
+fn audit_entry(
     extensions: &Extensions,
     method: &'static str,
     raw_params: Option<&str>,
     secret_fields: &[&str],
-    outcome: &str,
-) {
+) -> NewAuditEntry {
     let peer = extensions.get::<Peer>();
-    let entry = NewAuditEntry {
+    NewAuditEntry {
         at: clock::now(),
         peer_uid: peer.and_then(|peer| peer.uid),
         client: peer.map_or_else(|| "in-process".to_owned(), |peer| peer.client.clone()),
         method,
         params_digest: params_digest(raw_params, secret_fields),
-        outcome: outcome.to_owned(),
+        outcome: "ok".to_owned(),
+    }
+}
+
+/// Records how a call ended. A call that changed something already has its entry (written in
+/// the transaction of its first change, see `store::audited`): only a different outcome is set.
+/// A mutating call that changed nothing gets its entry now.
+async fn finish_audit(daemon: &Daemon, audit: &store::CallAudit, mutating: bool, outcome: &str) {
+    let method = audit.entry(outcome).method;
+    let written = match audit.id() {
+        Some(_) if outcome == "ok" => return,
+        Some(id) => {
+            let outcome = outcome.to_owned();
+            daemon
+                .store
+                .write(move |tx| {
+                    store::set_audit_outcome(tx, id, &outcome)?;
+                    Ok::<_, StoreError>(((), Vec::new()))
+                })
+                .await
+        }
+        None if mutating => {
+            let entry = audit.entry(outcome);
+            daemon
+                .store
+                .write(move |tx| {
+                    store::insert_audit(tx, &entry)?;
+                    Ok::<_, StoreError>(((), Vec::new()))
+                })
+                .await
+        }
+        None => return,
     };
-    let written = daemon
-        .store
-        .write(move |tx| {
-            store::insert_audit(tx, &entry)?;
-            Ok::<_, StoreError>(((), Vec::new()))
-        })
-        .await;
     if let Err(err) = written {
         tracing::error!(%method, %err, "could not write the audit entry");
     }

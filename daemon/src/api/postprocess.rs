@@ -7,7 +7,9 @@ use std::sync::Arc;
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
 use protocol::postprocess::{FileResult, StepReport};
+use tokio_util::sync::CancellationToken;
 
+use crate::budget;
 use crate::error::ApiError;
 use crate::local_models::ModelKind;
 use crate::onnx::Model;
@@ -43,8 +45,8 @@ pub async fn color(
             ))
         })?,
     };
-    let output_dir = output_dir(params.output_dir.as_deref())?;
-    let files = find_files(params.paths, params.profile.clone(), output_dir).await?;
+    let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
+    let files = find_files(&daemon, params.paths, params.profile.clone(), output_dir).await?;
     let settings = serde_json::json!({ "profile": params.profile, "values": profile });
     let step = Step {
         name: "color",
@@ -74,10 +76,10 @@ pub async fn bg_remove(
             "a mask has no background to colour: pass mask_only or background, not both",
         ));
     }
-    let output_dir = output_dir(params.output_dir.as_deref())?;
+    let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
     let model = load_model(&daemon, ModelKind::BgRemoval, params.model).await?;
     let suffix = if options.mask_only { "mask" } else { "nobg" };
-    let files = find_files(params.paths, suffix.to_owned(), output_dir).await?;
+    let files = find_files(&daemon, params.paths, suffix.to_owned(), output_dir).await?;
     let settings = serde_json::json!({
         "model": model.installed.name,
         "model_sha256": model.installed.sha256,
@@ -114,7 +116,7 @@ pub async fn upscale(
             ));
         }
     };
-    let output_dir = output_dir(params.output_dir.as_deref())?;
+    let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
     let model = load_model(&daemon, ModelKind::Upscale, params.model).await?;
     if model.installed.scale != 4 {
         return Err(ApiError::validation(
@@ -129,7 +131,7 @@ pub async fn upscale(
         tile,
         overlap: upscale::overlap_for(&model.installed.name),
     };
-    let files = find_files(params.paths, format!("x{scale}"), output_dir).await?;
+    let files = find_files(&daemon, params.paths, format!("x{scale}"), output_dir).await?;
     let settings = serde_json::json!({
         "model": model.installed.name,
         "model_sha256": model.installed.sha256,
@@ -190,19 +192,39 @@ async fn load_model(
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
 }
 
-fn output_dir(dir: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
+fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
     dir.map(|dir| {
         let dir = PathBuf::from(dir);
-        if dir.is_absolute() {
-            Ok(dir)
-        } else {
-            Err(ApiError::validation(
+        if !dir.is_absolute() {
+            return Err(ApiError::validation(
                 "invalid_output_dir",
                 format!("output_dir `{}` must be an absolute path", dir.display()),
-            ))
+            ));
         }
+        check_outside_data_dir(daemon, &dir)?;
+        Ok(dir)
     })
     .transpose()
+}
+
+/// Refuses a place inside kromad's data dir (links resolved): one-off outputs never go among
+/// its database, logs or project folders.
+fn check_outside_data_dir(daemon: &Daemon, path: &Path) -> Result<(), ApiError> {
+    let data_dir = crate::project_root::resolve(&daemon.config.data_dir)
+        .unwrap_or_else(|_| daemon.config.data_dir.clone());
+    let resolved = crate::project_root::resolve(path).unwrap_or_else(|_| path.to_owned());
+    if resolved.starts_with(&data_dir) {
+        return Err(ApiError::validation(
+            "output_in_data_dir",
+            format!(
+                "{} is inside kromad's data dir ({})",
+                path.display(),
+                data_dir.display()
+            ),
+        )
+        .with_hint("pass an output folder of your own (-o DIR)"));
+    }
+    Ok(())
 }
 
 /// One file to process and where its output goes.
@@ -216,6 +238,7 @@ struct Work {
 /// `<folder>_<suffix>/` (or `output_dir`) mirroring their paths, so outputs never land among the
 /// sources and a second run finds the same inputs.
 async fn find_files(
+    daemon: &Daemon,
     paths: Vec<String>,
     suffix: String,
     output_dir: Option<PathBuf>,
@@ -291,7 +314,47 @@ async fn find_files(
             ),
         ));
     }
+    let mut found = separate_targets(found);
+    for entry in &mut found {
+        if let Ok(work) = entry
+            && let Some(folder) = work.target.parent()
+            && let Err(err) = check_outside_data_dir(daemon, folder)
+        {
+            *entry = Err((work.input.display().to_string(), err));
+        }
+    }
     Ok(found)
+}
+
+/// Gives files that would share an output name (`a.png` and `a.jpg` both make `a.png`) names
+/// of their own, each with its source's extension (`a_png.png`, `a_jpg.png`), whatever their
+/// order.
+fn separate_targets(
+    mut found: Vec<Result<Work, (String, ApiError)>>,
+) -> Vec<Result<Work, (String, ApiError)>> {
+    let mut count = std::collections::HashMap::<PathBuf, usize>::new();
+    for work in found.iter().flatten() {
+        *count.entry(work.target.clone()).or_default() += 1;
+    }
+    for work in found.iter_mut().flatten() {
+        if count.get(&work.target).copied().unwrap_or(0) < 2 {
+            continue;
+        }
+        let stem = work
+            .target
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let extension = work
+            .input
+            .extension()
+            .map(|ext| ext.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        work.target = work
+            .target
+            .with_file_name(format!("{stem}_{extension}.png"));
+    }
+    found
 }
 
 struct Step {
@@ -299,6 +362,21 @@ struct Step {
     /// JSON, recorded in the output's `kroma:settings` chunk.
     settings: String,
     operation: Operation,
+}
+
+impl Step {
+    /// What the step costs in memory per image.
+    fn cost(&self) -> budget::StepCost {
+        match &self.operation {
+            Operation::Color(_) => budget::StepCost::Color,
+            Operation::BgRemove { options, .. } => budget::StepCost::BgRemove {
+                matting: options.matting,
+            },
+            Operation::Upscale { tiling, .. } => budget::StepCost::Upscale {
+                tile: tiling.tile as u32,
+            },
+        }
+    }
 }
 
 enum Operation {
@@ -319,6 +397,10 @@ async fn run_step(
     files: Vec<Result<Work, (String, ApiError)>>,
     step: Arc<Step>,
 ) -> Result<StepReport, ApiError> {
+    // Cancelled when kromad stops, or when this call is dropped because its caller left: the
+    // blocking work sees it between tiles and files.
+    let stop = daemon.shutdown.child_token();
+    let _stop_when_dropped = stop.clone().drop_guard();
     let total = files.len();
     let mut tasks = tokio::task::JoinSet::new();
     let mut results: Vec<Option<FileResult>> = vec![None; total];
@@ -336,11 +418,12 @@ async fn run_step(
                 let daemon = daemon.clone();
                 let local = daemon.runner.local_slots();
                 let runtime = tokio::runtime::Handle::current();
+                let stop = stop.clone();
                 tasks.spawn(async move {
                     let _permit = local.acquire_owned().await;
                     let input = work.input.display().to_string();
                     let outcome = tokio::task::spawn_blocking(move || {
-                        process_file(&daemon, &runtime, &work, &step)
+                        process_file(&daemon, &runtime, &work, &step, &stop)
                     })
                     .await
                     .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))
@@ -398,37 +481,34 @@ async fn run_step(
     })
 }
 
-/// Reads, checks, transforms and writes one file; answers the output path. Blocking.
+/// Reads, checks, transforms and writes one file; answers the output path. Blocking. Stops
+/// between tiles once `stop` is cancelled, leaving nothing half-written.
 fn process_file(
     daemon: &Daemon,
     runtime: &tokio::runtime::Handle,
     work: &Work,
     step: &Step,
+    stop: &CancellationToken,
 ) -> Result<PathBuf, ApiError> {
     let path = &work.input;
-    let bytes = std::fs::read(path).map_err(|err| {
-        ApiError::new(
-            ErrorKind::Infra,
-            "io_error",
-            format!("reading {}: {err}", path.display()),
-        )
-    })?;
-    let image = crate::image_check::decode_for_processing(&bytes)
-        .map_err(|problem| {
-            ApiError::validation(problem.code(), format!("{}: {problem}", path.display()))
-        })?
-        .to_rgba8();
+    let loaded = budget::load_image(
+        path,
+        daemon.config.limits.max_image_pixels,
+        &daemon.memory,
+        step.cost(),
+        stop,
+    )?;
+    let image = &loaded.image;
     let provenance = Provenance::from([
-        ("source_sha256", crate::planner::hex_sha256(&bytes)),
+        ("source_sha256", loaded.sha256.clone()),
         ("source", path.display().to_string()),
         ("step", step.name.to_owned()),
         ("settings", step.settings.clone()),
     ]);
-    drop(bytes);
     let target = &work.target;
     let out: image::DynamicImage = match &step.operation {
-        Operation::Color(profile) => color::apply(&image, profile).into(),
-        Operation::BgRemove { model, options } => bg_remove::remove(model, &image, *options)?,
+        Operation::Color(profile) => color::apply(image, profile).into(),
+        Operation::BgRemove { model, options } => bg_remove::remove(model, image, *options)?,
         Operation::Upscale {
             model,
             scale,
@@ -438,11 +518,12 @@ fn process_file(
             let written = output::write_new_with(target, |file| {
                 upscale::encode_png(
                     model,
-                    &image,
+                    image,
                     *scale,
                     *tiling,
                     &provenance,
                     &mut |done, total| progress.tile(done, total),
+                    stop,
                     file,
                 )
             });
@@ -454,6 +535,7 @@ fn process_file(
             return Ok(target.clone());
         }
     };
+    budget::check(stop)?;
     let png = output::encode_png(&out)
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
     let png = output::with_provenance(png, &provenance)

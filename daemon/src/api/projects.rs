@@ -21,8 +21,10 @@ pub async fn project_create(
     };
     let description = project::parse_description(params.description.as_deref().unwrap_or(""))?;
     let root = project::parse_root(params.root.as_deref(), &daemon.config.data_dir, &slug)?;
+    // Compared and stored with every link resolved: a link cannot make two roots share files.
+    let root = resolve_root(&root)?;
+    let data_dir = resolve_root(&daemon.config.data_dir)?;
     let s3 = params.s3.as_ref().map(project::parse_s3).transpose()?;
-    let data_dir = daemon.config.data_dir.clone();
     let new = NewProject {
         id: uuid::Uuid::new_v4().to_string(),
         slug,
@@ -38,11 +40,12 @@ pub async fn project_create(
             // The row first: a taken slug fails before anything touches the disk.
             let row = store::insert_project(tx, &new)?;
             let others = store::list_projects(tx)?;
-            let other_roots: Vec<&std::path::Path> = others
-                .iter()
-                .filter(|other| other.id != row.id)
-                .map(|other| std::path::Path::new(other.root.as_str()))
-                .collect();
+            let other_roots = project_root::resolve_all(
+                others
+                    .iter()
+                    .filter(|other| other.id != row.id)
+                    .map(|other| other.root.as_str()),
+            );
             project::check_root_apart(&root, &data_dir, &other_roots)?;
             // Kept as soon as the layout exists: a rolled-back row leaves an empty layout behind,
             // but a committed row never loses its folder, even if the caller has timed out.
@@ -124,12 +127,26 @@ pub async fn project_delete(
     }
     let purge_files = params.purge_files;
     let at = clock::now();
+    let data_dir = resolve_root(&daemon.config.data_dir)?;
     let (row, detached) = daemon
         .store
         .write(move |tx| {
             let row = store::delete_project(tx, &slug)?;
             let detached = if purge_files {
-                Some(project_root::detach(std::path::Path::new(&row.root), &row.id)?)
+                // Checked again now, links resolved as they are today: a folder linked into
+                // this root since it was created must not be purged with it.
+                let root = resolve_root(std::path::Path::new(&row.root))?;
+                let others = store::list_projects(tx)?;
+                let other_roots =
+                    project_root::resolve_all(others.iter().map(|other| other.root.as_str()));
+                project::check_root_apart(&root, &data_dir, &other_roots).map_err(|err| {
+                    ApiError {
+                        message: format!("not purged: {}", err.message),
+                        ..err
+                    }
+                    .with_hint("delete without --purge-files, then remove the files that are only this project's by hand")
+                })?;
+                Some(project_root::detach(&root, &row.id)?)
             } else {
                 None
             };
@@ -188,4 +205,15 @@ pub fn to_proto(row: &ProjectRow) -> protocol::project::Project {
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),
     }
+}
+
+/// A root (or the data dir) with its links resolved.
+fn resolve_root(path: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
+    project_root::resolve(path).map_err(|err| {
+        ApiError::validation(
+            "invalid_root",
+            format!("cannot resolve {}: {err}", path.display()),
+        )
+        .with_hint("name a folder that exists, or one whose parent folders exist")
+    })
 }

@@ -233,7 +233,7 @@ pub async fn check(
         .store
         .read(move |conn| rows::get(conn, &name))
         .await?;
-    let secrets = daemon.secrets.clone();
+    let secrets = daemon.secrets.get().await;
     let secret_name = row.secret_name.clone();
     let key = tokio::task::spawn_blocking(move || secrets.get(&secret_name))
         .await
@@ -261,7 +261,7 @@ pub async fn check(
         base_url: &row.base_url,
         organization: row.organization.as_deref(),
     };
-    let result = providers::check(&daemon.http, &account, &key).await;
+    let result = providers::check(daemon.http()?, &account, &key, daemon.secrets.scrubber()).await;
     tracing::info!(provider = %row.name, status = ?result.status, elapsed_ms = result.elapsed_ms, "provider check");
     Ok(result)
 }

@@ -632,7 +632,7 @@ async fn preflight(daemon: &Daemon, plan: &Plan, resolved: &Resolved) -> Result<
         .store
         .read(move |conn| crate::store::providers::get(conn, &provider_name))
         .await?;
-    let secrets = daemon.secrets.clone();
+    let secrets = daemon.secrets.get().await;
     let secret = provider.secret_name.clone();
     let readable = tokio::task::spawn_blocking(move || secrets.get(&secret).map(|_| ()))
         .await
@@ -951,7 +951,7 @@ pub async fn model_list(
             .store
             .read(move |conn| crate::store::providers::get(conn, &lookup))
             .await?;
-        let secrets = daemon.secrets.clone();
+        let secrets = daemon.secrets.get().await;
         let secret = provider.secret_name.clone();
         let key = tokio::task::spawn_blocking(move || secrets.get(&secret))
             .await
@@ -973,12 +973,17 @@ pub async fn model_list(
             base_url: &provider.base_url,
             organization: provider.organization.as_deref(),
         };
-        let listed = crate::providers::list_models(&daemon.http, &account, &key)
-            .await
-            .map_err(|message| {
-                ApiError::new(ErrorKind::Provider, "provider_unreachable", message)
-                    .with_hint(format!("check it with `kromactl provider check {name}`"))
-            })?;
+        let listed = crate::providers::list_models(
+            daemon.http()?,
+            &account,
+            &key,
+            daemon.secrets.scrubber(),
+        )
+        .await
+        .map_err(|message| {
+            ApiError::new(ErrorKind::Provider, "provider_unreachable", message)
+                .with_hint(format!("check it with `kromactl provider check {name}`"))
+        })?;
         let at = clock::now();
         let provider_name = provider.name.clone();
         daemon

@@ -25,13 +25,16 @@ pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
     if valid {
         Ok(name.to_owned())
     } else {
+        // Not repeated back: a name that breaks the rule is often a key pasted in its place.
         Err(ApiError::validation(
             "invalid_secret_name",
             format!(
-                "secret name `{name}` must match {}",
+                "the secret name given ({} characters, not shown: it may be a key) must match {}",
+                name.chars().count(),
                 protocol::secret::NAME_RULE
             ),
-        ))
+        )
+        .with_hint("name the secret, e.g. `openai`; give its value on stdin or at the prompt"))
     }
 }
 
@@ -75,7 +78,7 @@ pub async fn set(
             format!("a secret value must be 1 to {MAX_VALUE_BYTES} bytes"),
         ));
     }
-    let secrets = daemon.secrets.clone();
+    let secrets = daemon.secrets.get().await;
     let store = secrets.kind();
     let value = params.value;
     let at = clock::now();
@@ -111,7 +114,7 @@ pub async fn list(
         }
     }
     Ok(protocol::secret::SecretList {
-        store: daemon.secrets.status(),
+        store: daemon.secrets.get().await.status(),
         secrets,
     })
 }
@@ -129,7 +132,7 @@ pub async fn delete(
         )
         .with_hint("`kromactl secret rm` asks for confirmation, or pass --yes"));
     }
-    let secrets = daemon.secrets.clone();
+    let secrets = daemon.secrets.get().await;
     let at = clock::now();
     let row = daemon
         .store
@@ -149,7 +152,7 @@ pub async fn test(
     params: protocol::secret::SecretRef,
 ) -> Result<protocol::secret::TestResult, ApiError> {
     let name = parse_name(&params.name)?;
-    let secrets = daemon.secrets.clone();
+    let secrets = daemon.secrets.get().await;
     let probe_name = name.clone();
     let outcome = tokio::task::spawn_blocking(move || secrets.test(&probe_name))
         .await
@@ -163,7 +166,7 @@ pub async fn test(
         },
         Err(err) => protocol::secret::TestResult {
             name,
-            store: daemon.secrets.kind().to_owned(),
+            store: daemon.secrets.get().await.kind().to_owned(),
             ok: false,
             message: secret_error(err).message,
         },

@@ -184,7 +184,9 @@ pub fn run_model(
 
 /// Upscales `image` with `model` straight into a PNG written to `out`, carrying `provenance`;
 /// only the compressed bytes and one band of rows are in memory. `progress(done, total)` hears
-/// of the tiles at most four times a second, and always of the last one.
+/// of the tiles at most four times a second, and always of the last one. Once `stop` is
+/// cancelled, no further tile starts and the call fails with `stopped`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_png(
     model: &Model,
     image: &RgbaImage,
@@ -192,6 +194,7 @@ pub fn encode_png(
     tiling: Tiling,
     provenance: &Provenance,
     progress: &mut dyn FnMut(usize, usize),
+    stop: &tokio_util::sync::CancellationToken,
     out: &mut impl std::io::Write,
 ) -> Result<(), ApiError> {
     let size = (image.width() * scale, image.height() * scale);
@@ -218,7 +221,10 @@ pub fn encode_png(
             image,
             scale,
             tiling,
-            &mut |block, width, height| run_model(model, block, width, height),
+            &mut |block, width, height| {
+                crate::budget::check(stop)?;
+                run_model(model, block, width, height)
+            },
             &mut throttled,
             &mut |band| sink(band).map_err(io_error),
         )

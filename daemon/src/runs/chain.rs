@@ -43,6 +43,11 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
     match steps(daemon, &context).await {
         Ok(last) => record(daemon, &context, Ok(last)).await,
+        // Stopped by a shutdown: the chain stays pending and the next start runs it again.
+        Err(err) if err.code == crate::budget::stopped().code => {
+            tracing::info!(candidate = %context.candidate.id, "post-process chain stopped; it runs again at the next start");
+            Ok(())
+        }
         Err(err) => {
             tracing::warn!(candidate = %context.candidate.id, message = %err.message, "post-process chain failed");
             record(daemon, &context, Err(err)).await
@@ -121,6 +126,19 @@ impl Step {
         Ok(steps)
     }
 
+    /// What the step costs in memory per image.
+    fn cost(&self) -> crate::budget::StepCost {
+        match self {
+            Step::BgRemove { options, .. } => crate::budget::StepCost::BgRemove {
+                matting: options.matting,
+            },
+            Step::Upscale { .. } => crate::budget::StepCost::Upscale {
+                tile: upscale::DEFAULT_TILE as u32,
+            },
+            Step::Color { .. } => crate::budget::StepCost::Color,
+        }
+    }
+
     /// Where its output goes, from the generated image's file stem, and the asset kind.
     fn target(&self, stem: &str) -> (String, AssetKind) {
         match self {
@@ -183,6 +201,9 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         let root = context.root().to_owned();
         let ids = (context.candidate.id.clone(), context.run.id.clone());
         let engine = daemon.engine.clone();
+        let memory = daemon.memory.clone();
+        let max_pixels = daemon.config.limits.max_image_pixels;
+        let stop = daemon.shutdown.clone();
         let stem = stem.clone();
         let name = step.describe().0;
         // Tiles come from the blocking step through a channel (a few a second, see encode_png).
@@ -191,13 +212,19 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
             let mut progress = |done: usize, total: usize| {
                 let _ = tiles_tx.send((done, total));
             };
+            let limits = Resources {
+                engine: &engine,
+                max_pixels,
+                memory: &memory,
+                stop: &stop,
+            };
             run_step(
-                &engine,
                 &root,
                 &source_rel,
                 &stem,
                 &ids,
                 &step,
+                &limits,
                 &mut progress,
             )
         });
@@ -228,16 +255,25 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
     Ok(written)
 }
 
+/// What one step runs on and within: the models, the pixel budget, the shared memory budget and
+/// the daemon's stop.
+struct Resources<'a> {
+    engine: &'a crate::onnx::Engine,
+    max_pixels: u64,
+    memory: &'a crate::budget::MemoryBudget,
+    stop: &'a tokio_util::sync::CancellationToken,
+}
+
 /// One step on the file at `source_rel`: written at its target, or taken as it is when the
 /// target already holds this candidate's output from before a stop. `ids` are the candidate's
 /// and the run's. Blocking.
 fn run_step(
-    engine: &crate::onnx::Engine,
     root: &Path,
     source_rel: &str,
     stem: &str,
     (candidate, run): &(String, String),
     step: &Step,
+    limits: &Resources<'_>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Written, ApiError> {
     let source = root.join(source_rel);
@@ -267,12 +303,15 @@ fn run_step(
             kind,
         });
     }
-    let bytes = std::fs::read(&source).map_err(|err| io("reading", err))?;
-    let image = crate::image_check::decode_for_processing(&bytes)
-        .map_err(|problem| ApiError::validation(problem.code(), problem.to_string()))?
-        .to_rgba8();
-    let source_sha256 = crate::planner::hex_sha256(&bytes);
-    drop(bytes);
+    let loaded = crate::budget::load_image(
+        &source,
+        limits.max_pixels,
+        limits.memory,
+        step.cost(),
+        limits.stop,
+    )?;
+    let image = &loaded.image;
+    let source_sha256 = loaded.sha256.clone();
     // The model actually used goes in by name and hash, so the record says exactly what ran.
     let provenance = |model: Option<&crate::local_models::Installed>| {
         let (name, mut settings) = step.describe();
@@ -294,18 +333,20 @@ fn run_step(
     };
     let (png, width, height) = match step {
         Step::Color { profile, .. } => {
-            let out = color::apply(&image, profile);
+            let out = color::apply(image, profile);
             let (width, height) = out.dimensions();
             (encode(out.into(), &provenance(None))?, width, height)
         }
         Step::BgRemove { model, options } => {
-            let model = engine.model(ModelKind::BgRemoval, model.as_deref())?;
-            let out = bg_remove::remove(&model, &image, *options)?;
+            let model = limits
+                .engine
+                .model(ModelKind::BgRemoval, model.as_deref())?;
+            let out = bg_remove::remove(&model, image, *options)?;
             let png = encode(out, &provenance(Some(&model.installed)))?;
             (png, image.width(), image.height())
         }
         Step::Upscale { model, scale } => {
-            let model = engine.model(ModelKind::Upscale, model.as_deref())?;
+            let model = limits.engine.model(ModelKind::Upscale, model.as_deref())?;
             let tiling = upscale::Tiling {
                 tile: upscale::DEFAULT_TILE,
                 overlap: upscale::overlap_for(&model.installed.name),
@@ -315,11 +356,12 @@ fn run_step(
             let provenance = provenance(Some(&model.installed));
             upscale::encode_png(
                 &model,
-                &image,
+                image,
                 *scale,
                 tiling,
                 &provenance,
                 progress,
+                limits.stop,
                 &mut png,
             )?;
             (png, image.width() * scale, image.height() * scale)

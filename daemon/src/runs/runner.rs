@@ -374,7 +374,7 @@ async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
 }
 
 async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, ApiError> {
-    let secrets = daemon.secrets.clone();
+    let secrets = daemon.secrets.get().await;
     let name = secret.to_owned();
     tokio::task::spawn_blocking(move || secrets.get(&name))
         .await
@@ -398,11 +398,11 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
         .iter()
         .map(|image| {
             let path = Path::new(&image.path);
-            let bytes = std::fs::read(path).map_err(|err| {
+            let bytes = crate::budget::read_image_file(path).map_err(|err| {
                 ApiError::new(
                     ErrorKind::Infra,
                     "input_unreadable",
-                    format!("cannot read input image {}: {err}", path.display()),
+                    format!("cannot read input image: {}", err.message),
                 )
                 .with_hint("restore the file, or create a new run")
             })?;
@@ -448,6 +448,10 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
         Ok(key) => key,
         Err(err) => return Ended::Failed(err),
     };
+    let http = match daemon.http() {
+        Ok(http) => http,
+        Err(err) => return Ended::Failed(err),
+    };
     let job = context.job.clone();
     let inputs = match tokio::task::spawn_blocking(move || read_inputs(&job)).await {
         Ok(Ok(inputs)) => inputs,
@@ -480,7 +484,14 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
             idempotency_key: &context.candidate.idempotency_key,
             timeout: Duration::from_secs(generation.timeout_secs),
         };
-        let (message, retry_after) = match providers::generate(&daemon.http, call, &key).await {
+        let (message, retry_after) = match providers::generate(
+            http,
+            call,
+            &key,
+            daemon.secrets.scrubber(),
+        )
+        .await
+        {
             Ok(generated) => return Ended::Succeeded(generated),
             Err(CallError::Retry {
                 message,
@@ -805,7 +816,10 @@ async fn store_success(
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
     let cost = cost_of(context, generated.usage.as_ref());
-    let info = match crate::image_check::inspect(&generated.bytes) {
+    let info = match crate::image_check::inspect(
+        &generated.bytes,
+        daemon.config.limits.max_image_pixels,
+    ) {
         Ok(info) => info,
         Err(problem) => {
             let error = ApiError::new(
@@ -1070,7 +1084,7 @@ async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Api
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
     if let Some(bytes) = found {
         let provenance = output::read_provenance(&bytes);
-        let info = crate::image_check::inspect(&bytes).map_err(|problem| {
+        let info = crate::image_check::inspect(&bytes, u64::MAX).map_err(|problem| {
             ApiError::new(
                 ErrorKind::Infra,
                 "io_error",

@@ -9,6 +9,7 @@ mod file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use kroma_protocol as protocol;
 use secrecy::{ExposeSecret, SecretString};
@@ -62,12 +63,178 @@ enum Backend {
 pub struct Secrets {
     backend: Backend,
     env: BTreeMap<String, SecretString>,
+    scrubber: Scrubber,
+}
+
+/// Takes secret values out of text that came from outside (a provider's error, a header): every
+/// value this process has set, read or been given in the environment, and anything shaped like a
+/// bearer token or an API key. Cheap to clone; clones share what they know.
+#[derive(Clone, Default)]
+pub struct Scrubber {
+    known: Arc<RwLock<Vec<SecretString>>>,
+}
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Values shorter than this are not scrubbed by value: they would match ordinary words.
+const MIN_SCRUBBED_LEN: usize = 6;
+
+impl Scrubber {
+    /// Remembers `value`, so text carrying it is scrubbed from now on.
+    pub fn remember(&self, value: &str) {
+        if value.len() < MIN_SCRUBBED_LEN {
+            return;
+        }
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        if !known.iter().any(|known| known.expose_secret() == value) {
+            known.push(SecretString::from(value.to_owned()));
+        }
+    }
+
+    /// `text` without any known secret value, bearer token or API-key-shaped word.
+    pub fn scrub(&self, text: &str) -> String {
+        let known = self.known.read().unwrap_or_else(PoisonError::into_inner);
+        let values: Vec<&str> = known.iter().map(|value| value.expose_secret()).collect();
+        scrub_text(text, &values)
+    }
+}
+
+/// `text` with every one of `values` and every bearer token or API-key-shaped word replaced by
+/// [`REDACTED`]. Pure.
+pub fn scrub_text(text: &str, values: &[&str]) -> String {
+    static SHAPES: LazyLock<[(regex::Regex, &str); 2]> = LazyLock::new(|| {
+        let shape = |pattern: &str| regex::Regex::new(pattern).expect("a valid pattern");
+        [
+            (
+                shape(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
+                "$1 [redacted]",
+            ),
+            (shape(r"\b(sk|rk|pk)-[A-Za-z0-9_-]{8,}"), "$1-[redacted]"),
+        ]
+    });
+    let mut text = text.to_owned();
+    // Longest first, so a value that contains another is not left half-scrubbed.
+    let mut values: Vec<&str> = values
+        .iter()
+        .copied()
+        .filter(|value| value.len() >= MIN_SCRUBBED_LEN)
+        .collect();
+    values.sort_by_key(|value| std::cmp::Reverse(value.len()));
+    for value in values {
+        if text.contains(value) {
+            text = text.replace(value, REDACTED);
+        }
+    }
+    for (pattern, replacement) in SHAPES.iter() {
+        if pattern.is_match(&text) {
+            text = pattern.replace_all(&text, *replacement).into_owned();
+        }
+    }
+    text
+}
+
+/// The secret store, opened on first use: its D-Bus connection (or key file) costs memory and
+/// start-up time that a daemon which never touches a secret should not pay. The scrubber exists
+/// from the start, knowing the environment's values.
+pub struct LazySecrets {
+    config: SecretsConfig,
+    data_dir: PathBuf,
+    scrubber: Scrubber,
+    opened: tokio::sync::OnceCell<Arc<Secrets>>,
+}
+
+impl LazySecrets {
+    pub fn new(config: SecretsConfig, data_dir: PathBuf) -> LazySecrets {
+        let scrubber = Scrubber::default();
+        for value in config.env.values() {
+            scrubber.remember(value.expose_secret());
+        }
+        LazySecrets {
+            config,
+            data_dir,
+            scrubber,
+            opened: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
+    }
+
+    /// Whether `KROMA_SECRET_<NAME>` overrides the stored value (the store stays closed).
+    pub fn env_override(&self, name: &str) -> bool {
+        self.config.env.contains_key(&env_key(name))
+    }
+
+    /// Secret names that exist only as environment variables (the store stays closed).
+    pub fn env_names(&self) -> impl Iterator<Item = &str> {
+        self.config.env.keys().map(String::as_str)
+    }
+
+    /// The store, opened (on a blocking thread) by the first caller.
+    pub async fn get(&self) -> Arc<Secrets> {
+        self.opened
+            .get_or_init(|| async {
+                let config = self.config.clone();
+                let data_dir = self.data_dir.clone();
+                let scrubber = self.scrubber.clone();
+                let opened = tokio::task::spawn_blocking(move || {
+                    Secrets::open(&config, &data_dir, scrubber)
+                })
+                .await;
+                let secrets = match opened {
+                    Ok(secrets) => secrets,
+                    Err(err) => Secrets::unopened(
+                        &self.config,
+                        &self.data_dir,
+                        self.scrubber.clone(),
+                        format!("opening the store failed: {err}"),
+                    ),
+                };
+                let status = secrets.status();
+                if status.available {
+                    tracing::info!(store = %status.kind, detail = %status.detail, "secret store ready");
+                } else {
+                    tracing::warn!(store = %status.kind, problem = ?status.problem, "secret store unavailable");
+                }
+                Arc::new(secrets)
+            })
+            .await
+            .clone()
+    }
 }
 
 impl Secrets {
+    /// A store that could not be opened at all, saying why.
+    fn unopened(
+        config: &SecretsConfig,
+        data_dir: &Path,
+        scrubber: Scrubber,
+        problem: String,
+    ) -> Secrets {
+        let backend = match config.kind {
+            StoreKind::Keyring => Backend::Keyring {
+                store: None,
+                service: format!("kroma:{}", data_dir.display()),
+                problem: Some(problem),
+            },
+            StoreKind::File => Backend::File {
+                store: None,
+                problem: Some(problem),
+            },
+        };
+        Secrets {
+            backend,
+            env: config.env.clone(),
+            scrubber,
+        }
+    }
+
     /// Opens the configured store. A store that does not answer is recorded, not replaced by
-    /// another: `status` says so, and `set` fails with the reason.
-    pub fn open(config: &SecretsConfig, data_dir: &Path) -> Secrets {
+    /// another: `status` says so, and `set` fails with the reason. Values it handles are
+    /// remembered by `scrubber`.
+    pub fn open(config: &SecretsConfig, data_dir: &Path, scrubber: Scrubber) -> Secrets {
         let backend = match config.kind {
             StoreKind::Keyring => {
                 let service = format!("kroma:{}", data_dir.display());
@@ -102,7 +269,13 @@ impl Secrets {
         Secrets {
             backend,
             env: config.env.clone(),
+            scrubber,
         }
+    }
+
+    /// The scrubber that knows every value this store has handled.
+    pub fn scrubber(&self) -> &Scrubber {
+        &self.scrubber
     }
 
     /// The name of the store `set` writes to.
@@ -144,6 +317,7 @@ impl Secrets {
     }
 
     pub fn set(&self, name: &str, value: &str) -> Result<(), SecretError> {
+        self.scrubber.remember(value);
         match &self.backend {
             Backend::Keyring {
                 store: Some(store),
@@ -187,6 +361,7 @@ impl Secrets {
                 return Err(self.unavailable(problem.as_deref().unwrap_or("not opened")));
             }
         };
+        self.scrubber.remember(value.expose_secret());
         Ok((value, self.kind()))
     }
 
@@ -296,6 +471,33 @@ fn keyring_name() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrubbing_removes_known_values_and_key_shapes() {
+        let key = "tok_live_a1b2c3d4e5f6";
+        let echoed = format!(
+            "invalid key {key}; header was 'Authorization: Bearer {key}', try sk-proj-AbC123xyz_456 or Basic dXNlcjpwYXNz"
+        );
+        let scrubbed = scrub_text(&echoed, &[key, "short"]);
+        assert!(!scrubbed.contains(key), "{scrubbed}");
+        assert!(!scrubbed.contains("AbC123xyz"), "{scrubbed}");
+        assert!(!scrubbed.contains("dXNlcjpwYXNz"), "{scrubbed}");
+        assert_eq!(
+            scrubbed,
+            "invalid key [redacted]; header was 'Authorization: Bearer [redacted]', try sk-[redacted] or Basic [redacted]"
+        );
+        // Ordinary words and short values stay.
+        assert_eq!(
+            scrub_text("the model is busy; ask later", &["busy", "ask"]),
+            "the model is busy; ask later"
+        );
+        let scrubber = Scrubber::default();
+        scrubber.remember("value-from-the-keyring");
+        assert_eq!(
+            scrubber.scrub("echo: value-from-the-keyring!"),
+            "echo: [redacted]!"
+        );
+    }
 
     #[test]
     fn env_keys_fold_case_and_punctuation() {

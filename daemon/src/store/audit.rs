@@ -1,4 +1,5 @@
-//! Rows of `audit_events`: one per mutating call.
+//! Rows of `audit_events`: one per call that changed something (or that is marked mutating), in
+//! the transaction of the call's first change.
 
 use kroma_protocol as protocol;
 use rusqlite::{Connection, params};
@@ -15,7 +16,8 @@ pub struct NewAuditEntry {
     pub outcome: String,
 }
 
-pub fn insert(conn: &Connection, entry: &NewAuditEntry) -> Result<(), StoreError> {
+/// Inserts an entry; answers its id.
+pub fn insert(conn: &Connection, entry: &NewAuditEntry) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO audit_events (at, peer_uid, client, method, params_digest, outcome)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -28,6 +30,13 @@ pub fn insert(conn: &Connection, entry: &NewAuditEntry) -> Result<(), StoreError
         entry.params_digest,
         entry.outcome
     ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Sets the outcome of an entry written before its call had finished.
+pub fn set_outcome(conn: &Connection, id: i64, outcome: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE audit_events SET outcome = ?2 WHERE id = ?1")?
+        .execute(params![id, outcome])?;
     Ok(())
 }
 

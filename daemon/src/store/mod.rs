@@ -26,7 +26,7 @@ use rusqlite_migration::{M, Migrations, SchemaVersion};
 use tokio::sync::broadcast;
 
 pub use assets::{AssetRow, LinkRow, NewAsset};
-pub use audit::{NewAuditEntry, insert as insert_audit};
+pub use audit::{NewAuditEntry, insert as insert_audit, set_outcome as set_audit_outcome};
 pub use events::NewEvent;
 pub use projects::{NewProject, ProjectChanges, ProjectRow, S3Row};
 
@@ -46,6 +46,50 @@ const MIGRATIONS: &[M<'static>] = &[
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.
 const EVENT_CHANNEL_CAPACITY: usize = 1024;
+
+tokio::task_local! {
+    /// The call being served: the first write transaction made inside [`audited`] carries its
+    /// audit entry, so a change is never committed without it, even if the call is then cut
+    /// off (a timeout, a caller that left) or kromad dies.
+    static CALL_AUDIT: Arc<CallAudit>;
+}
+
+/// The audit entry of one call, and the id it got once written.
+#[derive(Debug)]
+pub struct CallAudit {
+    entry: NewAuditEntry,
+    id: Mutex<Option<i64>>,
+}
+
+impl CallAudit {
+    pub fn new(entry: NewAuditEntry) -> Arc<CallAudit> {
+        Arc::new(CallAudit {
+            entry,
+            id: Mutex::new(None),
+        })
+    }
+
+    /// The entry's id, once a write transaction of the call has committed it.
+    pub fn id(&self) -> Option<i64> {
+        *self
+            .id
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The entry as it would be written, with `outcome`.
+    pub fn entry(&self, outcome: &str) -> NewAuditEntry {
+        NewAuditEntry {
+            outcome: outcome.to_owned(),
+            ..self.entry.clone()
+        }
+    }
+}
+
+/// Runs `call` with `audit` as its call's audit entry (see [`CALL_AUDIT`]).
+pub async fn audited<F: std::future::Future>(audit: Arc<CallAudit>, call: F) -> F::Output {
+    CALL_AUDIT.scope(audit, call).await
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -173,6 +217,7 @@ impl Store {
         F: FnOnce(&Transaction) -> Result<(T, Vec<NewEvent>), E> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let call = CALL_AUDIT.try_with(Arc::clone).ok();
         tokio::task::spawn_blocking(move || {
             let mut conn = inner.lock();
             let tx = conn.transaction().map_err(StoreError::from)?;
@@ -181,7 +226,26 @@ impl Store {
             for new_event in new_events {
                 stored.push(events::insert(&tx, new_event)?);
             }
-            tx.commit().map_err(StoreError::from)?;
+            // Checked and set under the connection lock: one entry per call.
+            let mut audit_id = call.as_ref().map(|call| {
+                call.id
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+            });
+            let mut inserted = false;
+            if let (Some(call), Some(slot)) = (&call, audit_id.as_deref_mut())
+                && slot.is_none()
+            {
+                *slot = Some(audit::insert(&tx, &call.entry)?);
+                inserted = true;
+            }
+            if let Err(err) = tx.commit() {
+                if let (true, Some(slot)) = (inserted, audit_id.as_deref_mut()) {
+                    *slot = None;
+                }
+                return Err(E::from(StoreError::from(err)));
+            }
+            drop(audit_id);
             for event in stored {
                 // No receiver is not an error: nobody is subscribed right now.
                 let _ = inner.events.send(event);

@@ -113,6 +113,9 @@ pub enum Fault {
     NotAnImage,
     /// 200 with valid JSON and `"data": []`. Billed.
     Empty,
+    /// A hostile or careless provider: an OpenAI-shaped error with this status whose message
+    /// and `x-request-id` repeat the request's `Authorization` header. Not billed.
+    EchoAuthorization { status: u16 },
 }
 
 /// What the fake provider has seen so far.
@@ -322,7 +325,11 @@ impl Shared {
                 return stored;
             }
             let fault = state.faults.pop_front();
-            let outcome = outcome(fault, &rendered, &record.model);
+            let authorization = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            let outcome = outcome(fault, &rendered, &record.model, authorization);
             if outcome.billed {
                 state.stats.billed += 1;
                 let key = idempotency_key.clone().unwrap_or_else(|| "-".to_owned());
@@ -376,7 +383,12 @@ struct Outcome {
     stall: Option<Duration>,
 }
 
-fn outcome(fault: Option<Fault>, rendered: &render::Rendered, model: &str) -> Outcome {
+fn outcome(
+    fault: Option<Fault>,
+    rendered: &render::Rendered,
+    model: &str,
+    authorization: &str,
+) -> Outcome {
     let billed = |answer: Answer| Outcome {
         answer,
         billed: true,
@@ -399,6 +411,17 @@ fn outcome(fault: Option<Fault>, rendered: &render::Rendered, model: &str) -> Ou
             billed: false,
             stall: None,
         },
+        Some(Fault::EchoAuthorization { status }) => {
+            let mut error = status_error(status, model);
+            error.message = format!("Request with header 'Authorization: {authorization}' failed");
+            let mut answer = Answer::error(&error);
+            answer.request_id = Some(format!("req-{authorization}"));
+            Outcome {
+                answer,
+                billed: false,
+                stall: None,
+            }
+        }
         Some(Fault::RateLimit { retry_after_secs }) => {
             let mut answer = Answer::error(&rate_limit_error(model, Some(retry_after_secs)));
             answer.retry_after_secs = Some(retry_after_secs);
@@ -457,6 +480,8 @@ fn rate_limit_error(model: &str, retry_after_secs: Option<u64>) -> OpenAiError {
 struct Answer {
     status: u16,
     retry_after_secs: Option<u64>,
+    /// Sent as `x-request-id` when set.
+    request_id: Option<String>,
     /// Sent as `application/json`, also when it is not (see [`Fault::MalformedJson`]).
     body: Bytes,
 }
@@ -466,6 +491,7 @@ impl Answer {
         Answer {
             status,
             retry_after_secs: None,
+            request_id: None,
             body,
         }
     }
@@ -488,6 +514,12 @@ impl IntoResponse for Answer {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, secs.into());
+        }
+        if let Some(id) = self
+            .request_id
+            .and_then(|id| header::HeaderValue::from_str(&id).ok())
+        {
+            response.headers_mut().insert("x-request-id", id);
         }
         response
     }
@@ -587,7 +619,11 @@ async fn push_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
         }
     };
     if let Some(status) = faults.iter().find_map(|fault| match fault {
-        Fault::Status { status } if !(400..=599).contains(status) => Some(*status),
+        Fault::Status { status } | Fault::EchoAuthorization { status }
+            if !(400..=599).contains(status) =>
+        {
+            Some(*status)
+        }
         _ => None,
     }) {
         return Answer::error(&OpenAiError::invalid(
