@@ -11,6 +11,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
+/// Log lines that may wait for the log file's writer thread.
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// Installs the global subscriber. Keep the guard alive until exit: it flushes the file log.
 /// `RUST_LOG` overrides the default level (`info`).
 pub fn init(data_dir: &Path, format: LogFormat) -> Result<WorkerGuard, String> {
@@ -26,7 +29,12 @@ pub fn init(data_dir: &Path, format: LogFormat) -> Result<WorkerGuard, String> {
         .max_log_files(7)
         .build(&logs)
         .map_err(|err| format!("opening the log folder in {}: {err}", data_dir.display()))?;
-    let (file_writer, guard) = tracing_appender::non_blocking(appender);
+    // The default queue holds 128 000 lines and is allocated (and touched) up front: 4 MB of an
+    // idle daemon's memory. A few thousand lines cover any burst of ours; beyond that, lines are
+    // dropped rather than calls slowed.
+    let (file_writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .finish(appender);
     // jsonrpsee traces whole requests (params included) at trace level: it never logs below info,
     // whatever RUST_LOG says, so no secret can reach a log.
     let filter = EnvFilter::try_from_default_env()

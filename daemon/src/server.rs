@@ -140,6 +140,27 @@ async fn take_budget(
         .ok()
 }
 
+/// The write half of a connection, buffered.
+type Writer = BufWriter<WriteHalf<Stream>>;
+
+/// What the reader loop, the frame tasks and the forwarders of one connection share.
+struct Connection {
+    methods: Methods,
+    /// Lines for the writer task.
+    out_tx: mpsc::Sender<Outgoing>,
+    /// Taken by the writer task for each batch, or by the reader loop to write a quick answer
+    /// itself when no one else is writing.
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+    /// Frame tasks and forwarders.
+    tasks: TaskTracker,
+    /// Cancelled when the client goes away: its subscriptions end, its unbounded calls stop.
+    disconnected: CancellationToken,
+    subscriptions: Arc<Semaphore>,
+    owned: Arc<dispatch::Owned>,
+    reply_budget: Arc<Semaphore>,
+    limits: Limits,
+}
+
 async fn serve_connection(
     stream: Stream,
     methods: Methods,
@@ -148,17 +169,27 @@ async fn serve_connection(
 ) {
     let (recv, send) = tokio::io::split(stream);
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(256);
-    let writer = tokio::spawn(write_loop(send, out_rx));
-    let tasks = TaskTracker::new();
-    // Cancelled when the client goes away: its subscriptions end, its in-flight calls finish.
-    let disconnected = CancellationToken::new();
+    let writer = Arc::new(tokio::sync::Mutex::new(BufWriter::with_capacity(
+        64 * 1024,
+        send,
+    )));
+    let writer_task = tokio::spawn(write_loop(writer.clone(), out_rx));
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight_per_connection));
     // Memory a connection can make kromad hold: frames read but not answered, answers not yet
     // written, and open subscriptions, each bounded on its own.
     let request_budget = kib_budget(limits.max_in_flight_bytes);
-    let reply_budget = kib_budget(limits.max_reply_bytes);
-    let subscriptions = Arc::new(Semaphore::new(limits.max_subscriptions_per_connection));
-    let owned: Arc<dispatch::Owned> = Arc::default();
+    let connection = Arc::new(Connection {
+        methods,
+        out_tx,
+        writer,
+        tasks: TaskTracker::new(),
+        disconnected: CancellationToken::new(),
+        subscriptions: Arc::new(Semaphore::new(limits.max_subscriptions_per_connection)),
+        owned: Arc::default(),
+        reply_budget: kib_budget(limits.max_reply_bytes),
+        limits,
+    });
+    let limits = &connection.limits;
     let mut reader = BufReader::with_capacity(64 * 1024, recv);
     let mut frame = Vec::new();
     loop {
@@ -173,31 +204,30 @@ async fn serve_connection(
             _ = shutdown.cancelled() => break,
             read = read_frame(&mut reader, &mut frame, limits.max_frame_bytes, limits.frame_timeout) => read,
         };
-        match read {
-            Ok(Frame::Line) => {}
+        let closing = match read {
+            Ok(Frame::Line) => None,
             Ok(Frame::End) | Err(_) => break,
-            Ok(Frame::TooLong) => {
-                let err = dispatch::invalid_request(&format!(
+            Ok(Frame::TooLong) => Some(
+                dispatch::invalid_request(&format!(
                     "frame longer than {} bytes; closing the connection",
                     limits.max_frame_bytes
                 ))
-                .with_hint("split the work into smaller requests");
-                let _ = out_tx
-                    .send(Outgoing::unbudgeted(err.to_response("null")))
-                    .await;
-                break;
-            }
-            Ok(Frame::Stalled) => {
-                let err = dispatch::invalid_request(&format!(
+                .with_hint("split the work into smaller requests"),
+            ),
+            Ok(Frame::Stalled) => Some(
+                dispatch::invalid_request(&format!(
                     "a frame was started but not finished within {} s; closing the connection",
                     limits.frame_timeout.as_secs_f64()
                 ))
-                .with_hint("send each request as one complete line, ending with a newline");
-                let _ = out_tx
-                    .send(Outgoing::unbudgeted(err.to_response("null")))
-                    .await;
-                break;
-            }
+                .with_hint("send each request as one complete line, ending with a newline"),
+            ),
+        };
+        if let Some(err) = closing {
+            let _ = connection
+                .out_tx
+                .send(Outgoing::unbudgeted(err.to_response("null")))
+                .await;
+            break;
         }
         if frame.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -207,53 +237,85 @@ async fn serve_connection(
             _ = shutdown.cancelled() => break,
             share = take_budget(&request_budget, bytes.len(), limits.max_in_flight_bytes) => share,
         };
-        let methods = methods.clone();
-        let out_tx = out_tx.clone();
-        let timeout = limits.request_timeout;
-        let forwarders = tasks.clone();
-        let disconnected = disconnected.clone();
-        let subscriptions = subscriptions.clone();
-        let owned = owned.clone();
-        let reply_budget = reply_budget.clone();
-        let max_reply_bytes = limits.max_reply_bytes;
-        tasks.spawn(async move {
-            let bounds = dispatch::Bounds {
-                timeout,
-                caller_left: &disconnected,
-                subscriptions: &subscriptions,
-                owned: &owned,
-                max_reply_bytes,
+        let shared = connection.clone();
+        let mut call = Box::pin(async move {
+            let reply = {
+                let bounds = dispatch::Bounds {
+                    timeout: shared.limits.request_timeout,
+                    caller_left: &shared.disconnected,
+                    subscriptions: &shared.subscriptions,
+                    owned: &shared.owned,
+                    max_reply_bytes: shared.limits.max_reply_bytes,
+                };
+                dispatch::handle_frame(&shared.methods, &bytes, bounds).await
             };
-            let reply = dispatch::handle_frame(&methods, &bytes, bounds).await;
             drop(bytes);
             drop(request_share);
-            if let Some(response) = reply.response {
-                let share = take_budget(&reply_budget, response.len(), max_reply_bytes).await;
-                let _ = out_tx
-                    .send(Outgoing {
-                        line: response,
-                        _budget: share,
-                    })
-                    .await;
-            }
-            for subscription in reply.subscriptions {
-                forwarders.spawn(forward(
-                    subscription,
-                    out_tx.clone(),
-                    disconnected.clone(),
-                    owned.clone(),
-                ));
-            }
-            drop(permit);
+            (reply, shared)
         });
+        // Most calls finish at their first poll: answered right here, written by this loop when
+        // no one else is writing, a call costs no task and no hop to the writer (a client that
+        // sends one call at a time waits for two hops less). A call that has to wait goes on in
+        // a task of its own, and the next frame is read meanwhile.
+        match futures::poll!(call.as_mut()) {
+            std::task::Poll::Ready((reply, shared)) => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = deliver(reply, &shared, true) => {}
+                }
+                drop(permit);
+            }
+            std::task::Poll::Pending => {
+                connection.tasks.spawn(async move {
+                    let (reply, shared) = call.await;
+                    deliver(reply, &shared, false).await;
+                    drop(permit);
+                });
+            }
+        }
     }
     if !shutdown.is_cancelled() {
-        disconnected.cancel();
+        connection.disconnected.cancel();
     }
-    tasks.close();
-    tasks.wait().await;
-    drop(out_tx);
-    let _ = writer.await;
+    connection.tasks.close();
+    connection.tasks.wait().await;
+    // The writer ends once every sender is gone: ours now, the tasks' with them.
+    drop(connection);
+    let _ = writer_task.await;
+}
+
+/// Sends a frame's answer and starts the forwarders of the subscriptions it opened. With
+/// `inline`, the answer is written straight away when no one else holds the writer.
+async fn deliver(reply: dispatch::Reply, connection: &Connection, inline: bool) {
+    if let Some(response) = reply.response {
+        let mut sent = false;
+        if inline && let Ok(mut writer) = connection.writer.try_lock() {
+            // A broken connection is noticed by the reader; nothing more to do here.
+            if write_line(&mut writer, &response).await.is_ok() {
+                let _ = writer.flush().await;
+            }
+            sent = true;
+        }
+        if !sent {
+            let limit = connection.limits.max_reply_bytes;
+            let share = take_budget(&connection.reply_budget, response.len(), limit).await;
+            let _ = connection
+                .out_tx
+                .send(Outgoing {
+                    line: response,
+                    _budget: share,
+                })
+                .await;
+        }
+    }
+    for subscription in reply.subscriptions {
+        connection.tasks.spawn(forward(
+            subscription,
+            connection.out_tx.clone(),
+            connection.disconnected.clone(),
+            connection.owned.clone(),
+        ));
+    }
 }
 
 /// Moves a subscription's notifications onto the connection until it ends or the client leaves;
@@ -289,9 +351,9 @@ async fn forward(
     drop(permit);
 }
 
-async fn write_loop(send: WriteHalf<Stream>, mut lines: mpsc::Receiver<Outgoing>) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, send);
+async fn write_loop(writer: Arc<tokio::sync::Mutex<Writer>>, mut lines: mpsc::Receiver<Outgoing>) {
     while let Some(outgoing) = lines.recv().await {
+        let mut writer = writer.lock().await;
         if write_line(&mut writer, &outgoing.line).await.is_err() {
             return;
         }
@@ -308,7 +370,7 @@ async fn write_loop(send: WriteHalf<Stream>, mut lines: mpsc::Receiver<Outgoing>
     }
 }
 
-async fn write_line(writer: &mut BufWriter<WriteHalf<Stream>>, line: &str) -> std::io::Result<()> {
+async fn write_line(writer: &mut Writer, line: &str) -> std::io::Result<()> {
     writer.write_all(line.as_bytes()).await?;
     writer.write_all(b"\n").await
 }

@@ -1201,6 +1201,72 @@ async fn runs_of_several_projects_execute_together() {
     );
 }
 
+/// Provider-call slots are shared between projects and runs: a one-call run started behind a
+/// twelve-call run gets the next free slot instead of waiting for all twelve to be sent.
+#[tokio::test]
+async fn a_small_run_is_not_held_behind_a_large_one() {
+    let world = World::start(
+        FAST,
+        "[runs]\nprovider_calls = 2\n",
+        fake(Duration::from_millis(300)).await,
+    )
+    .await;
+    let client = world.client().await;
+    setup(&client, &world.fake, false).await;
+    client
+        .call::<protocol::project::Create>(&protocol::project::CreateParams {
+            name: "Second".into(),
+            slug: Some("second".into()),
+            description: None,
+            root: None,
+            s3: None,
+        })
+        .await
+        .expect("project");
+    let scenes = tempfile::tempdir().expect("temp").keep();
+    let large_scenes: Vec<String> = (0..2)
+        .map(|index| {
+            let path = scenes.join(format!("street-{index}.png"));
+            write_png(&path, [index, 2, 3]);
+            path.display().to_string()
+        })
+        .collect();
+    let small_scene = scenes.join("dock.png");
+    write_png(&small_scene, [9, 9, 9]);
+    let large = create(&client, params(large_scenes, 6)).await;
+    let small = create(
+        &client,
+        PlanParams {
+            project: "second".into(),
+            ..params(vec![small_scene.display().to_string()], 1)
+        },
+    )
+    .await;
+    let before = last_event_id(&client).await;
+    start(&client, &large).await.expect("start");
+    start(&client, &small).await.expect("start");
+    let a = finished(&client, &large.run.id).await;
+    let b = finished(&client, &small.run.id).await;
+    assert_eq!(
+        (a.run.status, b.run.status),
+        (RunStatus::Done, RunStatus::Done)
+    );
+    let events = events_since(&client, before).await;
+    let finished_at = |run: &str| {
+        events
+            .iter()
+            .find(|event| event.kind == "run.finished" && event.data["run"] == run)
+            .map(|event| event.id)
+            .expect("run.finished")
+    };
+    // Oldest-first scheduling would send all twelve calls first: the small run would finish
+    // after the large one.
+    assert!(
+        finished_at(&small.run.id) < finished_at(&large.run.id),
+        "the one-call run waited behind the twelve-call run"
+    );
+}
+
 #[tokio::test]
 async fn the_colour_step_runs_after_generation_and_resumes_after_a_crash() {
     let mut world = World::start(FAST, "", fake(Duration::ZERO).await).await;

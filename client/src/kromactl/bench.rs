@@ -4,10 +4,11 @@
 //! raw client code, so the ratios show what kromad adds on top of the socket itself. Absolute times
 //! vary on shared machines; the ratios are what to compare between runs.
 //!
-//! Two clients are measured against both servers: the async client of the throughput figures,
-//! and a blocking one that makes one call at a time on a synchronous socket (write a line, read
-//! a line), as most scripts and agent tools do. Each ratio compares one client against kromad
-//! with the same client against the floor.
+//! Two clients are measured: the async client of the throughput figures against kromad and an
+//! async echo server, and a blocking one that makes one call at a time on a synchronous socket
+//! (write a line, read a line), as most scripts and agent tools do, against kromad and a plain
+//! Python echo server in a process of its own (`packaging/bench/echo_server.py`). Each ratio
+//! compares one client against kromad with the same client against its floor.
 
 use std::io::{BufRead, BufReader as BlockingBufReader, Write};
 use std::path::{Path, PathBuf};
@@ -82,6 +83,8 @@ pub async fn rpc(
     let daemon_socket = temp.path().join("kromad.sock");
 
     let echo = start_echo_server(&echo_socket)?;
+    let python_echo_socket = temp.path().join("python-echo.sock");
+    let mut python_echo = start_python_echo_server(&python_echo_socket)?;
     let (mut child, cold_start) =
         start_daemon(&kromad, &daemon_socket, &temp.path().join("data")).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -91,10 +94,14 @@ pub async fn rpc(
     let floor = measure(&echo_socket, calls, clients).await?;
     progress(global, "measuring kromad");
     let daemon = measure(&daemon_socket, calls, clients).await?;
-    progress(global, "measuring the echo floor with a blocking client");
-    let blocking_floor = measure_blocking(&echo_socket, calls).await?;
-    progress(global, "measuring kromad with a blocking client");
-    let blocking_daemon = measure_blocking(&daemon_socket, calls).await?;
+    progress(
+        global,
+        "measuring a blocking client against a Python echo server and kromad, in turns",
+    );
+    let blocking = measure_blocking(&python_echo_socket, &daemon_socket, calls).await;
+    let _ = python_echo.kill();
+    let _ = python_echo.wait();
+    let (blocking_floor, blocking_daemon) = blocking?;
 
     stop_daemon(&daemon_socket).await;
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
@@ -218,6 +225,37 @@ fn start_echo_server(path: &Path) -> Result<tokio::task::JoinHandle<()>, Failure
     }))
 }
 
+/// The floor for the blocking client: a plain Python echo server in a process of its own
+/// (`packaging/bench/echo_server.py`), a thread per connection, as a script author would write
+/// one.
+fn start_python_echo_server(path: &Path) -> Result<std::process::Child, Failure> {
+    let missing = || {
+        Failure::other(
+            "the blocking client's floor needs python3 (a plain Python echo server)",
+            Some("install python3 (packaging/install.sh does)"),
+        )
+    };
+    let script = include_str!("../../../packaging/bench/echo_server.py");
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|_| missing())?;
+    let mut ready = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        let _ = BlockingBufReader::new(stdout).read_line(&mut ready);
+    }
+    if ready.trim() != "ready" {
+        let _ = child.kill();
+        return Err(missing());
+    }
+    Ok(child)
+}
+
 async fn start_daemon(
     kromad: &Path,
     socket: &Path,
@@ -334,20 +372,41 @@ async fn measure(socket: &Path, calls: usize, clients: usize) -> Result<Measurem
 
 /// Round trips of the blocking client, on a thread of its own so the async runtime (which also
 /// runs the echo floor) keeps all its workers.
-async fn measure_blocking(socket: &Path, calls: usize) -> Result<Latency, Failure> {
-    let socket = socket.to_owned();
+/// Rounds the blocking client alternates between the floor and kromad, so that a slow stretch
+/// of a shared machine falls on both sides alike.
+const BLOCKING_ROUNDS: usize = 20;
+
+/// Round trips of the blocking client against the floor and kromad, alternating in rounds, on a
+/// thread of its own. Answers (floor, kromad).
+async fn measure_blocking(
+    floor: &Path,
+    daemon: &Path,
+    calls: usize,
+) -> Result<(Latency, Latency), Failure> {
+    let (floor, daemon) = (floor.to_owned(), daemon.to_owned());
     tokio::task::spawn_blocking(move || {
-        let mut connection = BlockingClient::connect(&socket)?;
+        let mut floor = BlockingClient::connect(&floor)?;
+        let mut daemon = BlockingClient::connect(&daemon)?;
         for _ in 0..WARMUP_CALLS {
-            connection.call()?;
+            floor.call()?;
+            daemon.call()?;
         }
-        let mut latencies = Vec::with_capacity(calls);
-        for _ in 0..calls {
-            let call_started = Instant::now();
-            connection.call()?;
-            latencies.push(call_started.elapsed());
+        let per_round = calls.div_ceil(BLOCKING_ROUNDS);
+        let mut floor_latencies = Vec::with_capacity(calls);
+        let mut daemon_latencies = Vec::with_capacity(calls);
+        for _ in 0..BLOCKING_ROUNDS {
+            for (connection, latencies) in [
+                (&mut floor, &mut floor_latencies),
+                (&mut daemon, &mut daemon_latencies),
+            ] {
+                for _ in 0..per_round {
+                    let call_started = Instant::now();
+                    connection.call()?;
+                    latencies.push(call_started.elapsed());
+                }
+            }
         }
-        Ok(Latency::of(latencies))
+        Ok((Latency::of(floor_latencies), Latency::of(daemon_latencies)))
     })
     .await
     .map_err(|err| Failure::other(format!("the blocking bench client failed: {err}"), None))?

@@ -205,8 +205,6 @@ fn smooth(image: &RgbaImage) -> RgbaImage {
     if width < 3 || height < 3 {
         return out;
     }
-    let side = 1.0f32 / 13.0;
-    let middle = 5.0f32 / 13.0;
     let src = image.as_raw();
     let stride = width * 4;
     let dst: &mut [u8] = &mut out;
@@ -218,23 +216,86 @@ fn smooth(image: &RgbaImage) -> RgbaImage {
         for x in 1..width - 1 {
             for channel in 0..3 {
                 let i = x * 4 + channel;
-                let f = |row: &[u8], k: usize| f32::from(row[i + k - 4]);
-                let mut ss = 0.0f32;
-                ss += f(above, 0) * side + f(above, 4) * side + f(above, 8) * side;
-                ss += f(here, 0) * side + f(here, 4) * middle + f(here, 8) * side;
-                ss += f(below, 0) * side + f(below, 4) * side + f(below, 8) * side;
-                let ss = ss + 0.5;
-                row_out[i] = if ss <= 0.0 {
-                    0
-                } else if ss >= 255.0 {
-                    255
-                } else {
-                    ss as u8
-                };
+                row_out[i] = smooth_sample(above, here, below, i);
             }
         }
     }
     out
+}
+
+/// `ImageFilter.SMOOTH` at byte `i` of row `here` (not on the image's border).
+#[inline]
+fn smooth_sample(above: &[u8], here: &[u8], below: &[u8], i: usize) -> u8 {
+    let side = 1.0f32 / 13.0;
+    let middle = 5.0f32 / 13.0;
+    let f = |row: &[u8], k: usize| f32::from(row[i + k - 4]);
+    let mut ss = 0.0f32;
+    ss += f(above, 0) * side + f(above, 4) * side + f(above, 8) * side;
+    ss += f(here, 0) * side + f(here, 4) * middle + f(here, 8) * side;
+    ss += f(below, 0) * side + f(below, 4) * side + f(below, 8) * side;
+    let ss = ss + 0.5;
+    if ss <= 0.0 {
+        0
+    } else if ss >= 255.0 {
+        255
+    } else {
+        ss as u8
+    }
+}
+
+/// Images smaller than this are done on one thread: starting threads would cost more.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// How many threads a pass uses: every core, since a one-off call is often a single file.
+fn threads(bytes: usize) -> usize {
+    if bytes < PARALLEL_MIN_BYTES {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(8)
+}
+
+/// Runs `work(first_row, rows)` on bands of whole rows of `buf` (`stride` bytes a row), one band
+/// per thread.
+fn par_rows(buf: &mut [u8], stride: usize, work: impl Fn(usize, &mut [u8]) + Sync) {
+    let rows = buf.len() / stride.max(1);
+    let threads = threads(buf.len()).min(rows);
+    if threads <= 1 {
+        work(0, buf);
+        return;
+    }
+    let per_band = rows.div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        for (index, band) in buf.chunks_mut(per_band * stride).enumerate() {
+            scope.spawn(move || work(index * per_band, band));
+        }
+    });
+}
+
+/// The sum of `work` over bands of whole rows of `buf`, one band per thread.
+fn par_sum(buf: &[u8], stride: usize, work: impl Fn(&[u8]) -> u64 + Sync) -> u64 {
+    let rows = buf.len() / stride.max(1);
+    let threads = threads(buf.len()).min(rows);
+    if threads <= 1 {
+        return work(buf);
+    }
+    let per_band = rows.div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let bands: Vec<_> = buf
+            .chunks(per_band * stride)
+            .map(|band| scope.spawn(move || work(band)))
+            .collect();
+        bands
+            .into_iter()
+            .map(|band| {
+                band.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .sum()
+    })
 }
 
 /// The profile, one step at a time, each a full pass: the plain version [`apply`] must equal.
@@ -314,9 +375,12 @@ fn identity() -> [[u8; 256]; 3] {
 }
 
 /// The same result as [`apply_stepwise`], faster: the per-sample steps are folded into lookup
-/// tables, so the image is read three times (histogram, the steps up to saturation, then
-/// sharpness with the tail tables) instead of once per step.
+/// tables, so the image is read three times (the mean for contrast, the steps up to saturation,
+/// then sharpness with the tail tables) instead of once per step, and each pass runs on bands of
+/// rows on every core.
 pub fn apply(image: &RgbaImage, profile: &ColorProfile) -> RgbaImage {
+    let (width, height) = (image.width() as usize, image.height() as usize);
+    let stride = width * 4;
     // Autocontrast then brightness: per-sample, one table per channel.
     let mut head = identity();
     if profile.autocontrast_cutoff > 0.0 {
@@ -329,20 +393,21 @@ pub fn apply(image: &RgbaImage, profile: &ColorProfile) -> RgbaImage {
     }
     // Contrast needs the mean luma after the head tables.
     if profile.contrast != 1.0 {
-        let pixels = u64::from(image.width()) * u64::from(image.height());
+        let pixels = (width * height) as u64;
         let mean = if pixels == 0 {
             0
         } else {
-            let sum: u64 = image
-                .pixels()
-                .map(|p| {
-                    u64::from(luma(
-                        head[0][usize::from(p[0])],
-                        head[1][usize::from(p[1])],
-                        head[2][usize::from(p[2])],
-                    ))
-                })
-                .sum();
+            let sum = par_sum(image.as_raw(), stride, |band| {
+                band.chunks_exact(4)
+                    .map(|p| {
+                        u64::from(luma(
+                            head[0][usize::from(p[0])],
+                            head[1][usize::from(p[1])],
+                            head[2][usize::from(p[2])],
+                        ))
+                    })
+                    .sum()
+            });
             (sum as f64 / pixels as f64 + 0.5) as u8
         };
         let f = profile.contrast as f32;
@@ -351,20 +416,20 @@ pub fn apply(image: &RgbaImage, profile: &ColorProfile) -> RgbaImage {
     }
     let mut out = image.clone();
     let saturation = (profile.saturation != 1.0).then_some(profile.saturation as f32);
-    for pixel in out.pixels_mut() {
-        let mut rgb = [
-            head[0][usize::from(pixel[0])],
-            head[1][usize::from(pixel[1])],
-            head[2][usize::from(pixel[2])],
-        ];
-        if let Some(f) = saturation {
-            let l = luma(rgb[0], rgb[1], rgb[2]);
-            rgb = rgb.map(|v| blend(l, v, f));
+    par_rows(&mut out, stride, |_, band| {
+        for pixel in band.chunks_exact_mut(4) {
+            let mut rgb = [
+                head[0][usize::from(pixel[0])],
+                head[1][usize::from(pixel[1])],
+                head[2][usize::from(pixel[2])],
+            ];
+            if let Some(f) = saturation {
+                let l = luma(rgb[0], rgb[1], rgb[2]);
+                rgb = rgb.map(|v| blend(l, v, f));
+            }
+            pixel[..3].copy_from_slice(&rgb);
         }
-        pixel[0] = rgb[0];
-        pixel[1] = rgb[1];
-        pixel[2] = rgb[2];
-    }
+    });
     // Gamma then multipliers: per-sample again, after sharpness.
     let mut tail = identity();
     if profile.gamma != 1.0 {
@@ -381,23 +446,45 @@ pub fn apply(image: &RgbaImage, profile: &ColorProfile) -> RgbaImage {
             ],
         );
     }
-    if profile.sharpness != 1.0 {
-        let smoothed = smooth(&out);
-        let f = profile.sharpness as f32;
-        for (pixel, soft) in out.pixels_mut().zip(smoothed.pixels()) {
-            for channel in 0..3 {
-                pixel[channel] =
-                    tail[channel][usize::from(blend(soft[channel], pixel[channel], f))];
+    if profile.sharpness == 1.0 || width < 3 || height < 3 {
+        // Sharpness blends each sample with itself on the border (and everywhere on images too
+        // small to smooth), which leaves it as it is.
+        par_rows(&mut out, stride, |_, band| {
+            for pixel in band.chunks_exact_mut(4) {
+                for channel in 0..3 {
+                    pixel[channel] = tail[channel][usize::from(pixel[channel])];
+                }
             }
-        }
-    } else {
-        for pixel in out.pixels_mut() {
-            for channel in 0..3 {
-                pixel[channel] = tail[channel][usize::from(pixel[channel])];
-            }
-        }
+        });
+        return out;
     }
-    out
+    // Sharpness reads the rows around each one, so it writes to a new image.
+    let f = profile.sharpness as f32;
+    let src = out.as_raw();
+    let mut sharp = RgbaImage::new(image.width(), image.height());
+    par_rows(&mut sharp, stride, |first_row, band| {
+        for (offset, row_out) in band.chunks_exact_mut(stride).enumerate() {
+            let y = first_row + offset;
+            let here = &src[y * stride..(y + 1) * stride];
+            let inner = y > 0 && y < height - 1;
+            for x in 0..width {
+                let i = x * 4;
+                for channel in 0..3 {
+                    let value = here[i + channel];
+                    let soft = if inner && x > 0 && x < width - 1 {
+                        let above = &src[(y - 1) * stride..y * stride];
+                        let below = &src[(y + 1) * stride..(y + 2) * stride];
+                        smooth_sample(above, here, below, i + channel)
+                    } else {
+                        value
+                    };
+                    row_out[i + channel] = tail[channel][usize::from(blend(soft, value, f))];
+                }
+                row_out[i + 3] = here[i + 3];
+            }
+        }
+    });
+    sharp
 }
 
 #[cfg(test)]
@@ -430,6 +517,28 @@ mod tests {
             },
         );
         profiles
+    }
+
+    #[test]
+    fn bands_on_every_core_give_the_same_pixels_as_one_pass_per_step() {
+        // Large enough to be split into bands (PARALLEL_MIN_BYTES), with odd sizes so the bands
+        // are uneven and the last one short.
+        let source = RgbaImage::from_fn(733, 419, |x, y| {
+            image::Rgba([
+                (x * 7 + y * 3) as u8,
+                (x ^ y) as u8,
+                (x * y / 97) as u8,
+                (x + 2 * y) as u8,
+            ])
+        });
+        assert!(source.as_raw().len() > PARALLEL_MIN_BYTES);
+        for (name, profile) in profiles() {
+            assert_eq!(
+                apply(&source, &profile),
+                apply_stepwise(&source, &profile),
+                "{name}"
+            );
+        }
     }
 
     #[test]

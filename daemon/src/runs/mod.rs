@@ -4,6 +4,7 @@
 mod chain;
 pub mod output;
 pub mod runner;
+mod schedule;
 
 use std::path::{Path, PathBuf};
 

@@ -14,7 +14,7 @@
 //! only when the provider honours idempotency keys (so it cannot bill twice), else it is marked
 //! `unknown` with the estimated cost counted against the budgets.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -46,8 +46,18 @@ pub struct Runner {
     provider_calls: Arc<Semaphore>,
     pub(super) provider_limit: usize,
     local: Arc<Semaphore>,
-    in_flight: Mutex<HashSet<String>>,
+    /// Candidates whose task runs, by id.
+    in_flight: Mutex<HashMap<String, InFlight>>,
     tasks: TaskTracker,
+}
+
+/// A candidate whose task runs: where it belongs, and whether it holds a provider-call slot
+/// (it gives the slot back before its post-process chain).
+#[derive(Debug, Clone)]
+struct InFlight {
+    run: String,
+    project: String,
+    calling: bool,
 }
 
 impl Runner {
@@ -57,7 +67,7 @@ impl Runner {
             provider_calls: Arc::new(Semaphore::new(limits.provider_calls)),
             provider_limit: limits.provider_calls,
             local: Arc::new(Semaphore::new(limits.local_jobs)),
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
         }
     }
@@ -97,7 +107,7 @@ impl Runner {
         self.wake.notify_one();
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<String, InFlight>> {
         self.in_flight
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -147,18 +157,50 @@ async fn dispatch(daemon: &Arc<Daemon>) -> Result<(), StoreError> {
             },
             _ = daemon.shutdown.cancelled() => return Ok(()),
         };
-        let busy: HashSet<String> = daemon.runner.in_flight().clone();
-        let limit = busy.len() as u32 + 1;
-        let next = daemon
+        let in_flight: Vec<(String, InFlight)> = daemon
+            .runner
+            .in_flight()
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect();
+        // A run can have at most this many candidates started but not yet marked `calling`.
+        let per_run = in_flight.len() as u32 + 1;
+        let mut waiting = daemon
             .store
-            .read(move |conn| rows::runnable(conn, limit))
-            .await?
-            .into_iter()
-            .find(|candidate| !busy.contains(&candidate.id));
-        let Some(candidate) = next else {
+            .read(move |conn| rows::runnable(conn, per_run))
+            .await?;
+        let picked = {
+            let queue: Vec<super::schedule::Waiting> = waiting
+                .iter()
+                .map(|(candidate, project)| super::schedule::Waiting {
+                    candidate: &candidate.id,
+                    run: &candidate.run_id,
+                    project,
+                })
+                .collect();
+            let calling: Vec<super::schedule::Calling> = in_flight
+                .iter()
+                .filter(|(_, slot)| slot.calling)
+                .map(|(_, slot)| super::schedule::Calling {
+                    run: &slot.run,
+                    project: &slot.project,
+                })
+                .collect();
+            let busy: Vec<&str> = in_flight.iter().map(|(id, _)| id.as_str()).collect();
+            super::schedule::next(&queue, &calling, &busy)
+        };
+        let Some(index) = picked else {
             return Ok(());
         };
-        daemon.runner.in_flight().insert(candidate.id.clone());
+        let (candidate, project) = waiting.swap_remove(index);
+        daemon.runner.in_flight().insert(
+            candidate.id.clone(),
+            InFlight {
+                run: candidate.run_id.clone(),
+                project,
+                calling: true,
+            },
+        );
         let task_daemon = daemon.clone();
         daemon
             .runner
@@ -178,6 +220,9 @@ async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSema
         }
     };
     drop(permit);
+    if let Some(slot) = daemon.runner.in_flight().get_mut(&id) {
+        slot.calling = false;
+    }
     if chain && let Err(err) = super::chain::run(&daemon, &id).await {
         tracing::error!(candidate = %id, message = %err.message, "the post-process chain could not be recorded");
     }

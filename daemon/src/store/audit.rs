@@ -3,6 +3,7 @@
 
 use kroma_protocol as protocol;
 use rusqlite::{Connection, params};
+use sha2::{Digest, Sha256};
 
 use super::StoreError;
 
@@ -14,6 +15,20 @@ pub struct NewAuditEntry {
     pub method: &'static str,
     pub params_digest: String,
     pub outcome: String,
+}
+
+/// SHA-256 of the params in canonical form (sorted keys), with secret fields removed first.
+pub fn params_digest(raw: Option<&str>, secret_fields: &[&str]) -> String {
+    let mut value: serde_json::Value = raw
+        .and_then(|raw| serde_json::from_str(raw).ok())
+        .unwrap_or(serde_json::Value::Null);
+    if let serde_json::Value::Object(fields) = &mut value {
+        for secret in secret_fields {
+            fields.remove(*secret);
+        }
+    }
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    format!("{digest:x}")
 }
 
 /// Inserts an entry; answers its id.
@@ -61,4 +76,20 @@ pub fn list(
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_drop_secret_fields_and_ignore_key_order() {
+        let a = params_digest(Some(r#"{"name":"x","value":"s3cret"}"#), &["value"]);
+        let b = params_digest(Some(r#"{"name":"x"}"#), &[]);
+        assert_eq!(a, b);
+        let c = params_digest(Some(r#"{"b":1,"a":2}"#), &[]);
+        let d = params_digest(Some(r#"{"a":2,"b":1}"#), &[]);
+        assert_eq!(c, d);
+        assert_eq!(a.len(), 64);
+    }
 }

@@ -54,17 +54,28 @@ tokio::task_local! {
     static CALL_AUDIT: Arc<CallAudit>;
 }
 
-/// The audit entry of one call, and the id it got once written.
+/// The audit entry of one call, and the id it got once written. The params digest is computed
+/// only when the entry is written: most calls change nothing and are never audited.
 #[derive(Debug)]
 pub struct CallAudit {
     entry: NewAuditEntry,
+    raw_params: Option<String>,
+    secret_fields: &'static [&'static str],
     id: Mutex<Option<i64>>,
 }
 
 impl CallAudit {
-    pub fn new(entry: NewAuditEntry) -> Arc<CallAudit> {
+    /// `entry` with an empty digest: the digest of `raw_params` without `secret_fields` is
+    /// filled in when it is written.
+    pub fn new(
+        entry: NewAuditEntry,
+        raw_params: Option<&str>,
+        secret_fields: &'static [&'static str],
+    ) -> Arc<CallAudit> {
         Arc::new(CallAudit {
             entry,
+            raw_params: raw_params.map(str::to_owned),
+            secret_fields,
             id: Mutex::new(None),
         })
     }
@@ -77,10 +88,15 @@ impl CallAudit {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The entry as it would be written, with `outcome`.
+    pub fn method(&self) -> &'static str {
+        self.entry.method
+    }
+
+    /// The entry as it is written, with `outcome`.
     pub fn entry(&self, outcome: &str) -> NewAuditEntry {
         NewAuditEntry {
             outcome: outcome.to_owned(),
+            params_digest: audit::params_digest(self.raw_params.as_deref(), self.secret_fields),
             ..self.entry.clone()
         }
     }
@@ -236,7 +252,7 @@ impl Store {
             if let (Some(call), Some(slot)) = (&call, audit_id.as_deref_mut())
                 && slot.is_none()
             {
-                *slot = Some(audit::insert(&tx, &call.entry)?);
+                *slot = Some(audit::insert(&tx, &call.entry("ok"))?);
                 inserted = true;
             }
             if let Err(err) = tx.commit() {

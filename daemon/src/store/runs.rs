@@ -248,14 +248,27 @@ pub fn candidates(conn: &Connection, run_id: &str) -> Result<Vec<CandidateRow>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// `planned` candidates of running runs, oldest run first, in job order.
-pub fn runnable(conn: &Connection, limit: u32) -> Result<Vec<CandidateRow>, StoreError> {
+/// The first `per_run` `planned` candidates of each running run, with the run's project id:
+/// oldest run first, in job order.
+pub fn runnable(
+    conn: &Connection,
+    per_run: u32,
+) -> Result<Vec<(CandidateRow, String)>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c JOIN runs r ON r.id = c.run_id
-         WHERE r.status = 'running' AND c.status = 'planned'
-         ORDER BY r.started_at, r.id, c.job_index, c.candidate_index LIMIT ?1"
+        "SELECT * FROM (
+             SELECT {CANDIDATE_COLUMNS}, r.project_id AS project_id, r.started_at AS run_started,
+                    row_number() OVER (
+                        PARTITION BY c.run_id ORDER BY c.job_index, c.candidate_index
+                    ) AS place
+             FROM run_candidates c JOIN runs r ON r.id = c.run_id
+             WHERE r.status = 'running' AND c.status = 'planned'
+         )
+         WHERE place <= ?1
+         ORDER BY run_started, run_id, job_index, candidate_index"
     ))?;
-    let rows = statement.query_map([limit], candidate_from_row)?;
+    let rows = statement.query_map([per_run], |row| {
+        Ok((candidate_from_row(row)?, row.get("project_id")?))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
