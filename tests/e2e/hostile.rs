@@ -23,6 +23,22 @@ fn daemon_with(config: &str) -> (tempfile::TempDir, Daemon) {
     (temp, daemon)
 }
 
+/// The names of the files in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("a folder")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 fn call(raw: &mut kroma_tests::RawConnection, method: &str, params: Value) -> Value {
     raw.call_json(
         &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
@@ -286,17 +302,7 @@ fn files_that_declare_more_than_they_hold_are_refused_before_decoding() {
         "{big}"
     );
     // Nothing half-written.
-    let written: Vec<String> = std::fs::read_dir(&out)
-        .expect("out")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    assert_eq!(written, ["whole.png"]);
+    assert_eq!(names_in(&out), ["whole.png"]);
 
     // Import refuses the damaged JPEGs and the bomb too.
     let mut raw = daemon.raw();
@@ -345,19 +351,8 @@ fn link_loops_are_walked_once_and_outputs_stay_apart() {
         json!({"paths": [path_arg(&folder)], "profile": "neutral", "output_dir": path_arg(&out)}),
     );
     assert_eq!(report["result"]["done"], 2, "{report}");
-    let mut written: Vec<String> = std::fs::read_dir(&out)
-        .expect("out")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    written.sort();
     assert_eq!(
-        written,
+        names_in(&out),
         ["a_jpg.png", "a_png.png"],
         "a.png and a.jpg keep apart"
     );

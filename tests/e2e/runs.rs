@@ -131,6 +131,20 @@ pub async fn setup(client: &Client, fake: &FakeProvider, honors_idempotency_key:
     report.results[0].asset.as_ref().expect("asset").id.clone()
 }
 
+/// A second project, `second`, beside `noir`.
+async fn create_second_project(client: &Client) {
+    client
+        .call::<protocol::project::Create>(&protocol::project::CreateParams {
+            name: "Second".into(),
+            slug: Some("second".into()),
+            description: None,
+            root: None,
+            s3: None,
+        })
+        .await
+        .expect("project");
+}
+
 pub fn write_png(path: &Path, rgb: [u8; 3]) {
     let image = image::RgbImage::from_pixel(8, 8, image::Rgb(rgb));
     image.save(path).expect("write png");
@@ -1151,16 +1165,7 @@ async fn runs_of_several_projects_execute_together() {
     let world = World::start(FAST, "", fake(Duration::from_millis(100)).await).await;
     let client = world.client().await;
     let scene = setup(&client, &world.fake, false).await;
-    client
-        .call::<protocol::project::Create>(&protocol::project::CreateParams {
-            name: "Second".into(),
-            slug: Some("second".into()),
-            description: None,
-            root: None,
-            s3: None,
-        })
-        .await
-        .expect("project");
+    create_second_project(&client).await;
     let file = tempfile::tempdir().expect("temp").keep().join("dock.png");
     write_png(&file, [1, 2, 3]);
     let first = create(&client, params(vec![scene], 2)).await;
@@ -1213,16 +1218,7 @@ async fn a_small_run_is_not_held_behind_a_large_one() {
     .await;
     let client = world.client().await;
     setup(&client, &world.fake, false).await;
-    client
-        .call::<protocol::project::Create>(&protocol::project::CreateParams {
-            name: "Second".into(),
-            slug: Some("second".into()),
-            description: None,
-            root: None,
-            s3: None,
-        })
-        .await
-        .expect("project");
+    create_second_project(&client).await;
     let scenes = tempfile::tempdir().expect("temp").keep();
     let large_scenes: Vec<String> = (0..2)
         .map(|index| {

@@ -190,7 +190,7 @@ pub async fn rpc(
     ]);
     println!("{table}");
     println!(
-        "targets: p50 ≤ 3x the floor (async and blocking client), ≥ 30000 calls/s with 8 clients, cold start ≤ 100 ms, idle RSS ≤ 30 MB"
+        "targets: p50 ≤ 3x the floor (async and blocking client), ≥ 30000 calls/s with 8 clients, cold start ≤ 100 ms, idle RSS ≤ 12 MB"
     );
     Ok(())
 }

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::server::Peer;
 use crate::store::{self, NewAuditEntry, StoreError};
-use crate::{Daemon, clock, project};
+use crate::{Daemon, project};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
 
@@ -242,7 +242,7 @@ fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 fn audit_entry(extensions: &Extensions, method: &'static str) -> NewAuditEntry {
     let peer = extensions.get::<Peer>();
     NewAuditEntry {
-        at: clock::now(),
+        at: String::new(),
         peer_uid: peer.and_then(|peer| peer.uid),
         client: peer.map_or_else(|| "in-process".to_owned(), |peer| peer.client.clone()),
         method,

@@ -54,19 +54,20 @@ tokio::task_local! {
     static CALL_AUDIT: Arc<CallAudit>;
 }
 
-/// The audit entry of one call, and the id it got once written. The params digest is computed
-/// only when the entry is written: most calls change nothing and are never audited.
+/// The audit entry of one call, and the id it got once written. The time and the params digest
+/// are formatted only when the entry is written: most calls change nothing and are never audited.
 #[derive(Debug)]
 pub struct CallAudit {
     entry: NewAuditEntry,
+    started: time::OffsetDateTime,
     raw_params: Option<String>,
     secret_fields: &'static [&'static str],
     id: Mutex<Option<i64>>,
 }
 
 impl CallAudit {
-    /// `entry` with an empty digest: the digest of `raw_params` without `secret_fields` is
-    /// filled in when it is written.
+    /// `entry` with an empty time and digest: the call's start and the digest of `raw_params`
+    /// without `secret_fields` are filled in when it is written.
     pub fn new(
         entry: NewAuditEntry,
         raw_params: Option<&str>,
@@ -74,6 +75,7 @@ impl CallAudit {
     ) -> Arc<CallAudit> {
         Arc::new(CallAudit {
             entry,
+            started: time::OffsetDateTime::now_utc(),
             raw_params: raw_params.map(str::to_owned),
             secret_fields,
             id: Mutex::new(None),
@@ -95,6 +97,7 @@ impl CallAudit {
     /// The entry as it is written, with `outcome`.
     pub fn entry(&self, outcome: &str) -> NewAuditEntry {
         NewAuditEntry {
+            at: crate::clock::format(self.started),
             outcome: outcome.to_owned(),
             params_digest: audit::params_digest(self.raw_params.as_deref(), self.secret_fields),
             ..self.entry.clone()
