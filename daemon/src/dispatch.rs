@@ -83,6 +83,8 @@ pub struct Bounds<'a> {
     pub owned: &'a Owned,
     /// Most bytes one frame's answers may take; the requests of a batch beyond it are not run.
     pub max_reply_bytes: usize,
+    /// What every call of the connection carries (its `Peer`).
+    pub extensions: &'a jsonrpsee::Extensions,
 }
 
 /// The methods whose length follows their input ([`protocol::Method::UNBOUNDED`]).
@@ -298,21 +300,15 @@ async fn handle_single(
     let passes_through =
         id.is_some_and(|id| id == "null" || id.starts_with('"') || id.parse::<u64>().is_ok());
     let dispatch_id = if passes_through { reply_id } else { "0" };
-    let request = match envelope.params {
-        Some(params) => format!(
-            r#"{{"jsonrpc":"2.0","id":{},"method":{},"params":{}}}"#,
-            dispatch_id,
-            envelope.method.map(RawValue::get).unwrap_or("null"),
-            params.get()
-        ),
-        None => format!(
-            r#"{{"jsonrpc":"2.0","id":{},"method":{}}}"#,
-            dispatch_id,
-            envelope.method.map(RawValue::get).unwrap_or("null"),
-        ),
-    };
-    let call =
-        AssertUnwindSafe(methods.raw_json_request(&request, SUBSCRIPTION_BUFFER)).catch_unwind();
+    let call = AssertUnwindSafe(call_method(
+        methods,
+        bounds.extensions,
+        callback,
+        envelope.method,
+        envelope.params,
+        dispatch_id,
+    ))
+    .catch_unwind();
     let timeout = bounds.timeout;
     let outcome = if is_unbounded(&method) {
         tokio::select! {
@@ -327,11 +323,9 @@ async fn handle_single(
     };
     let (response, notifications) = match outcome {
         Ok(Ok(Ok((response, notifications)))) if passes_through || id.is_none() => {
-            (response.get().to_owned(), Some(notifications))
+            (response.get().to_owned(), notifications)
         }
-        Ok(Ok(Ok((response, notifications)))) => {
-            (restore_id(&response, reply_id), Some(notifications))
-        }
+        Ok(Ok(Ok((response, notifications)))) => (restore_id(&response, reply_id), notifications),
         Ok(Ok(Err(_))) => (
             invalid_request("the request could not be decoded").to_response(reply_id),
             None,
@@ -363,22 +357,74 @@ async fn handle_single(
             None,
         ),
     };
-    let subscription = match (
-        notifications,
-        subscription_permit,
-        subscription_id(&response),
-    ) {
-        (Some(notifications), Some(permit), Some(sub_id)) => {
+    // Only a subscribe call's answer is read back, for its subscription id.
+    let subscription = match (notifications, subscription_permit) {
+        (Some(notifications), Some(permit)) => subscription_id(&response).map(|sub_id| {
             lock_owned(bounds.owned).insert(sub_id.clone());
-            Some(OpenSubscription {
+            OpenSubscription {
                 id: sub_id,
                 notifications,
                 permit,
-            })
-        }
+            }
+        }),
         _ => None,
     };
     (id.map(|_| response), subscription)
+}
+
+/// Runs one call. A plain method's callback is called straight away with the params as sent;
+/// a subscription goes through jsonrpsee's own request path, which sets up its sink and answers
+/// its notifications' channel.
+async fn call_method(
+    methods: &Methods,
+    extensions: &jsonrpsee::Extensions,
+    callback: Option<&MethodCallback>,
+    method: Option<&RawValue>,
+    params: Option<&RawValue>,
+    dispatch_id: &str,
+) -> Result<(Box<RawValue>, Option<mpsc::Receiver<Box<RawValue>>>), serde_json::Error> {
+    if let Some(MethodCallback::Async(callback)) = callback {
+        let id = match dispatch_id {
+            "null" => jsonrpsee::types::Id::Null,
+            text if text.starts_with('"') => {
+                jsonrpsee::types::Id::Str(serde_json::from_str::<String>(text)?.into())
+            }
+            text => jsonrpsee::types::Id::Number(
+                text.parse::<u64>()
+                    .map_err(|_| <serde_json::Error as serde::de::Error>::custom("bad id"))?,
+            ),
+        };
+        let params = jsonrpsee::types::Params::new(params.map(RawValue::get)).into_owned();
+        let mut extensions = extensions.clone();
+        extensions.insert(jsonrpsee::ConnectionId(0));
+        let response = callback(
+            id,
+            params,
+            jsonrpsee::ConnectionId(0),
+            usize::MAX,
+            extensions,
+        )
+        .await;
+        let (body, _, _) = response.into_parts();
+        return Ok((body, None));
+    }
+    let request = match params {
+        Some(params) => format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":{},"params":{}}}"#,
+            dispatch_id,
+            method.map(RawValue::get).unwrap_or("null"),
+            params.get()
+        ),
+        None => format!(
+            r#"{{"jsonrpc":"2.0","id":{},"method":{}}}"#,
+            dispatch_id,
+            method.map(RawValue::get).unwrap_or("null"),
+        ),
+    };
+    let (response, notifications) = methods
+        .raw_json_request(&request, SUBSCRIPTION_BUFFER)
+        .await?;
+    Ok((response, Some(notifications)))
 }
 
 /// The subscription id in a successful answer to a subscribe call, as normalised JSON text.

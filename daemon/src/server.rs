@@ -146,6 +146,8 @@ type Writer = BufWriter<WriteHalf<Stream>>;
 /// What the reader loop, the frame tasks and the forwarders of one connection share.
 struct Connection {
     methods: Methods,
+    /// The methods' extensions (the caller's `Peer`), handed to each call.
+    extensions: jsonrpsee::Extensions,
     /// Lines for the writer task.
     out_tx: mpsc::Sender<Outgoing>,
     /// Taken by the writer task for each batch, or by the reader loop to write a quick answer
@@ -178,8 +180,11 @@ async fn serve_connection(
     // Memory a connection can make kromad hold: frames read but not answered, answers not yet
     // written, and open subscriptions, each bounded on its own.
     let request_budget = kib_budget(limits.max_in_flight_bytes);
+    let mut methods = methods;
+    let extensions = methods.extensions().clone();
     let connection = Arc::new(Connection {
         methods,
+        extensions,
         out_tx,
         writer,
         tasks: TaskTracker::new(),
@@ -246,6 +251,7 @@ async fn serve_connection(
                     subscriptions: &shared.subscriptions,
                     owned: &shared.owned,
                     max_reply_bytes: shared.limits.max_reply_bytes,
+                    extensions: &shared.extensions,
                 };
                 dispatch::handle_frame(&shared.methods, &bytes, bounds).await
             };
