@@ -5,6 +5,14 @@ use std::io::Cursor;
 
 use image::{ImageFormat, ImageReader, Limits};
 
+/// File extensions of the images Kroma reads (PNG, JPEG, WebP), lower case: what a folder
+/// contributes to a one-off step or a run. The one list; the bytes decide in the end.
+pub const EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
+
+/// Extensions of image types Kroma does not read but a user may expect it to (the old pipeline
+/// took them from scene folders): named in errors rather than skipped in silence.
+pub const UNREAD_EXTENSIONS: [&str; 3] = ["bmp", "tif", "tiff"];
+
 /// Widest or tallest image accepted, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
 /// Most memory one decode may allocate.

@@ -19,9 +19,6 @@ use crate::runs::output::{self, Provenance};
 use crate::store::NewEvent;
 use crate::{Daemon, clock};
 
-/// Image files a folder contributes.
-const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
-
 /// Most files one call may name or find.
 const MAX_FILES: usize = 10_000;
 
@@ -272,7 +269,10 @@ async fn find_files(
                         .unwrap_or_else(|| root.parent().map(Path::to_owned).unwrap_or_default());
                     folder.join(format!("{stem}_{suffix}.png"))
                 } else {
-                    if !crate::import::has_extension(&candidate.shown, &IMAGE_EXTENSIONS) {
+                    if !crate::import::has_extension(
+                        &candidate.shown,
+                        &crate::image_check::EXTENSIONS,
+                    ) {
                         continue;
                     }
                     let rel = candidate

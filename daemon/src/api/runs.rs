@@ -22,13 +22,6 @@ use crate::store::runs::{self as rows, NewCandidate, RunRow};
 use crate::store::{NewEvent, ProjectRow, StoreError, asset_queries};
 use crate::{Daemon, clock, models, runs};
 
-/// Image files a scene folder contributes.
-const SCENE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
-
-/// Image files the old pipeline took from scene folders (reference §3.4) that kroma cannot decode
-/// or send: planning says so rather than skip them or fail later, at import.
-const UNSUPPORTED_SCENE_EXTENSIONS: [&str; 3] = ["bmp", "tif", "tiff"];
-
 /// Reads the settings layers (user, then the project's when given) below `request`.
 pub(super) async fn resolve_settings(
     daemon: &Daemon,
@@ -177,8 +170,10 @@ async fn resolve_scenes(
                 let mut any = false;
                 for entry in found {
                     let candidate = entry.map_err(|(_, err)| err)?;
-                    if crate::import::has_extension(&candidate.shown, &UNSUPPORTED_SCENE_EXTENSIONS)
-                    {
+                    if crate::import::has_extension(
+                        &candidate.shown,
+                        &crate::image_check::UNREAD_EXTENSIONS,
+                    ) {
                         return Err(ApiError::validation(
                             "unsupported_scene",
                             format!(
@@ -192,7 +187,10 @@ async fn resolve_scenes(
                     }
                     let explicit = candidate.shown == Path::new(&path);
                     if !explicit
-                        && !crate::import::has_extension(&candidate.shown, &SCENE_EXTENSIONS)
+                        && !crate::import::has_extension(
+                            &candidate.shown,
+                            &crate::image_check::EXTENSIONS,
+                        )
                     {
                         continue;
                     }
@@ -226,7 +224,7 @@ async fn resolve_scenes(
                         "no_scenes",
                         format!(
                             "{path} holds no image files ({})",
-                            SCENE_EXTENSIONS.join(", ")
+                            crate::image_check::EXTENSIONS.join(", ")
                         ),
                     ));
                 }
