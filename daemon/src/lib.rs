@@ -48,6 +48,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What every handler can reach.
 pub(crate) struct Daemon {
     pub(crate) config: Config,
+    /// `config.data_dir` with its links resolved, once at start: roots and output folders are
+    /// kept out of it as the files really lie.
+    pub(crate) real_data_dir: std::path::PathBuf,
     pub(crate) store: store::Store,
     pub(crate) started: Instant,
     /// Cancelled once the daemon is stopping: connections stop reading, subscriptions end.
@@ -115,6 +118,10 @@ pub async fn run(
         path: data_dir.clone(),
         source,
     })?;
+    let real_data_dir = project_root::resolve(&data_dir).map_err(|source| RunError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
     let db_path = data_dir.join("kroma.db");
     let store = tokio::task::spawn_blocking(move || store::Store::open(&db_path))
         .await
@@ -130,6 +137,7 @@ pub async fn run(
         )),
         secrets: secrets::LazySecrets::new(config.secrets.clone(), data_dir.clone()),
         memory: budget::MemoryBudget::new(config.limits.step_memory_mb),
+        real_data_dir,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
         store: store.clone(),

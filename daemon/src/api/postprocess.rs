@@ -198,25 +198,23 @@ fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, Api
                 format!("output_dir `{}` must be an absolute path", dir.display()),
             ));
         }
-        check_outside_data_dir(daemon, &dir)?;
+        check_outside_data_dir(&daemon.real_data_dir, &dir)?;
         Ok(dir)
     })
     .transpose()
 }
 
-/// Refuses a place inside kromad's data dir (links resolved): one-off outputs never go among
-/// its database, logs or project folders.
-fn check_outside_data_dir(daemon: &Daemon, path: &Path) -> Result<(), ApiError> {
-    let data_dir = crate::project_root::resolve(&daemon.config.data_dir)
-        .unwrap_or_else(|_| daemon.config.data_dir.clone());
-    let resolved = crate::project_root::resolve(path).unwrap_or_else(|_| path.to_owned());
-    if resolved.starts_with(&data_dir) {
+/// Refuses a folder inside kromad's data dir (`real_data_dir`, links resolved on both sides):
+/// one-off outputs never go among its database, logs or project folders. Blocking.
+fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), ApiError> {
+    let resolved = crate::project_root::resolve(folder).unwrap_or_else(|_| folder.to_owned());
+    if resolved.starts_with(real_data_dir) {
         return Err(ApiError::validation(
             "output_in_data_dir",
             format!(
                 "{} is inside kromad's data dir ({})",
-                path.display(),
-                data_dir.display()
+                folder.display(),
+                real_data_dir.display()
             ),
         )
         .with_hint("pass an output folder of your own (-o DIR)"));
@@ -246,6 +244,7 @@ async fn find_files(
             format!("name between 1 and {MAX_FILES} files or folders"),
         ));
     }
+    let real_data_dir = daemon.real_data_dir.clone();
     let found = tokio::task::spawn_blocking(move || {
         let mut found = Vec::new();
         for named in &paths {
@@ -294,6 +293,8 @@ async fn find_files(
                 }));
             }
         }
+        let mut found = separate_targets(found);
+        keep_outputs_out_of_data_dir(&real_data_dir, &mut found);
         found
     })
     .await
@@ -314,16 +315,30 @@ async fn find_files(
             ),
         ));
     }
-    let mut found = separate_targets(found);
-    for entry in &mut found {
-        if let Ok(work) = entry
-            && let Some(folder) = work.target.parent()
-            && let Err(err) = check_outside_data_dir(daemon, folder)
-        {
-            *entry = Err((work.input.display().to_string(), err));
+    Ok(found)
+}
+
+/// Refuses, file by file, outputs that would land in kromad's data dir: each output folder is
+/// resolved once. Blocking.
+fn keep_outputs_out_of_data_dir(
+    real_data_dir: &Path,
+    found: &mut [Result<Work, (String, ApiError)>],
+) {
+    let mut checked = std::collections::HashMap::<PathBuf, Result<(), ApiError>>::new();
+    for entry in found.iter_mut() {
+        let Ok(work) = entry else {
+            continue;
+        };
+        let Some(folder) = work.target.parent() else {
+            continue;
+        };
+        let verdict = checked
+            .entry(folder.to_owned())
+            .or_insert_with(|| check_outside_data_dir(real_data_dir, folder));
+        if let Err(err) = verdict {
+            *entry = Err((work.input.display().to_string(), err.clone()));
         }
     }
-    Ok(found)
 }
 
 /// Gives files that would share an output name (`a.png` and `a.jpg` both make `a.png`) names

@@ -22,8 +22,10 @@ pub async fn project_create(
     let description = project::parse_description(params.description.as_deref().unwrap_or(""))?;
     let root = project::parse_root(params.root.as_deref(), &daemon.config.data_dir, &slug)?;
     // Compared and stored with every link resolved: a link cannot make two roots share files.
-    let root = resolve_root(&root)?;
-    let data_dir = resolve_root(&daemon.config.data_dir)?;
+    let root = tokio::task::spawn_blocking(move || resolve_root(&root))
+        .await
+        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+    let data_dir = daemon.real_data_dir.clone();
     let s3 = params.s3.as_ref().map(project::parse_s3).transpose()?;
     let new = NewProject {
         id: uuid::Uuid::new_v4().to_string(),
@@ -127,7 +129,7 @@ pub async fn project_delete(
     }
     let purge_files = params.purge_files;
     let at = clock::now();
-    let data_dir = resolve_root(&daemon.config.data_dir)?;
+    let data_dir = daemon.real_data_dir.clone();
     let (row, detached) = daemon
         .store
         .write(move |tx| {
@@ -207,7 +209,7 @@ pub fn to_proto(row: &ProjectRow) -> protocol::project::Project {
     }
 }
 
-/// A root (or the data dir) with its links resolved.
+/// A root with its links resolved.
 fn resolve_root(path: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
     project_root::resolve(path).map_err(|err| {
         ApiError::validation(
