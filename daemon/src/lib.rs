@@ -5,30 +5,21 @@
 //! `main.rs` reads the command line, the environment and the signals. Tests call the same `run`.
 
 mod api;
-mod bootstrap;
-mod budget;
 pub mod config;
-mod dispatch;
 mod error;
-mod image_check;
-mod import;
+mod files;
 mod knowledge;
-mod local_models;
 pub mod lock;
 pub mod logging;
-mod models;
-mod onnx;
-mod planner;
 pub mod postprocess;
-mod project;
-mod project_root;
+mod projects;
 mod providers;
 mod runs;
 pub mod secrets;
 mod server;
-mod settings;
-pub mod socket;
 mod store;
+
+pub use server::socket;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -67,9 +58,9 @@ pub(crate) struct Daemon {
     /// Executes started runs in the background.
     pub(crate) runner: runs::runner::Runner,
     /// The local ONNX models, loaded on first use.
-    pub(crate) engine: Arc<onnx::Engine>,
+    pub(crate) engine: Arc<postprocess::onnx::Engine>,
     /// The memory the local steps running at once may use (`limits.step_memory_mb`).
-    pub(crate) memory: budget::MemoryBudget,
+    pub(crate) memory: postprocess::budget::MemoryBudget,
 }
 
 impl Daemon {
@@ -118,7 +109,7 @@ pub async fn run(
         path: data_dir.clone(),
         source,
     })?;
-    let real_data_dir = project_root::resolve(&data_dir).map_err(|source| RunError::DataDir {
+    let real_data_dir = projects::root::resolve(&data_dir).map_err(|source| RunError::DataDir {
         path: data_dir.clone(),
         source,
     })?;
@@ -131,12 +122,12 @@ pub async fn run(
     let daemon = Arc::new(Daemon {
         http: std::sync::OnceLock::new(),
         runner: runs::runner::Runner::new(&config.runs),
-        engine: Arc::new(onnx::Engine::new(
+        engine: Arc::new(postprocess::onnx::Engine::new(
             config.models_dir.clone(),
             config.local_models.clone(),
         )),
         secrets: secrets::LazySecrets::new(config.secrets.clone(), data_dir.clone()),
-        memory: budget::MemoryBudget::new(config.limits.step_memory_mb),
+        memory: postprocess::budget::MemoryBudget::new(config.limits.step_memory_mb),
         real_data_dir,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
@@ -212,7 +203,7 @@ pub async fn run(
 }
 
 /// Frees the local models nobody used for a while, until the daemon stops.
-async fn free_idle_models(engine: Arc<onnx::Engine>, stop: CancellationToken) {
+async fn free_idle_models(engine: Arc<postprocess::onnx::Engine>, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(engine.sweep_every());
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

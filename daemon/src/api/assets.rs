@@ -10,21 +10,10 @@ use protocol::asset::{AssetKind, ImportOutcome};
 
 use super::find_project;
 use crate::error::ApiError;
-use crate::import::{self, Candidate};
+use crate::projects::import::{self, Candidate};
+use crate::projects::layout::folder_of;
 use crate::store::{AssetRow, LinkRow, NewAsset, NewEvent, ProjectRow, StoreError, asset_queries};
 use crate::{Daemon, clock};
-
-/// The project folder an asset of `kind` is stored in.
-pub fn folder_of(kind: AssetKind) -> &'static str {
-    match kind {
-        AssetKind::Input | AssetKind::Mask | AssetKind::Other => "inputs",
-        AssetKind::Reference => "references",
-        AssetKind::Generated => "outputs",
-        AssetKind::BgRemoved => "background_removed",
-        AssetKind::Upscaled => "upscaled",
-        AssetKind::ColorCorrected => "color_corrected",
-    }
-}
 
 const IMPORTABLE: [AssetKind; 4] = [
     AssetKind::Input,

@@ -1,5 +1,5 @@
 //! `bootstrap.*` handlers: export the prompt and document; import by planning against the current
-//! knowledge (`crate::bootstrap::plan`) and applying the plan in the same transaction.
+//! knowledge (`crate::knowledge::bootstrap::plan`) and applying the plan in the same transaction.
 
 use std::sync::Arc;
 
@@ -7,8 +7,8 @@ use kroma_protocol as protocol;
 use rusqlite::Connection;
 
 use super::find_project;
-use crate::bootstrap::{self, Plan, Snapshot};
 use crate::error::ApiError;
+use crate::knowledge::bootstrap::{self, Plan, Snapshot};
 use crate::store::knowledge::{self as rows, Entity};
 use crate::store::{self, NewEvent, ProjectChanges, ProjectRow, StoreError};
 use crate::{Daemon, clock};

@@ -22,10 +22,11 @@ use kroma_protocol as protocol;
 use protocol::Method;
 use serde::de::DeserializeOwned;
 
+use crate::Daemon;
 use crate::error::ApiError;
+use crate::projects::rules as project;
 use crate::server::Peer;
 use crate::store::{self, NewAuditEntry, StoreError};
-use crate::{Daemon, project};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
 

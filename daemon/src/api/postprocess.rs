@@ -9,13 +9,13 @@ use protocol::ErrorKind;
 use protocol::postprocess::{FileResult, StepReport};
 use tokio_util::sync::CancellationToken;
 
-use crate::budget;
 use crate::error::ApiError;
-use crate::local_models::ModelKind;
-use crate::onnx::Model;
-use crate::postprocess::color::{self, ColorProfile};
+use crate::files::png::Provenance;
+use crate::files::write;
+use crate::postprocess::budget;
+use crate::postprocess::chain::{self, Step};
+use crate::postprocess::onnx::Model;
 use crate::postprocess::{bg_remove, upscale};
-use crate::runs::output::{self, Provenance};
 use crate::store::NewEvent;
 use crate::{Daemon, clock};
 
@@ -27,29 +27,14 @@ pub async fn color(
     params: protocol::postprocess::ColorParams,
 ) -> Result<StepReport, ApiError> {
     let (resolved, _) = super::runs::resolve_settings(&daemon, None, None).await?;
-    let profile = match resolved.settings.color_profiles.get(&params.profile) {
-        Some(profile) => profile.clone(),
-        None => color::builtin().remove(&params.profile).ok_or_else(|| {
-            let mut known: Vec<String> = color::builtin().into_keys().collect();
-            known.extend(resolved.settings.color_profiles.keys().cloned());
-            ApiError::validation(
-                "unknown_profile",
-                format!("there is no colour profile `{}`", params.profile),
-            )
-            .with_hint(format!(
-                "known: {}; add your own under [color_profiles.<name>] in the settings",
-                known.join(", ")
-            ))
-        })?,
-    };
+    let profile = chain::find_profile(&resolved.settings, &params.profile)?;
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
     let files = find_files(&daemon, params.paths, params.profile.clone(), output_dir).await?;
-    let settings = serde_json::json!({ "profile": params.profile, "values": profile });
-    let step = Step {
-        name: "color",
-        settings: settings.to_string(),
-        operation: Operation::Color(profile),
+    let step = Step::Color {
+        profile_name: params.profile,
+        profile,
     };
+    let step = Prepared::load(&daemon, step).await?;
     run_step(daemon, files, Arc::new(step)).await
 }
 
@@ -74,21 +59,14 @@ pub async fn bg_remove(
         ));
     }
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
-    let model = load_model(&daemon, ModelKind::BgRemoval, params.model).await?;
     let suffix = if options.mask_only { "mask" } else { "nobg" };
-    let files = find_files(&daemon, params.paths, suffix.to_owned(), output_dir).await?;
-    let settings = serde_json::json!({
-        "model": model.installed.name,
-        "model_sha256": model.installed.sha256,
-        "mask_only": options.mask_only,
-        "matting": options.matting,
-        "background": params.background,
-    });
-    let step = Step {
-        name: "bg_remove",
-        settings: settings.to_string(),
-        operation: Operation::BgRemove { model, options },
+    let step = Step::BgRemove {
+        model: params.model,
+        options,
+        background: params.background,
     };
+    let step = Prepared::load(&daemon, step).await?;
+    let files = find_files(&daemon, params.paths, suffix.to_owned(), output_dir).await?;
     run_step(daemon, files, Arc::new(step)).await
 }
 
@@ -114,37 +92,13 @@ pub async fn upscale(
         }
     };
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
-    let model = load_model(&daemon, ModelKind::Upscale, params.model).await?;
-    if model.installed.scale != 4 {
-        return Err(ApiError::validation(
-            "unsupported_model",
-            format!(
-                "{} upscales ×{}; kroma runs ×4 models",
-                model.installed.name, model.installed.scale
-            ),
-        ));
-    }
-    let tiling = upscale::Tiling {
+    let step = Step::Upscale {
+        model: params.model,
+        scale,
         tile,
-        overlap: upscale::overlap_for(&model.installed.name),
     };
+    let step = Prepared::load(&daemon, step).await?;
     let files = find_files(&daemon, params.paths, format!("x{scale}"), output_dir).await?;
-    let settings = serde_json::json!({
-        "model": model.installed.name,
-        "model_sha256": model.installed.sha256,
-        "scale": scale,
-        "tile": tiling.tile,
-        "overlap": tiling.overlap,
-    });
-    let step = Step {
-        name: "upscale",
-        settings: settings.to_string(),
-        operation: Operation::Upscale {
-            model,
-            scale,
-            tiling,
-        },
-    };
     run_step(daemon, files, Arc::new(step)).await
 }
 
@@ -157,7 +111,7 @@ pub async fn models_list(
     let dir = daemon.config.models_dir.clone();
     let engine = daemon.engine.clone();
     tokio::task::spawn_blocking(move || {
-        let mut local = crate::local_models::list(&dir, params.verify);
+        let mut local = crate::postprocess::local_models::list(&dir, params.verify);
         let runtime = local.models.iter().find(|m| m.kind == "runtime");
         if let (true, true, Some(runtime)) = (params.verify, local.ok, runtime)
             && let Err(err) = engine.check_runtime(Path::new(&runtime.path))
@@ -176,17 +130,32 @@ pub async fn models_list(
     .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))
 }
 
-/// The installed model, loaded before any file is touched: a missing or broken runtime or model
-/// fails the call once, not every file.
-async fn load_model(
-    daemon: &Daemon,
-    kind: ModelKind,
-    name: Option<String>,
-) -> Result<Arc<Model>, ApiError> {
-    let engine = daemon.engine.clone();
-    tokio::task::spawn_blocking(move || engine.model(kind, name.as_deref()))
+/// A step with its model loaded before any file is touched (a missing or broken runtime or
+/// model fails the call once, not every file) and its settings as the outputs record them.
+struct Prepared {
+    step: Step,
+    model: Option<Arc<Model>>,
+    /// JSON, recorded in each output's `kroma:settings` chunk.
+    settings: String,
+}
+
+impl Prepared {
+    async fn load(daemon: &Daemon, step: Step) -> Result<Prepared, ApiError> {
+        let engine = daemon.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let model = step.load_model(&engine)?;
+            let settings = step
+                .describe(model.as_ref().map(|model| &model.installed))
+                .to_string();
+            Ok(Prepared {
+                step,
+                model,
+                settings,
+            })
+        })
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+    }
 }
 
 fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
@@ -207,7 +176,7 @@ fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, Api
 /// Refuses a folder inside kromad's data dir (`real_data_dir`, links resolved on both sides):
 /// one-off outputs never go among its database, logs or project folders. Blocking.
 fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), ApiError> {
-    let resolved = crate::project_root::resolve(folder).unwrap_or_else(|_| folder.to_owned());
+    let resolved = crate::projects::root::resolve(folder).unwrap_or_else(|_| folder.to_owned());
     if resolved.starts_with(real_data_dir) {
         return Err(ApiError::validation(
             "output_in_data_dir",
@@ -249,7 +218,7 @@ async fn find_files(
         let mut found = Vec::new();
         for named in &paths {
             let root = PathBuf::from(named);
-            for entry in crate::import::expand(std::slice::from_ref(named)) {
+            for entry in crate::projects::import::expand(std::slice::from_ref(named)) {
                 let candidate = match entry {
                     Ok(candidate) => candidate,
                     Err((path, err)) => {
@@ -268,9 +237,9 @@ async fn find_files(
                         .unwrap_or_else(|| root.parent().map(Path::to_owned).unwrap_or_default());
                     folder.join(format!("{stem}_{suffix}.png"))
                 } else {
-                    if !crate::import::has_extension(
+                    if !crate::projects::import::has_extension(
                         &candidate.shown,
-                        &crate::image_check::EXTENSIONS,
+                        &crate::files::images::EXTENSIONS,
                     ) {
                         continue;
                     }
@@ -372,45 +341,10 @@ fn separate_targets(
     found
 }
 
-struct Step {
-    name: &'static str,
-    /// JSON, recorded in the output's `kroma:settings` chunk.
-    settings: String,
-    operation: Operation,
-}
-
-impl Step {
-    /// What the step costs in memory per image.
-    fn cost(&self) -> budget::StepCost {
-        match &self.operation {
-            Operation::Color(_) => budget::StepCost::Color,
-            Operation::BgRemove { options, .. } => budget::StepCost::BgRemove {
-                matting: options.matting,
-            },
-            Operation::Upscale { tiling, .. } => budget::StepCost::Upscale {
-                tile: tiling.tile as u32,
-            },
-        }
-    }
-}
-
-enum Operation {
-    Color(ColorProfile),
-    BgRemove {
-        model: Arc<Model>,
-        options: bg_remove::Options,
-    },
-    Upscale {
-        model: Arc<Model>,
-        scale: u32,
-        tiling: upscale::Tiling,
-    },
-}
-
 async fn run_step(
     daemon: Arc<Daemon>,
     files: Vec<Result<Work, (String, ApiError)>>,
-    step: Arc<Step>,
+    step: Arc<Prepared>,
 ) -> Result<StepReport, ApiError> {
     // Cancelled when kromad stops, or when this call is dropped because its caller left: the
     // blocking work sees it between tiles and files.
@@ -476,7 +410,7 @@ async fn run_step(
             kind: protocol::events::kind::POSTPROCESS_FILE,
             project: None,
             data: serde_json::json!({
-                "step": step.name,
+                "step": step.step.name(),
                 "input": result.input,
                 "output": result.output,
                 "error": result.error,
@@ -502,10 +436,11 @@ fn process_file(
     daemon: &Daemon,
     runtime: &tokio::runtime::Handle,
     work: &Work,
-    step: &Step,
+    prepared: &Prepared,
     stop: &CancellationToken,
 ) -> Result<PathBuf, ApiError> {
     let path = &work.input;
+    let step = &prepared.step;
     let loaded = budget::load_image(
         path,
         daemon.config.limits.max_image_pixels,
@@ -513,50 +448,39 @@ fn process_file(
         step.cost(),
         stop,
     )?;
-    let image = &loaded.image;
     let provenance = Provenance::from([
         ("source_sha256", loaded.sha256.clone()),
         ("source", path.display().to_string()),
-        ("step", step.name.to_owned()),
-        ("settings", step.settings.clone()),
+        ("step", step.name().to_owned()),
+        ("settings", prepared.settings.clone()),
     ]);
     let target = &work.target;
-    let out: image::DynamicImage = match &step.operation {
-        Operation::Color(profile) => color::apply(image, profile).into(),
-        Operation::BgRemove { model, options } => bg_remove::remove(model, image, *options)?,
-        Operation::Upscale {
-            model,
-            scale,
-            tiling,
-        } => {
-            let mut progress = TileProgress::new(daemon, runtime, step.name, path);
-            let written = output::write_new_with(target, |file| {
-                upscale::encode_png(
-                    model,
-                    image,
-                    *scale,
-                    *tiling,
-                    &provenance,
-                    &mut |done, total| progress.tile(done, total),
-                    stop,
-                    file,
-                )
-            });
-            match written {
-                Ok(()) => {}
-                Err(output::WriteError::File(err)) => return Err(write_error(target, err)),
-                Err(output::WriteError::Content(err)) => return Err(err),
-            }
-            return Ok(target.clone());
-        }
+    let mut progress = TileProgress::new(daemon, runtime, step.name(), path);
+    let mut render = |out: &mut dyn std::io::Write| {
+        step.render(
+            prepared.model.as_deref(),
+            &loaded.image,
+            &provenance,
+            &mut |done, total| progress.tile(done, total),
+            stop,
+            out,
+        )
     };
-    budget::check(stop)?;
-    let png = output::encode_png(&out)
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
-    let png = output::with_provenance(png, &provenance)
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
-    output::write_new(target, &png).map_err(|err| write_error(target, err))?;
-    Ok(target.clone())
+    // An upscale streams into the file as its tiles finish; the other steps are made first and
+    // written after, so no partial file sits in the output folder while they work.
+    let written = if step.streams() {
+        write::new_file_with(target, |file| render(file))
+    } else {
+        let mut png = Vec::new();
+        render(&mut png)
+            .map_err(write::WriteError::Content)
+            .and_then(|()| write::new_file(target, &png).map_err(write::WriteError::File))
+    };
+    match written {
+        Ok(()) => Ok(target.clone()),
+        Err(write::WriteError::File(err)) => Err(write_error(target, err)),
+        Err(write::WriteError::Content(err)) => Err(err),
+    }
 }
 
 /// `postprocess.progress` events for the tiles of one file.

@@ -1,4 +1,4 @@
-//! `project.*` handlers: validate with `crate::project`, change rows and the root folder in one
+//! `project.*` handlers: validate with `crate::projects::rules`, change rows and the root folder in one
 //! transaction, record the event.
 
 use std::sync::Arc;
@@ -7,8 +7,9 @@ use kroma_protocol as protocol;
 use protocol::ErrorKind;
 
 use crate::error::ApiError;
+use crate::projects::{root as project_root, rules as project};
 use crate::store::{self, NewEvent, NewProject, ProjectChanges, ProjectRow, StoreError};
-use crate::{Daemon, clock, project, project_root};
+use crate::{Daemon, clock};
 
 pub async fn project_create(
     daemon: Arc<Daemon>,

@@ -15,12 +15,13 @@ use protocol::run::{CandidateStatus, Plan, PlanParams, RunDetail, RunStatus, Run
 
 use super::find_project;
 use crate::error::ApiError;
-use crate::planner::{self, ImageRef};
-use crate::settings::{self, Layer, Resolved, Settings, Source};
+use crate::providers::image_models as models;
+use crate::runs::planner::{self, ImageRef};
+use crate::runs::settings::{self, Layer, Resolved, Settings, Source};
 use crate::store::knowledge::{self as knowledge_rows, Entity};
 use crate::store::runs::{self as rows, NewCandidate, RunRow};
 use crate::store::{NewEvent, ProjectRow, StoreError, asset_queries};
-use crate::{Daemon, clock, models, runs};
+use crate::{Daemon, clock, runs};
 
 /// Reads the settings layers (user, then the project's when given) below `request`.
 pub(super) async fn resolve_settings(
@@ -163,16 +164,16 @@ async fn resolve_scenes(
             SceneSpec::Path(path) => {
                 let named = path.clone();
                 let found = tokio::task::spawn_blocking(move || {
-                    crate::import::expand(std::slice::from_ref(&named))
+                    crate::projects::import::expand(std::slice::from_ref(&named))
                 })
                 .await
                 .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
                 let mut any = false;
                 for entry in found {
                     let candidate = entry.map_err(|(_, err)| err)?;
-                    if crate::import::has_extension(
+                    if crate::projects::import::has_extension(
                         &candidate.shown,
-                        &crate::image_check::UNREAD_EXTENSIONS,
+                        &crate::files::images::UNREAD_EXTENSIONS,
                     ) {
                         return Err(ApiError::validation(
                             "unsupported_scene",
@@ -187,9 +188,9 @@ async fn resolve_scenes(
                     }
                     let explicit = candidate.shown == Path::new(&path);
                     if !explicit
-                        && !crate::import::has_extension(
+                        && !crate::projects::import::has_extension(
                             &candidate.shown,
-                            &crate::image_check::EXTENSIONS,
+                            &crate::files::images::EXTENSIONS,
                         )
                     {
                         continue;
@@ -224,7 +225,7 @@ async fn resolve_scenes(
                         "no_scenes",
                         format!(
                             "{path} holds no image files ({})",
-                            crate::image_check::EXTENSIONS.join(", ")
+                            crate::files::images::EXTENSIONS.join(", ")
                         ),
                     ));
                 }
@@ -397,7 +398,7 @@ async fn make_plan(
 
 /// The local models the post-process chain needs must be installed before anything is spent.
 async fn check_chain_models(daemon: &Daemon, settings: &Settings) -> Result<(), ApiError> {
-    use crate::local_models::{self, ModelKind};
+    use crate::postprocess::local_models::{self, ModelKind};
     let chain = &settings.postprocess;
     let named = |name: &str| (!name.is_empty()).then(|| name.to_owned());
     let mut needed = Vec::new();
@@ -442,7 +443,7 @@ pub async fn create(
     } else {
         RunStatus::Planned
     };
-    let record = runs::record_path(Path::new(&project.root), &id);
+    let record = crate::projects::layout::run_record(Path::new(&project.root), &id);
     let run = RunRow {
         id: id.clone(),
         project_id: project.id.clone(),

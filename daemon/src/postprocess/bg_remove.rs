@@ -15,7 +15,7 @@ use kroma_protocol::ErrorKind;
 
 use super::resize::lanczos_resize;
 use crate::error::ApiError;
-use crate::onnx::Model;
+use crate::postprocess::onnx::Model;
 
 /// The model's input side.
 pub const SIDE: usize = 320;

@@ -13,8 +13,8 @@ use image::RgbaImage;
 use kroma_protocol::ErrorKind;
 
 use crate::error::ApiError;
-use crate::onnx::Model;
-use crate::runs::output::{self, Provenance};
+use crate::files::png::{self, Provenance};
+use crate::postprocess::onnx::Model;
 
 /// How an image is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,13 +216,13 @@ pub fn encode_png(
     };
     // The encoder's row source speaks io::Error; the upscale's own error is kept aside.
     let mut failure = None;
-    let encoded = output::stream_png(out, size, provenance, |sink| {
+    let encoded = png::stream_png(out, size, provenance, |sink| {
         upscale(
             image,
             scale,
             tiling,
             &mut |block, width, height| {
-                crate::budget::check(stop)?;
+                crate::postprocess::budget::check(stop)?;
                 run_model(model, block, width, height)
             },
             &mut throttled,

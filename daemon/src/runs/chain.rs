@@ -14,13 +14,14 @@ use protocol::ErrorKind;
 use protocol::asset::{AssetKind, Relation};
 use protocol::events::kind;
 
-use super::output::{self, Provenance};
 use super::runner::{self, Books, Context};
 use crate::Daemon;
 use crate::clock;
 use crate::error::ApiError;
-use crate::local_models::ModelKind;
-use crate::postprocess::{bg_remove, color, upscale};
+use crate::files::png::{self, Provenance};
+use crate::files::write;
+use crate::postprocess::chain::Step;
+use crate::projects::layout;
 use crate::store::runs as rows;
 use crate::store::{NewAsset, StoreError, asset_queries};
 
@@ -44,7 +45,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
     match steps(daemon, &context).await {
         Ok(last) => record(daemon, &context, Ok(last)).await,
         // Stopped by a shutdown: the chain stays pending and the next start runs it again.
-        Err(err) if err.code == crate::budget::stopped().code => {
+        Err(err) if err.code == crate::postprocess::budget::stopped().code => {
             tracing::info!(candidate = %context.candidate.id, "post-process chain stopped; it runs again at the next start");
             Ok(())
         }
@@ -65,117 +66,16 @@ struct Written {
     kind: AssetKind,
 }
 
-/// One step of the chain, with what it needs.
-enum Step {
-    BgRemove {
-        model: Option<String>,
-        options: bg_remove::Options,
-    },
-    Upscale {
-        model: Option<String>,
-        scale: u32,
-    },
-    Color {
-        name: String,
-        profile: color::ColorProfile,
-    },
-}
-
-impl Step {
-    /// The steps the settings turn on, in the fixed order.
-    fn all(settings: &crate::settings::Settings) -> Result<Vec<Step>, ApiError> {
-        let chain = &settings.postprocess;
-        let named = |name: &str| (!name.is_empty()).then(|| name.to_owned());
-        let mut steps = Vec::new();
-        if chain.bg_remove {
-            let background = named(&chain.background)
-                .map(|colour| bg_remove::parse_colour(&colour))
-                .transpose()?;
-            steps.push(Step::BgRemove {
-                model: named(&chain.bg_model),
-                options: bg_remove::Options {
-                    mask_only: false,
-                    matting: chain.matting,
-                    background,
-                },
-            });
-        }
-        if chain.upscale != 0 {
-            steps.push(Step::Upscale {
-                model: named(&chain.upscale_model),
-                scale: chain.upscale,
-            });
-        }
-        if !chain.color.is_empty() {
-            let profile = settings
-                .color_profiles
-                .get(&chain.color)
-                .cloned()
-                .or_else(|| color::builtin().remove(&chain.color))
-                .ok_or_else(|| {
-                    ApiError::validation(
-                        "unknown_profile",
-                        format!("there is no colour profile `{}`", chain.color),
-                    )
-                })?;
-            steps.push(Step::Color {
-                name: chain.color.clone(),
-                profile,
-            });
-        }
-        Ok(steps)
-    }
-
-    /// What the step costs in memory per image.
-    fn cost(&self) -> crate::budget::StepCost {
-        match self {
-            Step::BgRemove { options, .. } => crate::budget::StepCost::BgRemove {
-                matting: options.matting,
-            },
-            Step::Upscale { .. } => crate::budget::StepCost::Upscale {
-                tile: upscale::DEFAULT_TILE as u32,
-            },
-            Step::Color { .. } => crate::budget::StepCost::Color,
-        }
-    }
-
-    /// Where its output goes, from the generated image's file stem, and the asset kind.
-    fn target(&self, stem: &str) -> (String, AssetKind) {
-        match self {
-            Step::BgRemove { .. } => (
-                format!("background_removed/{stem}_nobg.png"),
-                AssetKind::BgRemoved,
-            ),
-            Step::Upscale { scale, .. } => {
-                (format!("upscaled/{stem}_x{scale}.png"), AssetKind::Upscaled)
-            }
-            Step::Color { name, .. } => (
-                format!("color_corrected/{stem}_{name}.png"),
-                AssetKind::ColorCorrected,
-            ),
-        }
-    }
-
-    /// The step's name and settings, for the output's text chunks.
-    fn describe(&self) -> (&'static str, serde_json::Value) {
-        match self {
-            Step::BgRemove { model, options } => (
-                "bg_remove",
-                serde_json::json!({
-                    "model": model,
-                    "matting": options.matting,
-                    "background": options.background,
-                }),
-            ),
-            Step::Upscale { model, scale } => (
-                "upscale",
-                serde_json::json!({ "model": model, "scale": scale }),
-            ),
-            Step::Color { name, profile } => (
-                "color",
-                serde_json::json!({ "profile": name, "values": profile }),
-            ),
-        }
+/// Where a step of a run's chain writes its output, from the generated image's file stem, and
+/// the output's asset kind.
+fn target(step: &Step, stem: &str) -> (String, AssetKind) {
+    match step {
+        Step::BgRemove { .. } => (layout::bg_removed_output(stem), AssetKind::BgRemoved),
+        Step::Upscale { scale, .. } => (layout::upscaled_output(stem, *scale), AssetKind::Upscaled),
+        Step::Color { profile_name, .. } => (
+            layout::color_output(stem, profile_name),
+            AssetKind::ColorCorrected,
+        ),
     }
 }
 
@@ -193,7 +93,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         .map(|stem| stem.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".to_owned());
     let mut written: Vec<Written> = Vec::new();
-    for step in Step::all(&context.settings)? {
+    for step in Step::chain(&context.settings)? {
         let source_rel = written
             .last()
             .map(|w| w.rel_path.clone())
@@ -205,7 +105,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         let max_pixels = daemon.config.limits.max_image_pixels;
         let stop = daemon.shutdown.clone();
         let stem = stem.clone();
-        let name = step.describe().0;
+        let name = step.name();
         // Tiles come from the blocking step through a channel (a few a second, see encode_png).
         let (tiles_tx, mut tiles) = tokio::sync::mpsc::unbounded_channel();
         let work = tokio::task::spawn_blocking(move || {
@@ -258,9 +158,9 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
 /// What one step runs on and within: the models, the pixel budget, the shared memory budget and
 /// the daemon's stop.
 struct Resources<'a> {
-    engine: &'a crate::onnx::Engine,
+    engine: &'a crate::postprocess::onnx::Engine,
     max_pixels: u64,
-    memory: &'a crate::budget::MemoryBudget,
+    memory: &'a crate::postprocess::budget::MemoryBudget,
     stop: &'a tokio_util::sync::CancellationToken,
 }
 
@@ -286,9 +186,9 @@ fn run_step(
         .with_hint("check that the project folder is readable and writable")
     };
     let internal = |err: String| ApiError::new(ErrorKind::Internal, "internal", err);
-    let (rel_path, kind) = step.target(stem);
+    let (rel_path, kind) = target(step, stem);
     let target = root.join(&rel_path);
-    if let Some(bytes) = output::holds_candidate(&target, candidate) {
+    if let Some(bytes) = png::holds_candidate(&target, candidate) {
         let (width, height) = image::ImageReader::new(std::io::Cursor::new(&bytes))
             .with_guessed_format()
             .map_err(|err| io("reading", err))?
@@ -303,71 +203,35 @@ fn run_step(
             kind,
         });
     }
-    let loaded = crate::budget::load_image(
+    let loaded = crate::postprocess::budget::load_image(
         &source,
         limits.max_pixels,
         limits.memory,
         step.cost(),
         limits.stop,
     )?;
-    let image = &loaded.image;
-    let source_sha256 = loaded.sha256.clone();
+    let model = step.load_model(limits.engine)?;
     // The model actually used goes in by name and hash, so the record says exactly what ran.
-    let provenance = |model: Option<&crate::local_models::Installed>| {
-        let (name, mut settings) = step.describe();
-        if let Some(model) = model {
-            settings["model"] = model.name.clone().into();
-            settings["model_sha256"] = model.sha256.clone().into();
-        }
-        Provenance::from([
-            ("candidate", candidate.clone()),
-            ("run", run.clone()),
-            ("source_sha256", source_sha256.clone()),
-            ("step", name.to_owned()),
-            ("settings", settings.to_string()),
-        ])
-    };
-    let encode = |out: image::DynamicImage, provenance: &Provenance| -> Result<Vec<u8>, ApiError> {
-        let png = output::encode_png(&out).map_err(internal)?;
-        output::with_provenance(png, provenance).map_err(internal)
-    };
-    let (png, width, height) = match step {
-        Step::Color { profile, .. } => {
-            let out = color::apply(image, profile);
-            let (width, height) = out.dimensions();
-            (encode(out.into(), &provenance(None))?, width, height)
-        }
-        Step::BgRemove { model, options } => {
-            let model = limits
-                .engine
-                .model(ModelKind::BgRemoval, model.as_deref())?;
-            let out = bg_remove::remove(&model, image, *options)?;
-            let png = encode(out, &provenance(Some(&model.installed)))?;
-            (png, image.width(), image.height())
-        }
-        Step::Upscale { model, scale } => {
-            let model = limits.engine.model(ModelKind::Upscale, model.as_deref())?;
-            let tiling = upscale::Tiling {
-                tile: upscale::DEFAULT_TILE,
-                overlap: upscale::overlap_for(&model.installed.name),
-            };
-            // The compressed output is kept in memory to record it; the pixels never are.
-            let mut png = Vec::new();
-            let provenance = provenance(Some(&model.installed));
-            upscale::encode_png(
-                &model,
-                image,
-                *scale,
-                tiling,
-                &provenance,
-                progress,
-                limits.stop,
-                &mut png,
-            )?;
-            (png, image.width() * scale, image.height() * scale)
-        }
-    };
-    output::place(root, &rel_path, &png, &clock::now()).map_err(|err| io("writing after", err))?;
+    let settings = step.describe(model.as_ref().map(|model| &model.installed));
+    let provenance = Provenance::from([
+        ("candidate", candidate.clone()),
+        ("run", run.clone()),
+        ("source_sha256", loaded.sha256.clone()),
+        ("step", step.name().to_owned()),
+        ("settings", settings.to_string()),
+    ]);
+    // The compressed output is kept in memory to record it; an upscale's pixels never are.
+    let mut png = Vec::new();
+    step.render(
+        model.as_deref(),
+        &loaded.image,
+        &provenance,
+        progress,
+        limits.stop,
+        &mut png,
+    )?;
+    let (width, height) = step.output_size(loaded.image.width(), loaded.image.height());
+    write::place(root, &rel_path, &png, &clock::now()).map_err(|err| io("writing after", err))?;
     Ok(Written {
         rel_path,
         bytes: png,
@@ -399,7 +263,7 @@ async fn record(
                     let mut parent = None;
                     let mut last = None;
                     for written in outputs {
-                        let sha256 = crate::planner::hex_sha256(&written.bytes);
+                        let sha256 = crate::runs::planner::hex_sha256(&written.bytes);
                         let asset = match asset_queries::find_by_sha(tx, &project_id, &sha256)? {
                             Some(existing) => existing,
                             None => asset_queries::insert(

@@ -2,11 +2,12 @@
 //! background runner that executes them.
 
 mod chain;
-pub mod output;
+pub mod planner;
 pub mod runner;
 mod schedule;
+pub mod settings;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kroma_protocol as protocol;
 use protocol::ErrorData;
@@ -29,11 +30,6 @@ pub fn parse_stored<T: DeserializeOwned>(what: &str, value: &str) -> Result<T, S
 pub fn plan_of(run: &RunRow) -> Result<Plan, StoreError> {
     serde_json::from_str(&run.plan_json)
         .map_err(|err| StoreError::Corrupt(format!("plan of run {}: {err}", run.id)))
-}
-
-/// The record file of a run: `<project root>/runs/<run id>.json`.
-pub fn record_path(project_root: &Path, run_id: &str) -> PathBuf {
-    project_root.join("runs").join(format!("{run_id}.json"))
 }
 
 pub fn summary(
@@ -59,7 +55,7 @@ pub fn summary(
         failed: count("failed") + count("unknown"),
         max_cost_usd: run.max_cost_usd,
         confirmed_cost_usd: run.confirmed_cost_usd,
-        spent_usd: crate::models::round_usd(spent),
+        spent_usd: crate::providers::image_models::round_usd(spent),
         created_at: run.created_at.clone(),
         started_at: run.started_at.clone(),
         finished_at: run.finished_at.clone(),
@@ -86,7 +82,7 @@ pub fn candidate_detail(
             .output_path
             .as_deref()
             .map(|rel| project_root.join(rel).display().to_string()),
-        cost_usd: row.cost_usd.map(crate::models::round_usd),
+        cost_usd: row.cost_usd.map(crate::providers::image_models::round_usd),
         request_id: row.request_id.clone(),
         error,
         postprocess: (row.postprocess != "none").then(|| row.postprocess.clone()),
@@ -177,7 +173,7 @@ pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
     })?;
     json.push(b'\n');
     let path = Path::new(&detail.run.record);
-    crate::project_root::write_atomically(path, &json).map_err(|err| {
+    crate::files::write::replace(path, &json).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Infra,
             "io_error",

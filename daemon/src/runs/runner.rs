@@ -29,14 +29,15 @@ use secrecy::SecretString;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use super::output;
 use crate::Daemon;
 use crate::clock;
 use crate::config::RunLimits;
 use crate::error::ApiError;
-use crate::models::{self, Usage};
+use crate::files::{png, write};
+use crate::projects::layout;
+use crate::providers::image_models::{self, Usage};
 use crate::providers::{self, CallError, Generated, ImageCall, InputFile};
-use crate::settings::Settings;
+use crate::runs::settings::Settings;
 use crate::store::runs::{self as rows, CandidateRow, NewCost, Outcome, RunRow};
 use crate::store::{NewAsset, NewEvent, StoreError, asset_queries};
 
@@ -248,7 +249,7 @@ impl Context {
     }
 
     fn rel_path(&self) -> String {
-        output::relative_path(
+        layout::generated_output(
             &self.job.key,
             self.candidate.index,
             self.job.candidates,
@@ -258,11 +259,11 @@ impl Context {
 
     /// The price-table cost of one call of this job: its share of the job's maximum.
     fn estimated_usd(&self) -> f64 {
-        crate::planner::per_call_usd(&self.job)
+        crate::runs::planner::per_call_usd(&self.job)
     }
 
-    fn pricing(&self) -> Option<models::Pricing> {
-        models::pricing(&self.settings, &self.plan.model)
+    fn pricing(&self) -> Option<image_models::Pricing> {
+        image_models::pricing(&self.settings, &self.plan.model)
     }
 }
 
@@ -443,7 +444,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
         .iter()
         .map(|image| {
             let path = Path::new(&image.path);
-            let bytes = crate::budget::read_image_file(path).map_err(|err| {
+            let bytes = crate::postprocess::budget::read_image_file(path).map_err(|err| {
                 ApiError::new(
                     ErrorKind::Infra,
                     "input_unreadable",
@@ -452,7 +453,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
                 .with_hint("restore the file, or create a new run")
             })?;
             if let Some(expected) = &image.sha256
-                && crate::planner::hex_sha256(&bytes) != *expected
+                && crate::runs::planner::hex_sha256(&bytes) != *expected
             {
                 return Err(ApiError::validation(
                     "input_changed",
@@ -638,7 +639,7 @@ struct Cost {
 /// The actual cost from the usage when the model has token prices, else the price table's.
 fn cost_of(context: &Context, usage: Option<&Usage>) -> Cost {
     if let (Some(usage), Some(pricing)) = (usage, context.pricing())
-        && let Some(usd) = models::usage_usd(&pricing, usage)
+        && let Some(usd) = image_models::usage_usd(&pricing, usage)
     {
         return Cost {
             usd,
@@ -801,7 +802,7 @@ impl Books {
             "candidates": candidates.len(),
             "succeeded": count("succeeded"),
             "failed": count("failed") + count("unknown"),
-            "spent_usd": models::round_usd(spent),
+            "spent_usd": image_models::round_usd(spent),
         });
         if let Some(eta) = eta_secs(&candidates, remaining, provider_limit) {
             data["eta_secs"] = eta.into();
@@ -861,7 +862,7 @@ async fn store_success(
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
     let cost = cost_of(context, generated.usage.as_ref());
-    let info = match crate::image_check::inspect(
+    let info = match crate::files::images::inspect(
         &generated.bytes,
         daemon.config.limits.max_image_pixels,
     ) {
@@ -876,7 +877,7 @@ async fn store_success(
             return record_end(daemon, context, "failed", &error, Some(cost)).await;
         }
     };
-    let mut provenance = output::Provenance::from([
+    let mut provenance = png::Provenance::from([
         ("project", context.run.project_slug.clone()),
         ("run", context.run.id.clone()),
         ("job", context.job.key.clone()),
@@ -897,7 +898,7 @@ async fn store_success(
         provenance.insert("usage", serde_json::to_string(usage).unwrap_or_default());
     }
     let (bytes, rel_path) = if info.format == "png" {
-        let tagged = output::with_provenance(generated.bytes, &provenance)
+        let tagged = png::with_provenance(generated.bytes, &provenance)
             .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
         (tagged, context.rel_path())
     } else {
@@ -910,7 +911,7 @@ async fn store_success(
     let stamp = clock::now();
     let write_rel = rel_path.clone();
     let written_bytes = bytes.clone();
-    tokio::task::spawn_blocking(move || output::place(&root, &write_rel, &written_bytes, &stamp))
+    tokio::task::spawn_blocking(move || write::place(&root, &write_rel, &written_bytes, &stamp))
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
         .map_err(|err| {
@@ -938,12 +939,12 @@ async fn record_success(
     daemon: &Daemon,
     context: &Context,
     bytes: &[u8],
-    info: crate::image_check::ImageInfo,
+    info: crate::files::images::ImageInfo,
     rel_path: String,
     cost: Cost,
     request_id: Option<String>,
 ) -> Result<(), ApiError> {
-    let sha256 = crate::planner::hex_sha256(bytes);
+    let sha256 = crate::runs::planner::hex_sha256(bytes);
     let at = clock::now();
     let id = context.candidate.id.clone();
     let books = Books::of(context);
@@ -1065,7 +1066,7 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
                 data: serde_json::json!({
                     "run": id,
                     "status": status,
-                    "spent_usd": models::round_usd(spent),
+                    "spent_usd": image_models::round_usd(spent),
                 }),
             };
             Ok((Some(detail), vec![event]))
@@ -1124,12 +1125,12 @@ async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Api
     let context = load(daemon, candidate).await?;
     let path = context.root().join(context.rel_path());
     let id = context.candidate.id.clone();
-    let found = tokio::task::spawn_blocking(move || output::holds_candidate(&path, &id))
+    let found = tokio::task::spawn_blocking(move || png::holds_candidate(&path, &id))
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
     if let Some(bytes) = found {
-        let provenance = output::read_provenance(&bytes);
-        let info = crate::image_check::inspect(&bytes, u64::MAX).map_err(|problem| {
+        let provenance = png::read_provenance(&bytes);
+        let info = crate::files::images::inspect(&bytes, u64::MAX).map_err(|problem| {
             ApiError::new(
                 ErrorKind::Infra,
                 "io_error",

@@ -565,7 +565,9 @@ pub fn cost_totals(
 }
 
 /// Shutdown dates providers reported: model → (provider, date).
-pub fn reported_models(conn: &Connection) -> Result<crate::models::Reported, StoreError> {
+pub fn reported_models(
+    conn: &Connection,
+) -> Result<crate::providers::image_models::Reported, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT model, provider, shutdown_date FROM provider_models ORDER BY provider, model",
     )?;

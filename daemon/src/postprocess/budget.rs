@@ -98,24 +98,24 @@ pub fn load_image(
 ) -> Result<Loaded, ApiError> {
     check(stop)?;
     let bytes = read_image_file(path)?;
-    let problem = |problem: crate::image_check::ImageProblem| {
+    let problem = |problem: crate::files::images::ImageProblem| {
         let err = ApiError::validation(problem.code(), format!("{}: {problem}", path.display()));
         match problem {
-            crate::image_check::ImageProblem::TooManyPixels { .. } => err.with_hint(
+            crate::files::images::ImageProblem::TooManyPixels { .. } => err.with_hint(
                 "raise limits.max_image_pixels in kromad.toml if the machine has the memory",
             ),
             _ => err,
         }
     };
-    let size = crate::image_check::size_for_processing(&bytes, max_pixels).map_err(problem)?;
+    let size = crate::files::images::size_for_processing(&bytes, max_pixels).map_err(problem)?;
     let reservation = tokio::runtime::Handle::current().block_on(async {
         tokio::select! {
             reserved = memory.reserve(path, cost, size) => reserved,
             _ = stop.cancelled() => Err(stopped()),
         }
     })?;
-    let sha256 = crate::planner::hex_sha256(&bytes);
-    let image = crate::image_check::decode_for_processing(&bytes, max_pixels)
+    let sha256 = crate::runs::planner::hex_sha256(&bytes);
+    let image = crate::files::images::decode_for_processing(&bytes, max_pixels)
         .map_err(problem)?
         .to_rgba8();
     Ok(Loaded {

@@ -478,7 +478,7 @@ pub fn parse_size(size: &str) -> Option<(u32, u32)> {
 
 /// The settings file of a project root.
 pub fn project_file(root: &Path) -> PathBuf {
-    root.join(".kroma").join("settings.toml")
+    root.join(crate::projects::layout::SETTINGS)
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 //! Each connection has a reader loop (this task), one task per in-flight frame, one forwarder per
 //! open subscription and one writer task; all of them are tracked, so shutdown can wait for them.
 
+pub mod dispatch;
+pub mod socket;
+
 use std::sync::Arc;
 
 use interprocess::local_socket::tokio::Stream;
@@ -19,9 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Limits;
-use crate::dispatch;
 use crate::error::ApiError;
-use crate::socket::Listener;
+use socket::Listener;
 
 /// Who is on the other end of a connection. Handlers read it from the request extensions.
 #[derive(Debug, Clone)]

@@ -4,11 +4,12 @@
 //! purging checks that marker first, so a mistyped or shared folder is never deleted.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::ApiError;
-use crate::project::{LAYOUT, MARKER};
+use crate::files::write;
+use crate::projects::layout::{FOLDERS as LAYOUT, MARKER};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Marker {
@@ -68,7 +69,7 @@ fn write_layout(root: &Path, id: &str, slug: &str) -> Result<(), ApiError> {
         )
     })?;
     let path = root.join(MARKER);
-    write_atomically(&path, &marker).map_err(|err| io_error("writing", &path, &err))
+    write::replace(&path, &marker).map_err(|err| io_error("writing", &path, &err))
 }
 
 impl CreatedRoot {
@@ -210,16 +211,6 @@ pub fn resolve_all<'a>(roots: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf>
         .into_iter()
         .map(|root| resolve(Path::new(root)).unwrap_or_else(|_| PathBuf::from(root)))
         .collect()
-}
-
-/// Writes a file so that readers see the old content or the new one, never a half-written file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(folder)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|err| err.error)?;
-    Ok(())
 }
 
 fn io_error(doing: &str, path: &Path, err: &io::Error) -> ApiError {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use kroma_protocol as protocol;
 use protocol::model::{ImagePrices, Lifecycle, ModelInfo, TokenPrices};
 
-use crate::settings::Settings;
+use crate::runs::settings::Settings;
 
 /// A model the registry knows without asking anyone.
 struct Known {
@@ -268,7 +268,7 @@ mod tests {
         let mut settings = Settings::default();
         settings.pricing.insert(
             "flux-local".to_owned(),
-            crate::settings::Pricing {
+            crate::runs::settings::Pricing {
                 low: 0.001,
                 medium: 0.002,
                 high: 0.003,

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::models::Reported;
+use crate::providers::image_models::Reported;
 
 fn image(name: &str) -> ImageRef {
     ImageRef {
@@ -32,7 +32,7 @@ fn inputs(stage: Stage, scene_names: &[&str]) -> Inputs {
         time: None,
         weather: None,
         settings_snapshot: serde_json::to_value(&settings).expect("serializes"),
-        models: models::list(&settings, &Reported::new(), "2026-11-27"),
+        models: crate::providers::image_models::list(&settings, &Reported::new(), "2026-11-27"),
         settings,
         provider: Provider {
             name: "openai".to_owned(),

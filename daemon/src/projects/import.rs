@@ -11,7 +11,8 @@ use protocol::ErrorKind;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::image_check::{self, ImageInfo};
+use crate::files::images::{self, ImageInfo};
+use crate::files::write::Uncommitted;
 
 /// Largest file accepted for import.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
@@ -250,7 +251,7 @@ pub fn read_and_check(candidate: &Candidate, max_pixels: u64) -> Result<Checked,
             &format!("is larger than {} MiB", MAX_FILE_BYTES / 1024 / 1024),
         ));
     }
-    let info = image_check::inspect(&bytes, max_pixels).map_err(|problem| {
+    let info = images::inspect(&bytes, max_pixels).map_err(|problem| {
         ApiError::validation(problem.code(), format!("{}: {problem}", shown.display()))
             .with_hint("import PNG, JPEG or WebP files up to 16384×16384 pixels")
     })?;
@@ -291,42 +292,10 @@ pub fn relative_path(folder: &str, original_name: &str, sha256: &str, extension:
     format!("{folder}/{safe}-{}.{extension}", &sha256[..12])
 }
 
-/// The file a new asset was written to. Dropping it removes the file unless it was kept, so an
-/// asset row that fails to commit leaves no file behind.
-#[derive(Debug)]
-pub struct WrittenFile {
-    path: PathBuf,
-    kept: bool,
-}
-
-impl WrittenFile {
-    pub fn keep(mut self) {
-        self.kept = true;
-    }
-}
-
-impl Drop for WrittenFile {
-    fn drop(&mut self) {
-        if !self.kept
-            && let Err(err) = fs::remove_file(&self.path)
-            && err.kind() != io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %self.path.display(), %err, "could not remove an uncommitted asset file");
-        }
-    }
-}
-
-/// Writes `bytes` to `path` atomically (temp file, fsync, rename).
-pub fn write_new(path: &Path, bytes: &[u8]) -> Result<WrittenFile, ApiError> {
-    if let Some(folder) = path.parent() {
-        fs::create_dir_all(folder).map_err(|err| io_error("creating folder", folder, &err))?;
-    }
-    crate::project_root::write_atomically(path, bytes)
-        .map_err(|err| io_error("writing", path, &err))?;
-    Ok(WrittenFile {
-        path: path.to_owned(),
-        kept: false,
-    })
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename); the file goes again unless
+/// the asset row commits.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<Uncommitted, ApiError> {
+    Uncommitted::write(path, bytes).map_err(|err| io_error("writing", path, &err))
 }
 
 fn bad_file(path: &Path, what: &str) -> ApiError {

@@ -9,6 +9,8 @@
 //! through the [`Scrubber`] before it leaves this module, so a provider that echoes the key (or
 //! any other secret kromad holds) cannot get it stored, logged or shown.
 
+pub mod image_models;
+
 use std::time::{Duration, Instant};
 
 use kroma_protocol as protocol;
@@ -228,7 +230,7 @@ pub struct ImageCall<'a> {
 #[derive(Debug)]
 pub struct Generated {
     pub bytes: Vec<u8>,
-    pub usage: Option<crate::models::Usage>,
+    pub usage: Option<crate::providers::image_models::Usage>,
     pub request_id: Option<String>,
 }
 
@@ -253,7 +255,7 @@ pub enum CallError {
     /// The provider answered 200 (and billed) but the answer is unusable.
     BadAnswer {
         message: String,
-        usage: Option<crate::models::Usage>,
+        usage: Option<crate::providers::image_models::Usage>,
         request_id: Option<String>,
     },
 }
@@ -525,15 +527,15 @@ struct InputTokens {
 }
 
 impl ImageUsage {
-    fn tokens(&self) -> crate::models::Usage {
+    fn tokens(&self) -> crate::providers::image_models::Usage {
         match &self.input_tokens_details {
-            Some(details) => crate::models::Usage {
+            Some(details) => crate::providers::image_models::Usage {
                 text_input: details.text_tokens,
                 image_input: details.image_tokens,
                 output: self.output_tokens,
             },
             // Without the split, count every input token at the (higher) image rate.
-            None => crate::models::Usage {
+            None => crate::providers::image_models::Usage {
                 text_input: 0,
                 image_input: self.input_tokens,
                 output: self.output_tokens,

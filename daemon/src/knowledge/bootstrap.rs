@@ -241,12 +241,12 @@ pub fn plan(
     let mut project_description = None;
     if let Some(project) = &document.project {
         if let Some(name) = &project.name {
-            let name = crate::project::parse_name(name)?;
+            let name = crate::projects::rules::parse_name(name)?;
             summary.project.name_changed = name != snapshot.project_name;
             project_name = summary.project.name_changed.then_some(name);
         }
         if let Some(description) = &project.description {
-            let description = crate::project::parse_description(description)?;
+            let description = crate::projects::rules::parse_description(description)?;
             summary.project.description_changed = description != snapshot.project_description;
             project_description = summary.project.description_changed.then_some(description);
         }

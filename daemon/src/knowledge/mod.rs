@@ -1,6 +1,8 @@
 //! The rules of a project's knowledge, as pure functions: entity names, text fields, reference
 //! weights, and prompt templates (declared variables, checking and rendering).
 
+pub mod bootstrap;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use kroma_protocol as protocol;

@@ -1,4 +1,4 @@
-//! The rules of a project, as pure functions: slugs, names, S3 settings and the root folder layout.
+//! The rules of a project, as pure functions: slugs, names, S3 settings, and keeping roots apart.
 
 use std::path::{Path, PathBuf};
 
@@ -6,24 +6,6 @@ use kroma_protocol as protocol;
 
 use crate::error::ApiError;
 use crate::store::S3Row;
-
-/// Folders every project root has (SPEC §9).
-pub const LAYOUT: &[&str] = &[
-    "inputs",
-    "references",
-    "outputs",
-    "runs",
-    "background_removed",
-    "upscaled",
-    "color_corrected",
-    "archive/bad",
-    "archive/replaced",
-    "exports",
-    ".kroma",
-];
-
-/// The file inside a project root that names the project owning it.
-pub const MARKER: &str = ".kroma/project.json";
 
 const MAX_SLUG_LEN: usize = 64;
 const MAX_NAME_CHARS: usize = 200;

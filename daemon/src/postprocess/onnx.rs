@@ -21,7 +21,7 @@ use ort::session::builder::GraphOptimizationLevel;
 
 use crate::config::ModelLimits;
 use crate::error::ApiError;
-use crate::local_models::{self, Installed, ModelKind};
+use crate::postprocess::local_models::{self, Installed, ModelKind};
 
 /// The process's one ONNX Runtime environment (`ort` allows one per process, for good).
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();

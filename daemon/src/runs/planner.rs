@@ -12,8 +12,8 @@ use protocol::run::{CostEstimate, Endpoint, InputImage, InputRole, Plan, Planned
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::models;
-use crate::settings::{self, Settings};
+use crate::providers::image_models;
+use crate::runs::settings::{self, Settings};
 
 /// The rule added to every prompt while `policy.default_no_invention` is on.
 pub const NO_INVENTION: &str = "Do not invent new object categories.";
@@ -115,7 +115,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
     };
     let mut warnings = Vec::new();
     check_model(inputs, &model, &mut warnings)?;
-    let pricing = models::pricing(&inputs.settings, &model).ok_or_else(|| {
+    let pricing = image_models::pricing(&inputs.settings, &model).ok_or_else(|| {
         ApiError::validation(
             "unpriced_model",
             format!("Kroma has no price table for model `{model}`, so it cannot cap the spend"),
@@ -152,7 +152,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
                 }
             }
         }
-        let per_call = models::call_max_usd(
+        let per_call = image_models::call_max_usd(
             &pricing,
             size,
             &generation.quality,
@@ -171,11 +171,11 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
             },
             input_images: images,
             candidates: generation.candidates,
-            max_cost_usd: models::round_usd(per_call * f64::from(generation.candidates)),
+            max_cost_usd: image_models::round_usd(per_call * f64::from(generation.candidates)),
         });
     }
     let calls = jobs.iter().map(|job| job.candidates).sum();
-    let max_usd = models::round_usd(jobs.iter().map(|job| job.max_cost_usd).sum());
+    let max_usd = image_models::round_usd(jobs.iter().map(|job| job.max_cost_usd).sum());
     let per_call_max_usd = jobs.iter().map(per_call_usd).fold(0.0, f64::max);
     Ok(Plan {
         project: inputs.project.clone(),
@@ -194,7 +194,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
         postprocess: postprocess_steps(&inputs.settings),
         cost: CostEstimate {
             calls,
-            per_call_max_usd: models::round_usd(per_call_max_usd),
+            per_call_max_usd: image_models::round_usd(per_call_max_usd),
             max_usd,
             price_source: pricing.source.clone(),
         },
@@ -206,7 +206,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
 /// The most one call of `job` can cost: its share of the job's maximum. What each candidate
 /// reserves against the budgets, and its cost when the price table is all there is.
 pub fn per_call_usd(job: &PlannedJob) -> f64 {
-    models::round_usd(job.max_cost_usd / f64::from(job.candidates.max(1)))
+    image_models::round_usd(job.max_cost_usd / f64::from(job.candidates.max(1)))
 }
 
 /// The chain's steps in their fixed order: background removal → upscale → colour.

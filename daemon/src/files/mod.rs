@@ -1,0 +1,6 @@
+//! Files in general, below every feature: what an image file is (`images`), PNG provenance and
+//! encoding (`png`), and the one place files are written (`write`).
+
+pub mod images;
+pub mod png;
+pub mod write;
