@@ -17,6 +17,8 @@ pub const KEY: &str = "sk-fake-run-key-0042";
 /// (written to the user settings file) and kromad config `config`.
 pub struct World {
     daemon: Option<Daemon>,
+    /// Extra environment for every kromad this world starts.
+    env: Vec<(&'static str, &'static str)>,
     pub fake: FakeProvider,
     pub folder: PathBuf,
     _temp: tempfile::TempDir,
@@ -35,13 +37,23 @@ pub async fn fake(latency: Duration) -> FakeProvider {
 
 impl World {
     pub async fn start(settings: &str, config: &str, fake: FakeProvider) -> World {
+        World::start_with_env(settings, config, fake, &[]).await
+    }
+
+    pub async fn start_with_env(
+        settings: &str,
+        config: &str,
+        fake: FakeProvider,
+        env: &[(&'static str, &'static str)],
+    ) -> World {
         let temp = tempfile::tempdir().expect("temp dir");
         let folder = temp.path().to_owned();
         std::fs::write(folder.join("config.toml"), settings).expect("settings");
         std::fs::write(folder.join("kromad.toml"), config).expect("config");
-        let daemon = Some(start_daemon(&folder));
+        let daemon = Some(start_daemon(&folder, env));
         World {
             daemon,
+            env: env.to_vec(),
             fake,
             folder,
             _temp: temp,
@@ -59,7 +71,7 @@ impl World {
     /// Kills kromad with SIGKILL and starts it again on the same data dir.
     pub fn restart_hard(&mut self) {
         self.kill_hard();
-        self.daemon = Some(start_daemon(&self.folder));
+        self.daemon = Some(start_daemon(&self.folder, &self.env));
     }
 
     /// Kills kromad with SIGKILL.
@@ -70,7 +82,7 @@ impl World {
     }
 
     pub fn start_again(&mut self) {
-        self.daemon = Some(start_daemon(&self.folder));
+        self.daemon = Some(start_daemon(&self.folder, &self.env));
     }
 
     pub fn database(&self) -> PathBuf {
@@ -78,16 +90,18 @@ impl World {
     }
 }
 
-fn start_daemon(folder: &Path) -> Daemon {
+fn start_daemon(folder: &Path, extra_env: &[(&str, &str)]) -> Daemon {
     let config = folder.join("kromad.toml");
     let settings = folder.join("config.toml");
+    let mut env = vec![
+        ("KROMA_SECRET_FAKE", KEY),
+        ("KROMA_SETTINGS", settings.to_str().expect("utf-8 path")),
+    ];
+    env.extend_from_slice(extra_env);
     Daemon::start_with_env(
         folder,
         &["--config", config.to_str().expect("utf-8 path")],
-        &[
-            ("KROMA_SECRET_FAKE", KEY),
-            ("KROMA_SETTINGS", settings.to_str().expect("utf-8 path")),
-        ],
+        &env,
     )
 }
 
@@ -591,6 +605,53 @@ async fn provider_failures_end_in_the_right_state_with_a_reason() {
         stats.billed_by_key.values().all(|billed| *billed == 1),
         "{stats:?}"
     );
+}
+
+#[tokio::test]
+async fn a_panic_in_a_candidates_task_settles_it_with_a_reason_and_the_daemon_goes_on() {
+    // Debug builds panic after the provider answered when this is set (runner.rs,
+    // `debug_panic_point`): the call was billed and its result never stored.
+    let world = World::start_with_env(
+        FAST,
+        "",
+        fake(Duration::ZERO).await,
+        &[("KROMA_DEBUG_PANIC_AFTER_CALL", "1")],
+    )
+    .await;
+    let client = world.client().await;
+    let scene = setup(&client, &world.fake, false).await;
+    let detail = create(&client, params(vec![scene.clone()], 2)).await;
+    start(&client, &detail).await.expect("start");
+    let ended = finished(&client, &detail.run.id).await;
+    assert_eq!(
+        ended.run.status,
+        RunStatus::Failed,
+        "the run is closed, not stuck"
+    );
+    for candidate in &ended.jobs[0].candidates {
+        assert_eq!(
+            candidate.status,
+            CandidateStatus::Unknown,
+            "may have been billed"
+        );
+        let error = candidate.error.clone().expect("a reason");
+        assert_eq!(error.code, "internal");
+        assert!(error.message.contains("panicked"), "{}", error.message);
+        assert!(
+            candidate.cost_usd.is_some(),
+            "its estimate counts against the budgets"
+        );
+    }
+    // Nothing is left `calling` for the next start to find, and kromad still serves.
+    let calling = sql_json(
+        &world.database(),
+        "SELECT count(*) FROM run_candidates WHERE status = 'calling'",
+    );
+    assert_eq!(calling, serde_json::json!([[0]]));
+    let status = client
+        .call::<protocol::daemon::Status>(&protocol::NoParams {})
+        .await;
+    assert!(status.is_ok(), "{status:?}");
 }
 
 #[tokio::test]

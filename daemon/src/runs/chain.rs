@@ -9,6 +9,8 @@
 
 use std::path::Path;
 
+use futures::FutureExt;
+
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
 use protocol::asset::{AssetKind, Relation};
@@ -42,7 +44,22 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .acquire_owned()
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
-    match steps(daemon, &context).await {
+    // A panic in a step (a bug) fails this chain with the reason instead of leaving it pending.
+    let ran = std::panic::AssertUnwindSafe(steps(daemon, &context))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            Err(ApiError::new(
+                ErrorKind::Internal,
+                "internal",
+                format!(
+                    "a post-process step panicked: {}",
+                    runner::panic_message(panic.as_ref())
+                ),
+            )
+            .with_hint("this is a bug in kromad; the log has the details"))
+        });
+    match ran {
         Ok(last) => record(daemon, &context, Ok(last)).await,
         // Stopped by a shutdown: the chain stays pending and the next start runs it again.
         Err(err) if err.code == crate::postprocess::budget::stopped().code => {

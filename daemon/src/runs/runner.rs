@@ -20,6 +20,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
 use protocol::asset::{AssetKind, Relation};
@@ -213,10 +215,23 @@ async fn dispatch(daemon: &Arc<Daemon>) -> Result<(), StoreError> {
 async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSemaphorePermit) {
     let run_id = candidate.run_id.clone();
     let id = candidate.id.clone();
-    let chain = match execute(&daemon, candidate).await {
-        Ok(chain) => chain,
-        Err(err) => {
+    // A panic (a bug) must not leave the candidate `calling`, its slot taken and its run open
+    // until the next start: it is caught here and the candidate settled with the reason.
+    let executed = std::panic::AssertUnwindSafe(execute(&daemon, candidate))
+        .catch_unwind()
+        .await;
+    let chain = match executed {
+        Ok(Ok(chain)) => chain,
+        Ok(Err(err)) => {
             tracing::error!(candidate = %id, code = err.code, message = %err.message, "candidate could not be recorded");
+            false
+        }
+        Err(panic) => {
+            let reason = panic_message(panic.as_ref());
+            tracing::error!(candidate = %id, %reason, "a candidate's task panicked");
+            if let Err(err) = settle_after_panic(&daemon, &id, &reason).await {
+                tracing::error!(candidate = %id, message = %err.message, "could not settle a candidate after a panic; the next start does");
+            }
             false
         }
     };
@@ -232,6 +247,67 @@ async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSema
         tracing::error!(run = %run_id, message = %err.message, "finishing the run failed");
     }
     daemon.runner.wake();
+}
+
+/// Debug builds only: with `KROMA_DEBUG_PANIC_AFTER_CALL` set, a candidate's task panics after
+/// its provider call answered, so a test can prove a panic settles the candidate. Release builds
+/// (what install.sh builds) never read the variable.
+fn debug_panic_point() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("KROMA_DEBUG_PANIC_AFTER_CALL").is_some() {
+        panic!("KROMA_DEBUG_PANIC_AFTER_CALL is set");
+    }
+}
+
+/// The text a panic carried.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Ends a candidate whose task panicked. One whose output is already in place is recorded from
+/// it, as after a crash; one still `calling` may have been billed, so it ends `unknown` with its
+/// estimate counted; one not yet claimed ends `failed` at no cost. Never called again: a bug
+/// that panicked once would panic again.
+async fn settle_after_panic(daemon: &Daemon, id: &str, reason: &str) -> Result<(), ApiError> {
+    let lookup = id.to_owned();
+    let candidate = daemon
+        .store
+        .read(move |conn| rows::candidate(conn, &lookup))
+        .await?;
+    let status = candidate.status.clone();
+    let context = load(daemon, candidate).await?;
+    let error = |message: &str| {
+        ApiError::new(
+            ErrorKind::Internal,
+            "internal",
+            format!("{message} (kromad panicked: {reason})"),
+        )
+        .with_hint("this is a bug in kromad; the log has the details")
+    };
+    match status.as_str() {
+        "calling" => {
+            if recover_stored_output(daemon, &context).await? {
+                return Ok(());
+            }
+            let cost = Cost {
+                usd: context.estimated_usd(),
+                source: "estimate_unknown",
+                usage: None,
+            };
+            let error = error("this candidate's call may have been billed and its result is lost");
+            record_end(daemon, &context, "unknown", &error, Some(cost)).await
+        }
+        "planned" => {
+            let error = error("this candidate failed before its call");
+            record_end(daemon, &context, "failed", &error, None).await
+        }
+        // Already recorded before the panic.
+        _ => Ok(()),
+    }
 }
 
 /// Everything about a candidate's run that its execution needs.
@@ -326,6 +402,7 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
     let has_chain = !context.plan.postprocess.is_empty();
     let stored = match ended {
         Ended::Succeeded(generated) => {
+            debug_panic_point();
             // The call was paid for: if its result cannot be stored, the candidate still ends
             // (failed, with its cost), never stuck in `calling`.
             let cost = cost_of(&context, generated.usage.as_ref());
@@ -1123,6 +1200,39 @@ async fn requeue(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
 
 async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), ApiError> {
     let context = load(daemon, candidate).await?;
+    if recover_stored_output(daemon, &context).await? {
+        return Ok(());
+    }
+    let provider_name = context.plan.provider.clone();
+    let honors = daemon
+        .store
+        .read(move |conn| crate::store::providers::get(conn, &provider_name))
+        .await
+        .map(|provider| provider.honors_idempotency_key)
+        .unwrap_or(false);
+    if honors {
+        // Same idempotency key: the provider answers with the first result and bills once.
+        return requeue(daemon, &context.candidate.id).await;
+    }
+    let error = ApiError::new(
+        ErrorKind::Provider,
+        "call_lost",
+        "kromad stopped during this call; the provider may have billed it and the result is lost",
+    )
+    .with_hint(
+        "check the provider's usage page; `kromactl run retry RUN` calls again and may pay again",
+    );
+    let cost = Cost {
+        usd: context.estimated_usd(),
+        source: "estimate_unknown",
+        usage: None,
+    };
+    record_end(daemon, &context, "unknown", &error, Some(cost)).await
+}
+
+/// Records a `calling` candidate from its output file when that file is already in place (it
+/// was written, then kromad stopped before recording it); answers whether it was.
+async fn recover_stored_output(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
     let path = context.root().join(context.rel_path());
     let id = context.candidate.id.clone();
     let found = tokio::task::spawn_blocking(move || png::holds_candidate(&path, &id))
@@ -1151,38 +1261,15 @@ async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Api
                 source: "usage",
                 usage,
             },
-            _ => cost_of(&context, usage.as_ref()),
+            _ => cost_of(context, usage.as_ref()),
         };
         tracing::info!(candidate = %context.candidate.id, "recovered a stored output after a restart");
         let rel_path = context.rel_path();
         let request_id = provenance.get("request_id").cloned();
-        return record_success(daemon, &context, &bytes, info, rel_path, cost, request_id).await;
+        record_success(daemon, context, &bytes, info, rel_path, cost, request_id).await?;
+        return Ok(true);
     }
-    let provider_name = context.plan.provider.clone();
-    let honors = daemon
-        .store
-        .read(move |conn| crate::store::providers::get(conn, &provider_name))
-        .await
-        .map(|provider| provider.honors_idempotency_key)
-        .unwrap_or(false);
-    if honors {
-        // Same idempotency key: the provider answers with the first result and bills once.
-        return requeue(daemon, &context.candidate.id).await;
-    }
-    let error = ApiError::new(
-        ErrorKind::Provider,
-        "call_lost",
-        "kromad stopped during this call; the provider may have billed it and the result is lost",
-    )
-    .with_hint(
-        "check the provider's usage page; `kromactl run retry RUN` calls again and may pay again",
-    );
-    let cost = Cost {
-        usd: context.estimated_usd(),
-        source: "estimate_unknown",
-        usage: None,
-    };
-    record_end(daemon, &context, "unknown", &error, Some(cost)).await
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -248,6 +248,20 @@ pub fn candidates(conn: &Connection, run_id: &str) -> Result<Vec<CandidateRow>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// One candidate by id.
+pub fn candidate(conn: &Connection, id: &str) -> Result<CandidateRow, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c WHERE c.id = ?1"
+    ))?;
+    statement
+        .query_row([id], candidate_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::EntityNotFound {
+            what: "candidate",
+            key: id.to_owned(),
+        })
+}
+
 /// The first `per_run` `planned` candidates of each running run, with the run's project id:
 /// oldest run first, in job order.
 pub fn runnable(
