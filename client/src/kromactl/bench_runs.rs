@@ -344,7 +344,7 @@ async fn measure_run(
         })
         .await?
         .last_id;
-    let mut events = crate::commands::EventFollower::start(&client, Some(last)).await?;
+    let mut events = kroma_client::follow::EventFollower::start(&client, Some(last)).await?;
     let started = Instant::now();
     client
         .call::<protocol::run::Start>(&protocol::run::StartParams {

@@ -6,7 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
-use kroma_client::{Client, ClientError, Subscribed};
+use kroma_client::follow::EventFollower;
+use kroma_client::{Client, ClientError};
 use kroma_protocol as protocol;
 use protocol::NoParams;
 
@@ -19,7 +20,7 @@ use crate::{
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let global = &cli.global;
-    let socket = socket_path(global);
+    let socket = kroma_client::discovery::discover_socket(global.socket.as_deref());
     match cli.command {
         Command::Daemon(DaemonCommand::Start {
             data_dir,
@@ -126,33 +127,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-    }
-}
-
-/// The socket: `--socket`, `KROMA_SOCKET`, else the per-user default.
-pub fn socket_path(global: &Global) -> PathBuf {
-    match &global.socket {
-        Some(socket) => std::env::current_dir()
-            .map(|cwd| cwd.join(socket))
-            .unwrap_or_else(|_| socket.clone()),
-        None => protocol::paths::default_socket(
-            directories::BaseDirs::new()
-                .and_then(|dirs| dirs.runtime_dir().map(ToOwned::to_owned))
-                .as_deref(),
-            &std::env::temp_dir(),
-            &user_id(),
-        ),
-    }
-}
-
-fn user_id() -> String {
-    #[cfg(unix)]
-    {
-        nix::unistd::geteuid().as_raw().to_string()
-    }
-    #[cfg(not(unix))]
-    {
-        std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
     }
 }
 
@@ -505,59 +479,6 @@ async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), 
         output::print_json(&all);
     }
     Ok(())
-}
-
-/// Events after `since` (live only without it), for as long as the daemon runs.
-///
-/// The client ends a subscription that falls too far behind; the follower then subscribes again
-/// after the last event it returned, so nothing is skipped or repeated. When the daemon stops,
-/// `next` fails with [`ClientError::Disconnected`].
-pub struct EventFollower<'client> {
-    client: &'client Client,
-    since: Option<u64>,
-    subscription: Subscribed<protocol::events::Event>,
-    stopping: bool,
-}
-
-impl<'client> EventFollower<'client> {
-    pub async fn start(
-        client: &'client Client,
-        since: Option<u64>,
-    ) -> Result<EventFollower<'client>, ClientError> {
-        let subscription = client
-            .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams { since })
-            .await?;
-        Ok(EventFollower {
-            client,
-            since,
-            subscription,
-            stopping: false,
-        })
-    }
-
-    /// The next event, waiting for it.
-    pub async fn next(&mut self) -> Result<protocol::events::Event, ClientError> {
-        loop {
-            if let Some(event) = self.subscription.next().await {
-                let event = event?;
-                self.stopping = event.kind == protocol::events::kind::DAEMON_STOPPING;
-                self.since = Some(event.id);
-                return Ok(event);
-            }
-            if self.stopping || !self.client.is_connected() {
-                return Err(ClientError::Disconnected {
-                    socket: self.client.socket().to_owned(),
-                    detail: "the daemon ended the event stream".to_owned(),
-                });
-            }
-            self.subscription = self
-                .client
-                .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
-                    since: self.since,
-                })
-                .await?;
-        }
-    }
 }
 
 fn print_event(global: &Global, event: &protocol::events::Event) {

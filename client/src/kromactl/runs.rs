@@ -11,11 +11,13 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kroma_client::Client;
+use kroma_client::follow::EventFollower;
+use kroma_client::progress::{JobProgress, RunProgress};
 use kroma_protocol as protocol;
 use protocol::run as wire;
 
 use crate::Global;
-use crate::commands::{EventFollower, confirm, print};
+use crate::commands::{confirm, print};
 use crate::output::{self, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -728,11 +730,9 @@ async fn follow_events(
                 ));
             }
         };
-        if event.data.get("run").and_then(|run| run.as_str()) != Some(run_id) {
-            continue;
+        if progress.apply(&event) {
+            view.show(&event, progress);
         }
-        progress.apply(&event);
-        view.show(&event, progress);
     }
     Ok(())
 }
@@ -758,180 +758,6 @@ fn finish(global: &Global, detail: &wire::RunDetail) -> Result<(), Failure> {
                 run.id
             )),
         )),
-    }
-}
-
-/// What a watch knows about a run: `run.show` first, then its events. Event data is read
-/// leniently: a missing field leaves what is known.
-#[derive(Debug, Clone, PartialEq)]
-struct RunProgress {
-    jobs: Vec<JobProgress>,
-    spent_usd: f64,
-    eta_secs: Option<u64>,
-    /// The status from `run.finished`, once it arrived.
-    finished: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct JobProgress {
-    key: String,
-    status: String,
-    /// Candidate statuses by index - 1.
-    candidates: Vec<String>,
-    /// The post-process step under way on one of its candidates, e.g. `#2 upscale 3/24`.
-    chain: Option<String>,
-}
-
-impl JobProgress {
-    fn done(&self) -> usize {
-        self.candidates
-            .iter()
-            .filter(|status| candidate_done(status))
-            .count()
-    }
-
-    fn failed(&self) -> usize {
-        self.candidates
-            .iter()
-            .filter(|status| matches!(status.as_str(), "failed" | "unknown"))
-            .count()
-    }
-}
-
-fn candidate_done(status: &str) -> bool {
-    matches!(status, "succeeded" | "failed" | "unknown" | "canceled")
-}
-
-impl RunProgress {
-    fn from_detail(detail: &wire::RunDetail) -> RunProgress {
-        let mut jobs: Vec<JobProgress> = detail
-            .jobs
-            .iter()
-            .map(|job| JobProgress {
-                key: job.key.clone(),
-                status: job_status(job.status).to_owned(),
-                candidates: job
-                    .candidates
-                    .iter()
-                    .map(|candidate| candidate.status.as_str().to_owned())
-                    .collect(),
-                chain: None,
-            })
-            .collect();
-        // A job the daemon has no rows for yet still shows, with the plan's candidates.
-        for planned in &detail.plan.jobs {
-            if !jobs.iter().any(|job| job.key == planned.key) {
-                jobs.push(JobProgress {
-                    key: planned.key.clone(),
-                    status: "planned".to_owned(),
-                    candidates: vec!["planned".to_owned(); planned.candidates as usize],
-                    chain: None,
-                });
-            }
-        }
-        RunProgress {
-            jobs,
-            spent_usd: detail.run.spent_usd,
-            eta_secs: None,
-            finished: None,
-        }
-    }
-
-    /// Takes in one event of this run.
-    fn apply(&mut self, event: &protocol::events::Event) {
-        use protocol::events::kind;
-        let data = &event.data;
-        let text = |field: &str| data.get(field).and_then(|value| value.as_str());
-        match event.kind.as_str() {
-            kind::RUN_PROGRESS => {
-                if let Some(spent) = data.get("spent_usd").and_then(|value| value.as_f64()) {
-                    self.spent_usd = spent;
-                }
-                self.eta_secs = data
-                    .get("eta_secs")
-                    .and_then(|value| value.as_f64())
-                    .map(|secs| secs.max(0.0).round() as u64);
-            }
-            kind::RUN_FINISHED => {
-                if let Some(spent) = data.get("spent_usd").and_then(|value| value.as_f64()) {
-                    self.spent_usd = spent;
-                }
-                self.eta_secs = None;
-                self.finished = Some(text("status").unwrap_or("finished").to_owned());
-            }
-            kind::JOB_STARTED | kind::JOB_FINISHED => {
-                let fallback = if event.kind == kind::JOB_STARTED {
-                    "running"
-                } else {
-                    "finished"
-                };
-                if let Some(job) = self.job_mut(text("job")) {
-                    job.status = text("status").unwrap_or(fallback).to_owned();
-                }
-            }
-            kind::POSTPROCESS_PROGRESS => {
-                let tiles = |field: &str| data.get(field).and_then(|value| value.as_u64());
-                let index = data.get("index").and_then(|value| value.as_u64());
-                let step = text("step").unwrap_or("post-process").to_owned();
-                if let Some(job) = self.job_mut(text("job")) {
-                    job.chain = match (tiles("tiles_done"), tiles("tiles"), index) {
-                        (Some(done), Some(total), Some(index)) if done < total => {
-                            Some(format!("#{index} {step} {done}/{total}"))
-                        }
-                        _ => None,
-                    };
-                }
-            }
-            kind::CANDIDATE_STARTED | kind::CANDIDATE_FINISHED | kind::CANDIDATE_FAILED => {
-                let fallback = match event.kind.as_str() {
-                    kind::CANDIDATE_STARTED => "calling",
-                    kind::CANDIDATE_FINISHED => "succeeded",
-                    _ => "failed",
-                };
-                let status = text("status").unwrap_or(fallback).to_owned();
-                let index = data.get("index").and_then(|value| value.as_u64());
-                if let (Some(job), Some(index @ 1..)) = (self.job_mut(text("job")), index) {
-                    let slot = usize::try_from(index - 1).unwrap_or(usize::MAX);
-                    if slot < 1000 {
-                        if job.candidates.len() <= slot {
-                            job.candidates.resize(slot + 1, "planned".to_owned());
-                        }
-                        job.candidates[slot] = status;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn job_mut(&mut self, key: Option<&str>) -> Option<&mut JobProgress> {
-        let key = key?;
-        self.jobs.iter_mut().find(|job| job.key == key)
-    }
-
-    fn total(&self) -> usize {
-        self.jobs.iter().map(|job| job.candidates.len()).sum()
-    }
-
-    fn done(&self) -> usize {
-        self.jobs.iter().map(JobProgress::done).sum()
-    }
-
-    fn failed(&self) -> usize {
-        self.jobs.iter().map(JobProgress::failed).sum()
-    }
-
-    /// `$0.42 spent, 1 failed, ETA 1m 20s`.
-    fn total_message(&self) -> String {
-        let mut message = format!("{} spent", usd(self.spent_usd));
-        let failed = self.failed();
-        if failed > 0 {
-            message.push_str(&format!(", {failed} failed"));
-        }
-        if let Some(eta) = self.eta_secs {
-            message.push_str(&format!(", ETA {}", duration_text(eta)));
-        }
-        message
     }
 }
 
@@ -1001,7 +827,7 @@ impl WatchView {
             }
             total.set_length(progress.total() as u64);
             total.set_position(progress.done() as u64);
-            total.set_message(progress.total_message());
+            total.set_message(total_message(progress));
         }
     }
 
@@ -1037,6 +863,19 @@ impl WatchView {
             let _ = multi.clear();
         }
     }
+}
+
+/// `$0.42 spent, 1 failed, ETA 1m 20s`.
+fn total_message(progress: &RunProgress) -> String {
+    let mut message = format!("{} spent", usd(progress.spent_usd));
+    let failed = progress.failed();
+    if failed > 0 {
+        message.push_str(&format!(", {failed} failed"));
+    }
+    if let Some(eta) = progress.eta_secs {
+        message.push_str(&format!(", ETA {}", duration_text(eta)));
+    }
+    message
 }
 
 fn job_message(job: &JobProgress) -> String {
@@ -1436,15 +1275,6 @@ fn cost_text(summary: &protocol::cost::CostSummary) -> String {
     text
 }
 
-fn job_status(status: wire::JobStatus) -> &'static str {
-    match status {
-        wire::JobStatus::Planned => "planned",
-        wire::JobStatus::Running => "running",
-        wire::JobStatus::Done => "done",
-        wire::JobStatus::Failed => "failed",
-    }
-}
-
 fn endpoint(endpoint: wire::Endpoint) -> &'static str {
     match endpoint {
         wire::Endpoint::Edits => "edits",
@@ -1666,7 +1496,7 @@ mod tests {
     }
 
     #[test]
-    fn progress_follows_candidate_events_and_tolerates_missing_fields() {
+    fn watch_messages_follow_the_runs_events() {
         use protocol::events::kind;
         use wire::CandidateStatus::Planned;
         let mut progress = RunProgress::from_detail(&detail(&[&[Planned, Planned]], 0.25));
@@ -1696,7 +1526,7 @@ mod tests {
         ));
         assert_eq!((progress.done(), progress.failed()), (2, 1));
         assert_eq!(
-            progress.total_message(),
+            total_message(&progress),
             "$0.42 spent, 1 failed, ETA 1m 20s"
         );
         assert_eq!(progress.finished, None);
