@@ -8,8 +8,8 @@ use kroma_client::Client;
 use kroma_protocol as protocol;
 use protocol::asset::{AssetKind, Relation};
 
-use crate::commands::{confirm, print};
-use crate::output::{self, Failure};
+use crate::common::confirm;
+use crate::output::{self, Failure, print};
 use crate::{AnyKind, AssetCommand, Global, ImportKind, RelationArg};
 
 pub async fn run(global: &Global, socket: &Path, command: AssetCommand) -> Result<(), Failure> {

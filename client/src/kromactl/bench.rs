@@ -76,7 +76,7 @@ pub async fn rpc(
             "--calls and --clients must be at least 1".into(),
         ));
     }
-    let kromad = crate::commands::kromad_binary(kromad)?;
+    let kromad = crate::common::kromad_binary(kromad)?;
     let temp = tempfile::tempdir()
         .map_err(|err| Failure::other(format!("creating a temp dir: {err}"), None))?;
     let echo_socket = temp.path().join("echo.sock");

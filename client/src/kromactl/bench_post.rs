@@ -89,7 +89,7 @@ pub async fn postprocess(
             "--images must be 1 to 200 and each side of --sizes 32 to 4096".into(),
         ));
     }
-    let kromad = crate::commands::kromad_binary(kromad)?;
+    let kromad = crate::common::kromad_binary(kromad)?;
     let temp = tempfile::tempdir().map_err(|err| failure("creating a temp dir", err))?;
     let mut bg_remove = Vec::new();
     for (width, height) in sizes {

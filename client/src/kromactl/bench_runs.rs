@@ -62,7 +62,7 @@ pub async fn runs(
             "--candidates must be 1 to 1000 and each --parallel 1 to 64".into(),
         ));
     }
-    let kromad = crate::commands::kromad_binary(kromad)?;
+    let kromad = crate::common::kromad_binary(kromad)?;
     let temp = tempfile::tempdir().map_err(|err| failure("creating a temp dir", err))?;
     let scene = temp.path().join("scene.png");
     let image = image_bytes();

@@ -1,6 +1,9 @@
-//! One function per kromactl command: build typed params, call kromad, print the result.
+//! The dispatcher: `run` sends each kromactl command to its function, here for the daemon,
+//! project, events, audit, rpc, bootstrap, secret and provider commands, else in the command's
+//! own module. Each builds typed params, calls kromad and prints the result. Subcommand modules
+//! import shared helpers from `output` and `common`, never from here.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -11,7 +14,8 @@ use kroma_client::{Client, ClientError};
 use kroma_protocol as protocol;
 use protocol::NoParams;
 
-use crate::output::{self, Failure};
+use crate::common::{confirm, kromad_binary};
+use crate::output::{self, Failure, print};
 use crate::{
     AuditCommand, BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global,
     ImportModeArg, ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, S3Args,
@@ -130,18 +134,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-/// Prints `value` as JSON with `--json`, else the human form, and nothing with `--quiet`.
-pub fn print<T: serde::Serialize>(global: &Global, value: &T, human: impl FnOnce() -> String) {
-    if global.quiet {
-        return;
-    }
-    if global.json {
-        output::print_json(value);
-    } else {
-        println!("{}", human());
-    }
-}
-
 async fn daemon_start(
     global: &Global,
     socket: &Path,
@@ -239,32 +231,6 @@ async fn daemon_start(
         )
     });
     Ok(())
-}
-
-/// `--kromad`, else the `kromad` next to this executable, else the one on PATH.
-pub fn kromad_binary(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
-    if let Some(path) = explicit {
-        return Ok(path);
-    }
-    let name = format!("kromad{}", std::env::consts::EXE_SUFFIX);
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(sibling) = exe.parent().map(|dir| dir.join(&name))
-        && sibling.is_file()
-    {
-        return Ok(sibling);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(&name))
-                .find(|path| path.is_file())
-        })
-        .ok_or_else(|| {
-            Failure::other(
-                "cannot find the kromad binary",
-                Some("install it next to kromactl or on PATH, or pass --kromad PATH"),
-            )
-        })
 }
 
 async fn daemon_stop(global: &Global, socket: &Path, wait_secs: f64) -> Result<(), Failure> {
@@ -421,22 +387,6 @@ async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Res
         }
     }
     Ok(())
-}
-
-/// Asks on the terminal; without one there is nobody to ask, so the answer is an error.
-pub fn confirm(question: &str) -> Result<bool, Failure> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Failure::Usage(format!(
-            "{question} needs an answer, but stdin is not a terminal; pass --yes"
-        )));
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|err| Failure::other(format!("reading the answer: {err}"), None))?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), Failure> {

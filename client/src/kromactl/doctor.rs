@@ -7,8 +7,7 @@ use kroma_protocol as protocol;
 use serde::Serialize;
 
 use crate::Global;
-use crate::commands::print;
-use crate::output::Failure;
+use crate::output::{Failure, print};
 
 /// Below this much free space in the data dir, doctor fails.
 const MIN_FREE_BYTES: u64 = 1024 * 1024 * 1024;

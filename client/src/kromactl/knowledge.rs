@@ -11,8 +11,8 @@ use protocol::knowledge::{
 };
 
 use crate::Global;
-use crate::commands::{confirm, print};
-use crate::output::{self, Failure};
+use crate::common::confirm;
+use crate::output::{self, Failure, print};
 
 #[derive(Debug, Subcommand)]
 pub enum StyleCommand {

@@ -9,8 +9,7 @@ use kroma_client::Client;
 use kroma_protocol as protocol;
 
 use crate::Global;
-use crate::commands::print;
-use crate::output::{self, Failure};
+use crate::output::{self, Failure, print};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ModelsCommand {

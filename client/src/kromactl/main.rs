@@ -8,6 +8,7 @@ mod bench;
 mod bench_post;
 mod bench_runs;
 mod commands;
+mod common;
 mod dev;
 mod doctor;
 mod knowledge;

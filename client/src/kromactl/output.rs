@@ -1,12 +1,12 @@
-//! How kromactl prints: tables for people, the exact RPC result with `--json`, and errors with
-//! a hint on stderr.
+//! How kromactl prints: tables and dollar amounts for people, the exact RPC result with `--json`,
+//! nothing with `--quiet`, and errors with a hint on stderr.
 
 use comfy_table::{ContentArrangement, Table, presets};
 use kroma_client::ClientError;
 use kroma_protocol as protocol;
 use serde::Serialize;
 
-use crate::{EXIT_NOT_RUNNING, EXIT_SOCKET_NOT_YOURS, EXIT_USAGE};
+use crate::{EXIT_NOT_RUNNING, EXIT_SOCKET_NOT_YOURS, EXIT_USAGE, Global};
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -66,11 +66,34 @@ pub fn report(failure: &Failure, json: bool) -> u8 {
     code
 }
 
+/// Prints `value` as JSON with `--json`, else the human form, and nothing with `--quiet`.
+pub fn print<T: Serialize>(global: &Global, value: &T, human: impl FnOnce() -> String) {
+    if global.quiet {
+        return;
+    }
+    if global.json {
+        print_json(value);
+    } else {
+        println!("{}", human());
+    }
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(err) => eprintln!("error: printing JSON: {err}"),
+    }
+}
+
+/// `$1.26`; amounts below a cent keep four decimals, `$0.0042`.
+pub fn usd(amount: f64) -> String {
+    // Adding zero turns -0.0 into 0.0, so nothing prints as `$-0.00`.
+    let amount = amount + 0.0;
+    if amount != 0.0 && amount.abs() < 0.01 {
+        format!("${amount:.4}")
+    } else {
+        format!("${amount:.2}")
     }
 }
 
@@ -400,4 +423,27 @@ pub fn provider_table(providers: &[protocol::provider::Provider]) -> Table {
         ]);
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usd_keeps_four_decimals_below_a_cent() {
+        let cases = [
+            (0.0, "$0.00"),
+            (-0.0, "$0.00"),
+            (0.0042, "$0.0042"),
+            (0.00999, "$0.0100"),
+            (0.01, "$0.01"),
+            (0.42, "$0.42"),
+            (1.5, "$1.50"),
+            (12.345, "$12.35"),
+            (1234.0, "$1234.00"),
+        ];
+        for (amount, expected) in cases {
+            assert_eq!(usd(amount), expected, "{amount}");
+        }
+    }
 }

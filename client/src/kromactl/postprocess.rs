@@ -13,8 +13,7 @@ use protocol::Method;
 use protocol::postprocess::StepReport;
 
 use crate::Global;
-use crate::commands::print;
-use crate::output::{self, Failure};
+use crate::output::{self, Failure, print};
 
 #[derive(Debug, clap::Args)]
 pub struct ColorArgs {

@@ -17,8 +17,8 @@ use kroma_protocol as protocol;
 use protocol::run as wire;
 
 use crate::Global;
-use crate::commands::{confirm, print};
-use crate::output::{self, Failure};
+use crate::common::confirm;
+use crate::output::{self, Failure, print, usd};
 
 #[derive(Debug, Subcommand)]
 pub enum RunCommand {
@@ -293,17 +293,6 @@ pub async fn cost(global: &Global, socket: &Path, args: CostArgs) -> Result<(), 
         .await?;
     print(global, &summary, || cost_text(&summary));
     Ok(())
-}
-
-/// `$1.26`; amounts below a cent keep four decimals, `$0.0042`.
-pub fn usd(amount: f64) -> String {
-    // Adding zero turns -0.0 into 0.0, so nothing prints as `$-0.00`.
-    let amount = amount + 0.0;
-    if amount != 0.0 && amount.abs() < 0.01 {
-        format!("${amount:.4}")
-    } else {
-        format!("${amount:.2}")
-    }
 }
 
 /// `amount` as a number for `--max-cost`: the shortest decimal of two or four places that is not
@@ -1311,24 +1300,6 @@ async fn follow_started(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usd_keeps_four_decimals_below_a_cent() {
-        let cases = [
-            (0.0, "$0.00"),
-            (-0.0, "$0.00"),
-            (0.0042, "$0.0042"),
-            (0.00999, "$0.0100"),
-            (0.01, "$0.01"),
-            (0.42, "$0.42"),
-            (1.5, "$1.50"),
-            (12.345, "$12.35"),
-            (1234.0, "$1234.00"),
-        ];
-        for (amount, expected) in cases {
-            assert_eq!(usd(amount), expected, "{amount}");
-        }
-    }
 
     #[test]
     fn max_cost_text_never_falls_below_the_amount() {

@@ -8,9 +8,7 @@ use kroma_client::Client;
 use kroma_protocol as protocol;
 
 use crate::Global;
-use crate::commands::print;
-use crate::output::{self, Failure};
-use crate::runs::usd;
+use crate::output::{self, Failure, print, usd};
 
 #[derive(Debug, Subcommand)]
 pub enum SettingsCommand {
