@@ -1,15 +1,23 @@
 //! A typed Rust client for kromad, used by `kromactl` and the MCP agent.
 //!
+//! [`Client`] makes typed calls and subscriptions over the local socket; [`discovery`] finds that
+//! socket the way kromactl does; [`follow::EventFollower`] follows the event log without gaps;
+//! [`progress::RunProgress`] folds a run's events into what a watcher shows.
+//!
 //! ```no_run
-//! # async fn demo(socket: &std::path::Path) -> Result<(), kroma_client::ClientError> {
+//! # async fn demo() -> Result<(), kroma_client::ClientError> {
 //! use kroma_protocol as protocol;
-//! let client = kroma_client::Client::connect(socket).await?;
+//! let socket = kroma_client::discovery::discover_socket(None);
+//! let client = kroma_client::Client::connect(&socket).await?;
 //! let version = client.call::<protocol::daemon::Version>(&protocol::NoParams {}).await?;
 //! println!("kromad {}", version.version);
 //! # Ok(()) }
 //! ```
 
+pub mod discovery;
 mod error;
+pub mod follow;
+pub mod progress;
 mod transport;
 
 use std::path::{Path, PathBuf};

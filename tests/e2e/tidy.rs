@@ -1,7 +1,17 @@
 //! Conventions checked as tests: every Rust file says what it is for, no test is skipped, the
-//! crate graph points one way, and `protocol` stays free of I/O.
+//! crate graph points one way, `protocol` stays free of I/O, the client library depends only on
+//! what it needs, and the fake provider stays out of production packages.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+/// The folders whose Rust files the conventions cover; every workspace member lies in one.
+const CHECKED_FOLDERS: [&str; 4] = ["protocol", "daemon", "client", "tests"];
+
+/// The dependency tables whose packages end up in a built library or binary.
+const SHIPPED: &[&str] = &["dependencies", "build-dependencies"];
+/// Every dependency table, tests and benches included.
+const ALL: &[&str] = &["dependencies", "build-dependencies", "dev-dependencies"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -25,11 +35,45 @@ fn rust_files(folder: &Path, files: &mut Vec<PathBuf>) {
 fn all_rust_files() -> Vec<PathBuf> {
     let root = workspace_root();
     let mut files = Vec::new();
-    for crate_dir in ["protocol", "daemon", "client", "tests"] {
-        rust_files(&root.join(crate_dir), &mut files);
+    for folder in CHECKED_FOLDERS {
+        rust_files(&root.join(folder), &mut files);
     }
     assert!(files.len() > 20, "found only {} files", files.len());
     files
+}
+
+/// The workspace's members, as the top-level manifest lists them.
+fn workspace_members() -> Vec<String> {
+    let manifest: toml::Table = std::fs::read_to_string(workspace_root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    manifest["workspace"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_workspace_member_is_checked() {
+    let files = all_rust_files();
+    let members = workspace_members();
+    assert!(members.iter().any(|member| member == "client/kromactl"));
+    for member in members {
+        assert!(
+            CHECKED_FOLDERS
+                .iter()
+                .any(|folder| Path::new(&member).starts_with(folder)),
+            "{member} is outside the folders tidy checks"
+        );
+        let sources = workspace_root().join(&member).join("src");
+        assert!(
+            files.iter().any(|file| file.starts_with(&sources)),
+            "no Rust file of {member} is checked"
+        );
+    }
 }
 
 #[test]
@@ -57,9 +101,33 @@ fn manifest(crate_dir: &str) -> String {
     std::fs::read_to_string(workspace_root().join(crate_dir).join("Cargo.toml")).unwrap()
 }
 
+/// The packages a manifest's dependency tables of `kinds` name (a renamed one by its package),
+/// the target-specific tables included.
+fn dependencies(crate_dir: &str, kinds: &[&str]) -> BTreeSet<String> {
+    let manifest: toml::Table = manifest(crate_dir).parse().unwrap();
+    let targets = manifest.get("target").and_then(toml::Value::as_table);
+    let mut tables = Vec::new();
+    for kind in kinds {
+        tables.extend(manifest.get(*kind).and_then(toml::Value::as_table));
+        for target in targets.into_iter().flat_map(toml::Table::values) {
+            tables.extend(target.get(*kind).and_then(toml::Value::as_table));
+        }
+    }
+    tables
+        .into_iter()
+        .flat_map(toml::Table::iter)
+        .map(|(name, spec)| {
+            spec.get("package")
+                .and_then(toml::Value::as_str)
+                .unwrap_or(name)
+                .to_owned()
+        })
+        .collect()
+}
+
 #[test]
 fn dependencies_point_one_way() {
-    for crate_dir in ["protocol", "client", "tests"] {
+    for crate_dir in ["protocol", "client", "client/kromactl", "tests"] {
         assert!(
             !manifest(crate_dir).contains("kroma-daemon"),
             "{crate_dir} depends on the daemon"
@@ -67,6 +135,57 @@ fn dependencies_point_one_way() {
     }
     assert!(!manifest("protocol").contains("kroma-client"));
     assert!(!manifest("daemon").contains("kroma-client"));
+    // The command line is a leaf like the daemon: nothing builds on it, the library least of all.
+    for crate_dir in [
+        "protocol",
+        "daemon",
+        "client",
+        "tests",
+        "tests/fake-provider",
+    ] {
+        assert!(
+            !dependencies(crate_dir, ALL).contains("kromactl"),
+            "{crate_dir} depends on kromactl"
+        );
+    }
+}
+
+#[test]
+fn the_client_library_depends_only_on_what_it_needs() {
+    // What an agent building on kroma-client gets: the wire contract, the async runtime and the
+    // local socket, JSON and jsonrpsee's client for the transport, typed errors, the runtime
+    // folder for socket discovery, and (on Unix) the uid checks of the socket. Command-line
+    // crates (clap, indicatif, comfy-table, rpassword), HTTP, images and the fake provider
+    // belong to kromactl.
+    let allowed = [
+        "directories",
+        "interprocess",
+        "jsonrpsee",
+        "kroma-protocol",
+        "nix",
+        "serde",
+        "serde_json",
+        "thiserror",
+        "tokio",
+    ];
+    assert_eq!(
+        dependencies("client", SHIPPED),
+        allowed
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<BTreeSet<_>>()
+    );
+}
+
+#[test]
+fn no_production_package_depends_on_the_fake_provider() {
+    // Only kromactl (`dev fake-provider`, `bench runs`) and the tests may serve it.
+    for crate_dir in ["protocol", "daemon", "client"] {
+        assert!(
+            !dependencies(crate_dir, SHIPPED).contains("kroma-fake-provider"),
+            "{crate_dir} depends on the fake provider"
+        );
+    }
 }
 
 #[test]

@@ -1,0 +1,711 @@
+//! The dispatcher: `run` sends each kromactl command to its function, here for the daemon,
+//! project, events, audit, rpc, bootstrap, secret and provider commands, else in the command's
+//! own module. Each builds typed params, calls kromad and prints the result. Subcommand modules
+//! import shared helpers from `output` and `common`, never from here.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::CommandFactory;
+use kroma_client::follow::EventFollower;
+use kroma_client::{Client, ClientError};
+use kroma_protocol as protocol;
+use protocol::NoParams;
+
+use crate::common::{confirm, kromad_binary};
+use crate::output::{self, Failure, print};
+use crate::{
+    AuditCommand, BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global,
+    ImportModeArg, ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, S3Args,
+    SecretCommand,
+};
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let global = &cli.global;
+    let socket = kroma_client::discovery::discover_socket(global.socket.as_deref());
+    match cli.command {
+        Command::Daemon(DaemonCommand::Start {
+            data_dir,
+            kromad,
+            wait_secs,
+        }) => daemon_start(global, &socket, data_dir, kromad, wait_secs).await,
+        Command::Daemon(DaemonCommand::Stop { wait_secs }) => {
+            daemon_stop(global, &socket, wait_secs).await
+        }
+        Command::Daemon(DaemonCommand::Status) => {
+            let client = Client::connect(&socket).await?;
+            let status = client
+                .call::<protocol::daemon::Status>(&NoParams {})
+                .await?;
+            print(global, &status, || {
+                output::status_table(&status).to_string()
+            });
+            Ok(())
+        }
+        Command::Project(command) => project(global, &socket, command).await,
+        Command::Asset(command) => crate::assets::run(global, &socket, command).await,
+        Command::Style(command) => crate::knowledge::style(global, &socket, command).await,
+        Command::Character(command) => crate::knowledge::character(global, &socket, command).await,
+        Command::Refset(command) => crate::knowledge::refset(global, &socket, command).await,
+        Command::Template(command) => crate::knowledge::template(global, &socket, command).await,
+        Command::Bootstrap(command) => bootstrap(global, &socket, command).await,
+        Command::Secret(command) => secret(global, &socket, command).await,
+        Command::Provider(command) => provider(global, &socket, command).await,
+        Command::Run(command) => crate::runs::run(global, &socket, command).await,
+        Command::Cost(args) => crate::runs::cost(global, &socket, args).await,
+        Command::Settings(command) => crate::settings::settings(global, &socket, command).await,
+        Command::Model(command) => crate::settings::model(global, &socket, command).await,
+        Command::Models(command) => crate::local_models::run(global, &socket, command).await,
+        Command::Color(args) => crate::postprocess::color(global, &socket, args).await,
+        Command::BgRemove(args) => crate::postprocess::bg_remove(global, &socket, args).await,
+        Command::Upscale(args) => crate::postprocess::upscale(global, &socket, args).await,
+        Command::Doctor => crate::doctor::run(global, &socket).await,
+        Command::Events(args) => events(global, &socket, args).await,
+        Command::Audit(AuditCommand::List { since, limit }) => {
+            let client = Client::connect(&socket).await?;
+            let page = client
+                .call::<protocol::audit::List>(&protocol::audit::ListParams {
+                    since,
+                    limit: Some(limit),
+                })
+                .await?;
+            print(global, &page, || {
+                output::audit_table(&page.entries).to_string()
+            });
+            Ok(())
+        }
+        Command::Rpc(RpcCommand::Call { method, params }) => {
+            let params = match params {
+                None => None,
+                Some(text) => {
+                    let value: serde_json::Value = serde_json::from_str(&text).map_err(|err| {
+                        Failure::Usage(format!("params are not valid JSON: {err}"))
+                    })?;
+                    if !value.is_object() {
+                        return Err(Failure::Usage(
+                            "params must be a JSON object of named params".into(),
+                        ));
+                    }
+                    Some(value)
+                }
+            };
+            let client = Client::connect(&socket).await?;
+            let result = client.call_raw(&method, params.as_ref()).await?;
+            if !global.quiet {
+                output::print_json(&result);
+            }
+            Ok(())
+        }
+        Command::Rpc(RpcCommand::Schema) => {
+            let client = Client::connect(&socket).await?;
+            let document = client.call::<protocol::rpc::Discover>(&NoParams {}).await?;
+            output::print_json(&document);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Rpc {
+            calls,
+            clients,
+            kromad,
+        }) => crate::bench::rpc(global, calls, clients, kromad).await,
+        Command::Bench(BenchCommand::Runs {
+            candidates,
+            parallel,
+            latency_ms,
+            kromad,
+        }) => crate::bench_runs::runs(global, candidates, parallel, latency_ms, kromad).await,
+        Command::Bench(BenchCommand::Postprocess {
+            images,
+            sizes,
+            rembg_python,
+            kromad,
+        }) => crate::bench_post::postprocess(global, images, sizes, rembg_python, kromad).await,
+        Command::Dev(command) => crate::dev::run(command).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "kromactl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn daemon_start(
+    global: &Global,
+    socket: &Path,
+    data_dir: Option<PathBuf>,
+    kromad: Option<PathBuf>,
+    wait_secs: f64,
+) -> Result<(), Failure> {
+    let running = match Client::connect(socket).await {
+        Ok(client) => Some(client),
+        // Starting a daemon of our own would not help: the socket is in the way, and it is not
+        // ours to remove.
+        Err(err @ ClientError::SocketNotYours { .. }) => return Err(err.into()),
+        Err(_) => None,
+    };
+    if let Some(client) = running {
+        let status = client
+            .call::<protocol::daemon::Status>(&NoParams {})
+            .await?;
+        let started = serde_json::json!({ "pid": status.pid, "socket": status.socket, "already_running": true });
+        print(global, &started, || {
+            format!(
+                "kromad is already running (pid {}) at {}",
+                status.pid, status.socket
+            )
+        });
+        return Ok(());
+    }
+    let kromad = kromad_binary(kromad)?;
+    let mut command = std::process::Command::new(&kromad);
+    command.arg("--socket").arg(socket);
+    if let Some(data_dir) = data_dir {
+        command.arg("--data-dir").arg(data_dir);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        // Its own process group: Ctrl-C in this terminal must not stop the daemon.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    }
+    let mut child = command.spawn().map_err(|err| {
+        Failure::other(
+            format!("starting {}: {err}", kromad.display()),
+            Some("pass the binary with --kromad PATH"),
+        )
+    })?;
+    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs.max(0.1));
+    loop {
+        if let Ok(Some(exit)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(pipe) = child.stderr.take() {
+                let lines = std::io::BufReader::new(pipe).lines().map_while(Result::ok);
+                for line in lines {
+                    stderr.push_str(&line);
+                    stderr.push('\n');
+                }
+            }
+            return Err(Failure::other(
+                format!(
+                    "kromad exited ({exit}) before it was ready: {}",
+                    stderr.trim()
+                ),
+                Some("run kromad in a terminal to see its full output"),
+            ));
+        }
+        if let Ok(client) = Client::connect(socket).await
+            && client
+                .call::<protocol::daemon::Version>(&NoParams {})
+                .await
+                .is_ok()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::other(
+                format!(
+                    "kromad (pid {}) did not answer at {} within {wait_secs} s",
+                    child.id(),
+                    socket.display()
+                ),
+                Some("see the kromad log in <data dir>/logs"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started =
+        serde_json::json!({ "pid": child.id(), "socket": socket, "already_running": false });
+    print(global, &started, || {
+        format!(
+            "kromad started (pid {}) at {}",
+            child.id(),
+            socket.display()
+        )
+    });
+    Ok(())
+}
+
+async fn daemon_stop(global: &Global, socket: &Path, wait_secs: f64) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    let ack = client
+        .call::<protocol::daemon::Shutdown>(&NoParams {})
+        .await?;
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs.max(0.1));
+    while Client::connect(socket).await.is_ok() || socket.exists() {
+        if Instant::now() > deadline {
+            return Err(Failure::other(
+                format!(
+                    "kromad (pid {}) is still running after {wait_secs} s",
+                    ack.pid
+                ),
+                Some("it is finishing in-flight calls; check again with `kromactl daemon status`"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    print(global, &ack, || format!("kromad (pid {}) stopped", ack.pid));
+    Ok(())
+}
+
+fn s3_settings(args: S3Args) -> Option<protocol::project::S3Settings> {
+    args.s3_bucket.map(|bucket| protocol::project::S3Settings {
+        bucket,
+        prefix: args.s3_prefix.unwrap_or_default(),
+        region: args.s3_region,
+        endpoint: args.s3_endpoint,
+    })
+}
+
+async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Result<(), Failure> {
+    match command {
+        ProjectCommand::Create {
+            name,
+            slug,
+            description,
+            root,
+            s3,
+        } => {
+            let root = match root {
+                Some(root) if root.is_relative() => Some(
+                    std::env::current_dir()
+                        .map_err(|err| {
+                            Failure::other(format!("reading the current directory: {err}"), None)
+                        })?
+                        .join(root),
+                ),
+                root => root,
+            };
+            let client = Client::connect(socket).await?;
+            let project = client
+                .call::<protocol::project::Create>(&protocol::project::CreateParams {
+                    name,
+                    slug,
+                    description,
+                    root: root.map(|root| root.display().to_string()),
+                    s3: s3_settings(s3),
+                })
+                .await?;
+            print(global, &project, || {
+                format!("created project {} at {}", project.slug, project.root)
+            });
+        }
+        ProjectCommand::List => {
+            let client = Client::connect(socket).await?;
+            let list = client.call::<protocol::project::List>(&NoParams {}).await?;
+            print(global, &list, || {
+                if list.projects.is_empty() {
+                    "no projects yet; create one with `kromactl project create NAME`".to_owned()
+                } else {
+                    output::project_table(&list.projects).to_string()
+                }
+            });
+        }
+        ProjectCommand::Show { slug } => {
+            let client = Client::connect(socket).await?;
+            let project = client
+                .call::<protocol::project::Get>(&protocol::project::ProjectRef { slug })
+                .await?;
+            print(global, &project, || {
+                output::project_details(&project).to_string()
+            });
+        }
+        ProjectCommand::Update {
+            slug,
+            name,
+            description,
+            s3,
+            clear_s3,
+        } => {
+            let s3 = match (clear_s3, s3_settings(s3)) {
+                (true, _) => Some(None),
+                (false, Some(s3)) => Some(Some(s3)),
+                (false, None) => None,
+            };
+            let client = Client::connect(socket).await?;
+            let project = client
+                .call::<protocol::project::Update>(&protocol::project::UpdateParams {
+                    slug,
+                    name,
+                    description,
+                    s3,
+                })
+                .await?;
+            print(global, &project, || {
+                format!("updated project {}", project.slug)
+            });
+        }
+        ProjectCommand::Rm {
+            slug,
+            yes,
+            purge_files,
+        } => {
+            let client = Client::connect(socket).await?;
+            if !yes {
+                let project = client
+                    .call::<protocol::project::Get>(&protocol::project::ProjectRef {
+                        slug: slug.clone(),
+                    })
+                    .await?;
+                let what = if purge_files {
+                    format!("project `{slug}` and every file in {}", project.root)
+                } else {
+                    format!("project `{slug}` (its files in {} are kept)", project.root)
+                };
+                if !confirm(&format!("Delete {what}?"))? {
+                    return Err(Failure::other(
+                        "not deleted",
+                        Some("pass --yes to skip the question"),
+                    ));
+                }
+            }
+            let deleted = client
+                .call::<protocol::project::Delete>(&protocol::project::DeleteParams {
+                    slug,
+                    confirm: true,
+                    purge_files,
+                })
+                .await?;
+            print(global, &deleted, || {
+                if deleted.purged_files {
+                    format!("deleted project {} and its files", deleted.slug)
+                } else {
+                    format!(
+                        "deleted project {}; its files stay in {}",
+                        deleted.slug, deleted.root
+                    )
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn events(global: &Global, socket: &Path, args: EventsArgs) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    if args.follow {
+        let mut follower = EventFollower::start(&client, args.since).await?;
+        loop {
+            let event = follower.next().await?;
+            print_event(global, &event);
+        }
+    }
+    // Pages through events.list; with --json the pages are joined into one result of the same
+    // shape, {events, last_id}.
+    let mut since = args.since.unwrap_or(0);
+    let mut all = protocol::events::EventPage {
+        events: Vec::new(),
+        last_id: 0,
+    };
+    loop {
+        let page = client
+            .call::<protocol::events::List>(&protocol::events::ListParams {
+                since: Some(since),
+                limit: Some(protocol::events::MAX_LIST_LIMIT),
+            })
+            .await?;
+        all.last_id = page.last_id;
+        let Some(last) = page.events.last().map(|event| event.id) else {
+            break;
+        };
+        since = last;
+        if global.json {
+            all.events.extend(page.events);
+        } else {
+            for event in &page.events {
+                print_event(global, event);
+            }
+        }
+    }
+    if global.json && !global.quiet {
+        output::print_json(&all);
+    }
+    Ok(())
+}
+
+fn print_event(global: &Global, event: &protocol::events::Event) {
+    if global.quiet {
+        return;
+    }
+    if global.json {
+        // One JSON object per line, so `--follow --json` can be piped into other tools.
+        println!("{}", serde_json::to_string(event).unwrap_or_default());
+    } else {
+        println!("{}", output::event_line(event));
+    }
+}
+
+async fn bootstrap(
+    global: &Global,
+    socket: &Path,
+    command: BootstrapCommand,
+) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    match command {
+        BootstrapCommand::Export { project } => {
+            let export = client
+                .call::<protocol::bootstrap::Export>(&protocol::knowledge::ProjectParams {
+                    project,
+                })
+                .await?;
+            print(global, &export, || export.prompt.clone());
+        }
+        BootstrapCommand::Import {
+            project,
+            file,
+            mode,
+            dry_run,
+        } => {
+            let text = match file.as_deref() {
+                None => read_stdin()?,
+                Some(path) if path == Path::new("-") => read_stdin()?,
+                Some(path) => std::fs::read_to_string(path).map_err(|err| {
+                    Failure::other(format!("reading {}: {err}", path.display()), None)
+                })?,
+            };
+            let summary = client
+                .call::<protocol::bootstrap::Import>(&protocol::bootstrap::ImportParams {
+                    project,
+                    document: None,
+                    text: Some(text),
+                    mode: match mode {
+                        ImportModeArg::Merge => protocol::bootstrap::ImportMode::Merge,
+                        ImportModeArg::Replace => protocol::bootstrap::ImportMode::Replace,
+                    },
+                    dry_run,
+                })
+                .await?;
+            print(global, &summary, || output::bootstrap_summary(&summary));
+        }
+    }
+    Ok(())
+}
+
+fn read_stdin() -> Result<String, Failure> {
+    if std::io::stdin().is_terminal() {
+        eprintln!("paste the AI's answer, then press Ctrl-D");
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+        .map_err(|err| Failure::other(format!("reading stdin: {err}"), None))?;
+    Ok(text)
+}
+
+async fn secret(global: &Global, socket: &Path, command: SecretCommand) -> Result<(), Failure> {
+    if let SecretCommand::Set {
+        name,
+        value_on_command_line,
+    } = &command
+    {
+        // Refused before anything else, and never repeated: the value is already in the shell's
+        // history, it must not reach the terminal, a log or the daemon as well.
+        if !value_on_command_line.is_empty() {
+            return Err(Failure::Usage(
+                crate::secret_args::VALUE_ON_COMMAND_LINE.to_owned(),
+            ));
+        }
+        if crate::secret_args::looks_like_key(name) {
+            return Err(Failure::Usage(format!(
+                "the secret's NAME looks like a key; {}",
+                crate::secret_args::VALUE_ON_COMMAND_LINE
+            )));
+        }
+    }
+    let client = Client::connect(socket).await?;
+    match command {
+        SecretCommand::Set { name, .. } => {
+            let value = read_secret_value(&name)?;
+            let info = client
+                .call::<protocol::secret::Set>(&protocol::secret::SetParams { name, value })
+                .await?;
+            print(global, &info, || {
+                format!("stored secret {} in the {} store", info.name, info.store)
+            });
+        }
+        SecretCommand::List => {
+            let list = client.call::<protocol::secret::List>(&NoParams {}).await?;
+            print(global, &list, || output::secret_list(&list));
+        }
+        SecretCommand::Test { name } => {
+            let result = client
+                .call::<protocol::secret::Test>(&protocol::secret::SecretRef { name })
+                .await?;
+            print(global, &result, || {
+                format!("{}: {}", result.name, result.message)
+            });
+            if !result.ok {
+                return Err(Failure::other(
+                    result.message,
+                    Some("set it again with `kromactl secret set NAME`"),
+                ));
+            }
+        }
+        SecretCommand::Rm { name, yes } => {
+            if !yes && !confirm(&format!("Delete secret `{name}`?"))? {
+                return Err(Failure::other(
+                    "not deleted",
+                    Some("pass --yes to skip the question"),
+                ));
+            }
+            let info = client
+                .call::<protocol::secret::Delete>(&protocol::secret::DeleteParams {
+                    name,
+                    confirm: true,
+                })
+                .await?;
+            print(global, &info, || format!("deleted secret {}", info.name));
+        }
+    }
+    Ok(())
+}
+
+/// The value of a secret: from a hidden prompt on a terminal, else all of stdin (one trailing
+/// newline removed). Never from the command line, where other users and shell history see it.
+fn read_secret_value(name: &str) -> Result<String, Failure> {
+    let value = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("value for {name} (hidden): "))
+            .map_err(|err| Failure::other(format!("reading the value: {err}"), None))?
+    } else {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|err| Failure::other(format!("reading the value from stdin: {err}"), None))?;
+        let trimmed = text.strip_suffix('\n').unwrap_or(&text);
+        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned()
+    };
+    if value.is_empty() {
+        return Err(Failure::Usage("the secret value is empty".into()));
+    }
+    Ok(value)
+}
+
+async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> Result<(), Failure> {
+    use protocol::provider as rpc;
+    let client = Client::connect(socket).await?;
+    match command {
+        ProviderCommand::Add {
+            name,
+            kind,
+            base_url,
+            default_model,
+            organization,
+            secret,
+            honors_idempotency_key,
+        } => {
+            let provider = client
+                .call::<rpc::Create>(&rpc::CreateParams {
+                    name,
+                    kind: match kind {
+                        ProviderKindArg::Openai => rpc::ProviderKind::Openai,
+                        ProviderKindArg::OpenaiCompatible => rpc::ProviderKind::OpenaiCompatible,
+                    },
+                    base_url,
+                    default_model,
+                    organization,
+                    secret,
+                    honors_idempotency_key,
+                })
+                .await?;
+            print(global, &provider, || {
+                format!(
+                    "added provider {} at {}; its key is the secret `{}` (kromactl secret set {})",
+                    provider.name, provider.base_url, provider.secret, provider.secret
+                )
+            });
+        }
+        ProviderCommand::List => {
+            let list = client.call::<rpc::List>(&NoParams {}).await?;
+            print(global, &list, || {
+                output::provider_table(&list.providers).to_string()
+            });
+        }
+        ProviderCommand::Show { name } => {
+            let p = client.call::<rpc::Get>(&rpc::ProviderRef { name }).await?;
+            print(global, &p, || {
+                output::details(&[
+                    ("name", p.name.clone()),
+                    ("kind", p.kind.as_str().to_owned()),
+                    ("base url", p.base_url.clone()),
+                    ("default model", p.default_model.clone()),
+                    ("organization", p.organization.clone().unwrap_or_default()),
+                    ("secret", p.secret.clone()),
+                    (
+                        "honors idempotency key",
+                        if p.honors_idempotency_key {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .to_owned(),
+                    ),
+                    ("updated", p.updated_at.clone()),
+                ])
+                .to_string()
+            });
+        }
+        ProviderCommand::Update {
+            name,
+            base_url,
+            default_model,
+            organization,
+            secret,
+            honors_idempotency_key,
+        } => {
+            let p = client
+                .call::<rpc::Update>(&rpc::UpdateParams {
+                    name,
+                    base_url,
+                    default_model,
+                    organization,
+                    secret,
+                    honors_idempotency_key,
+                })
+                .await?;
+            print(global, &p, || format!("updated provider {}", p.name));
+        }
+        ProviderCommand::Check { name } => {
+            let result = client
+                .call::<rpc::Check>(&rpc::ProviderRef { name })
+                .await?;
+            print(global, &result, || {
+                let mut text = format!(
+                    "{}: {} ({} ms)",
+                    result.name, result.message, result.elapsed_ms
+                );
+                if let Some(hint) = &result.hint {
+                    text.push_str(&format!("\nhint: {hint}"));
+                }
+                text
+            });
+            if !result.ok {
+                return Err(Failure::other(
+                    format!("provider {} is not usable", result.name),
+                    result.hint.as_deref(),
+                ));
+            }
+        }
+        ProviderCommand::Rm { name, yes } => {
+            if !yes && !confirm(&format!("Delete provider `{name}` (its secret is kept)?"))? {
+                return Err(Failure::other(
+                    "not deleted",
+                    Some("pass --yes to skip the question"),
+                ));
+            }
+            let p = client
+                .call::<rpc::Delete>(&rpc::DeleteParams {
+                    name,
+                    confirm: true,
+                })
+                .await?;
+            print(global, &p, || format!("deleted provider {}", p.name));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1543 @@
+//! `kromactl run …` and `kromactl cost`: plan a run, create it, confirm its cost and start it,
+//! follow it live, inspect, cancel and retry it; and sum what was spent.
+//!
+//! Money is never spent without a human agreeing to a maximum: `run start` and `run retry` ask
+//! on the terminal, or take `--yes --max-cost USD`, and the daemon checks the amount again.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kroma_client::Client;
+use kroma_client::follow::EventFollower;
+use kroma_client::progress::{JobProgress, RunProgress};
+use kroma_protocol as protocol;
+use protocol::run as wire;
+
+use crate::Global;
+use crate::common::confirm;
+use crate::output::{self, Failure, print, usd};
+
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// Plan a run: jobs, composed prompts, provider calls and the cost (nothing is stored or spent)
+    Plan(PlanArgs),
+    /// Plan a run and store it with its run record, ready for `run start` (or as a dry run)
+    Create {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Record the plan as a dry run that can never be started
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Confirm a created run's maximum cost, start it and follow it until it finishes
+    Start {
+        /// The run's id, as `run create` printed it
+        run: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Follow a run until it finishes (exit 1 unless every candidate succeeded; --json: events as JSON lines)
+    Watch {
+        /// The run's id
+        run: String,
+    },
+    /// List runs, newest first
+    List {
+        /// Only this project's runs
+        #[arg(long)]
+        project: Option<String>,
+        /// Only runs in this status
+        #[arg(long, value_enum)]
+        status: Option<RunStatusArg>,
+        /// At most this many runs (1 to 1000)
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show a run: its status, cost and every candidate's outcome
+    Show {
+        /// The run's id
+        run: String,
+    },
+    /// Cancel a run between calls; calls in flight finish and are recorded
+    Cancel {
+        /// The run's id
+        run: String,
+    },
+    /// Call again for the candidates that did not succeed, after confirming the cost
+    Retry {
+        /// The run's id
+        run: String,
+        /// Retry only failed candidates, not unknown or canceled ones
+        #[arg(long)]
+        only_failed: bool,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+}
+
+/// What to plan; absent values come from the settings (`kromactl settings show`).
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The project's slug
+    pub project: String,
+    /// Scenes, one job each: asset ids, or image files or folders (walked, sorted by name)
+    #[arg(required = true, value_name = "SCENE")]
+    pub scenes: Vec<String>,
+    /// Which pass of the staged workflow: style first, then time, weather or character
+    #[arg(long, value_enum, default_value_t = StageArg::Style)]
+    pub stage: StageArg,
+    /// A style reference image: asset id or reference-set name (repeat for more)
+    #[arg(long = "style-ref", value_name = "REF")]
+    pub style_refs: Vec<String>,
+    /// A character to put into every scene, UUID or name (repeat for more; character stage)
+    #[arg(long = "character", value_name = "CHARACTER")]
+    pub characters: Vec<String>,
+    /// Style guide, UUID or name [default: the project's default guide]
+    #[arg(long, value_name = "GUIDE")]
+    pub style_guide: Option<String>,
+    /// Prompt template, UUID or name, rendered into every job's prompt
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+    /// A value for one of the template's variables, as NAME=VALUE (repeat for more)
+    #[arg(long = "var", value_name = "NAME=VALUE", requires = "template")]
+    pub vars: Vec<String>,
+    /// Time of day, a prompts.time_<TIME> setting, e.g. day or night (time and weather stages)
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// Weather, a prompts.weather_<WEATHER> setting, e.g. clear or rain (weather stage)
+    #[arg(long, value_name = "WEATHER")]
+    pub weather: Option<String>,
+    /// Candidates per scene [default: generation.candidates]
+    #[arg(long, value_name = "N")]
+    pub candidates: Option<u32>,
+    /// Provider account name [default: from the settings]
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Image model [default: from the settings, else the provider's default model]
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Output size as WIDTHxHEIGHT, e.g. 1024x1536 [default: generation.size]
+    #[arg(long, value_name = "WxH")]
+    pub size: Option<String>,
+    /// low, medium or high [default: generation.quality]
+    #[arg(long, value_name = "QUALITY")]
+    pub quality: Option<String>,
+    /// Remove the background of every generated image (true or false) [default: postprocess.bg_remove]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub bg_remove: Option<bool>,
+    /// Upscale every generated image by 2 or 4; 0 turns it off [default: postprocess.upscale]
+    #[arg(long, value_name = "SCALE")]
+    pub upscale: Option<u32>,
+    /// Colour profile applied to every generated image; "" turns it off [default: postprocess.color]
+    #[arg(long, value_name = "PROFILE")]
+    pub color: Option<String>,
+}
+
+/// How a human agrees to spend.
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Do not ask; agree to spend up to --max-cost
+    #[arg(long, short, requires = "max_cost")]
+    pub yes: bool,
+    /// The most you agree to spend, in USD; at least the run's maximum
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    pub max_cost: Option<f64>,
+    /// Return once the run is started instead of following it
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StageArg {
+    Style,
+    Time,
+    Weather,
+    Character,
+}
+
+impl From<StageArg> for wire::Stage {
+    fn from(stage: StageArg) -> wire::Stage {
+        match stage {
+            StageArg::Style => wire::Stage::Style,
+            StageArg::Time => wire::Stage::Time,
+            StageArg::Weather => wire::Stage::Weather,
+            StageArg::Character => wire::Stage::Character,
+        }
+    }
+}
+
+/// Run statuses as `run list` prints them.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum RunStatusArg {
+    Planned,
+    DryRun,
+    Running,
+    Canceling,
+    Done,
+    Partial,
+    Failed,
+    Canceled,
+}
+
+impl From<RunStatusArg> for wire::RunStatus {
+    fn from(status: RunStatusArg) -> wire::RunStatus {
+        match status {
+            RunStatusArg::Planned => wire::RunStatus::Planned,
+            RunStatusArg::DryRun => wire::RunStatus::DryRun,
+            RunStatusArg::Running => wire::RunStatus::Running,
+            RunStatusArg::Canceling => wire::RunStatus::Canceling,
+            RunStatusArg::Done => wire::RunStatus::Done,
+            RunStatusArg::Partial => wire::RunStatus::Partial,
+            RunStatusArg::Failed => wire::RunStatus::Failed,
+            RunStatusArg::Canceled => wire::RunStatus::Canceled,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Only this project
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only spend at or after this date (YYYY-MM-DD, UTC) or RFC 3339 time
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+}
+
+pub async fn run(global: &Global, socket: &Path, command: RunCommand) -> Result<(), Failure> {
+    match command {
+        RunCommand::Plan(args) => {
+            let params = plan_params(&args)?;
+            let client = Client::connect(socket).await?;
+            let plan = client.call::<wire::PlanRun>(&params).await?;
+            print(global, &plan, || plan_text(&plan, PromptDetail::Full));
+        }
+        RunCommand::Create { plan, dry_run } => {
+            let params = wire::CreateParams {
+                plan: plan_params(&plan)?,
+                dry_run,
+            };
+            let client = Client::connect(socket).await?;
+            let detail = client.call::<wire::Create>(&params).await?;
+            print(global, &detail, || created_text(&detail));
+        }
+        RunCommand::Start { run, confirm } => {
+            let client = Client::connect(socket).await?;
+            start(global, &client, &run, &confirm).await?;
+        }
+        RunCommand::Watch { run } => {
+            let client = Client::connect(socket).await?;
+            let events = events_from_now(&client).await?;
+            watch(global, &client, &run, events, Follow::UntilShownFinished).await?;
+        }
+        RunCommand::List {
+            project,
+            status,
+            limit,
+        } => {
+            let client = Client::connect(socket).await?;
+            let list = client
+                .call::<wire::List>(&wire::ListParams {
+                    project,
+                    status: status.map(Into::into),
+                    limit: Some(limit),
+                })
+                .await?;
+            print(global, &list, || {
+                if list.runs.is_empty() {
+                    "no runs; plan one with `kromactl run plan PROJECT SCENE…`".to_owned()
+                } else {
+                    run_table(&list.runs).to_string()
+                }
+            });
+        }
+        RunCommand::Show { run } => {
+            let client = Client::connect(socket).await?;
+            let detail = client.call::<wire::Show>(&wire::RunRef { run }).await?;
+            print(global, &detail, || {
+                let mut text = detail_text(&detail);
+                if let Some(next) = next_step(&detail) {
+                    text.push_str(&format!("\n\nhint: {next}"));
+                }
+                text
+            });
+        }
+        RunCommand::Cancel { run } => {
+            let client = Client::connect(socket).await?;
+            let summary = client.call::<wire::Cancel>(&wire::RunRef { run }).await?;
+            print(global, &summary, || canceled_text(&summary));
+        }
+        RunCommand::Retry {
+            run,
+            only_failed,
+            confirm,
+        } => {
+            let client = Client::connect(socket).await?;
+            retry(global, &client, &run, only_failed, &confirm).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn cost(global: &Global, socket: &Path, args: CostArgs) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    let summary = client
+        .call::<protocol::cost::Summary>(&protocol::cost::SummaryParams {
+            project: args.project,
+            since: args.since,
+        })
+        .await?;
+    print(global, &summary, || cost_text(&summary));
+    Ok(())
+}
+
+/// `amount` as a number for `--max-cost`: the shortest decimal of two or four places that is not
+/// below it, because the daemon refuses a confirmation below the run's maximum.
+fn max_cost_text(amount: f64) -> String {
+    let covers = |text: &str| text.parse::<f64>().is_ok_and(|parsed| parsed >= amount);
+    for places in [2, 4] {
+        let text = format!("{amount:.places$}");
+        if covers(&text) {
+            return text;
+        }
+    }
+    let text = format!("{:.4}", (amount * 10_000.0).ceil() / 10_000.0);
+    if covers(&text) {
+        return text;
+    }
+    // Always parses back to exactly `amount`.
+    amount.to_string()
+}
+
+/// `--max-cost`: a positive amount in USD; a leading `$` is allowed.
+fn parse_usd(text: &str) -> Result<f64, String> {
+    let amount: f64 = text
+        .strip_prefix('$')
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| format!("`{text}` is not an amount in USD, e.g. 1.50"))?;
+    if !amount.is_finite() || amount <= 0.0 {
+        return Err(format!("the amount must be above 0, not `{text}`"));
+    }
+    Ok(amount)
+}
+
+/// `--var NAME=VALUE` pairs as a map; a pair without `=`, an empty name or a name given twice is
+/// an error.
+fn parse_vars(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut vars = BTreeMap::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(format!("--var `{pair}` must look like NAME=VALUE"));
+        };
+        if name.is_empty() {
+            return Err(format!("--var `{pair}` has no name before the `=`"));
+        }
+        if vars.insert(name.to_owned(), value.to_owned()).is_some() {
+            return Err(format!("--var {name} is given more than once"));
+        }
+    }
+    Ok(vars)
+}
+
+/// What a retry calls again and the most that can cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RetryScope {
+    failed: u32,
+    unknown: u32,
+    canceled: u32,
+    /// The candidates that will be called again.
+    calls: u32,
+    max_usd: f64,
+    /// Succeeded candidates whose post-process chain failed: run again, at no cost.
+    chains: u32,
+}
+
+/// Failed candidates, and unless `only_failed` also unknown and canceled ones; each costs at
+/// most the plan's per-call maximum.
+fn retry_scope(detail: &wire::RunDetail, only_failed: bool) -> RetryScope {
+    let count = |status: wire::CandidateStatus| {
+        let n = detail
+            .jobs
+            .iter()
+            .flat_map(|job| &job.candidates)
+            .filter(|candidate| candidate.status == status)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    let failed = count(wire::CandidateStatus::Failed);
+    let unknown = count(wire::CandidateStatus::Unknown);
+    let canceled = count(wire::CandidateStatus::Canceled);
+    let calls = if only_failed {
+        failed
+    } else {
+        failed.saturating_add(unknown).saturating_add(canceled)
+    };
+    let chains = detail
+        .jobs
+        .iter()
+        .flat_map(|job| &job.candidates)
+        .filter(|c| {
+            c.status == wire::CandidateStatus::Succeeded
+                && c.postprocess.as_deref() == Some("failed")
+        })
+        .count();
+    RetryScope {
+        failed,
+        unknown,
+        canceled,
+        calls,
+        max_usd: f64::from(calls) * detail.plan.cost.per_call_max_usd,
+        chains: u32::try_from(chains).unwrap_or(u32::MAX),
+    }
+}
+
+fn plan_params(args: &PlanArgs) -> Result<wire::PlanParams, Failure> {
+    let vars = parse_vars(&args.vars).map_err(Failure::Usage)?;
+    let cwd = std::env::current_dir()
+        .map_err(|err| Failure::other(format!("reading the current directory: {err}"), None))?;
+    Ok(wire::PlanParams {
+        project: args.project.clone(),
+        stage: args.stage.into(),
+        scenes: args
+            .scenes
+            .iter()
+            .map(|scene| scene_ref(&cwd, scene))
+            .collect(),
+        style_refs: args.style_refs.clone(),
+        characters: args.characters.clone(),
+        style_guide: args.style_guide.clone(),
+        template: args
+            .template
+            .clone()
+            .map(|name| wire::TemplateUse { name, vars }),
+        time: args.time.clone(),
+        weather: args.weather.clone(),
+        candidates: args.candidates,
+        provider: args.provider.clone(),
+        model: args.model.clone(),
+        size: args.size.clone(),
+        quality: args.quality.clone(),
+        postprocess: (args.color.is_some() || args.bg_remove.is_some() || args.upscale.is_some())
+            .then(|| wire::PostprocessParams {
+                bg_remove: args.bg_remove,
+                upscale: args.upscale,
+                color: args.color.clone(),
+            }),
+    })
+}
+
+/// A scene naming an existing file or folder goes to the daemon as an absolute path (it does not
+/// share our working directory); anything else as written, an asset id.
+fn scene_ref(cwd: &Path, scene: &str) -> String {
+    if Path::new(scene).exists() {
+        cwd.join(scene).display().to_string()
+    } else {
+        scene.to_owned()
+    }
+}
+
+async fn start(
+    global: &Global,
+    client: &Client,
+    run_id: &str,
+    confirm_args: &ConfirmArgs,
+) -> Result<(), Failure> {
+    let detail = show(client, run_id).await?;
+    if detail.run.status != wire::RunStatus::Planned {
+        return Err(not_startable(&detail));
+    }
+    let plan = &detail.plan;
+    if !global.json && !global.quiet {
+        println!(
+            "run {}: {}, {} to {} at {}, at most {}",
+            detail.run.id,
+            plural(plan.jobs.len(), "job"),
+            plural(plan.cost.calls as usize, "call"),
+            plan.model,
+            plan.provider,
+            usd(plan.cost.max_usd)
+        );
+    }
+    let confirm_cost_usd = confirm_spend(confirm_args, plan, plan.cost.max_usd, plan.cost.calls)?;
+    let events = if confirm_args.detach {
+        None
+    } else {
+        Some(events_from_now(client).await?)
+    };
+    let summary = client
+        .call::<wire::Start>(&wire::StartParams {
+            plan_id: detail.run.id.clone(),
+            confirm_cost_usd,
+        })
+        .await?;
+    follow_started(global, client, &summary, events, "started").await
+}
+
+async fn retry(
+    global: &Global,
+    client: &Client,
+    run_id: &str,
+    only_failed: bool,
+    confirm_args: &ConfirmArgs,
+) -> Result<(), Failure> {
+    let detail = show(client, run_id).await?;
+    let id = &detail.run.id;
+    match detail.run.status {
+        wire::RunStatus::Planned | wire::RunStatus::DryRun => return Err(not_startable(&detail)),
+        status if status.is_active() => {
+            let hint = if status == wire::RunStatus::Canceling {
+                format!("wait for it with `kromactl run watch {id}`, then retry")
+            } else {
+                format!(
+                    "wait for it with `kromactl run watch {id}`, or stop it with `kromactl run cancel {id}`"
+                )
+            };
+            return Err(Failure::other(
+                format!("run {id} is still {}", status.as_str()),
+                Some(&hint),
+            ));
+        }
+        _ => {}
+    }
+    let scope = retry_scope(&detail, only_failed);
+    let confirm_cost_usd = if scope.calls == 0 && scope.chains > 0 {
+        // Only post-process chains: no provider call, nothing to confirm.
+        if !global.json && !global.quiet {
+            println!(
+                "run {id}: {} to run again (no spend)",
+                plural(scope.chains as usize, "post-process chain")
+            );
+        }
+        0.0
+    } else if scope.calls == 0 {
+        let others = scope.unknown + scope.canceled;
+        return Err(if only_failed && others > 0 {
+            Failure::other(
+                format!("run {id} has no failed candidates"),
+                Some(&format!(
+                    "{others} unknown or canceled; retry without --only-failed to call {} again",
+                    if others == 1 { "it" } else { "them" }
+                )),
+            )
+        } else {
+            Failure::other(format!("run {id} has nothing to retry"), None)
+        });
+    } else {
+        if !global.json && !global.quiet {
+            let which = if only_failed {
+                format!("{} failed", scope.failed)
+            } else {
+                format!(
+                    "{} failed, {} unknown, {} canceled",
+                    scope.failed, scope.unknown, scope.canceled
+                )
+            };
+            println!(
+                "run {id}: {} to call again ({which}), at most {}",
+                plural(scope.calls as usize, "candidate"),
+                usd(scope.max_usd)
+            );
+            if scope.unknown > 0 && !only_failed {
+                println!(
+                    "note: unknown candidates may already have been billed; calling them again may pay twice"
+                );
+            }
+        }
+        confirm_spend(confirm_args, &detail.plan, scope.max_usd, scope.calls)?
+    };
+    let events = if confirm_args.detach {
+        None
+    } else {
+        Some(events_from_now(client).await?)
+    };
+    let summary = client
+        .call::<wire::Retry>(&wire::RetryParams {
+            run: id.clone(),
+            only_failed,
+            confirm_cost_usd,
+        })
+        .await?;
+    follow_started(global, client, &summary, events, "retrying").await
+}
+
+async fn show(client: &Client, run_id: &str) -> Result<wire::RunDetail, Failure> {
+    Ok(client
+        .call::<wire::Show>(&wire::RunRef {
+            run: run_id.to_owned(),
+        })
+        .await?)
+}
+
+/// Why a run that is not `planned` cannot be started, and what to do instead.
+fn not_startable(detail: &wire::RunDetail) -> Failure {
+    let id = &detail.run.id;
+    let status = detail.run.status;
+    let hint = match status {
+        wire::RunStatus::Planned => format!(
+            "start it with `kromactl run start {id} --max-cost {}`",
+            max_cost_text(detail.plan.cost.max_usd)
+        ),
+        wire::RunStatus::DryRun => {
+            "a dry run never runs; create the run again without --dry-run".to_owned()
+        }
+        wire::RunStatus::Running | wire::RunStatus::Canceling => {
+            format!("follow it with `kromactl run watch {id}`")
+        }
+        wire::RunStatus::Done => format!("see its results with `kromactl run show {id}`"),
+        wire::RunStatus::Partial | wire::RunStatus::Failed | wire::RunStatus::Canceled => {
+            format!("call the candidates that did not succeed again with `kromactl run retry {id}`")
+        }
+    };
+    let message = match status {
+        wire::RunStatus::Planned => format!("run {id} has not been started"),
+        wire::RunStatus::DryRun => format!("run {id} is a dry run"),
+        _ => format!("run {id} is {}, not planned", status.as_str()),
+    };
+    Failure::other(message, Some(&hint))
+}
+
+/// The amount to confirm: `--max-cost` with `--yes`, else what the human agrees to on the
+/// terminal (`--max-cost`, or the maximum itself).
+fn confirm_spend(
+    args: &ConfirmArgs,
+    plan: &wire::Plan,
+    max_usd: f64,
+    calls: u32,
+) -> Result<f64, Failure> {
+    if let Some(max_cost) = args.max_cost
+        && max_cost < max_usd
+    {
+        return Err(Failure::other(
+            format!(
+                "--max-cost {} is below the most this can cost, {}",
+                usd(max_cost),
+                usd(max_usd)
+            ),
+            Some(&format!(
+                "pass --max-cost {} or more",
+                max_cost_text(max_usd)
+            )),
+        ));
+    }
+    if let (true, Some(max_cost)) = (args.yes, args.max_cost) {
+        return Ok(max_cost);
+    }
+    let amount = args.max_cost.unwrap_or(max_usd);
+    let question = format!(
+        "Spend up to ${} on {} to {} at {}?",
+        max_cost_text(amount),
+        plural(calls as usize, "call"),
+        plan.model,
+        plan.provider
+    );
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "{question} needs an answer, but stdin is not a terminal; pass `--yes --max-cost {}`",
+            max_cost_text(amount)
+        )));
+    }
+    if !confirm(&question)? {
+        return Err(Failure::other(
+            "not started; nothing was spent",
+            Some("pass --yes --max-cost USD to skip the question"),
+        ));
+    }
+    Ok(amount)
+}
+
+/// Subscribes after the newest event in the log, before the caller reads or changes a run, so
+/// every later event arrives, also when the subscription has to be made again.
+async fn events_from_now(client: &Client) -> Result<EventFollower<'_>, Failure> {
+    let page = client
+        .call::<protocol::events::List>(&protocol::events::ListParams {
+            since: None,
+            limit: Some(1),
+        })
+        .await?;
+    Ok(EventFollower::start(client, Some(page.last_id)).await?)
+}
+
+/// When a watch ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    /// We just started the run: its `run.finished` event is still to come, even when `run.show`
+    /// already says it finished.
+    UntilFinishedEvent,
+    /// Someone started the run earlier: a finished run is reported at once.
+    UntilShownFinished,
+}
+
+/// Follows a run until it finishes, then reports how it ended: Ok only when it is `done`.
+async fn watch(
+    global: &Global,
+    client: &Client,
+    run_id: &str,
+    mut events: EventFollower<'_>,
+    follow: Follow,
+) -> Result<(), Failure> {
+    let detail = show(client, run_id).await?;
+    let run_id = detail.run.id.clone();
+    if follow == Follow::UntilShownFinished {
+        match detail.run.status {
+            wire::RunStatus::Planned | wire::RunStatus::DryRun => {
+                return Err(not_startable(&detail));
+            }
+            status if !status.is_active() => return finish(global, &detail),
+            _ => {}
+        }
+    }
+    let mut progress = RunProgress::from_detail(&detail);
+    let view = WatchView::new(global, &progress);
+    let followed = follow_events(&mut events, &run_id, &mut progress, &view).await;
+    view.finish();
+    followed?;
+    finish(global, &show(client, &run_id).await?)
+}
+
+async fn follow_events(
+    events: &mut EventFollower<'_>,
+    run_id: &str,
+    progress: &mut RunProgress,
+    view: &WatchView,
+) -> Result<(), Failure> {
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    while progress.finished.is_none() {
+        let event = tokio::select! {
+            event = events.next() => event?,
+            _ = &mut interrupted => {
+                return Err(Failure::other(
+                    format!("stopped watching; run {run_id} goes on in kromad"),
+                    Some(&format!(
+                        "follow it again with `kromactl run watch {run_id}`, or stop it with `kromactl run cancel {run_id}`"
+                    )),
+                ));
+            }
+        };
+        if progress.apply(&event) {
+            view.show(&event, progress);
+        }
+    }
+    Ok(())
+}
+
+/// The end of a watch: the run's details for people, and the exit code from its status.
+fn finish(global: &Global, detail: &wire::RunDetail) -> Result<(), Failure> {
+    if !global.json && !global.quiet {
+        println!("{}", detail_text(detail));
+    }
+    let run = &detail.run;
+    match run.status {
+        wire::RunStatus::Done => Ok(()),
+        status => Err(Failure::other(
+            format!(
+                "run {} ended {}: {} of {} candidates succeeded",
+                run.id,
+                status.as_str(),
+                run.succeeded,
+                run.candidates
+            ),
+            Some(&format!(
+                "call the candidates that did not succeed again with `kromactl run retry {}`",
+                run.id
+            )),
+        )),
+    }
+}
+
+/// How a watch shows progress: bars on a terminal, a line per finished candidate otherwise, a
+/// JSON line per event with `--json`, nothing with `--quiet`.
+enum WatchView {
+    Bars {
+        multi: MultiProgress,
+        jobs: Vec<ProgressBar>,
+        total: ProgressBar,
+    },
+    Lines,
+    Json,
+    Quiet,
+}
+
+impl WatchView {
+    fn new(global: &Global, progress: &RunProgress) -> WatchView {
+        if global.quiet {
+            return WatchView::Quiet;
+        }
+        if global.json {
+            return WatchView::Json;
+        }
+        if !std::io::stderr().is_terminal() {
+            return WatchView::Lines;
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let width = progress
+            .jobs
+            .iter()
+            .map(|job| job.key.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max("total".len());
+        let style = |color: &str| {
+            ProgressStyle::with_template(&format!(
+                "{{prefix}} [{{bar:30.{color}/white}}] {{pos}}/{{len}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ")
+        };
+        let jobs = progress
+            .jobs
+            .iter()
+            .map(|job| {
+                let bar = multi.add(ProgressBar::new(job.candidates.len() as u64));
+                bar.set_style(style("cyan"));
+                bar.set_prefix(format!("{:<width$}", job.key));
+                bar
+            })
+            .collect();
+        let total = multi.add(ProgressBar::new(progress.total() as u64));
+        total.set_style(style("green"));
+        total.set_prefix(format!("{:<width$}", "total"));
+        let view = WatchView::Bars { multi, jobs, total };
+        view.draw(progress);
+        view
+    }
+
+    fn draw(&self, progress: &RunProgress) {
+        if let WatchView::Bars { jobs, total, .. } = self {
+            for (bar, job) in jobs.iter().zip(&progress.jobs) {
+                bar.set_length(job.candidates.len() as u64);
+                bar.set_position(job.done() as u64);
+                bar.set_message(job_message(job));
+            }
+            total.set_length(progress.total() as u64);
+            total.set_position(progress.done() as u64);
+            total.set_message(total_message(progress));
+        }
+    }
+
+    /// Shows one event of the run, already applied to `progress`.
+    fn show(&self, event: &protocol::events::Event, progress: &RunProgress) {
+        match self {
+            WatchView::Quiet => {}
+            WatchView::Json => {
+                println!("{}", serde_json::to_string(event).unwrap_or_default());
+            }
+            WatchView::Lines => {
+                if let Some(line) = candidate_line(event) {
+                    println!("{line}");
+                }
+            }
+            WatchView::Bars { multi, .. } => {
+                if event.kind == protocol::events::kind::CANDIDATE_FAILED
+                    && let Some(line) = candidate_line(event)
+                {
+                    let _ = multi.println(line);
+                }
+                self.draw(progress);
+            }
+        }
+    }
+
+    /// Removes the bars. A bar dropped unfinished would draw itself once more.
+    fn finish(&self) {
+        if let WatchView::Bars { multi, jobs, total } = self {
+            for bar in jobs.iter().chain([total]) {
+                bar.finish_and_clear();
+            }
+            let _ = multi.clear();
+        }
+    }
+}
+
+/// `$0.42 spent, 1 failed, ETA 1m 20s`.
+fn total_message(progress: &RunProgress) -> String {
+    let mut message = format!("{} spent", usd(progress.spent_usd));
+    let failed = progress.failed();
+    if failed > 0 {
+        message.push_str(&format!(", {failed} failed"));
+    }
+    if let Some(eta) = progress.eta_secs {
+        message.push_str(&format!(", ETA {}", duration_text(eta)));
+    }
+    message
+}
+
+fn job_message(job: &JobProgress) -> String {
+    let mut message = match job.failed() {
+        0 => job.status.clone(),
+        failed => format!("{}, {failed} failed", job.status),
+    };
+    if let Some(chain) = &job.chain {
+        message.push_str(&format!(", {chain}"));
+    }
+    message
+}
+
+/// `style_1_harbor #2 failed: the provider refused the prompt` for a finished candidate.
+fn candidate_line(event: &protocol::events::Event) -> Option<String> {
+    use protocol::events::kind;
+    if event.kind != kind::CANDIDATE_FINISHED && event.kind != kind::CANDIDATE_FAILED {
+        return None;
+    }
+    let data = &event.data;
+    let job = data.get("job").and_then(|job| job.as_str()).unwrap_or("?");
+    let index = data
+        .get("index")
+        .and_then(|index| index.as_u64())
+        .map_or_else(|| "?".to_owned(), |index| index.to_string());
+    let status = data
+        .get("status")
+        .and_then(|status| status.as_str())
+        .unwrap_or(if event.kind == kind::CANDIDATE_FAILED {
+            "failed"
+        } else {
+            "succeeded"
+        });
+    let mut line = format!("{job} #{index} {status}");
+    if let Some(cost) = data.get("cost_usd").and_then(|cost| cost.as_f64()) {
+        line.push_str(&format!(" {}", usd(cost)));
+    }
+    let error = data.get("error");
+    let message = error
+        .and_then(|error| error.get("message"))
+        .and_then(|message| message.as_str())
+        .or_else(|| error.and_then(|error| error.as_str()));
+    if let Some(message) = message {
+        line.push_str(&format!(": {message}"));
+    }
+    Some(line)
+}
+
+/// `45s`, `3m 05s`, `2h 07m`.
+fn duration_text(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+/// `1 job`, `3 jobs`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Greedy word wrap at `width` characters; the text's own line breaks are kept and a word
+/// longer than a line gets a line of its own.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for paragraph in text.lines() {
+        let mut line = String::new();
+        for word in paragraph.split_whitespace() {
+            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+                lines.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        lines.push(line);
+    }
+    lines
+}
+
+/// How much of each job's prompt a plan shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PromptDetail {
+    Full,
+    None,
+}
+
+/// The plan for people: settings, each job, warnings and the cost.
+fn plan_text(plan: &wire::Plan, prompts: PromptDetail) -> String {
+    let mut stage = plan.stage.as_str().to_owned();
+    if let Some(time) = &plan.time {
+        stage.push_str(&format!(", time {time}"));
+    }
+    if let Some(weather) = &plan.weather {
+        stage.push_str(&format!(", weather {weather}"));
+    }
+    let mut rows = vec![
+        ("project", plan.project.clone()),
+        ("stage", stage),
+        ("provider", format!("{} ({})", plan.provider, plan.base_url)),
+        ("model", plan.model.clone()),
+        ("size", plan.size.clone()),
+        ("quality", plan.quality.clone()),
+        ("candidates", format!("{} per scene", plan.candidates)),
+    ];
+    if !plan.postprocess.is_empty() {
+        rows.push(("post-process", plan.postprocess.join(" → ")));
+    }
+    if let Some(guide) = &plan.style_guide {
+        rows.push(("style guide", guide.clone()));
+    }
+    if !plan.characters.is_empty() {
+        rows.push(("characters", plan.characters.join(", ")));
+    }
+    let mut text = output::details(&rows).to_string();
+    text.push('\n');
+    match prompts {
+        PromptDetail::Full => {
+            for job in &plan.jobs {
+                text.push_str(&format!(
+                    "\njob {}: scene {}, {}, {}, at most {} ({})\n",
+                    job.key,
+                    job.scene,
+                    plural(job.input_images.len(), "input image"),
+                    plural(job.candidates as usize, "candidate"),
+                    usd(job.max_cost_usd),
+                    endpoint(job.endpoint)
+                ));
+                for line in wrap(&job.prompt, 92) {
+                    text.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+        PromptDetail::None => {
+            let mut table = output::table(&["job", "scene", "inputs", "candidates", "max"]);
+            for job in &plan.jobs {
+                table.add_row(vec![
+                    job.key.clone(),
+                    job.scene.clone(),
+                    job.input_images.len().to_string(),
+                    job.candidates.to_string(),
+                    usd(job.max_cost_usd),
+                ]);
+            }
+            text.push_str(&format!("\n{table}\n"));
+        }
+    }
+    for warning in &plan.warnings {
+        text.push_str(&format!("\nwarning: {warning}"));
+    }
+    let cost = &plan.cost;
+    text.push_str(&format!(
+        "\ncost: {}, at most {} per call, at most {} in all (prices: {})",
+        plural(cost.calls as usize, "call"),
+        usd(cost.per_call_max_usd),
+        usd(cost.max_usd),
+        cost.price_source
+    ));
+    text
+}
+
+fn created_text(detail: &wire::RunDetail) -> String {
+    let run = &detail.run;
+    let mut text = if run.status == wire::RunStatus::DryRun {
+        format!(
+            "created dry run {} (it records the plan and never runs)",
+            run.id
+        )
+    } else {
+        format!("created run {} ({})", run.id, run.status.as_str())
+    };
+    text.push_str(&format!("\nrecord: {}\n\n", run.record));
+    text.push_str(&plan_text(&detail.plan, PromptDetail::None));
+    if run.status == wire::RunStatus::Planned {
+        text.push_str(&format!(
+            "\n\nnext: kromactl run start {} --max-cost {}",
+            run.id,
+            max_cost_text(detail.plan.cost.max_usd)
+        ));
+    }
+    text
+}
+
+fn started_text(run: &wire::RunSummary) -> String {
+    format!(
+        "run {} is {}: {}, at most {}; follow it with `kromactl run watch {}`",
+        run.id,
+        run.status.as_str(),
+        plural(run.candidates as usize, "candidate"),
+        usd(run.confirmed_cost_usd.unwrap_or(run.max_cost_usd)),
+        run.id
+    )
+}
+
+fn canceled_text(run: &wire::RunSummary) -> String {
+    let mut text = format!(
+        "run {} is {}: {} of {} candidates succeeded, {} spent",
+        run.id,
+        run.status.as_str(),
+        run.succeeded,
+        run.candidates,
+        usd(run.spent_usd)
+    );
+    if run.status == wire::RunStatus::Canceling {
+        text.push_str("\ncalls in flight finish and are recorded");
+    }
+    text.push_str(&format!(
+        "\ncall the rest later with `kromactl run retry {}`",
+        run.id
+    ));
+    text
+}
+
+fn run_table(runs: &[wire::RunSummary]) -> comfy_table::Table {
+    let mut table = output::table(&[
+        "id",
+        "project",
+        "stage",
+        "status",
+        "model",
+        "jobs",
+        "ok/failed",
+        "max $",
+        "spent $",
+        "created",
+    ]);
+    for run in runs {
+        table.add_row(vec![
+            run.id.clone(),
+            run.project.clone(),
+            run.stage.as_str().to_owned(),
+            run.status.as_str().to_owned(),
+            run.model.clone(),
+            run.jobs.to_string(),
+            format!("{}/{}", run.succeeded, run.failed),
+            usd(run.max_cost_usd),
+            usd(run.spent_usd),
+            run.created_at.clone(),
+        ]);
+    }
+    table
+}
+
+/// `run show`: the run, every candidate, the errors with their hints, and what to do next.
+fn detail_text(detail: &wire::RunDetail) -> String {
+    let run = &detail.run;
+    let plan = &detail.plan;
+    let mut stage = run.stage.as_str().to_owned();
+    if let Some(time) = &plan.time {
+        stage.push_str(&format!(", time {time}"));
+    }
+    if let Some(weather) = &plan.weather {
+        stage.push_str(&format!(", weather {weather}"));
+    }
+    let mut cost = format!("at most {}", usd(run.max_cost_usd));
+    if let Some(confirmed) = run.confirmed_cost_usd {
+        cost.push_str(&format!(", confirmed {}", usd(confirmed)));
+    }
+    cost.push_str(&format!(", spent {}", usd(run.spent_usd)));
+    let rows = [
+        ("run", run.id.clone()),
+        ("status", run.status.as_str().to_owned()),
+        ("project", run.project.clone()),
+        ("stage", stage),
+        (
+            "model",
+            format!(
+                "{} at {}, {}, quality {}",
+                plan.model, plan.provider, plan.size, plan.quality
+            ),
+        ),
+        (
+            "candidates",
+            format!(
+                "{} in {}: {} succeeded, {} failed",
+                run.candidates,
+                plural(run.jobs as usize, "job"),
+                run.succeeded,
+                run.failed
+            ),
+        ),
+        ("cost", cost),
+        ("created", run.created_at.clone()),
+        ("started", run.started_at.clone().unwrap_or_default()),
+        ("finished", run.finished_at.clone().unwrap_or_default()),
+        ("record", run.record.clone()),
+    ];
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .collect();
+    let mut text = output::details(&rows).to_string();
+    let mut table = output::table(&["job", "#", "status", "cost", "output / error"]);
+    let mut errors = Vec::new();
+    let mut unknown = 0;
+    for job in &detail.jobs {
+        for candidate in &job.candidates {
+            let outcome = match (&candidate.output, &candidate.error) {
+                (Some(output), _) => output.clone(),
+                (None, Some(error)) => format!("error: {}", error.code),
+                (None, None) => String::new(),
+            };
+            table.add_row(vec![
+                job.key.clone(),
+                candidate.index.to_string(),
+                candidate.status.as_str().to_owned(),
+                candidate.cost_usd.map_or_else(|| "-".to_owned(), usd),
+                outcome,
+            ]);
+            if let Some(error) = &candidate.error {
+                errors.push(format!(
+                    "{} #{}: {} ({})",
+                    job.key, candidate.index, error.message, error.code
+                ));
+                if let Some(hint) = &error.hint {
+                    errors.push(format!("  hint: {hint}"));
+                }
+            }
+            if candidate.status == wire::CandidateStatus::Unknown {
+                unknown += 1;
+            }
+        }
+    }
+    if !detail.jobs.is_empty() {
+        text.push_str(&format!("\n\n{table}"));
+    }
+    if !errors.is_empty() {
+        text.push_str("\n\n");
+        text.push_str(&errors.join("\n"));
+    }
+    if unknown > 0 {
+        text.push_str(&format!(
+            "\n\n{}: the daemon stopped during a call the provider may have billed; check the \
+             provider's usage page (`kromactl run retry` calls again and may pay again)",
+            if unknown == 1 {
+                "1 candidate is unknown".to_owned()
+            } else {
+                format!("{unknown} candidates are unknown")
+            }
+        ));
+    }
+    text
+}
+
+/// What to do next with a run, when there is something to do.
+fn next_step(detail: &wire::RunDetail) -> Option<String> {
+    let id = &detail.run.id;
+    match detail.run.status {
+        wire::RunStatus::Planned => Some(format!(
+            "start it with `kromactl run start {id} --max-cost {}`",
+            max_cost_text(detail.plan.cost.max_usd)
+        )),
+        wire::RunStatus::Running | wire::RunStatus::Canceling => {
+            Some(format!("follow it with `kromactl run watch {id}`"))
+        }
+        wire::RunStatus::Partial | wire::RunStatus::Failed | wire::RunStatus::Canceled => {
+            Some(format!(
+                "call the candidates that did not succeed again with `kromactl run retry {id}`"
+            ))
+        }
+        wire::RunStatus::DryRun | wire::RunStatus::Done => None,
+    }
+}
+
+fn cost_text(summary: &protocol::cost::CostSummary) -> String {
+    let mut text = format!(
+        "total: {} in {} ({} from the responses' usage, the rest from the price table)\nreserved by runs still going: {}",
+        usd(summary.usd),
+        plural(summary.calls as usize, "call"),
+        usd(summary.usd_from_usage),
+        usd(summary.reserved_usd)
+    );
+    for (title, lines) in [
+        ("project", &summary.by_project),
+        ("model", &summary.by_model),
+        ("day", &summary.by_day),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        let mut table = output::table(&[title, "calls", "usd"]);
+        for line in lines {
+            table.add_row(vec![
+                line.key.clone(),
+                line.calls.to_string(),
+                usd(line.usd),
+            ]);
+        }
+        text.push_str(&format!("\n\n{table}"));
+    }
+    text
+}
+
+fn endpoint(endpoint: wire::Endpoint) -> &'static str {
+    match endpoint {
+        wire::Endpoint::Edits => "edits",
+        wire::Endpoint::Generations => "generations",
+    }
+}
+
+/// After `run.start` or `run.retry`: print the summary (`--detach`), or follow the run until its
+/// `run.finished` event.
+async fn follow_started(
+    global: &Global,
+    client: &Client,
+    summary: &wire::RunSummary,
+    events: Option<EventFollower<'_>>,
+    verb: &str,
+) -> Result<(), Failure> {
+    let Some(events) = events else {
+        print(global, summary, || started_text(summary));
+        return Ok(());
+    };
+    if !global.json && !global.quiet {
+        println!("{verb}; Ctrl-C stops watching, not the run");
+    }
+    watch(
+        global,
+        client,
+        &summary.id,
+        events,
+        Follow::UntilFinishedEvent,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_cost_text_never_falls_below_the_amount() {
+        let cases = [
+            (1.26, "1.26"),
+            (0.29, "0.29"),
+            (1.2345, "1.2345"),
+            (1.23456, "1.2346"),
+            (1.23444, "1.2345"),
+            (0.1 + 0.2, "0.3001"),
+            (0.0042, "0.0042"),
+            (3.0, "3.00"),
+        ];
+        for (amount, expected) in cases {
+            let text = max_cost_text(amount);
+            assert_eq!(text, expected, "{amount}");
+            assert!(text.parse::<f64>().unwrap() >= amount, "{amount}");
+        }
+        for cents in 0..10_000 {
+            let amount = f64::from(cents) * 0.0137;
+            assert!(max_cost_text(amount).parse::<f64>().unwrap() >= amount);
+        }
+    }
+
+    #[test]
+    fn parse_usd_takes_positive_amounts() {
+        assert_eq!(parse_usd("1.50"), Ok(1.5));
+        assert_eq!(parse_usd("$2"), Ok(2.0));
+        for bad in ["", "abc", "0", "-1", "nan", "inf", "1,50"] {
+            assert!(parse_usd(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_vars_reads_pairs_and_names_the_bad_one() {
+        let pairs = |pairs: &[&str]| {
+            parse_vars(
+                &pairs
+                    .iter()
+                    .map(|pair| pair.to_string())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            pairs(&["mood=calm", "light=a=b", "empty="]),
+            Ok(BTreeMap::from([
+                ("empty".to_owned(), String::new()),
+                ("light".to_owned(), "a=b".to_owned()),
+                ("mood".to_owned(), "calm".to_owned()),
+            ]))
+        );
+        assert_eq!(
+            pairs(&["mood"]),
+            Err("--var `mood` must look like NAME=VALUE".to_owned())
+        );
+        assert_eq!(
+            pairs(&["=calm"]),
+            Err("--var `=calm` has no name before the `=`".to_owned())
+        );
+        assert_eq!(
+            pairs(&["mood=calm", "mood=grim"]),
+            Err("--var mood is given more than once".to_owned())
+        );
+    }
+
+    fn detail(statuses: &[&[wire::CandidateStatus]], per_call_max_usd: f64) -> wire::RunDetail {
+        let jobs: Vec<wire::JobDetail> = statuses
+            .iter()
+            .enumerate()
+            .map(|(job_idx, candidates)| wire::JobDetail {
+                key: format!("style_{}_scene", job_idx + 1),
+                status: wire::JobStatus::Done,
+                candidates: candidates
+                    .iter()
+                    .enumerate()
+                    .map(|(candidate_idx, status)| wire::CandidateDetail {
+                        index: candidate_idx as u32 + 1,
+                        status: *status,
+                        attempts: 1,
+                        asset: None,
+                        output: None,
+                        cost_usd: None,
+                        request_id: None,
+                        error: None,
+                        postprocess: None,
+                        final_asset: None,
+                        final_output: None,
+                        postprocess_error: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let n_candidates = statuses.iter().map(|job| job.len()).sum::<usize>() as u32;
+        wire::RunDetail {
+            run: wire::RunSummary {
+                id: "run-1".to_owned(),
+                project: "harbor".to_owned(),
+                stage: wire::Stage::Style,
+                status: wire::RunStatus::Partial,
+                model: "gpt-image-2".to_owned(),
+                jobs: jobs.len() as u32,
+                candidates: n_candidates,
+                succeeded: 0,
+                failed: 0,
+                max_cost_usd: per_call_max_usd * f64::from(n_candidates),
+                confirmed_cost_usd: None,
+                spent_usd: 0.0,
+                created_at: String::new(),
+                started_at: None,
+                finished_at: None,
+                record: String::new(),
+            },
+            plan: wire::Plan {
+                project: "harbor".to_owned(),
+                stage: wire::Stage::Style,
+                time: None,
+                weather: None,
+                provider: "openai".to_owned(),
+                base_url: String::new(),
+                model: "gpt-image-2".to_owned(),
+                size: "1024x1024".to_owned(),
+                quality: "high".to_owned(),
+                candidates: 2,
+                style_guide: None,
+                characters: Vec::new(),
+                jobs: Vec::new(),
+                postprocess: Vec::new(),
+                cost: wire::CostEstimate {
+                    calls: n_candidates,
+                    per_call_max_usd,
+                    max_usd: per_call_max_usd * f64::from(n_candidates),
+                    price_source: "builtin:gpt-image-2".to_owned(),
+                },
+                settings: serde_json::Value::Null,
+                warnings: Vec::new(),
+            },
+            jobs,
+        }
+    }
+
+    #[test]
+    fn retry_counts_what_did_not_succeed() {
+        use wire::CandidateStatus::{Canceled, Failed, Planned, Succeeded, Unknown};
+        let run = detail(
+            &[
+                &[Succeeded, Failed, Unknown],
+                &[Canceled, Failed, Succeeded],
+                &[Planned],
+            ],
+            0.25,
+        );
+        let check = |only_failed, calls, max_usd| {
+            let scope = retry_scope(&run, only_failed);
+            assert_eq!(
+                (scope.calls, scope.max_usd),
+                (calls, max_usd),
+                "{only_failed}"
+            );
+            assert_eq!((scope.failed, scope.unknown, scope.canceled), (2, 1, 1));
+        };
+        check(true, 2, 0.5);
+        check(false, 4, 1.0);
+        let done = detail(&[&[Succeeded, Succeeded]], 0.25);
+        assert_eq!(retry_scope(&done, false).calls, 0);
+    }
+
+    #[test]
+    fn watch_messages_follow_the_runs_events() {
+        use protocol::events::kind;
+        use wire::CandidateStatus::Planned;
+        let mut progress = RunProgress::from_detail(&detail(&[&[Planned, Planned]], 0.25));
+        let event = |kind: &str, data: serde_json::Value| protocol::events::Event {
+            id: 1,
+            at: String::new(),
+            kind: kind.to_owned(),
+            project: None,
+            data,
+        };
+        let job = "style_1_scene";
+        progress.apply(&event(
+            kind::CANDIDATE_FINISHED,
+            serde_json::json!({"run": "run-1", "job": job, "index": 1, "status": "succeeded"}),
+        ));
+        progress.apply(&event(
+            kind::CANDIDATE_FAILED,
+            serde_json::json!({"run": "run-1", "job": job, "index": 2}),
+        ));
+        progress.apply(&event(
+            kind::CANDIDATE_FAILED,
+            serde_json::json!({"run": "run-1", "job": "no such job", "index": 1}),
+        ));
+        progress.apply(&event(
+            kind::RUN_PROGRESS,
+            serde_json::json!({"run": "run-1", "spent_usd": 0.42, "eta_secs": 80}),
+        ));
+        assert_eq!((progress.done(), progress.failed()), (2, 1));
+        assert_eq!(
+            total_message(&progress),
+            "$0.42 spent, 1 failed, ETA 1m 20s"
+        );
+        assert_eq!(progress.finished, None);
+        progress.apply(&event(
+            kind::POSTPROCESS_PROGRESS,
+            serde_json::json!({"run": "run-1", "job": job, "index": 1, "step": "upscale", "tiles_done": 3, "tiles": 24}),
+        ));
+        assert_eq!(
+            job_message(&progress.jobs[0]),
+            "done, 1 failed, #1 upscale 3/24"
+        );
+        progress.apply(&event(
+            kind::POSTPROCESS_PROGRESS,
+            serde_json::json!({"run": "run-1", "job": job, "index": 1, "step": "upscale", "tiles_done": 24, "tiles": 24}),
+        ));
+        assert_eq!(job_message(&progress.jobs[0]), "done, 1 failed");
+        progress.apply(&event(
+            kind::RUN_FINISHED,
+            serde_json::json!({"run": "run-1", "status": "partial"}),
+        ));
+        assert_eq!(progress.finished.as_deref(), Some("partial"));
+        assert_eq!(progress.spent_usd, 0.42);
+    }
+
+    #[test]
+    fn durations_and_wrapping() {
+        assert_eq!(duration_text(45), "45s");
+        assert_eq!(duration_text(185), "3m 05s");
+        assert_eq!(duration_text(7620), "2h 07m");
+        assert_eq!(
+            wrap("a harbor at night, rain on the\n\nquay averylongword", 10),
+            [
+                "a harbor",
+                "at night,",
+                "rain on",
+                "the",
+                "",
+                "quay",
+                "averylongword"
+            ]
+        );
+    }
+}
