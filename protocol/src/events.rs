@@ -2,11 +2,21 @@
 //!
 //! Every change the daemon makes appends one [`Event`] with a strictly increasing id. `since` is
 //! the last id a client has seen: a call with `since: N` returns the events with ids above `N`.
+//!
+//! Each kind's `data` has one type here ([`RunProgress`] for `run.progress`, ...), tied to its
+//! kind by [`EventData`]: the daemon writes `data` from it and clients read it back with
+//! [`Event::payload`], so neither side spells field names. On the wire `data` stays plain JSON,
+//! so a client tolerates kinds (and fields) added after it was built.
 
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::{Method, Subscription};
+use crate::asset::{AssetKind, Relation};
+use crate::bootstrap::ImportMode;
+use crate::postprocess::Step;
+use crate::run::{CandidateStatus, JobStatus, RunStatus};
+use crate::{ErrorData, Method, Subscription};
 
 /// Event kinds the daemon emits today. Clients must tolerate kinds they do not know.
 pub mod kind {
@@ -48,6 +58,37 @@ pub mod kind {
     /// A long local step advanced within one file: `{step, input, tiles_done, tiles}` for one-off
     /// steps, `{step, run, job, index, candidate, status, tiles_done, tiles}` in a run's post-process chain.
     pub const POSTPROCESS_PROGRESS: &str = "postprocess.progress";
+
+    /// Every kind above, in declaration order.
+    pub const ALL: &[&str] = &[
+        DAEMON_STARTED,
+        DAEMON_STOPPING,
+        PROJECT_CREATED,
+        PROJECT_UPDATED,
+        PROJECT_DELETED,
+        ASSET_IMPORTED,
+        ASSET_DELETED,
+        ASSET_LINKED,
+        STYLE_GUIDE_CHANGED,
+        CHARACTER_CHANGED,
+        REFERENCE_SET_CHANGED,
+        PROMPT_TEMPLATE_CHANGED,
+        BOOTSTRAP_IMPORTED,
+        SECRET_CHANGED,
+        PROVIDER_CHANGED,
+        RUN_CREATED,
+        RUN_STARTED,
+        RUN_PROGRESS,
+        RUN_FINISHED,
+        JOB_STARTED,
+        JOB_FINISHED,
+        CANDIDATE_STARTED,
+        CANDIDATE_FINISHED,
+        CANDIDATE_FAILED,
+        CANDIDATE_POSTPROCESSED,
+        POSTPROCESS_FILE,
+        POSTPROCESS_PROGRESS,
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -61,8 +102,484 @@ pub struct Event {
     /// The slug of the project the event is about, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
-    /// Kind-specific details.
+    /// Kind-specific details, with the schema `x-events` names for the kind in the OpenRPC
+    /// document's components. Plain JSON, so events of kinds added later still parse.
     pub data: serde_json::Value,
+}
+
+/// The `data` of one event kind.
+pub trait EventData: Serialize + DeserializeOwned + JsonSchema {
+    /// The kind whose data this is, one of [`kind`].
+    const KIND: &'static str;
+
+    /// This payload as an event's `data`.
+    fn to_data(&self) -> serde_json::Value {
+        // Payloads hold strings, numbers, booleans, lists and structs only, so this cannot fail
+        // (a number that is not finite becomes null, as in `serde_json::json!`).
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Event {
+    /// The typed data, when this event is of `T`'s kind: `None` for any other kind, an error
+    /// when the data lacks what `T` needs.
+    pub fn payload<T: EventData>(&self) -> Option<Result<T, serde_json::Error>> {
+        (self.kind == T::KIND).then(|| T::deserialize(&self.data))
+    }
+}
+
+/// Calls `$callback!` with every [`EventData`] type, so the OpenRPC document and the tests walk
+/// one list.
+macro_rules! for_each_event_data {
+    ($callback:ident) => {
+        $callback! {
+            $crate::events::DaemonStarted,
+            $crate::events::DaemonStopping,
+            $crate::events::ProjectCreated,
+            $crate::events::ProjectUpdated,
+            $crate::events::ProjectDeleted,
+            $crate::events::AssetImported,
+            $crate::events::AssetDeleted,
+            $crate::events::AssetLinked,
+            $crate::events::StyleGuideChanged,
+            $crate::events::CharacterChanged,
+            $crate::events::ReferenceSetChanged,
+            $crate::events::PromptTemplateChanged,
+            $crate::events::BootstrapImported,
+            $crate::events::SecretChanged,
+            $crate::events::ProviderChanged,
+            $crate::events::RunCreated,
+            $crate::events::RunStarted,
+            $crate::events::RunProgress,
+            $crate::events::RunFinished,
+            $crate::events::JobStarted,
+            $crate::events::JobFinished,
+            $crate::events::CandidateStarted,
+            $crate::events::CandidateFinished,
+            $crate::events::CandidateFailed,
+            $crate::events::CandidatePostprocessed,
+            $crate::events::PostprocessFile,
+            $crate::events::PostprocessProgress,
+        }
+    };
+}
+pub(crate) use for_each_event_data;
+
+macro_rules! event_data {
+    ($($payload:ident => $kind:ident),+ $(,)?) => {
+        $(impl EventData for $payload {
+            const KIND: &'static str = kind::$kind;
+        })+
+    };
+}
+
+event_data! {
+    DaemonStarted => DAEMON_STARTED,
+    DaemonStopping => DAEMON_STOPPING,
+    ProjectCreated => PROJECT_CREATED,
+    ProjectUpdated => PROJECT_UPDATED,
+    ProjectDeleted => PROJECT_DELETED,
+    AssetImported => ASSET_IMPORTED,
+    AssetDeleted => ASSET_DELETED,
+    AssetLinked => ASSET_LINKED,
+    StyleGuideChanged => STYLE_GUIDE_CHANGED,
+    CharacterChanged => CHARACTER_CHANGED,
+    ReferenceSetChanged => REFERENCE_SET_CHANGED,
+    PromptTemplateChanged => PROMPT_TEMPLATE_CHANGED,
+    BootstrapImported => BOOTSTRAP_IMPORTED,
+    SecretChanged => SECRET_CHANGED,
+    ProviderChanged => PROVIDER_CHANGED,
+    RunCreated => RUN_CREATED,
+    RunStarted => RUN_STARTED,
+    RunProgress => RUN_PROGRESS,
+    RunFinished => RUN_FINISHED,
+    JobStarted => JOB_STARTED,
+    JobFinished => JOB_FINISHED,
+    CandidateStarted => CANDIDATE_STARTED,
+    CandidateFinished => CANDIDATE_FINISHED,
+    CandidateFailed => CANDIDATE_FAILED,
+    CandidatePostprocessed => CANDIDATE_POSTPROCESSED,
+    PostprocessFile => POSTPROCESS_FILE,
+    PostprocessProgress => POSTPROCESS_PROGRESS,
+}
+
+/// `daemon.started`: kromad is serving.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DaemonStarted {
+    /// kromad's version.
+    pub version: String,
+    pub pid: u32,
+}
+
+/// `daemon.stopping`: kromad stops accepting; followers see this before their subscription ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DaemonStopping {
+    pub pid: u32,
+}
+
+/// `project.created`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProjectCreated {
+    /// UUID.
+    pub id: String,
+    pub name: String,
+    /// Absolute path of the project root.
+    pub root: String,
+}
+
+/// A field `project.update` changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectField {
+    Name,
+    Description,
+    S3,
+}
+
+/// `project.updated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProjectUpdated {
+    /// The fields the update gave, in this order: name, description, s3.
+    pub changed: Vec<ProjectField>,
+}
+
+/// `project.deleted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProjectDeleted {
+    /// UUID.
+    pub id: String,
+    /// Absolute path of the project root.
+    pub root: String,
+    /// Whether the root's files were to be removed too.
+    pub purged_files: bool,
+}
+
+/// `asset.imported`: one file became an asset (once per new asset of an import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AssetImported {
+    /// UUID.
+    pub id: String,
+    /// Relative to the project root.
+    pub path: String,
+    pub kind: AssetKind,
+}
+
+/// `asset.deleted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// `asset::AssetDeleted`, the answer of `asset.delete`, has the plain name in the schemas.
+#[schemars(rename = "AssetDeletedEvent")]
+pub struct AssetDeleted {
+    /// UUID.
+    pub id: String,
+    /// Relative to the project root.
+    pub path: String,
+}
+
+/// `asset.linked`: `from` relates to `to` as `relation` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AssetLinked {
+    /// The child asset's id.
+    pub from: String,
+    /// The parent asset's id.
+    pub to: String,
+    pub relation: Relation,
+}
+
+/// What happened to a provider account or a piece of project knowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Created,
+    /// Changed in place; for reference sets also an item added or removed.
+    Updated,
+    Deleted,
+}
+
+macro_rules! knowledge_changed {
+    ($($(#[doc = $doc:literal])+ $name:ident;)+) => {
+        $(
+            $(#[doc = $doc])+
+            #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+            pub struct $name {
+                pub action: Change,
+                /// UUID.
+                pub id: String,
+                pub name: String,
+            }
+        )+
+    };
+}
+
+knowledge_changed! {
+    /// `style_guide.changed`.
+    StyleGuideChanged;
+    /// `character.changed`.
+    CharacterChanged;
+    /// `reference_set.changed`.
+    ReferenceSetChanged;
+    /// `prompt_template.changed`.
+    PromptTemplateChanged;
+}
+
+/// How many entities of one section an import created, updated and deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SectionCounts {
+    pub created: u32,
+    pub updated: u32,
+    pub deleted: u32,
+}
+
+/// `bootstrap.imported`: an import was applied (dry runs record nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BootstrapImported {
+    pub mode: ImportMode,
+    pub style_guides: SectionCounts,
+    pub characters: SectionCounts,
+    pub prompt_templates: SectionCounts,
+}
+
+/// What happened to a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretChange {
+    /// Stored, new or replacing the old value.
+    Set,
+    Deleted,
+}
+
+/// `secret.changed`: the secret's name only, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretChanged {
+    pub name: String,
+    pub action: SecretChange,
+}
+
+/// `provider.changed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderChanged {
+    pub name: String,
+    pub action: Change,
+}
+
+/// `run.created`: a run was planned and stored (`planned`, or `dry_run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunCreated {
+    /// The run's id.
+    pub run: String,
+    pub status: RunStatus,
+    pub jobs: u32,
+    /// The most the run can cost.
+    pub max_cost_usd: f64,
+}
+
+/// `run.started`: `run.start`, or `run.retry` (with `retry` and `chains`), queued candidates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunStarted {
+    /// The run's id.
+    pub run: String,
+    /// Present (and true) for `run.retry`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
+    /// The candidates queued: all of them at start, those called again at retry.
+    pub candidates: u32,
+    /// At retry: the failed post-process chains run again (at no cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chains: Option<u32>,
+    /// What the human confirmed for this start or retry.
+    pub confirmed_cost_usd: f64,
+    /// The most this start or retry can cost.
+    pub max_cost_usd: f64,
+}
+
+/// `run.progress`: after each candidate (and post-process chain) ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunProgress {
+    /// The run's id.
+    pub run: String,
+    pub jobs: u32,
+    /// Jobs with nothing pending.
+    pub jobs_done: u32,
+    pub candidates: u32,
+    pub succeeded: u32,
+    /// Failed or unknown.
+    pub failed: u32,
+    /// Recorded cost so far, rounded.
+    pub spent_usd: f64,
+    /// Seconds left, once some calls have finished to estimate from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<u64>,
+}
+
+/// `run.finished`: the run is `done`, `partial`, `failed` or `canceled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunFinished {
+    /// The run's id.
+    pub run: String,
+    pub status: RunStatus,
+    /// Recorded cost, rounded.
+    pub spent_usd: f64,
+}
+
+/// `job.started`: the first call of a job is about to leave (status `running`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JobStarted {
+    /// The run's id.
+    pub run: String,
+    /// The job's key.
+    pub job: String,
+    pub status: JobStatus,
+}
+
+/// `job.finished`: nothing of the job is pending any more (status `done` or `failed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JobFinished {
+    /// The run's id.
+    pub run: String,
+    /// The job's key.
+    pub job: String,
+    pub status: JobStatus,
+}
+
+/// `candidate.started`: the candidate is `calling`; its paid call is about to leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CandidateStarted {
+    /// The run's id.
+    pub run: String,
+    /// The job's key.
+    pub job: String,
+    /// 1-based, within the job.
+    pub index: u32,
+    pub status: CandidateStatus,
+}
+
+/// `candidate.finished`: `succeeded` (with `cost_usd` and `output`) or `canceled` (with `error`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CandidateFinished {
+    /// The run's id.
+    pub run: String,
+    /// The job's key.
+    pub job: String,
+    /// 1-based, within the job.
+    pub index: u32,
+    pub status: CandidateStatus,
+    /// The call's cost, for a succeeded candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Absolute path of the generated image, for a succeeded candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Why it ended without an image (`canceled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorData>,
+}
+
+/// `candidate.failed`: `failed`, or `unknown` when a call that may have been billed was lost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CandidateFailed {
+    /// The run's id.
+    pub run: String,
+    /// The job's key.
+    pub job: String,
+    /// 1-based, within the job.
+    pub index: u32,
+    pub status: CandidateStatus,
+    pub error: ErrorData,
+    /// What the call cost (or may have cost), when the provider may have billed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+/// How a succeeded candidate's post-process chain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainStatus {
+    /// Every step wrote its output.
+    Done,
+    /// A step failed; the generated image is kept.
+    Failed,
+}
+
+/// `candidate.postprocessed`: a succeeded candidate's post-process chain ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CandidatePostprocessed {
+    /// The run's id.
+    pub run: String,
+    /// The job's key.
+    pub job: String,
+    /// 1-based, within the job.
+    pub index: u32,
+    pub status: ChainStatus,
+    /// Absolute path of the last step's output, when the chain is `done`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_output: Option<String>,
+    /// Why the chain failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorData>,
+}
+
+/// `postprocess.file`: one file of a one-off step is done (or failed). `output` and `error` are
+/// always present, one of them null.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PostprocessFile {
+    pub step: Step,
+    /// Absolute path of the source file.
+    pub input: String,
+    /// Absolute path of the file written, or null when the step failed.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Why the step failed, or null.
+    #[serde(default)]
+    pub error: Option<ErrorData>,
+    /// Files finished so far, failed ones included.
+    pub done: u32,
+    /// Files the call processes.
+    pub total: u32,
+}
+
+/// `postprocess.progress`: a long local step advanced by a tile, in a one-off call or in a run's
+/// post-process chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PostprocessProgress {
+    /// In a run's post-process chain.
+    Chain(ChainTileProgress),
+    /// In a one-off `postprocess.*` call.
+    File(FileTileProgress),
+}
+
+/// The tiles of one file in a one-off `postprocess.*` call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FileTileProgress {
+    pub step: Step,
+    /// Absolute path of the source file.
+    pub input: String,
+    pub tiles_done: u32,
+    pub tiles: u32,
+}
+
+/// Where a candidate stands while its post-process chain runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChainProgressStatus {
+    /// Its chain is running.
+    Postprocessing,
+}
+
+/// The tiles of one step of a candidate's post-process chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ChainTileProgress {
+    /// The run's id.
+    pub run: String,
+    /// The job's key.
+    pub job: String,
+    /// 1-based, within the job.
+    pub index: u32,
+    pub status: ChainProgressStatus,
+    pub step: Step,
+    /// The candidate's id.
+    pub candidate: String,
+    pub tiles_done: u32,
+    pub tiles: u32,
 }
 
 /// The most events one `events.list` call returns.
@@ -116,4 +633,218 @@ pub struct SubscribeParams {
     /// Replay events with ids above this one first; absent means live events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn event(kind: &str, data: Value) -> Event {
+        Event {
+            id: 7,
+            at: "2026-05-01T10:00:00.000Z".to_owned(),
+            kind: kind.to_owned(),
+            project: Some("night-harbor".to_owned()),
+            data,
+        }
+    }
+
+    /// `data` as the daemon writes it today reads back as `T` and is written again unchanged,
+    /// byte for byte once stored (`data` is a JSON value, so its keys are sorted either way).
+    fn check<T: EventData + PartialEq + std::fmt::Debug>(data: Value) -> T {
+        let payload = event(T::KIND, data.clone())
+            .payload::<T>()
+            .expect("the kind is T's")
+            .unwrap_or_else(|err| panic!("{}: {err}", T::KIND));
+        let written = payload.to_data();
+        assert_eq!(written, data, "{}", T::KIND);
+        assert_eq!(written.to_string(), data.to_string(), "{}", T::KIND);
+        payload
+    }
+
+    const RUN: &str = "6f1c2a9e-3f64-4a43-9d1e-0c4f3b8a7e21";
+    const JOB: &str = "style_1_harbor";
+
+    #[test]
+    fn daemon_project_and_asset_events() {
+        check::<DaemonStarted>(json!({"version": "0.4.0", "pid": 4242}));
+        check::<DaemonStopping>(json!({"pid": 4242}));
+        check::<ProjectCreated>(json!({
+            "id": "0e4e3c55-5d7b-4a4c-8c1e-9a1d2b3c4d5e",
+            "name": "Night Harbor",
+            "root": "/home/ada/kroma/night-harbor",
+        }));
+        let updated = check::<ProjectUpdated>(json!({"changed": ["name", "description", "s3"]}));
+        assert_eq!(
+            updated.changed,
+            [
+                ProjectField::Name,
+                ProjectField::Description,
+                ProjectField::S3
+            ]
+        );
+        check::<ProjectUpdated>(json!({"changed": []}));
+        check::<ProjectDeleted>(json!({
+            "id": "0e4e3c55-5d7b-4a4c-8c1e-9a1d2b3c4d5e",
+            "root": "/home/ada/kroma/night-harbor",
+            "purged_files": false,
+        }));
+        check::<AssetImported>(json!({
+            "id": "a1", "path": "inputs/3f9a0c.png", "kind": "input",
+        }));
+        check::<AssetDeleted>(json!({"id": "a1", "path": "inputs/3f9a0c.png"}));
+        check::<AssetLinked>(json!({"from": "a2", "to": "a1", "relation": "derived_from"}));
+    }
+
+    #[test]
+    fn knowledge_secret_and_provider_events() {
+        check::<StyleGuideChanged>(json!({"action": "created", "id": "s1", "name": "Ink"}));
+        check::<CharacterChanged>(json!({"action": "updated", "id": "c1", "name": "Mara"}));
+        check::<ReferenceSetChanged>(json!({"action": "updated", "id": "r1", "name": "Docks"}));
+        check::<PromptTemplateChanged>(json!({"action": "deleted", "id": "t1", "name": "Rain"}));
+        let counts = |created: u32| json!({"created": created, "updated": 0, "deleted": 0});
+        check::<BootstrapImported>(json!({
+            "mode": "replace",
+            "style_guides": counts(1),
+            "characters": counts(2),
+            "prompt_templates": counts(0),
+        }));
+        check::<SecretChanged>(json!({"name": "openai", "action": "set"}));
+        check::<SecretChanged>(json!({"name": "openai", "action": "deleted"}));
+        check::<ProviderChanged>(json!({"name": "openai", "action": "created"}));
+    }
+
+    #[test]
+    fn run_and_job_events() {
+        check::<RunCreated>(
+            json!({"run": RUN, "status": "planned", "jobs": 3, "max_cost_usd": 0.75}),
+        );
+        check::<RunCreated>(
+            json!({"run": RUN, "status": "dry_run", "jobs": 3, "max_cost_usd": 0.75}),
+        );
+        let started = check::<RunStarted>(json!({
+            "run": RUN, "confirmed_cost_usd": 1.0, "max_cost_usd": 0.75, "candidates": 6,
+        }));
+        assert!(!started.retry);
+        let retried = check::<RunStarted>(json!({
+            "run": RUN, "retry": true, "candidates": 2, "chains": 0,
+            "confirmed_cost_usd": 0.25, "max_cost_usd": 0.25,
+        }));
+        assert_eq!((retried.retry, retried.chains), (true, Some(0)));
+        check::<RunProgress>(json!({
+            "run": RUN, "jobs": 3, "jobs_done": 1, "candidates": 6, "succeeded": 2,
+            "failed": 1, "spent_usd": 0.08,
+        }));
+        check::<RunProgress>(json!({
+            "run": RUN, "jobs": 3, "jobs_done": 1, "candidates": 6, "succeeded": 2,
+            "failed": 1, "spent_usd": 0.08, "eta_secs": 80,
+        }));
+        check::<RunFinished>(json!({"run": RUN, "status": "partial", "spent_usd": 0.5}));
+        check::<JobStarted>(json!({"run": RUN, "job": JOB, "status": "running"}));
+        check::<JobFinished>(json!({"run": RUN, "job": JOB, "status": "failed"}));
+    }
+
+    #[test]
+    fn candidate_events() {
+        check::<CandidateStarted>(json!({"run": RUN, "job": JOB, "index": 1, "status": "calling"}));
+        check::<CandidateFinished>(json!({
+            "run": RUN, "job": JOB, "index": 1, "status": "succeeded", "cost_usd": 0.04,
+            "output": "/home/ada/kroma/night-harbor/outputs/style_1_harbor_1.png",
+        }));
+        let canceled = check::<CandidateFinished>(json!({
+            "run": RUN, "job": JOB, "index": 2, "status": "canceled",
+            "error": {"kind": "policy", "code": "canceled", "message": "the run was canceled"},
+        }));
+        let error = canceled.error.expect("a canceled candidate says why");
+        assert_eq!(error.code(), Some(crate::ErrorCode::Canceled));
+        check::<CandidateFailed>(json!({
+            "run": RUN, "job": JOB, "index": 1, "status": "failed",
+            "error": {
+                "kind": "provider", "code": "provider_rejected",
+                "message": "https://api.openai.com/v1 answered 400 Bad Request: bad size",
+                "hint": "the provider refused the request; fix what it names, then retry the run",
+            },
+        }));
+        check::<CandidateFailed>(json!({
+            "run": RUN, "job": JOB, "index": 3, "status": "unknown", "cost_usd": 0.04,
+            "error": {
+                "kind": "provider", "code": "call_lost",
+                "message": "kromad stopped during this call; the provider may have billed it and the result is lost",
+            },
+        }));
+        check::<CandidatePostprocessed>(json!({
+            "run": RUN, "job": JOB, "index": 1, "status": "done",
+            "final_output": "/home/ada/kroma/night-harbor/color_corrected/style_1_harbor_1_neutral.png",
+        }));
+        check::<CandidatePostprocessed>(json!({
+            "run": RUN, "job": JOB, "index": 1, "status": "failed",
+            "error": {"kind": "infra", "code": "models_missing", "message": "no manifest.json"},
+        }));
+    }
+
+    #[test]
+    fn postprocess_events() {
+        // `output` and `error` are written as null, not left out.
+        check::<PostprocessFile>(json!({
+            "step": "upscale", "input": "/tmp/a.png", "output": "/tmp/a_x4.png", "error": null,
+            "done": 1, "total": 3,
+        }));
+        check::<PostprocessFile>(json!({
+            "step": "color", "input": "/tmp/b.png", "output": null,
+            "error": {"kind": "validation", "code": "not_an_image", "message": "/tmp/b.png: not an image"},
+            "done": 2, "total": 3,
+        }));
+        let one_off = check::<PostprocessProgress>(json!({
+            "step": "upscale", "input": "/tmp/a.png", "tiles_done": 3, "tiles": 24,
+        }));
+        assert!(matches!(one_off, PostprocessProgress::File(_)));
+        let chain = check::<PostprocessProgress>(json!({
+            "run": RUN, "job": JOB, "index": 1, "status": "postprocessing", "step": "bg_remove",
+            "candidate": "9b2f0d4e-1c3a-4e5f-8a7b-6c5d4e3f2a1b", "tiles_done": 1, "tiles": 4,
+        }));
+        assert!(matches!(chain, PostprocessProgress::Chain(_)));
+        for step in [Step::Color, Step::BgRemove, Step::Upscale] {
+            assert_eq!(serde_json::to_value(step).unwrap(), step.as_str());
+        }
+    }
+
+    #[test]
+    fn every_kind_has_one_payload_type() {
+        macro_rules! kinds {
+            ($($data:ty),* $(,)?) => { vec![$(<$data as EventData>::KIND),*] };
+        }
+        let mut typed: Vec<&str> = for_each_event_data!(kinds);
+        typed.sort_unstable();
+        let mut listed = kind::ALL.to_vec();
+        listed.sort_unstable();
+        assert_eq!(typed, listed);
+        let count = listed.len();
+        listed.dedup();
+        assert_eq!(listed.len(), count, "a kind is listed twice");
+    }
+
+    #[test]
+    fn unknown_kinds_and_fields_are_tolerated() {
+        let later: Event = serde_json::from_value(json!({
+            "id": 9, "at": "2026-05-01T10:00:00.000Z", "kind": "run.paused",
+            "data": {"run": RUN, "why": "a kind added later"},
+        }))
+        .unwrap();
+        assert!(later.payload::<RunFinished>().is_none());
+        let grown = event(
+            kind::RUN_FINISHED,
+            json!({"run": RUN, "status": "done", "spent_usd": 0.1, "reason": "a field added later"}),
+        );
+        let finished = grown.payload::<RunFinished>().unwrap().unwrap();
+        assert_eq!(finished.status, RunStatus::Done);
+    }
+
+    #[test]
+    fn another_kind_or_a_short_payload_is_not_taken_for_t() {
+        let progress = event(kind::RUN_PROGRESS, json!({"run": RUN, "spent_usd": 0.42}));
+        assert!(progress.payload::<RunFinished>().is_none());
+        assert!(progress.payload::<RunProgress>().unwrap().is_err());
+    }
 }

@@ -6,6 +6,7 @@
 //! disagree between the two sides. [`openrpc::document`] turns the same types into the
 //! machine-readable description served by `rpc.discover`.
 
+pub mod action;
 pub mod asset;
 pub mod audit;
 pub mod bootstrap;
@@ -30,7 +31,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use error::{ErrorData, ErrorKind};
+pub use action::Action;
+pub use error::{ErrorCode, ErrorData, ErrorKind};
 
 /// The version of this contract. It grows by one whenever a method, a field or an error kind
 /// changes incompatibly.

@@ -1,11 +1,14 @@
 //! Builds the OpenRPC 1.3 document of the contract from the method types themselves, so the
-//! description cannot drift from what the daemon accepts.
+//! description cannot drift from what the daemon accepts. Beside the methods, `components` holds
+//! the error data with its list of codes (`ErrorData`, `ErrorCode`), the actions errors point to
+//! (`Action`), and under `x-events` the `data` schema of every event kind.
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
-use crate::{ErrorKind, Method, Subscription};
+use crate::events::EventData;
+use crate::{Action, ErrorData, ErrorKind, Method, Subscription};
 
 /// Everything the document says about one method.
 #[derive(Debug, Clone)]
@@ -70,9 +73,29 @@ macro_rules! describe_all {
     }};
 }
 
+macro_rules! describe_events {
+    ($($data:ty),* $(,)?) => {
+        /// Each event kind with the schema of its `data`, in declaration order.
+        fn describe_events(generator: &mut SchemaGenerator) -> Map<String, Value> {
+            let mut events = Map::new();
+            $(events.insert(
+                <$data as EventData>::KIND.to_owned(),
+                generator.subschema_for::<$data>().to_value(),
+            );)*
+            events
+        }
+    };
+}
+
+crate::events::for_each_event_data!(describe_events);
+
 /// The OpenRPC document of the whole contract, `version` being the daemon's version.
 pub fn document(version: &str) -> Value {
     let (mut generator, methods) = crate::for_each_method!(describe_all);
+    // Named even where no method's result holds them: every error carries `ErrorData`.
+    generator.subschema_for::<ErrorData>();
+    generator.subschema_for::<Action>();
+    let events = describe_events(&mut generator);
     let schemas = generator.take_definitions(true);
     let errors: Vec<Value> = ErrorKind::ALL
         .iter()
@@ -85,7 +108,9 @@ pub fn document(version: &str) -> Value {
             "version": version,
             "description": format!(
                 "Kroma daemon JSON-RPC 2.0 API, protocol version {}. Newline-delimited frames over a local socket. \
-                 Every error carries data: {{kind, code, message, hint}}.",
+                 Every error carries data: {{kind, code, message, hint}} (components.schemas.ErrorData; the codes are \
+                 components.schemas.ErrorCode, and clients must tolerate codes added later). Every event's data has \
+                 the schema its kind names in components.x-events; clients must tolerate kinds added later.",
                 crate::PROTOCOL_VERSION
             ),
         },
@@ -93,6 +118,7 @@ pub fn document(version: &str) -> Value {
         "components": {
             "schemas": schemas,
             "errors": errors,
+            "x-events": events,
         },
     })
 }
@@ -180,6 +206,39 @@ mod tests {
     #[test]
     fn openrpc_document_matches_snapshot() {
         insta::assert_json_snapshot!(document("0.0.0-test"));
+    }
+
+    #[test]
+    fn every_event_kind_and_error_code_is_described() {
+        let document = document("0.0.0-test");
+        let events = document["components"]["x-events"].as_object().unwrap();
+        let mut kinds: Vec<&str> = events.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        let mut listed = crate::events::kind::ALL.to_vec();
+        listed.sort_unstable();
+        assert_eq!(kinds, listed);
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        for (kind, schema) in events {
+            let name = schema["$ref"].as_str().unwrap().rsplit('/').next().unwrap();
+            // schemars numbers a second type of the same name; an event's must be its own.
+            assert!(
+                !name.ends_with(|c: char| c.is_ascii_digit()),
+                "{kind}: {name}"
+            );
+            assert!(schemas.contains_key(name), "{kind}: {name}");
+        }
+        let codes: Vec<&str> = schemas["ErrorCode"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|code| code["const"].as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = crate::ErrorCode::ALL
+            .iter()
+            .map(|code| code.as_str())
+            .collect();
+        assert_eq!(codes, all);
+        assert!(schemas.contains_key("Action"));
     }
 
     #[test]

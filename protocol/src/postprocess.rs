@@ -61,6 +61,30 @@ pub struct UpscaleParams {
     pub tile: Option<u32>,
 }
 
+/// A local post-process step, as events name it (`postprocess.file`, `postprocess.progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[schemars(rename = "PostprocessStep")]
+pub enum Step {
+    /// A colour profile (`postprocess.color`, the chain's last step).
+    Color,
+    /// Background removal (`postprocess.bg_remove`, the chain's first step).
+    BgRemove,
+    /// Upscaling (`postprocess.upscale`).
+    Upscale,
+}
+
+impl Step {
+    /// The wire name, e.g. `bg_remove`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Step::Color => "color",
+            Step::BgRemove => "bg_remove",
+            Step::Upscale => "upscale",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FileResult {
     pub input: String,
