@@ -4,13 +4,16 @@
 //! [`ErrorKind::code`]) and `data: {kind, code, message, hint}`, where `data.code` is a stable
 //! snake_case name of the exact condition (`project_not_found`) that scripts can branch on. Every
 //! such name is an [`ErrorCode`]; the list grows, so a client reads `data.code` through
-//! [`ErrorData::code`] and treats a name it does not know by its `kind`.
+//! [`ErrorData::code`] and treats a name it does not know by its `kind`. Next to the prose
+//! `hint`, `data.action` may name the next step as an [`Action`].
 
 use std::fmt;
 use std::str::FromStr;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::Action;
 
 /// JSON-RPC 2.0 reserved code of a frame that is not JSON ([`ErrorCode::ParseError`]).
 pub const PARSE_ERROR: i32 = -32700;
@@ -448,9 +451,19 @@ pub struct ErrorData {
     #[schemars(with = "ErrorCode")]
     pub code: String,
     pub message: String,
-    /// What to do next, when there is something to do.
+    /// What to do next, when there is something to do: prose for people, naming no program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The next step as data, when it is a method to call or a step to take: kromactl shows it
+    /// as a command, an MCP server as a tool call. An action of a type a client does not know
+    /// reads as absent, so the error itself still reads.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "known_action"
+    )]
+    #[schemars(with = "Option<Action>")]
+    pub action: Option<Action>,
 }
 
 impl ErrorData {
@@ -461,6 +474,7 @@ impl ErrorData {
             code: code.as_str().to_owned(),
             message: message.into(),
             hint: None,
+            action: None,
         }
     }
 
@@ -472,11 +486,25 @@ impl ErrorData {
         }
     }
 
+    /// The same error with `action`.
+    pub fn with_action(self, action: Action) -> ErrorData {
+        ErrorData {
+            action: Some(action),
+            ..self
+        }
+    }
+
     /// The code, when this build knows it; `None` for a code a newer kromad added, which the
     /// caller handles by [`ErrorData::kind`](ErrorData#structfield.kind).
     pub fn code(&self) -> Option<ErrorCode> {
         self.code.parse().ok()
     }
+}
+
+/// Reads an action, or none when it is of a type (or shape) this build does not know.
+fn known_action<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Action>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 #[cfg(test)]
@@ -554,6 +582,43 @@ mod tests {
             Err(UnknownErrorCode("added_in_a_later_kromad".to_owned()))
         );
         assert!(serde_json::from_value::<ErrorCode>("added_in_a_later_kromad".into()).is_err());
+    }
+
+    #[test]
+    fn an_action_rides_along_and_an_unknown_one_reads_as_absent() {
+        let data = ErrorData::new(
+            ErrorKind::Provider,
+            ErrorCode::NoKey,
+            "the key of provider `openai` (secret `openai`) cannot be read",
+        )
+        .with_hint("store the key in secret `openai`, then start the run again")
+        .with_action(Action::call::<crate::secret::Set>(
+            [("name", "openai".into())],
+            &[],
+        ));
+        let json = serde_json::to_value(&data).unwrap();
+        assert_eq!(
+            json["action"],
+            serde_json::json!({"type": "call", "method": "secret.set", "params": {"name": "openai"}, "needs": ["value"]})
+        );
+        assert_eq!(serde_json::from_value::<ErrorData>(json).unwrap(), data);
+
+        let later: ErrorData = serde_json::from_value(serde_json::json!({
+            "kind": "infra", "code": "models_missing", "message": "no models",
+            "hint": "install the local models",
+            "action": {"type": "open_installer_gui", "where": "a later kromad"},
+        }))
+        .unwrap();
+        assert_eq!(later.action, None);
+        assert_eq!(later.hint.as_deref(), Some("install the local models"));
+        let older: ErrorData = serde_json::from_value(serde_json::json!({
+            "kind": "infra", "code": "models_missing", "message": "no models",
+        }))
+        .unwrap();
+        assert_eq!(
+            older,
+            ErrorData::new(ErrorKind::Infra, ErrorCode::ModelsMissing, "no models")
+        );
     }
 
     #[test]

@@ -108,8 +108,8 @@ pub fn document(version: &str) -> Value {
             "version": version,
             "description": format!(
                 "Kroma daemon JSON-RPC 2.0 API, protocol version {}. Newline-delimited frames over a local socket. \
-                 Every error carries data: {{kind, code, message, hint}} (components.schemas.ErrorData; the codes are \
-                 components.schemas.ErrorCode, and clients must tolerate codes added later). Every event's data has \
+                 Every error carries data: {{kind, code, message, hint, action}} (components.schemas.ErrorData; the codes \
+                 are components.schemas.ErrorCode, and clients must tolerate codes and action types added later). Every event's data has \
                  the schema its kind names in components.x-events; clients must tolerate kinds added later.",
                 crate::PROTOCOL_VERSION
             ),
