@@ -28,7 +28,8 @@ pub enum ClientError {
         code: i32,
         message: String,
         /// The structured `data` of a Kroma error; absent only for errors from foreign servers.
-        data: Option<protocol::ErrorData>,
+        /// Boxed: it is much larger than the other cases.
+        data: Option<Box<protocol::ErrorData>>,
     },
     /// The connection ended while a call waited for its answer: kromad stopped or crashed.
     #[error(
@@ -84,7 +85,8 @@ impl ClientError {
                 message: object.message().to_owned(),
                 data: object
                     .data()
-                    .and_then(|data| serde_json::from_str(data.get()).ok()),
+                    .and_then(|data| serde_json::from_str(data.get()).ok())
+                    .map(Box::new),
             },
             Error::RequestTimeout => ClientError::Timeout,
             Error::ParseError(err) => ClientError::Decode(err),
@@ -110,7 +112,7 @@ impl ClientError {
             Some(TransportError::Refused(refusal)) => ClientError::Rpc {
                 code: refusal.code,
                 message: refusal.message.clone(),
-                data: refusal.data.clone(),
+                data: refusal.data.clone().map(Box::new),
             },
             Some(err) if err.is_closed() => ClientError::ClosedBeforeAnswer {
                 socket: socket.to_owned(),

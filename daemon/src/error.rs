@@ -51,6 +51,7 @@ impl ApiError {
             code: self.code.to_owned(),
             message: self.message.clone(),
             hint: self.hint.clone(),
+            action: None,
         }
     }
 

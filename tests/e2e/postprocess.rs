@@ -190,7 +190,7 @@ fn error_of(result: Result<StepReport, ClientError>) -> protocol::ErrorData {
     match result {
         Err(ClientError::Rpc {
             data: Some(data), ..
-        }) => data,
+        }) => *data,
         other => panic!("expected an error with data, got {other:?}"),
     }
 }

@@ -244,7 +244,7 @@ fn error_of(result: Result<impl std::fmt::Debug, ClientError>) -> protocol::Erro
     match result {
         Err(ClientError::Rpc {
             data: Some(data), ..
-        }) => data,
+        }) => *data,
         other => panic!("expected an error with data, got {other:?}"),
     }
 }
