@@ -453,9 +453,11 @@ pub async fn create(
         stage: plan.stage.as_str().to_owned(),
         model: plan.model.clone(),
         provider: plan.provider.clone(),
-        plan_json: serde_json::to_string(&plan).map_err(|err| {
-            ApiError::new(ErrorKind::Internal, "internal", format!("plan: {err}"))
-        })?,
+        plan_json: runs::stored::StoredPlan::from(&plan)
+            .to_json()
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, "internal", format!("plan: {err}"))
+            })?,
         max_cost_usd: plan.cost.max_usd,
         confirmed_cost_usd: None,
         record_path: record.display().to_string(),

@@ -3,9 +3,11 @@
 
 mod chain;
 pub mod planner;
+mod record;
 pub mod runner;
 mod schedule;
 pub mod settings;
+pub mod stored;
 
 use std::path::Path;
 
@@ -27,8 +29,10 @@ pub fn parse_stored<T: DeserializeOwned>(what: &str, value: &str) -> Result<T, S
         .map_err(|_| StoreError::Corrupt(format!("{what} `{value}`")))
 }
 
+/// The stored plan of a run, as the wire type.
 pub fn plan_of(run: &RunRow) -> Result<Plan, StoreError> {
-    serde_json::from_str(&run.plan_json)
+    stored::StoredPlan::read(&run.plan_json)
+        .map(Plan::from)
         .map_err(|err| StoreError::Corrupt(format!("plan of run {}: {err}", run.id)))
 }
 
@@ -146,24 +150,9 @@ pub fn detail(
     })
 }
 
-/// The run record: everything needed to see and reproduce the run (the plan with its settings,
-/// prompts, input hashes, provider and model; every candidate's outcome and cost). No secret is
-/// in it: the provider is named, its key is not.
-#[derive(serde::Serialize)]
-struct Record<'a> {
-    kroma_version: &'static str,
-    written_at: String,
-    #[serde(flatten)]
-    detail: &'a RunDetail,
-}
-
 /// Writes the run record atomically.
 pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
-    let record = Record {
-        kroma_version: crate::VERSION,
-        written_at: crate::clock::now(),
-        detail,
-    };
+    let record = record::Record::of(detail, crate::clock::now());
     let mut json = serde_json::to_vec_pretty(&record).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Internal,
