@@ -152,6 +152,23 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The exact condition, for Kroma errors with a code this build knows; a caller that finds
+    /// none goes by [`ClientError::kind`].
+    pub fn code(&self) -> Option<protocol::ErrorCode> {
+        match self {
+            ClientError::Rpc { data, .. } => data.as_ref().and_then(|data| data.code()),
+            _ => None,
+        }
+    }
+
+    /// The next step as data, when kromad named one (next to the prose of [`ClientError::hint`]).
+    pub fn action(&self) -> Option<&protocol::Action> {
+        match self {
+            ClientError::Rpc { data, .. } => data.as_ref().and_then(|data| data.action.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 impl SocketProblem {
@@ -189,6 +206,47 @@ impl SocketProblem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kroma_error_gives_its_code_and_action() {
+        let rpc = |data: Option<protocol::ErrorData>| ClientError::Rpc {
+            code: protocol::ErrorKind::Provider.code(),
+            message: "the key of provider `openai` cannot be read".to_owned(),
+            data: data.map(Box::new),
+        };
+        let action = protocol::Action::call::<protocol::secret::Set>(
+            [("name", serde_json::json!("openai"))],
+            &[],
+        );
+        let data = protocol::ErrorData::new(
+            protocol::ErrorKind::Provider,
+            protocol::ErrorCode::NoKey,
+            "the key of provider `openai` cannot be read",
+        )
+        .with_hint("store the key in secret `openai`")
+        .with_action(action.clone());
+        let err = rpc(Some(data.clone()));
+        assert_eq!(err.code(), Some(protocol::ErrorCode::NoKey));
+        assert_eq!(err.kind(), Some(protocol::ErrorKind::Provider));
+        assert_eq!(err.action(), Some(&action));
+        assert_eq!(
+            err.hint().as_deref(),
+            Some("store the key in secret `openai`")
+        );
+
+        // A code from a later kromad: no code, but the kind, hint and action still read.
+        let later = protocol::ErrorData {
+            code: "added_later".to_owned(),
+            ..data
+        };
+        let err = rpc(Some(later));
+        assert_eq!(err.code(), None);
+        assert_eq!(err.kind(), Some(protocol::ErrorKind::Provider));
+        assert_eq!(err.action(), Some(&action));
+        let foreign = rpc(None);
+        assert_eq!((foreign.code(), foreign.action()), (None, None));
+        assert_eq!(ClientError::Timeout.code(), None);
+    }
 
     #[test]
     fn only_the_users_own_socket_passes() {

@@ -1,7 +1,9 @@
 //! Pure: a run's progress folded from `run.show` and then its events, as `kromactl run watch`
-//! shows it. Event data is read leniently: a missing field leaves what is known.
+//! shows it. Events are read through their typed payloads; an event whose payload does not
+//! parse is passed over, as are events of other runs.
 
 use kroma_protocol as protocol;
+use protocol::events as wire_events;
 use protocol::run as wire;
 
 /// What a watcher knows about one run: `run.show` first, then the run's events.
@@ -14,16 +16,16 @@ pub struct RunProgress {
     /// Seconds until the run is expected to finish, from its last `run.progress` event.
     pub eta_secs: Option<u64>,
     /// The status from `run.finished`, once it arrived.
-    pub finished: Option<String>,
+    pub finished: Option<wire::RunStatus>,
 }
 
 /// One job of a run as far as its events tell.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobProgress {
     pub key: String,
-    pub status: String,
+    pub status: wire::JobStatus,
     /// Candidate statuses by index - 1.
-    pub candidates: Vec<String>,
+    pub candidates: Vec<wire::CandidateStatus>,
     /// The post-process step under way on one of its candidates, e.g. `#2 upscale 3/24`.
     pub chain: Option<String>,
 }
@@ -31,14 +33,20 @@ pub struct JobProgress {
 /// A candidate index above this in an event is not believed: the slots are not made.
 const MAX_CANDIDATE_SLOTS: usize = 1000;
 
-/// The name of a job status, as events spell it.
-fn job_status_name(status: wire::JobStatus) -> &'static str {
-    match status {
-        wire::JobStatus::Planned => "planned",
-        wire::JobStatus::Running => "running",
-        wire::JobStatus::Done => "done",
-        wire::JobStatus::Failed => "failed",
-    }
+/// The events of a run that progress follows (or passes over knowingly), read from their
+/// payloads.
+enum RunEvent {
+    Created(wire_events::RunCreated),
+    Started(wire_events::RunStarted),
+    Progress(wire_events::RunProgress),
+    Finished(wire_events::RunFinished),
+    JobStarted(wire_events::JobStarted),
+    JobFinished(wire_events::JobFinished),
+    CandidateStarted(wire_events::CandidateStarted),
+    CandidateFinished(wire_events::CandidateFinished),
+    CandidateFailed(wire_events::CandidateFailed),
+    CandidatePostprocessed(wire_events::CandidatePostprocessed),
+    ChainTiles(wire_events::ChainTileProgress),
 }
 
 impl RunProgress {
@@ -48,11 +56,11 @@ impl RunProgress {
             .iter()
             .map(|job| JobProgress {
                 key: job.key.clone(),
-                status: job_status_name(job.status).to_owned(),
+                status: job.status,
                 candidates: job
                     .candidates
                     .iter()
-                    .map(|candidate| candidate.status.as_str().to_owned())
+                    .map(|candidate| candidate.status)
                     .collect(),
                 chain: None,
             })
@@ -62,8 +70,8 @@ impl RunProgress {
             if !jobs.iter().any(|job| job.key == planned.key) {
                 jobs.push(JobProgress {
                     key: planned.key.clone(),
-                    status: "planned".to_owned(),
-                    candidates: vec!["planned".to_owned(); planned.candidates as usize],
+                    status: wire::JobStatus::Planned,
+                    candidates: vec![wire::CandidateStatus::Planned; planned.candidates as usize],
                     chain: None,
                 });
             }
@@ -77,74 +85,60 @@ impl RunProgress {
         }
     }
 
-    /// Takes in one event; returns whether it was about this run (an event of another run
-    /// changes nothing).
+    /// Takes in one event; returns whether it was about this run (an event of another run, of a
+    /// kind without a run, or whose payload does not parse changes nothing).
     pub fn apply(&mut self, event: &protocol::events::Event) -> bool {
-        use protocol::events::kind;
-        let data = &event.data;
-        let text = |field: &str| data.get(field).and_then(|value| value.as_str());
-        if text("run") != Some(self.run_id.as_str()) {
+        let Some(run_event) = RunEvent::read(event) else {
+            return false;
+        };
+        if run_event.run() != self.run_id {
             return false;
         }
-        match event.kind.as_str() {
-            kind::RUN_PROGRESS => {
-                if let Some(spent) = data.get("spent_usd").and_then(|value| value.as_f64()) {
-                    self.spent_usd = spent;
-                }
-                self.eta_secs = data
-                    .get("eta_secs")
-                    .and_then(|value| value.as_f64())
-                    .map(|secs| secs.max(0.0).round() as u64);
+        match run_event {
+            RunEvent::Progress(progress) => {
+                self.spent_usd = progress.spent_usd;
+                self.eta_secs = progress.eta_secs;
             }
-            kind::RUN_FINISHED => {
-                if let Some(spent) = data.get("spent_usd").and_then(|value| value.as_f64()) {
-                    self.spent_usd = spent;
-                }
+            RunEvent::Finished(finished) => {
+                self.spent_usd = finished.spent_usd;
                 self.eta_secs = None;
-                self.finished = Some(text("status").unwrap_or("finished").to_owned());
+                self.finished = Some(finished.status);
             }
-            kind::JOB_STARTED | kind::JOB_FINISHED => {
-                let fallback = if event.kind == kind::JOB_STARTED {
-                    "running"
-                } else {
-                    "finished"
-                };
-                if let Some(job) = self.job_mut(text("job")) {
-                    job.status = text("status").unwrap_or(fallback).to_owned();
+            RunEvent::JobStarted(wire_events::JobStarted { job, status, .. })
+            | RunEvent::JobFinished(wire_events::JobFinished { job, status, .. }) => {
+                if let Some(job) = self.job_mut(&job) {
+                    job.status = status;
                 }
             }
-            kind::POSTPROCESS_PROGRESS => {
-                let tiles = |field: &str| data.get(field).and_then(|value| value.as_u64());
-                let index = data.get("index").and_then(|value| value.as_u64());
-                let step = text("step").unwrap_or("post-process").to_owned();
-                if let Some(job) = self.job_mut(text("job")) {
-                    job.chain = match (tiles("tiles_done"), tiles("tiles"), index) {
-                        (Some(done), Some(total), Some(index)) if done < total => {
-                            Some(format!("#{index} {step} {done}/{total}"))
-                        }
-                        _ => None,
-                    };
+            RunEvent::ChainTiles(tiles) => {
+                if let Some(job) = self.job_mut(&tiles.job) {
+                    job.chain = (tiles.tiles_done < tiles.tiles).then(|| {
+                        format!(
+                            "#{} {} {}/{}",
+                            tiles.index,
+                            tiles.step.as_str(),
+                            tiles.tiles_done,
+                            tiles.tiles
+                        )
+                    });
                 }
             }
-            kind::CANDIDATE_STARTED | kind::CANDIDATE_FINISHED | kind::CANDIDATE_FAILED => {
-                let fallback = match event.kind.as_str() {
-                    kind::CANDIDATE_STARTED => "calling",
-                    kind::CANDIDATE_FINISHED => "succeeded",
-                    _ => "failed",
-                };
-                let status = text("status").unwrap_or(fallback).to_owned();
-                let index = data.get("index").and_then(|value| value.as_u64());
-                if let (Some(job), Some(index @ 1..)) = (self.job_mut(text("job")), index) {
-                    let slot = usize::try_from(index - 1).unwrap_or(usize::MAX);
-                    if slot < MAX_CANDIDATE_SLOTS {
-                        if job.candidates.len() <= slot {
-                            job.candidates.resize(slot + 1, "planned".to_owned());
-                        }
-                        job.candidates[slot] = status;
-                    }
-                }
-            }
-            _ => {}
+            RunEvent::CandidateStarted(wire_events::CandidateStarted {
+                job,
+                index,
+                status,
+                ..
+            })
+            | RunEvent::CandidateFinished(wire_events::CandidateFinished {
+                job,
+                index,
+                status,
+                ..
+            })
+            | RunEvent::CandidateFailed(wire_events::CandidateFailed {
+                job, index, status, ..
+            }) => self.set_candidate(&job, index, status),
+            RunEvent::Created(_) | RunEvent::Started(_) | RunEvent::CandidatePostprocessed(_) => {}
         }
         true
     }
@@ -164,18 +158,48 @@ impl RunProgress {
         self.jobs.iter().map(JobProgress::failed).sum()
     }
 
-    fn job_mut(&mut self, key: Option<&str>) -> Option<&mut JobProgress> {
-        let key = key?;
+    fn job_mut(&mut self, key: &str) -> Option<&mut JobProgress> {
         self.jobs.iter_mut().find(|job| job.key == key)
+    }
+
+    /// Candidate `index` (1-based) of `job` is now `status`; the job grows to hold it, within
+    /// reason.
+    fn set_candidate(&mut self, job: &str, index: u32, status: wire::CandidateStatus) {
+        let Some(job) = self.job_mut(job) else {
+            return;
+        };
+        let Some(slot) = index
+            .checked_sub(1)
+            .and_then(|slot| usize::try_from(slot).ok())
+        else {
+            return;
+        };
+        if slot < MAX_CANDIDATE_SLOTS {
+            if job.candidates.len() <= slot {
+                job.candidates
+                    .resize(slot + 1, wire::CandidateStatus::Planned);
+            }
+            job.candidates[slot] = status;
+        }
     }
 }
 
 impl JobProgress {
+    /// The job's status as events and `run show` spell it, e.g. `running`.
+    pub fn status_name(&self) -> &'static str {
+        match self.status {
+            wire::JobStatus::Planned => "planned",
+            wire::JobStatus::Running => "running",
+            wire::JobStatus::Done => "done",
+            wire::JobStatus::Failed => "failed",
+        }
+    }
+
     /// Candidates of this job that ended, whichever way.
     pub fn done(&self) -> usize {
         self.candidates
             .iter()
-            .filter(|status| candidate_done(status))
+            .filter(|&&status| candidate_done(status))
             .count()
     }
 
@@ -183,20 +207,76 @@ impl JobProgress {
     pub fn failed(&self) -> usize {
         self.candidates
             .iter()
-            .filter(|status| matches!(status.as_str(), "failed" | "unknown"))
+            .filter(|status| {
+                matches!(
+                    status,
+                    wire::CandidateStatus::Failed | wire::CandidateStatus::Unknown
+                )
+            })
             .count()
     }
 }
 
-fn candidate_done(status: &str) -> bool {
-    matches!(status, "succeeded" | "failed" | "unknown" | "canceled")
+impl RunEvent {
+    /// The event as one of a run's, when it is of such a kind and its payload parses.
+    fn read(event: &protocol::events::Event) -> Option<RunEvent> {
+        use protocol::events::kind;
+        fn typed<T: protocol::events::EventData>(event: &protocol::events::Event) -> Option<T> {
+            event.payload::<T>()?.ok()
+        }
+        Some(match event.kind.as_str() {
+            kind::RUN_CREATED => RunEvent::Created(typed(event)?),
+            kind::RUN_STARTED => RunEvent::Started(typed(event)?),
+            kind::RUN_PROGRESS => RunEvent::Progress(typed(event)?),
+            kind::RUN_FINISHED => RunEvent::Finished(typed(event)?),
+            kind::JOB_STARTED => RunEvent::JobStarted(typed(event)?),
+            kind::JOB_FINISHED => RunEvent::JobFinished(typed(event)?),
+            kind::CANDIDATE_STARTED => RunEvent::CandidateStarted(typed(event)?),
+            kind::CANDIDATE_FINISHED => RunEvent::CandidateFinished(typed(event)?),
+            kind::CANDIDATE_FAILED => RunEvent::CandidateFailed(typed(event)?),
+            kind::CANDIDATE_POSTPROCESSED => RunEvent::CandidatePostprocessed(typed(event)?),
+            // One-off steps' tiles belong to no run.
+            kind::POSTPROCESS_PROGRESS => match typed(event)? {
+                wire_events::PostprocessProgress::Chain(tiles) => RunEvent::ChainTiles(tiles),
+                wire_events::PostprocessProgress::File(_) => return None,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The id of the run the event is about.
+    fn run(&self) -> &str {
+        match self {
+            RunEvent::Created(event) => &event.run,
+            RunEvent::Started(event) => &event.run,
+            RunEvent::Progress(event) => &event.run,
+            RunEvent::Finished(event) => &event.run,
+            RunEvent::JobStarted(event) => &event.run,
+            RunEvent::JobFinished(event) => &event.run,
+            RunEvent::CandidateStarted(event) => &event.run,
+            RunEvent::CandidateFinished(event) => &event.run,
+            RunEvent::CandidateFailed(event) => &event.run,
+            RunEvent::CandidatePostprocessed(event) => &event.run,
+            RunEvent::ChainTiles(event) => &event.run,
+        }
+    }
+}
+
+fn candidate_done(status: wire::CandidateStatus) -> bool {
+    matches!(
+        status,
+        wire::CandidateStatus::Succeeded
+            | wire::CandidateStatus::Failed
+            | wire::CandidateStatus::Unknown
+            | wire::CandidateStatus::Canceled
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use protocol::events::kind;
     use serde_json::json;
-    use wire::CandidateStatus::{Calling, Planned, Succeeded};
+    use wire::CandidateStatus::{Calling, Failed, Planned, Succeeded};
 
     use super::*;
 
@@ -315,6 +395,40 @@ mod tests {
         progress
     }
 
+    const JOB: &str = "style_1_scene";
+
+    /// `candidate.failed` of `run-1` as the daemon writes it.
+    fn candidate_failed(job: &str, index: serde_json::Value) -> (&'static str, serde_json::Value) {
+        (
+            kind::CANDIDATE_FAILED,
+            json!({
+                "run": "run-1", "job": job, "index": index, "status": "failed",
+                "error": {"kind": "provider", "code": "provider_rejected", "message": "bad size"},
+            }),
+        )
+    }
+
+    fn run_progress(spent_usd: f64, eta_secs: Option<u64>) -> (&'static str, serde_json::Value) {
+        let mut data = json!({
+            "run": "run-1", "jobs": 1, "jobs_done": 0, "candidates": 2, "succeeded": 1,
+            "failed": 1, "spent_usd": spent_usd,
+        });
+        if let Some(eta_secs) = eta_secs {
+            data["eta_secs"] = json!(eta_secs);
+        }
+        (kind::RUN_PROGRESS, data)
+    }
+
+    fn chain_tiles(index: u32, done: u32) -> (&'static str, serde_json::Value) {
+        (
+            kind::POSTPROCESS_PROGRESS,
+            json!({
+                "run": "run-1", "job": JOB, "index": index, "status": "postprocessing",
+                "step": "upscale", "candidate": "c-2", "tiles_done": done, "tiles": 24,
+            }),
+        )
+    }
+
     #[test]
     fn starts_from_the_runs_rows_and_then_the_plan() {
         let progress = RunProgress::from_detail(&detail(
@@ -324,7 +438,7 @@ mod tests {
         let jobs: Vec<(&str, &str, usize)> = progress
             .jobs
             .iter()
-            .map(|job| (job.key.as_str(), job.status.as_str(), job.candidates.len()))
+            .map(|job| (job.key.as_str(), job.status_name(), job.candidates.len()))
             .collect();
         assert_eq!(
             jobs,
@@ -333,7 +447,7 @@ mod tests {
                 ("style_2_pier", "planned", 3)
             ]
         );
-        assert_eq!(progress.jobs[0].candidates, ["succeeded", "calling"]);
+        assert_eq!(progress.jobs[0].candidates, [Succeeded, Calling]);
         assert_eq!(
             (progress.total(), progress.done(), progress.failed()),
             (5, 1, 0)
@@ -343,89 +457,113 @@ mod tests {
     }
 
     #[test]
-    fn follows_candidate_events_and_tolerates_missing_fields() {
-        let job = "style_1_scene";
+    fn follows_candidate_events() {
         let progress = check(
-            &detail(&[&[Planned, Planned]], &[]),
+            &detail(&[&[Planned, Planned, Planned]], &[]),
             &[
                 (
+                    kind::CANDIDATE_STARTED,
+                    json!({"run": "run-1", "job": JOB, "index": 3, "status": "calling"}),
+                ),
+                (
                     kind::CANDIDATE_FINISHED,
-                    json!({"run": "run-1", "job": job, "index": 1, "status": "succeeded"}),
+                    json!({
+                        "run": "run-1", "job": JOB, "index": 1, "status": "succeeded",
+                        "cost_usd": 0.04, "output": "/p/outputs/style_1_scene_1.png",
+                    }),
                 ),
-                (
-                    kind::CANDIDATE_FAILED,
-                    json!({"run": "run-1", "job": job, "index": 2}),
-                ),
-                (
-                    kind::CANDIDATE_FAILED,
-                    json!({"run": "run-1", "job": "no such job", "index": 1}),
-                ),
-                (
-                    kind::RUN_PROGRESS,
-                    json!({"run": "run-1", "spent_usd": 0.42, "eta_secs": 79.6}),
-                ),
+                candidate_failed(JOB, json!(2)),
+                candidate_failed("no such job", json!(1)),
+                run_progress(0.42, Some(80)),
             ],
         );
-        assert_eq!(progress.jobs[0].candidates, ["succeeded", "failed"]);
+        assert_eq!(progress.jobs[0].candidates, [Succeeded, Failed, Calling]);
         assert_eq!((progress.done(), progress.failed()), (2, 1));
         assert_eq!((progress.spent_usd, progress.eta_secs), (0.42, Some(80)));
         assert_eq!(progress.finished, None);
     }
 
     #[test]
-    fn candidate_indexes_grow_a_job_within_reason() {
-        let job = "style_1_scene";
-        let failed = |index: serde_json::Value| {
+    fn an_event_whose_payload_does_not_parse_is_passed_over() {
+        let start = detail(&[&[Planned, Planned]], &[]);
+        let mut progress = RunProgress::from_detail(&start);
+        for (kind, data) in [
+            // No status and no error: not what the daemon writes.
             (
                 kind::CANDIDATE_FAILED,
-                json!({"run": "run-1", "job": job, "index": index}),
-            )
-        };
+                json!({"run": "run-1", "job": JOB, "index": 2}),
+            ),
+            (
+                kind::RUN_PROGRESS,
+                json!({"run": "run-1", "spent_usd": 0.42}),
+            ),
+            (
+                kind::RUN_FINISHED,
+                json!({"run": "run-1", "status": "partial"}),
+            ),
+            (kind::JOB_STARTED, json!({"run": "run-1", "job": JOB})),
+            (
+                kind::CANDIDATE_STARTED,
+                json!({"run": "run-1", "job": JOB, "index": 1, "status": "no such status"}),
+            ),
+        ] {
+            assert!(!progress.apply(&event(kind, data.clone())), "{kind} {data}");
+        }
+        assert_eq!(progress, RunProgress::from_detail(&start));
+    }
+
+    #[test]
+    fn candidate_indexes_grow_a_job_within_reason() {
         let progress = check(
             &detail(&[&[Planned]], &[]),
             &[
-                failed(json!(3)),
-                failed(json!(0)),
-                failed(json!(-1)),
-                failed(json!("2")),
-                failed(json!(1001)),
-                failed(json!(u64::MAX)),
+                candidate_failed(JOB, json!(3)),
+                candidate_failed(JOB, json!(0)),
+                candidate_failed(JOB, json!(-1)),
+                candidate_failed(JOB, json!("2")),
+                candidate_failed(JOB, json!(1001)),
+                candidate_failed(JOB, json!(u64::MAX)),
             ],
         );
-        assert_eq!(
-            progress.jobs[0].candidates,
-            ["planned", "planned", "failed"]
+        assert_eq!(progress.jobs[0].candidates, [Planned, Planned, Failed]);
+        let progress = check(
+            &detail(&[&[Planned]], &[]),
+            &[candidate_failed(JOB, json!(1000))],
         );
-        let progress = check(&detail(&[&[Planned]], &[]), &[failed(json!(1000))]);
         assert_eq!(progress.jobs[0].candidates.len(), 1000);
     }
 
     #[test]
     fn jobs_and_post_processing_steps() {
-        let job = "style_1_scene";
-        let tiles = |done: u64| {
-            (
-                kind::POSTPROCESS_PROGRESS,
-                json!({"run": "run-1", "job": job, "index": 2, "step": "upscale", "tiles_done": done, "tiles": 24}),
-            )
-        };
-        let started = (kind::JOB_STARTED, json!({"run": "run-1", "job": job}));
-        let progress = check(&detail(&[&[Planned]], &[]), &[started.clone(), tiles(3)]);
-        assert_eq!(progress.jobs[0].status, "running");
+        let started = (
+            kind::JOB_STARTED,
+            json!({"run": "run-1", "job": JOB, "status": "running"}),
+        );
+        let mut start = detail(&[&[Planned]], &[]);
+        start.jobs[0].status = wire::JobStatus::Planned;
+        let progress = check(&start, &[started.clone(), chain_tiles(2, 3)]);
+        assert_eq!(progress.jobs[0].status_name(), "running");
         assert_eq!(progress.jobs[0].chain.as_deref(), Some("#2 upscale 3/24"));
-        let progress = check(&detail(&[&[Planned]], &[]), &[tiles(3), tiles(24)]);
+        let progress = check(&start, &[chain_tiles(2, 3), chain_tiles(2, 24)]);
         assert_eq!(progress.jobs[0].chain, None);
+        // The tiles of a one-off step belong to no run.
+        let one_off = (
+            kind::POSTPROCESS_PROGRESS,
+            json!({"step": "upscale", "input": "/tmp/a.png", "tiles_done": 3, "tiles": 24}),
+        );
+        let mut progress = RunProgress::from_detail(&start);
+        assert!(!progress.apply(&event(one_off.0, one_off.1)));
         let progress = check(
-            &detail(&[&[Planned]], &[]),
+            &start,
             &[
                 started,
                 (
                     kind::JOB_FINISHED,
-                    json!({"run": "run-1", "job": job, "status": "done"}),
+                    json!({"run": "run-1", "job": JOB, "status": "done"}),
                 ),
             ],
         );
-        assert_eq!(progress.jobs[0].status, "done");
+        assert_eq!(progress.jobs[0].status_name(), "done");
     }
 
     #[test]
@@ -433,40 +571,48 @@ mod tests {
         let progress = check(
             &detail(&[&[Planned]], &[]),
             &[
-                (
-                    kind::RUN_PROGRESS,
-                    json!({"run": "run-1", "spent_usd": 0.2, "eta_secs": 30}),
-                ),
+                run_progress(0.2, Some(30)),
                 (
                     kind::RUN_FINISHED,
                     json!({"run": "run-1", "status": "partial", "spent_usd": 0.25}),
                 ),
             ],
         );
-        assert_eq!(progress.finished.as_deref(), Some("partial"));
+        assert_eq!(progress.finished, Some(wire::RunStatus::Partial));
         assert_eq!((progress.spent_usd, progress.eta_secs), (0.25, None));
-        let progress = check(
-            &detail(&[&[Planned]], &[]),
-            &[(kind::RUN_FINISHED, json!({"run": "run-1"}))],
-        );
-        assert_eq!(progress.finished.as_deref(), Some("finished"));
-        assert_eq!(progress.spent_usd, 0.1, "kept when the event has none");
+        let progress = check(&detail(&[&[Planned]], &[]), &[run_progress(0.2, None)]);
+        assert_eq!((progress.spent_usd, progress.eta_secs), (0.2, None));
     }
 
     #[test]
     fn events_of_other_runs_change_nothing() {
         let start = detail(&[&[Planned]], &[]);
         let mut progress = RunProgress::from_detail(&start);
-        let job = "style_1_scene";
-        for data in [
-            json!({"run": "run-2", "job": job, "index": 1}),
-            json!({"job": job, "index": 1}),
-            json!({"run": 1, "job": job, "index": 1}),
-        ] {
-            assert!(!progress.apply(&event(kind::CANDIDATE_FAILED, data)));
-        }
-        assert!(!progress.apply(&event(kind::RUN_FINISHED, json!({"run": "run-2"}))));
+        let other_run = |data: serde_json::Value| {
+            let mut data = data;
+            data["run"] = json!("run-2");
+            data
+        };
+        let (failed, data) = candidate_failed(JOB, json!(1));
+        assert!(!progress.apply(&event(failed, other_run(data))));
+        assert!(!progress.apply(&event(
+            kind::RUN_FINISHED,
+            json!({"run": "run-2", "status": "done", "spent_usd": 1.0}),
+        )));
+        assert!(!progress.apply(&event(
+            kind::PROJECT_CREATED,
+            json!({"id": "p1", "name": "Harbor", "root": "/p"}),
+        )));
         assert_eq!(progress, RunProgress::from_detail(&start));
-        assert!(progress.apply(&event(kind::PROJECT_CREATED, json!({"run": "run-1"}))));
+        // Events of the run that change nothing shown are still about it.
+        assert!(progress.apply(&event(
+            kind::RUN_STARTED,
+            json!({"run": "run-1", "candidates": 1, "confirmed_cost_usd": 0.25, "max_cost_usd": 0.25}),
+        )));
+        assert!(progress.apply(&event(
+            kind::CANDIDATE_POSTPROCESSED,
+            json!({"run": "run-1", "job": JOB, "index": 1, "status": "done", "final_output": "/p/a.png"}),
+        )));
+        assert_eq!(progress, RunProgress::from_detail(&start));
     }
 }

@@ -149,9 +149,12 @@ async fn import(
         tokio::select! {
             report = &mut call => break report?,
             Some(Ok(event)) = events.next() => {
-                if event.kind == protocol::events::kind::ASSET_IMPORTED && event.project.as_deref() == Some(project.as_str()) {
+                if event.project.as_deref() != Some(project.as_str()) {
+                    continue;
+                }
+                if let Some(Ok(asset)) = event.payload::<protocol::events::AssetImported>() {
                     imported += 1;
-                    progress.set_message(format!("imported {imported}: {}", event.data["path"].as_str().unwrap_or_default()));
+                    progress.set_message(format!("imported {imported}: {}", asset.path));
                 }
             }
         }

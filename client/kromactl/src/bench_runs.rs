@@ -354,13 +354,13 @@ async fn measure_run(
         .await?;
     loop {
         let event = events.next().await?;
-        if event.kind == protocol::events::kind::RUN_FINISHED
-            && event.data["run"] == detail.run.id.as_str()
+        if let Some(Ok(finished)) = event.payload::<protocol::events::RunFinished>()
+            && finished.run == detail.run.id
         {
             let elapsed = started.elapsed();
-            if event.data["status"] != "done" {
+            if finished.status != protocol::run::RunStatus::Done {
                 return Err(Failure::other(
-                    format!("the bench run ended {}", event.data["status"]),
+                    format!("the bench run ended {}", finished.status.as_str()),
                     None,
                 ));
             }

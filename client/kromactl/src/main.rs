@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 kromad not running, 4 the socket is not
 //! yours (another user's, or permission denied).
 
+mod actions;
 mod assets;
 mod bench;
 mod bench_post;

@@ -36,6 +36,15 @@ impl Failure {
 
 /// Prints a failure on stderr and returns the exit code.
 pub fn report(failure: &Failure, json: bool) -> u8 {
+    let (text, code) = failure_text(failure, json);
+    eprintln!("{text}");
+    code
+}
+
+/// What [`report`] prints, and the exit code: the message, the hint and the command that does
+/// what kromad's action asks; with `--json`, one object whose `data` is kromad's whole error
+/// data (the action included).
+fn failure_text(failure: &Failure, json: bool) -> (String, u8) {
     let (message, hint, code) = match failure {
         Failure::Client(err) => (
             err.to_string(),
@@ -56,14 +65,18 @@ pub fn report(failure: &Failure, json: bool) -> u8 {
             }
             _ => serde_json::json!({ "message": message, "hint": hint }),
         };
-        eprintln!("{}", serde_json::json!({ "error": data }));
-    } else {
-        eprintln!("error: {message}");
-        if let Some(hint) = hint {
-            eprintln!("hint: {hint}");
-        }
+        return (serde_json::json!({ "error": data }).to_string(), code);
     }
-    code
+    let mut lines = vec![format!("error: {message}")];
+    if let Some(hint) = hint {
+        lines.push(format!("hint: {hint}"));
+    }
+    if let Failure::Client(err) = failure
+        && let Some(action) = err.action()
+    {
+        lines.push(format!("  try: {}", crate::actions::render(action)));
+    }
+    (lines.join("\n"), code)
 }
 
 /// Prints `value` as JSON with `--json`, else the human form, and nothing with `--quiet`.
@@ -427,7 +440,89 @@ pub fn provider_table(providers: &[protocol::provider::Provider]) -> Table {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn no_key(action: Option<protocol::Action>) -> Failure {
+        let mut data = protocol::ErrorData::new(
+            protocol::ErrorKind::Provider,
+            protocol::ErrorCode::NoKey,
+            "the key of provider `openai` (secret `openai`) cannot be read",
+        )
+        .with_hint("store the key in secret `openai`, then start the run again");
+        data.action = action;
+        Failure::Client(ClientError::Rpc {
+            code: protocol::ErrorKind::Provider.code(),
+            message: data.message.clone(),
+            data: Some(Box::new(data)),
+        })
+    }
+
+    #[test]
+    fn an_error_shows_its_hint_then_the_command_of_its_action() {
+        let store_key =
+            protocol::Action::call::<protocol::secret::Set>([("name", json!("openai"))], &[]);
+        let (text, code) = failure_text(&no_key(Some(store_key.clone())), false);
+        assert_eq!(
+            text,
+            "error: the key of provider `openai` (secret `openai`) cannot be read\n\
+             hint: store the key in secret `openai`, then start the run again\n\
+             \x20 try: kromactl secret set openai"
+        );
+        assert_eq!(code, 1);
+        // Without an action, what kromactl printed before.
+        let (text, _) = failure_text(&no_key(None), false);
+        assert_eq!(
+            text,
+            "error: the key of provider `openai` (secret `openai`) cannot be read\n\
+             hint: store the key in secret `openai`, then start the run again"
+        );
+        // With --json, kromad's data as it came, the action in it.
+        let (text, code) = failure_text(&no_key(Some(store_key)), true);
+        let printed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            printed,
+            json!({"error": {
+                "code": -32004,
+                "message": "the key of provider `openai` (secret `openai`) cannot be read",
+                "data": {
+                    "kind": "provider",
+                    "code": "no_key",
+                    "message": "the key of provider `openai` (secret `openai`) cannot be read",
+                    "hint": "store the key in secret `openai`, then start the run again",
+                    "action": {"type": "call", "method": "secret.set", "params": {"name": "openai"}, "needs": ["value"]},
+                },
+            }})
+        );
+        assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn failures_of_kromactl_itself_keep_their_form() {
+        let cases = [
+            (
+                Failure::Usage("params must be a JSON object".to_owned()),
+                "error: params must be a JSON object\nhint: see --help",
+                EXIT_USAGE,
+            ),
+            (
+                Failure::other("not deleted", Some("pass --yes to skip the question")),
+                "error: not deleted\nhint: pass --yes to skip the question",
+                1,
+            ),
+            (
+                Failure::other("reading stdin: broken pipe", None),
+                "error: reading stdin: broken pipe",
+                1,
+            ),
+        ];
+        for (failure, expected, code) in cases {
+            assert_eq!(failure_text(&failure, false), (expected.to_owned(), code));
+        }
+        let (text, _) = failure_text(&Failure::other("not deleted", None), true);
+        assert_eq!(text, r#"{"error":{"hint":null,"message":"not deleted"}}"#);
+    }
 
     #[test]
     fn usd_keeps_four_decimals_below_a_cent() {

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use kroma_client::Client;
 use kroma_protocol as protocol;
 use protocol::Method;
-use protocol::postprocess::StepReport;
+use protocol::postprocess::{Step, StepReport};
 
 use crate::Global;
 use crate::output::{self, Failure, print};
@@ -85,7 +85,7 @@ pub async fn color(global: &Global, socket: &Path, args: ColorArgs) -> Result<()
         profile: args.profile,
         output_dir: args.output.map(absolute).transpose()?,
     };
-    run_step::<protocol::postprocess::Color>(global, socket, "color", &params).await
+    run_step::<protocol::postprocess::Color>(global, socket, Step::Color, &params).await
 }
 
 pub async fn bg_remove(global: &Global, socket: &Path, args: BgRemoveArgs) -> Result<(), Failure> {
@@ -97,7 +97,7 @@ pub async fn bg_remove(global: &Global, socket: &Path, args: BgRemoveArgs) -> Re
         matting: args.matting,
         background: args.background,
     };
-    run_step::<protocol::postprocess::BgRemove>(global, socket, "bg_remove", &params).await
+    run_step::<protocol::postprocess::BgRemove>(global, socket, Step::BgRemove, &params).await
 }
 
 pub async fn upscale(global: &Global, socket: &Path, args: UpscaleArgs) -> Result<(), Failure> {
@@ -108,14 +108,14 @@ pub async fn upscale(global: &Global, socket: &Path, args: UpscaleArgs) -> Resul
         model: args.model,
         tile: args.tile,
     };
-    run_step::<protocol::postprocess::Upscale>(global, socket, "upscale", &params).await
+    run_step::<protocol::postprocess::Upscale>(global, socket, Step::Upscale, &params).await
 }
 
 /// Calls `M` and shows its progress: files done, and the tiles of the file in hand.
 async fn run_step<M: Method<Output = StepReport>>(
     global: &Global,
     socket: &Path,
-    step: &str,
+    step: Step,
     params: &M::Params,
 ) -> Result<(), Failure> {
     let client = Client::connect_unbounded(socket).await?;
@@ -142,19 +142,20 @@ async fn run_step<M: Method<Output = StepReport>>(
         tokio::select! {
             report = &mut call => break report?,
             Some(Ok(event)) = events.next() => {
-                if event.data["step"] != step {
-                    continue;
-                }
-                let input = event.data["input"].as_str().unwrap_or_default();
-                if event.kind == protocol::events::kind::POSTPROCESS_FILE {
-                    progress.set_length(event.data["total"].as_u64().unwrap_or(0));
-                    progress.set_position(event.data["done"].as_u64().unwrap_or(0));
-                    progress.set_message(input.to_owned());
-                } else if event.kind == protocol::events::kind::POSTPROCESS_PROGRESS {
+                if let Some(Ok(file)) = event.payload::<protocol::events::PostprocessFile>()
+                    && file.step == step
+                {
+                    progress.set_length(u64::from(file.total));
+                    progress.set_position(u64::from(file.done));
+                    progress.set_message(file.input);
+                } else if let Some(Ok(protocol::events::PostprocessProgress::File(tiles))) =
+                    event.payload::<protocol::events::PostprocessProgress>()
+                    && tiles.step == step
+                {
+                    // The tiles of a run's post-process chain are another call's.
                     progress.set_message(format!(
-                        "{input} (tile {} of {})",
-                        event.data["tiles_done"].as_u64().unwrap_or(0),
-                        event.data["tiles"].as_u64().unwrap_or(0)
+                        "{} (tile {} of {})",
+                        tiles.input, tiles.tiles_done, tiles.tiles
                     ));
                 }
             }

@@ -869,8 +869,8 @@ fn total_message(progress: &RunProgress) -> String {
 
 fn job_message(job: &JobProgress) -> String {
     let mut message = match job.failed() {
-        0 => job.status.clone(),
-        failed => format!("{}, {failed} failed", job.status),
+        0 => job.status_name().to_owned(),
+        failed => format!("{}, {failed} failed", job.status_name()),
     };
     if let Some(chain) = &job.chain {
         message.push_str(&format!(", {chain}"));
@@ -880,35 +880,26 @@ fn job_message(job: &JobProgress) -> String {
 
 /// `style_1_harbor #2 failed: the provider refused the prompt` for a finished candidate.
 fn candidate_line(event: &protocol::events::Event) -> Option<String> {
-    use protocol::events::kind;
-    if event.kind != kind::CANDIDATE_FINISHED && event.kind != kind::CANDIDATE_FAILED {
-        return None;
-    }
-    let data = &event.data;
-    let job = data.get("job").and_then(|job| job.as_str()).unwrap_or("?");
-    let index = data
-        .get("index")
-        .and_then(|index| index.as_u64())
-        .map_or_else(|| "?".to_owned(), |index| index.to_string());
-    let status = data
-        .get("status")
-        .and_then(|status| status.as_str())
-        .unwrap_or(if event.kind == kind::CANDIDATE_FAILED {
-            "failed"
-        } else {
-            "succeeded"
-        });
-    let mut line = format!("{job} #{index} {status}");
-    if let Some(cost) = data.get("cost_usd").and_then(|cost| cost.as_f64()) {
+    use protocol::events as wire_events;
+    let (job, index, status, cost_usd, error) =
+        match event.payload::<wire_events::CandidateFinished>() {
+            Some(finished) => {
+                let finished = finished.ok()?;
+                let (job, index, status) = (finished.job, finished.index, finished.status);
+                (job, index, status, finished.cost_usd, finished.error)
+            }
+            None => {
+                let failed = event.payload::<wire_events::CandidateFailed>()?.ok()?;
+                let (job, index, status) = (failed.job, failed.index, failed.status);
+                (job, index, status, failed.cost_usd, Some(failed.error))
+            }
+        };
+    let mut line = format!("{job} #{index} {}", status.as_str());
+    if let Some(cost) = cost_usd {
         line.push_str(&format!(" {}", usd(cost)));
     }
-    let error = data.get("error");
-    let message = error
-        .and_then(|error| error.get("message"))
-        .and_then(|message| message.as_str())
-        .or_else(|| error.and_then(|error| error.as_str()));
-    if let Some(message) = message {
-        line.push_str(&format!(": {message}"));
+    if let Some(error) = error {
+        line.push_str(&format!(": {}", error.message));
     }
     Some(line)
 }
@@ -1466,34 +1457,47 @@ mod tests {
         assert_eq!(retry_scope(&done, false).calls, 0);
     }
 
-    #[test]
-    fn watch_messages_follow_the_runs_events() {
-        use protocol::events::kind;
-        use wire::CandidateStatus::Planned;
-        let mut progress = RunProgress::from_detail(&detail(&[&[Planned, Planned]], 0.25));
-        let event = |kind: &str, data: serde_json::Value| protocol::events::Event {
+    fn event(kind: &str, data: serde_json::Value) -> protocol::events::Event {
+        protocol::events::Event {
             id: 1,
             at: String::new(),
             kind: kind.to_owned(),
             project: None,
             data,
-        };
+        }
+    }
+
+    #[test]
+    fn watch_messages_follow_the_runs_events() {
+        use protocol::events::kind;
+        use serde_json::json;
+        use wire::CandidateStatus::Planned;
+        let mut progress = RunProgress::from_detail(&detail(&[&[Planned, Planned]], 0.25));
         let job = "style_1_scene";
+        let failed = |job: &str| {
+            event(
+                kind::CANDIDATE_FAILED,
+                json!({
+                    "run": "run-1", "job": job, "index": 2, "status": "failed",
+                    "error": {"kind": "provider", "code": "provider_rejected", "message": "bad size"},
+                }),
+            )
+        };
         progress.apply(&event(
             kind::CANDIDATE_FINISHED,
-            serde_json::json!({"run": "run-1", "job": job, "index": 1, "status": "succeeded"}),
+            json!({
+                "run": "run-1", "job": job, "index": 1, "status": "succeeded", "cost_usd": 0.04,
+                "output": "/p/outputs/style_1_scene_1.png",
+            }),
         ));
-        progress.apply(&event(
-            kind::CANDIDATE_FAILED,
-            serde_json::json!({"run": "run-1", "job": job, "index": 2}),
-        ));
-        progress.apply(&event(
-            kind::CANDIDATE_FAILED,
-            serde_json::json!({"run": "run-1", "job": "no such job", "index": 1}),
-        ));
+        progress.apply(&failed(job));
+        progress.apply(&failed("no such job"));
         progress.apply(&event(
             kind::RUN_PROGRESS,
-            serde_json::json!({"run": "run-1", "spent_usd": 0.42, "eta_secs": 80}),
+            json!({
+                "run": "run-1", "jobs": 1, "jobs_done": 1, "candidates": 2, "succeeded": 1,
+                "failed": 1, "spent_usd": 0.42, "eta_secs": 80,
+            }),
         ));
         assert_eq!((progress.done(), progress.failed()), (2, 1));
         assert_eq!(
@@ -1501,25 +1505,88 @@ mod tests {
             "$0.42 spent, 1 failed, ETA 1m 20s"
         );
         assert_eq!(progress.finished, None);
-        progress.apply(&event(
-            kind::POSTPROCESS_PROGRESS,
-            serde_json::json!({"run": "run-1", "job": job, "index": 1, "step": "upscale", "tiles_done": 3, "tiles": 24}),
-        ));
+        let tiles = |done: u32| {
+            event(
+                kind::POSTPROCESS_PROGRESS,
+                json!({
+                    "run": "run-1", "job": job, "index": 1, "status": "postprocessing",
+                    "step": "upscale", "candidate": "c-1", "tiles_done": done, "tiles": 24,
+                }),
+            )
+        };
+        progress.apply(&tiles(3));
         assert_eq!(
             job_message(&progress.jobs[0]),
             "done, 1 failed, #1 upscale 3/24"
         );
-        progress.apply(&event(
-            kind::POSTPROCESS_PROGRESS,
-            serde_json::json!({"run": "run-1", "job": job, "index": 1, "step": "upscale", "tiles_done": 24, "tiles": 24}),
-        ));
+        progress.apply(&tiles(24));
         assert_eq!(job_message(&progress.jobs[0]), "done, 1 failed");
         progress.apply(&event(
             kind::RUN_FINISHED,
-            serde_json::json!({"run": "run-1", "status": "partial"}),
+            json!({"run": "run-1", "status": "partial", "spent_usd": 0.42}),
         ));
-        assert_eq!(progress.finished.as_deref(), Some("partial"));
+        assert_eq!(progress.finished, Some(wire::RunStatus::Partial));
         assert_eq!(progress.spent_usd, 0.42);
+    }
+
+    #[test]
+    fn a_line_per_finished_candidate() {
+        use protocol::events::kind;
+        use serde_json::json;
+        let check = |kind: &str, data: serde_json::Value, expected: Option<&str>| {
+            assert_eq!(
+                candidate_line(&event(kind, data.clone())).as_deref(),
+                expected,
+                "{kind} {data}"
+            );
+        };
+        check(
+            kind::CANDIDATE_FINISHED,
+            json!({
+                "run": "r", "job": "style_1_harbor", "index": 1, "status": "succeeded",
+                "cost_usd": 0.04, "output": "/p/outputs/style_1_harbor_1.png",
+            }),
+            Some("style_1_harbor #1 succeeded $0.04"),
+        );
+        check(
+            kind::CANDIDATE_FINISHED,
+            json!({
+                "run": "r", "job": "style_1_harbor", "index": 2, "status": "canceled",
+                "error": {"kind": "policy", "code": "canceled", "message": "the run was canceled"},
+            }),
+            Some("style_1_harbor #2 canceled: the run was canceled"),
+        );
+        check(
+            kind::CANDIDATE_FAILED,
+            json!({
+                "run": "r", "job": "style_1_harbor", "index": 2, "status": "failed",
+                "error": {
+                    "kind": "provider", "code": "provider_rejected",
+                    "message": "the provider refused the prompt", "hint": "change the prompt",
+                },
+            }),
+            Some("style_1_harbor #2 failed: the provider refused the prompt"),
+        );
+        check(
+            kind::CANDIDATE_FAILED,
+            json!({
+                "run": "r", "job": "style_1_harbor", "index": 3, "status": "unknown",
+                "cost_usd": 0.25,
+                "error": {"kind": "provider", "code": "call_lost", "message": "the answer was lost"},
+            }),
+            Some("style_1_harbor #3 unknown $0.25: the answer was lost"),
+        );
+        // Other kinds, and a payload that does not parse, make no line.
+        check(
+            kind::CANDIDATE_STARTED,
+            json!({"run": "r", "job": "style_1_harbor", "index": 1, "status": "calling"}),
+            None,
+        );
+        check(
+            kind::CANDIDATE_FAILED,
+            json!({"run": "r", "job": "style_1_harbor", "index": 2}),
+            None,
+        );
     }
 
     #[test]
