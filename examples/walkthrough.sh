@@ -39,9 +39,9 @@ kromactl style create night-harbor ink --default \
     --instructions "Heavy ink lines with cross-hatching" --palette "teal washes, warm lamp light"
 kromactl character create night-harbor Mara --prompt "a tall harbor pilot in a red oilskin coat"
 kromactl provider add fake --kind openai-compatible --base-url "$fake_url" --honors-idempotency-key
-kromactl model list
+kromactl image-models list
 
-kromactl models list
+kromactl local-models list
 kromactl run plan night-harbor "$here/night-harbor/scenes" --provider fake --candidates 2 --quality low \
     --bg-remove --upscale 2 --color cinematic_warm
 run=$(kromactl --json run create night-harbor "$here/night-harbor/scenes" --provider fake \

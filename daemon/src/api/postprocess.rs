@@ -102,12 +102,12 @@ pub async fn upscale(
     run_step(daemon, files, Arc::new(step)).await
 }
 
-/// `models.list`: the installed runtime and models, which are loaded now, and with `verify` the
+/// `local_model.list`: the installed runtime and models, which are loaded now, and with `verify` the
 /// hashes checked and the runtime loaded (a whole file may still not load).
 pub async fn models_list(
     daemon: Arc<Daemon>,
-    params: protocol::models::ListParams,
-) -> Result<protocol::models::LocalModels, ApiError> {
+    params: protocol::local_model::ListParams,
+) -> Result<protocol::local_model::LocalModels, ApiError> {
     let dir = daemon.config.models_dir.clone();
     let engine = daemon.engine.clone();
     tokio::task::spawn_blocking(move || {

@@ -1,4 +1,4 @@
-//! `run.*`, `settings.effective`, `model.list` and `cost.summary` handlers.
+//! `run.*`, `settings.effective`, `image_model.list` and `cost.summary` handlers.
 //!
 //! The handlers gather what planning needs (settings files, project knowledge, assets, scene
 //! files), hand it to the pure planner, and own the spend gates: `run.start` and `run.retry`
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
 use protocol::asset::AssetKind;
-use protocol::model::Lifecycle;
+use protocol::image_model::Lifecycle;
 use protocol::run::{CandidateStatus, Plan, PlanParams, RunDetail, RunStatus, RunSummary};
 
 use super::find_project;
@@ -668,7 +668,7 @@ async fn preflight(daemon: &Daemon, plan: &Plan, resolved: &Resolved) -> Result<
         )
         .with_hint(match &model.replacement {
             Some(replacement) => format!("create a new run with --model {replacement}"),
-            None => "create a new run with another model (`kromactl model list`)".to_owned(),
+            None => "create a new run with another model (`kromactl image-models list`)".to_owned(),
         }));
     }
     Ok(())
@@ -944,8 +944,8 @@ pub async fn settings_effective(
 
 pub async fn model_list(
     daemon: Arc<Daemon>,
-    params: protocol::model::ListParams,
-) -> Result<protocol::model::ModelList, ApiError> {
+    params: protocol::image_model::ListParams,
+) -> Result<protocol::image_model::ModelList, ApiError> {
     if let Some(name) = &params.refresh {
         let lookup = name.clone();
         let provider = daemon
@@ -998,7 +998,7 @@ pub async fn model_list(
     let (resolved, _) = resolve_settings(&daemon, None, None).await?;
     let reported = daemon.store.read(rows::reported_models).await?;
     let today = clock::today();
-    Ok(protocol::model::ModelList {
+    Ok(protocol::image_model::ModelList {
         models: models::list(&resolved.settings, &reported, &today),
         today,
     })

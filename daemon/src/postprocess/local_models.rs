@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
-use protocol::models::{FileState, LocalModel, LocalModels};
+use protocol::local_model::{FileState, LocalModel, LocalModels};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 
 /// The command that installs or repairs the default set.
-pub const INSTALL_HINT: &str = "run `kromactl models install` (or `bash packaging/install.sh`)";
+pub const INSTALL_HINT: &str =
+    "run `kromactl local-models install` (or `bash packaging/install.sh`)";
 
 #[derive(Deserialize)]
 struct Manifest {
@@ -115,7 +116,7 @@ pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed
                 err.with_hint(INSTALL_HINT)
             } else {
                 err.with_hint(format!(
-                    "installed: {}; the quality models come with `kromactl models install --quality`",
+                    "installed: {}; the quality models come with `kromactl local-models install --quality`",
                     known.join(", ")
                 ))
             };

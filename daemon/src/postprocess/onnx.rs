@@ -128,7 +128,7 @@ impl Engine {
                         ),
                     )
                     .with_hint(format!(
-                        "check it with `kromactl models list --verify`; {}",
+                        "check it with `kromactl local-models list --verify`; {}",
                         local_models::INSTALL_HINT
                     ))
                 })?;

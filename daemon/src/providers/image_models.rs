@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use kroma_protocol as protocol;
-use protocol::model::{ImagePrices, Lifecycle, ModelInfo, TokenPrices};
+use protocol::image_model::{ImagePrices, Lifecycle, ModelInfo, TokenPrices};
 
 use crate::runs::settings::Settings;
 

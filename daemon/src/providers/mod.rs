@@ -409,7 +409,7 @@ async fn generate_unscrubbed(
             ),
             404 => (
                 "provider_not_found",
-                "check the model name and the provider's base URL (`kromactl model list`)",
+                "check the model name and the provider's base URL (`kromactl image-models list`)",
             ),
             _ => (
                 "provider_rejected",

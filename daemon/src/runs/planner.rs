@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use kroma_protocol as protocol;
 use protocol::ErrorKind;
-use protocol::model::Lifecycle;
+use protocol::image_model::Lifecycle;
 use protocol::run::{CostEstimate, Endpoint, InputImage, InputRole, Plan, PlannedJob, Stage};
 use sha2::{Digest, Sha256};
 
@@ -84,7 +84,7 @@ pub struct Inputs {
     pub characters: Vec<Character>,
     pub template: Option<Template>,
     /// What the registry, the settings and the providers know about models, judged today.
-    pub models: Vec<protocol::model::ModelInfo>,
+    pub models: Vec<protocol::image_model::ModelInfo>,
 }
 
 pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
@@ -302,7 +302,7 @@ fn check_model(inputs: &Inputs, model: &str, warnings: &mut Vec<String>) -> Resu
             Some(replacement) => format!(
                 "pass --model {replacement}, or set generation.model = \"{replacement}\" in the settings"
             ),
-            None => "pick another model: `kromactl model list`".to_owned(),
+            None => "pick another model: `kromactl image-models list`".to_owned(),
         })),
         Lifecycle::Retiring => {
             warnings.push(format!("model `{model}` shuts down on {date}{instead}"));

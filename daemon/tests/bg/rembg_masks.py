@@ -3,7 +3,7 @@
 
 These are the references `tests/e2e/postprocess.rs` compares kromad's masks with. Made with
 rembg 2.0.86, onnxruntime 1.31.1, Pillow 13.0.0 and numpy 2.4.6, on the u2netp.onnx that
-`kromactl models install` installs (rembg's own file, md5 8e83ca70e441ab06c318d82300c84806):
+`kromactl local-models install` installs (rembg's own file, md5 8e83ca70e441ab06c318d82300c84806):
 
     python3 -m venv venv && venv/bin/pip install rembg==2.0.86 onnxruntime==1.31.1
     venv/bin/python make_images.py .

@@ -21,9 +21,11 @@ use spellings::SPELLINGS;
 pub fn render(action: &protocol::Action) -> String {
     match action {
         protocol::Action::Call(call) => call_command(call),
-        protocol::Action::InstallModels { quality: false } => "kromactl models install".to_owned(),
+        protocol::Action::InstallModels { quality: false } => {
+            "kromactl local-models install".to_owned()
+        }
         protocol::Action::InstallModels { quality: true } => {
-            "kromactl models install --quality".to_owned()
+            "kromactl local-models install --quality".to_owned()
         }
         protocol::Action::StartDaemon => "kromactl daemon start".to_owned(),
         protocol::Action::EditConfig { key, value } => format!(

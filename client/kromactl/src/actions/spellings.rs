@@ -411,13 +411,13 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
             args: &[flag("project", "--project", "PROJECT")],
         },
         Spelling {
-            method: "model.list",
-            command: "model list",
+            method: "image_model.list",
+            command: "image-models list",
             args: &[flag("refresh", "--refresh", "PROVIDER")],
         },
         Spelling {
-            method: "models.list",
-            command: "models list",
+            method: "local_model.list",
+            command: "local-models list",
             args: &[switch("verify", "--verify")],
         },
         Spelling {

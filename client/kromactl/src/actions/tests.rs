@@ -475,15 +475,21 @@ fn cases() -> Vec<(protocol::Action, String)> {
             call("settings.effective", json!({"project": "harbor"}), &[]),
             "kromactl settings show --effective --project harbor",
         ),
-        (call("model.list", json!({}), &[]), "kromactl model list"),
         (
-            call("model.list", json!({"refresh": "openai"}), &[]),
-            "kromactl model list --refresh openai",
+            call("image_model.list", json!({}), &[]),
+            "kromactl image-models list",
         ),
-        (call("models.list", json!({}), &[]), "kromactl models list"),
         (
-            call("models.list", json!({"verify": true}), &[]),
-            "kromactl models list --verify",
+            call("image_model.list", json!({"refresh": "openai"}), &[]),
+            "kromactl image-models list --refresh openai",
+        ),
+        (
+            call("local_model.list", json!({}), &[]),
+            "kromactl local-models list",
+        ),
+        (
+            call("local_model.list", json!({"verify": true}), &[]),
+            "kromactl local-models list --verify",
         ),
         (
             call(
@@ -710,7 +716,7 @@ fn what_a_command_cannot_say_goes_through_rpc_call() {
         r#"kromactl rpc call project.get '{"slug":["a","b"]}'"#,
     );
     check(
-        &call("models.list", json!({"verify": "yes"}), &[]),
+        &call("local_model.list", json!({"verify": "yes"}), &[]),
         r#"kromactl rpc call models.list '{"verify":"yes"}'"#,
     );
     check(
@@ -737,11 +743,11 @@ fn what_a_command_cannot_say_goes_through_rpc_call() {
 fn steps_outside_kromad() {
     check(
         &protocol::Action::InstallModels { quality: false },
-        "kromactl models install",
+        "kromactl local-models install",
     );
     check(
         &protocol::Action::InstallModels { quality: true },
-        "kromactl models install --quality",
+        "kromactl local-models install --quality",
     );
     check(&protocol::Action::StartDaemon, "kromactl daemon start");
     check(

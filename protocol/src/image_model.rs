@@ -1,4 +1,4 @@
-//! `model.list`: the image models Kroma knows, their prices and their shutdown dates.
+//! `image_model.list`: the image models Kroma knows, their prices and their shutdown dates.
 //!
 //! Kroma ships a registry of known models; a provider's `GET /models` refreshes shutdown dates
 //! where the provider reports them. Planning with a model past its shutdown date fails and names
@@ -68,11 +68,11 @@ pub struct ModelList {
     pub today: String,
 }
 
-/// `model.list`.
+/// `image_model.list`.
 pub enum List {}
 
 impl Method for List {
-    const NAME: &'static str = "model.list";
+    const NAME: &'static str = "image_model.list";
     const SUMMARY: &'static str =
         "List known image models with prices and shutdown dates (optionally refreshed)";
     const MUTATING: bool = false;

@@ -1,6 +1,6 @@
-//! `models.list`: the local runtime and ONNX models on this machine (background removal,
+//! `local_model.list`: the local runtime and ONNX models on this machine (background removal,
 //! upscaling), as the installer's manifest records them, checked against the files.
-//! Not to be confused with `model.list`, the image models at providers.
+//! Not to be confused with `image_model.list`, the image models at providers.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -69,11 +69,11 @@ pub struct LocalModels {
     pub hint: Option<String>,
 }
 
-/// `models.list`.
+/// `local_model.list`.
 pub enum List {}
 
 impl Method for List {
-    const NAME: &'static str = "models.list";
+    const NAME: &'static str = "local_model.list";
     const SUMMARY: &'static str =
         "List the local ONNX runtime and models with path, hash, licence and size, checked";
     const MUTATING: bool = false;
