@@ -79,7 +79,7 @@ impl Daemon {
             .map_err(|err| {
                 error::ApiError::new(
                     protocol::ErrorKind::Internal,
-                    "http_client",
+                    protocol::ErrorCode::HttpClient,
                     format!("setting up the HTTP client: {err}"),
                 )
             })

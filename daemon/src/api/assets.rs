@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::asset::{AssetKind, ImportOutcome};
+use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
 use crate::error::ApiError;
@@ -31,7 +31,7 @@ pub async fn import(
 ) -> Result<protocol::asset::ImportReport, ApiError> {
     if !IMPORTABLE.contains(&params.kind) {
         return Err(ApiError::validation(
-            "kind_not_importable",
+            ErrorCode::KindNotImportable,
             format!(
                 "assets of kind `{}` are made by the pipeline, not imported",
                 params.kind.as_str()
@@ -41,7 +41,7 @@ pub async fn import(
     }
     if params.paths.is_empty() || params.paths.len() > MAX_NAMED_PATHS {
         return Err(ApiError::validation(
-            "invalid_paths",
+            ErrorCode::InvalidPaths,
             format!("name between 1 and {MAX_NAMED_PATHS} files or folders"),
         ));
     }
@@ -49,7 +49,7 @@ pub async fn import(
     let paths = params.paths;
     let found = tokio::task::spawn_blocking(move || import::expand(&paths))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     let mut report = protocol::asset::ImportReport {
         results: Vec::with_capacity(found.len()),
         imported: 0,
@@ -109,7 +109,9 @@ pub(super) async fn import_one(
     let checked =
         tokio::task::spawn_blocking(move || import::read_and_check(&candidate, max_pixels))
             .await
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })??;
     let project_id = project.id.clone();
     let root = project.root.clone();
     let slug = project.slug.clone();
@@ -188,7 +190,7 @@ pub async fn delete(
     if !params.confirm {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "confirmation_required",
+            ErrorCode::ConfirmationRequired,
             format!("deleting asset `{}` needs confirm: true", params.id),
         )
         .with_hint("`kromactl asset rm` asks for confirmation, or pass --yes"));
@@ -230,7 +232,7 @@ pub async fn link(
 ) -> Result<protocol::asset::AssetLink, ApiError> {
     if params.from == params.to {
         return Err(ApiError::validation(
-            "self_link",
+            ErrorCode::SelfLink,
             "an asset cannot be linked to itself",
         ));
     }

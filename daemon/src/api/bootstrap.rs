@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
+use protocol::ErrorCode;
 use rusqlite::Connection;
 
 use super::find_project;
@@ -61,7 +62,7 @@ pub async fn import(
         (None, Some(text)) => bootstrap::read_answer(&text)?,
         _ => {
             return Err(ApiError::validation(
-                "invalid_params",
+                ErrorCode::InvalidParams,
                 "give exactly one of `document` (JSON) and `text` (the AI's answer as it came)",
             ));
         }

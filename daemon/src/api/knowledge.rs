@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::events::kind;
 use protocol::knowledge as wire;
+use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
 use crate::error::ApiError;
@@ -44,7 +44,7 @@ fn require_confirm(what: &str, id: &str, confirm: bool) -> Result<(), ApiError> 
     }
     Err(ApiError::new(
         ErrorKind::Policy,
-        "confirmation_required",
+        ErrorCode::ConfirmationRequired,
         format!("deleting {what} `{id}` needs confirm: true"),
     )
     .with_hint("kromactl asks for confirmation, or pass --yes"))
@@ -190,7 +190,7 @@ pub async fn style_guide_update(
             let mut guide = rows::get_style_guide(tx, &id)?;
             if params.is_default == Some(false) && guide.is_default {
                 return Err(ApiError::validation(
-                    "default_required",
+                    ErrorCode::DefaultRequired,
                     format!(
                         "`{}` is the default style guide; a project keeps one while it has any",
                         guide.common.name
@@ -491,7 +491,7 @@ pub async fn reference_set_add_item(
             Some(existing) => *existing = item,
             None if full => {
                 return Err(ApiError::validation(
-                    "too_many_references",
+                    ErrorCode::TooManyReferences,
                     format!(
                         "a reference set holds at most {} items",
                         knowledge::MAX_REFERENCES
@@ -523,7 +523,7 @@ pub async fn reference_set_remove_item(
         if set.items.len() == before {
             return Err(ApiError::new(
                 ErrorKind::NotFound,
-                "item_not_found",
+                ErrorCode::ItemNotFound,
                 format!(
                     "asset `{asset}` is not in reference set `{}`",
                     set.common.name

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 
 use crate::error::ApiError;
 use crate::projects::{root as project_root, rules as project};
@@ -25,7 +25,9 @@ pub async fn project_create(
     // Compared and stored with every link resolved: a link cannot make two roots share files.
     let root = tokio::task::spawn_blocking(move || resolve_root(&root))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+        .map_err(|err| {
+            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+        })??;
     let data_dir = daemon.real_data_dir.clone();
     let s3 = params.s3.as_ref().map(project::parse_s3).transpose()?;
     let new = NewProject {
@@ -123,7 +125,7 @@ pub async fn project_delete(
     if !params.confirm {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "confirmation_required",
+            ErrorCode::ConfirmationRequired,
             format!("deleting project `{slug}` needs confirm: true"),
         )
         .with_hint("`kromactl project rm` asks for confirmation, or pass --yes"));
@@ -166,7 +168,9 @@ pub async fn project_delete(
         let root = row.root.clone();
         let purged = tokio::task::spawn_blocking(move || detached.purge())
             .await
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })?;
         if let Err(err) = purged {
             return Err(ApiError {
                 message: format!(
@@ -214,7 +218,7 @@ pub fn to_proto(row: &ProjectRow) -> protocol::project::Project {
 fn resolve_root(path: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
     project_root::resolve(path).map_err(|err| {
         ApiError::validation(
-            "invalid_root",
+            ErrorCode::InvalidRoot,
             format!("cannot resolve {}: {err}", path.display()),
         )
         .with_hint("name a folder that exists, or one whose parent folders exist")

@@ -12,9 +12,9 @@ use std::path::Path;
 use futures::FutureExt;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::asset::{AssetKind, Relation};
 use protocol::events::kind;
+use protocol::{ErrorCode, ErrorKind};
 
 use super::runner::{self, Books, Context};
 use crate::Daemon;
@@ -43,7 +43,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .local_slots()
         .acquire_owned()
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     // A panic in a step (a bug) fails this chain with the reason instead of leaving it pending.
     let ran = std::panic::AssertUnwindSafe(steps(daemon, &context))
         .catch_unwind()
@@ -51,7 +51,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .unwrap_or_else(|panic| {
             Err(ApiError::new(
                 ErrorKind::Internal,
-                "internal",
+                ErrorCode::Internal,
                 format!(
                     "a post-process step panicked: {}",
                     runner::panic_message(panic.as_ref())
@@ -62,7 +62,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
     match ran {
         Ok(last) => record(daemon, &context, Ok(last)).await,
         // Stopped by a shutdown: the chain stays pending and the next start runs it again.
-        Err(err) if err.code == crate::postprocess::budget::stopped().code => {
+        Err(err) if err.code == ErrorCode::Stopped => {
             tracing::info!(candidate = %context.candidate.id, "post-process chain stopped; it runs again at the next start");
             Ok(())
         }
@@ -101,7 +101,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
     let generated = context.candidate.output_path.clone().ok_or_else(|| {
         ApiError::new(
             ErrorKind::Internal,
-            "internal",
+            ErrorCode::Internal,
             "succeeded without an output",
         )
     })?;
@@ -162,8 +162,9 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
                 }
             }
         };
-        let output = output
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+        let output = output.map_err(|err| {
+            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+        })??;
         written.push(output);
     }
     if let Some(first) = written.first_mut() {
@@ -197,12 +198,12 @@ fn run_step(
     let io = |doing: &str, err: std::io::Error| {
         ApiError::new(
             ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             format!("{doing} {}: {err}", source.display()),
         )
         .with_hint("check that the project folder is readable and writable")
     };
-    let internal = |err: String| ApiError::new(ErrorKind::Internal, "internal", err);
+    let internal = |err: String| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err);
     let (rel_path, kind) = target(step, stem);
     let target = root.join(&rel_path);
     if let Some(bytes) = png::holds_candidate(&target, candidate) {

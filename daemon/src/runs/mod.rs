@@ -10,11 +10,11 @@ pub mod settings;
 use std::path::Path;
 
 use kroma_protocol as protocol;
-use protocol::ErrorData;
 use protocol::run::{
     CandidateDetail, CandidateStatus, JobDetail, JobStatus, Plan, RunDetail, RunStatus, RunSummary,
     Stage,
 };
+use protocol::{ErrorCode, ErrorData};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -167,7 +167,7 @@ pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
     let mut json = serde_json::to_vec_pretty(&record).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Internal,
-            "internal",
+            ErrorCode::Internal,
             format!("run record does not serialize: {err}"),
         )
     })?;
@@ -176,7 +176,7 @@ pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
     crate::files::write::replace(path, &json).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             format!("writing run record {}: {err}", path.display()),
         )
         .with_hint("check that the project folder is writable and the disk is not full")

@@ -23,10 +23,10 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::asset::{AssetKind, Relation};
 use protocol::events::kind;
 use protocol::run::{Plan, PlannedJob};
+use protocol::{ErrorCode, ErrorKind};
 use secrecy::SecretString;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -223,7 +223,7 @@ async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSema
     let chain = match executed {
         Ok(Ok(chain)) => chain,
         Ok(Err(err)) => {
-            tracing::error!(candidate = %id, code = err.code, message = %err.message, "candidate could not be recorded");
+            tracing::error!(candidate = %id, code = err.code.as_str(), message = %err.message, "candidate could not be recorded");
             false
         }
         Err(panic) => {
@@ -283,7 +283,7 @@ async fn settle_after_panic(daemon: &Daemon, id: &str, reason: &str) -> Result<(
     let error = |message: &str| {
         ApiError::new(
             ErrorKind::Internal,
-            "internal",
+            ErrorCode::Internal,
             format!("{message} (kromad panicked: {reason})"),
         )
         .with_hint("this is a bug in kromad; the log has the details")
@@ -436,7 +436,11 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
             record_end(daemon, &context, "unknown", &error, Some(cost)).await
         }
         Ended::Canceled => {
-            let error = ApiError::new(ErrorKind::Policy, "canceled", "the run was canceled");
+            let error = ApiError::new(
+                ErrorKind::Policy,
+                ErrorCode::Canceled,
+                "the run was canceled",
+            );
             record_end(daemon, &context, "canceled", &error, None).await
         }
         Ended::Requeue => requeue(daemon, &context.candidate.id).await,
@@ -501,12 +505,12 @@ async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, Api
     let name = secret.to_owned();
     tokio::task::spawn_blocking(move || secrets.get(&name))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
         .map(|(key, _)| key)
         .map_err(|err| {
             ApiError::new(
                 ErrorKind::Provider,
-                "no_key",
+                ErrorCode::NoKey,
                 format!("the provider key (secret `{secret}`) cannot be read: {err}"),
             )
             .with_hint(format!(
@@ -524,7 +528,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
             let bytes = crate::postprocess::budget::read_image_file(path).map_err(|err| {
                 ApiError::new(
                     ErrorKind::Infra,
-                    "input_unreadable",
+                    ErrorCode::InputUnreadable,
                     format!("cannot read input image: {}", err.message),
                 )
                 .with_hint("restore the file, or create a new run")
@@ -533,7 +537,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
                 && crate::runs::planner::hex_sha256(&bytes) != *expected
             {
                 return Err(ApiError::validation(
-                    "input_changed",
+                    ErrorCode::InputChanged,
                     format!(
                         "input image {} changed since the run was planned",
                         path.display()
@@ -582,7 +586,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
         Err(err) => {
             return Ended::Failed(ApiError::new(
                 ErrorKind::Internal,
-                "internal",
+                ErrorCode::Internal,
                 err.to_string(),
             ));
         }
@@ -625,7 +629,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
                 return Ended::Unknown(
                     ApiError::new(
                         ErrorKind::Provider,
-                        "call_lost",
+                        ErrorCode::CallLost,
                         format!("{message}; the provider may have billed this call"),
                     )
                     .with_hint(
@@ -648,9 +652,10 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
                 request_id,
             }) => {
                 return Ended::FailedBilled {
-                    error: ApiError::new(ErrorKind::Provider, "bad_answer", message).with_hint(
-                        "the provider billed this call; `kromactl run retry RUN` tries again",
-                    ),
+                    error: ApiError::new(ErrorKind::Provider, ErrorCode::BadAnswer, message)
+                        .with_hint(
+                            "the provider billed this call; `kromactl run retry RUN` tries again",
+                        ),
                     usage,
                     request_id,
                 };
@@ -660,7 +665,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
             return Ended::Failed(
                 ApiError::new(
                     ErrorKind::Provider,
-                    "provider_unavailable",
+                    ErrorCode::ProviderUnavailable,
                     format!("{message} (gave up after {attempt} attempts)"),
                 )
                 .with_hint("the provider is busy or down; `kromactl run retry RUN` later"),
@@ -937,7 +942,7 @@ async fn store_success(
         .clone()
         .acquire_owned()
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     let cost = cost_of(context, generated.usage.as_ref());
     let info = match crate::files::images::inspect(
         &generated.bytes,
@@ -947,7 +952,7 @@ async fn store_success(
         Err(problem) => {
             let error = ApiError::new(
                 ErrorKind::Provider,
-                "bad_answer",
+                ErrorCode::BadAnswer,
                 format!("the provider's image is unusable: {problem}"),
             )
             .with_hint("the provider billed this call; `kromactl run retry RUN` tries again");
@@ -976,7 +981,7 @@ async fn store_success(
     }
     let (bytes, rel_path) = if info.format == "png" {
         let tagged = png::with_provenance(generated.bytes, &provenance)
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
+            .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err))?;
         (tagged, context.rel_path())
     } else {
         // Only PNG carries the provenance chunks; other formats keep their own extension.
@@ -990,11 +995,11 @@ async fn store_success(
     let written_bytes = bytes.clone();
     tokio::task::spawn_blocking(move || write::place(&root, &write_rel, &written_bytes, &stamp))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
         .map_err(|err| {
             ApiError::new(
                 ErrorKind::Infra,
-                "io_error",
+                ErrorCode::IoError,
                 format!("writing the output {rel_path}: {err}"),
             )
             .with_hint("check that the project folder is writable and the disk is not full")
@@ -1152,7 +1157,9 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
     if let Some(detail) = finished {
         let written = tokio::task::spawn_blocking(move || super::write_record(&detail))
             .await
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })?;
         if let Err(err) = written {
             tracing::error!(run = %run_id, message = %err.message, "could not write the run record");
         }
@@ -1216,7 +1223,7 @@ async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Api
     }
     let error = ApiError::new(
         ErrorKind::Provider,
-        "call_lost",
+        ErrorCode::CallLost,
         "kromad stopped during this call; the provider may have billed it and the result is lost",
     )
     .with_hint(
@@ -1237,13 +1244,13 @@ async fn recover_stored_output(daemon: &Daemon, context: &Context) -> Result<boo
     let id = context.candidate.id.clone();
     let found = tokio::task::spawn_blocking(move || png::holds_candidate(&path, &id))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     if let Some(bytes) = found {
         let provenance = png::read_provenance(&bytes);
         let info = crate::files::images::inspect(&bytes, u64::MAX).map_err(|problem| {
             ApiError::new(
                 ErrorKind::Infra,
-                "io_error",
+                ErrorCode::IoError,
                 format!("recovered output: {problem}"),
             )
         })?;
