@@ -143,15 +143,19 @@ pub(super) async fn import_one(
                 original_name: checked.original_name,
                 at: at.clone(),
             };
-            let row = asset_queries::insert(tx, &new)?
-                .ok_or_else(|| StoreError::Corrupt("asset row vanished inside its transaction".into()))?;
+            let row = asset_queries::insert(tx, &new)?.ok_or_else(|| {
+                StoreError::Corrupt("asset row vanished inside its transaction".into())
+            })?;
             written.keep();
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::ASSET_IMPORTED,
-                project: Some(slug),
-                data: serde_json::json!({ "id": row.id, "path": row.rel_path, "kind": row.kind.as_str() }),
-            };
+                Some(slug),
+                &protocol::events::AssetImported {
+                    id: row.id.clone(),
+                    path: row.rel_path.clone(),
+                    kind: row.kind,
+                },
+            );
             Ok::<_, ApiError>(((ImportOutcome::Imported, row), vec![event]))
         })
         .await
@@ -203,12 +207,14 @@ pub async fn delete(
         .store
         .write(move |tx| {
             let (row, links) = asset_queries::delete(tx, &project.id, &params.id)?;
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::ASSET_DELETED,
-                project: Some(slug),
-                data: serde_json::json!({ "id": row.id, "path": row.rel_path }),
-            };
+                Some(slug),
+                &protocol::events::AssetDeleted {
+                    id: row.id.clone(),
+                    path: row.rel_path.clone(),
+                },
+            );
             Ok::<_, StoreError>(((row, links), vec![event]))
         })
         .await?;
@@ -242,13 +248,23 @@ pub async fn link(
     let row = daemon
         .store
         .write(move |tx| {
-            let row = asset_queries::link(tx, &project.id, &params.from, &params.to, params.relation, &at)?;
-            let event = NewEvent {
+            let row = asset_queries::link(
+                tx,
+                &project.id,
+                &params.from,
+                &params.to,
+                params.relation,
+                &at,
+            )?;
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::ASSET_LINKED,
-                project: Some(slug),
-                data: serde_json::json!({ "from": row.child_id, "to": row.parent_id, "relation": row.relation.as_str() }),
-            };
+                Some(slug),
+                &protocol::events::AssetLinked {
+                    from: row.child_id.clone(),
+                    to: row.parent_id.clone(),
+                    relation: row.relation,
+                },
+            );
             Ok::<_, StoreError>((row, vec![event]))
         })
         .await?;

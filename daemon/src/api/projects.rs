@@ -55,12 +55,15 @@ pub async fn project_create(
             // Kept as soon as the layout exists: a rolled-back row leaves an empty layout behind,
             // but a committed row never loses its folder, even if the caller has timed out.
             project_root::create(&root, &row.id, &row.slug)?.keep();
-            let event = NewEvent {
-                at: new.at.clone(),
-                kind: protocol::events::kind::PROJECT_CREATED,
-                project: Some(row.slug.clone()),
-                data: serde_json::json!({ "id": row.id, "name": row.name, "root": row.root }),
-            };
+            let event = NewEvent::of(
+                new.at.clone(),
+                Some(row.slug.clone()),
+                &protocol::events::ProjectCreated {
+                    id: row.id.clone(),
+                    name: row.name.clone(),
+                    root: row.root.clone(),
+                },
+            );
             Ok::<_, ApiError>((row, vec![event]))
         })
         .await?;
@@ -92,25 +95,24 @@ pub async fn project_update(
     };
     let mut changed = Vec::new();
     if changes.name.is_some() {
-        changed.push("name");
+        changed.push(protocol::events::ProjectField::Name);
     }
     if changes.description.is_some() {
-        changed.push("description");
+        changed.push(protocol::events::ProjectField::Description);
     }
     if changes.s3.is_some() {
-        changed.push("s3");
+        changed.push(protocol::events::ProjectField::S3);
     }
     let at = clock::now();
     let row = daemon
         .store
         .write(move |tx| {
             let row = store::update_project(tx, &slug, &changes, &at)?;
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::PROJECT_UPDATED,
-                project: Some(row.slug.clone()),
-                data: serde_json::json!({ "changed": changed }),
-            };
+                Some(row.slug.clone()),
+                &protocol::events::ProjectUpdated { changed },
+            );
             Ok::<_, StoreError>((row, vec![event]))
         })
         .await?;
@@ -155,12 +157,15 @@ pub async fn project_delete(
             } else {
                 None
             };
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::PROJECT_DELETED,
-                project: Some(row.slug.clone()),
-                data: serde_json::json!({ "id": row.id, "root": row.root, "purged_files": purge_files }),
-            };
+                Some(row.slug.clone()),
+                &protocol::events::ProjectDeleted {
+                    id: row.id.clone(),
+                    root: row.root.clone(),
+                    purged_files: purge_files,
+                },
+            );
             Ok::<_, ApiError>(((row, detached), vec![event]))
         })
         .await?;

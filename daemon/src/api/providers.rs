@@ -82,13 +82,15 @@ fn to_proto(row: &ProviderRow) -> Result<Provider, ApiError> {
     })
 }
 
-fn changed(name: &str, action: &str, at: String) -> NewEvent {
-    NewEvent {
+fn changed(name: &str, action: protocol::events::Change, at: String) -> NewEvent {
+    NewEvent::of(
         at,
-        kind: protocol::events::kind::PROVIDER_CHANGED,
-        project: None,
-        data: serde_json::json!({ "name": name, "action": action }),
-    }
+        None,
+        &protocol::events::ProviderChanged {
+            name: name.to_owned(),
+            action,
+        },
+    )
 }
 
 pub async fn create(
@@ -130,7 +132,10 @@ pub async fn create(
         .store
         .write(move |tx| {
             rows::insert(tx, &row)?;
-            Ok::<_, StoreError>((row.clone(), vec![changed(&row.name, "created", at)]))
+            Ok::<_, StoreError>((
+                row.clone(),
+                vec![changed(&row.name, protocol::events::Change::Created, at)],
+            ))
         })
         .await?;
     to_proto(&row)
@@ -170,7 +175,10 @@ pub async fn update(
             row.honors_idempotency_key = honors.unwrap_or(row.honors_idempotency_key);
             row.updated_at = at.clone();
             rows::update(tx, &row)?;
-            Ok::<_, StoreError>((row.clone(), vec![changed(&row.name, "updated", at)]))
+            Ok::<_, StoreError>((
+                row.clone(),
+                vec![changed(&row.name, protocol::events::Change::Updated, at)],
+            ))
         })
         .await?;
     to_proto(&row)
@@ -218,7 +226,10 @@ pub async fn delete(
         .write(move |tx| {
             let row = rows::get(tx, &name)?;
             rows::delete(tx, &name)?;
-            Ok::<_, StoreError>((row.clone(), vec![changed(&row.name, "deleted", at)]))
+            Ok::<_, StoreError>((
+                row.clone(),
+                vec![changed(&row.name, protocol::events::Change::Deleted, at)],
+            ))
         })
         .await?;
     to_proto(&row)

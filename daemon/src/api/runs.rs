@@ -483,17 +483,16 @@ pub async fn create(
         }
     }
     let jobs = plan.jobs.clone();
-    let event = NewEvent {
-        at: at.clone(),
-        kind: protocol::events::kind::RUN_CREATED,
-        project: Some(project.slug.clone()),
-        data: serde_json::json!({
-            "run": id,
-            "status": status.as_str(),
-            "jobs": plan.jobs.len(),
-            "max_cost_usd": plan.cost.max_usd,
-        }),
-    };
+    let event = NewEvent::of(
+        at.clone(),
+        Some(project.slug.clone()),
+        &protocol::events::RunCreated {
+            run: id.clone(),
+            status,
+            jobs: plan.jobs.len() as u32,
+            max_cost_usd: plan.cost.max_usd,
+        },
+    );
     let detail = daemon
         .store
         .write(move |tx| {
@@ -758,17 +757,18 @@ pub async fn start(
             let run = rows::get_run(tx, &id)?;
             let candidates = rows::candidates(tx, &id)?;
             let summary = runs::summary(&run, &candidates, 0.0)?;
-            let event = NewEvent {
-                at: at.clone(),
-                kind: protocol::events::kind::RUN_STARTED,
-                project: Some(run.project_slug.clone()),
-                data: serde_json::json!({
-                    "run": id,
-                    "confirmed_cost_usd": confirmed,
-                    "max_cost_usd": run.max_cost_usd,
-                    "candidates": candidates.len(),
-                }),
-            };
+            let event = NewEvent::of(
+                at.clone(),
+                Some(run.project_slug.clone()),
+                &protocol::events::RunStarted {
+                    run: id.clone(),
+                    retry: false,
+                    candidates: candidates.len() as u32,
+                    chains: None,
+                    confirmed_cost_usd: confirmed,
+                    max_cost_usd: run.max_cost_usd,
+                },
+            );
             Ok::<_, ApiError>((summary, vec![event]))
         })
         .await?;
@@ -910,19 +910,18 @@ pub async fn retry(
             let candidates = rows::candidates(tx, &run_id)?;
             let spent = rows::run_spent(tx, &run_id)?;
             let summary = runs::summary(&run, &candidates, spent)?;
-            let event = NewEvent {
-                at: at.clone(),
-                kind: protocol::events::kind::RUN_STARTED,
-                project: Some(run.project_slug.clone()),
-                data: serde_json::json!({
-                    "run": run_id,
-                    "retry": true,
-                    "candidates": reset.len(),
-                    "chains": chains.len(),
-                    "confirmed_cost_usd": confirmed,
-                    "max_cost_usd": max,
-                }),
-            };
+            let event = NewEvent::of(
+                at.clone(),
+                Some(run.project_slug.clone()),
+                &protocol::events::RunStarted {
+                    run: run_id.clone(),
+                    retry: true,
+                    candidates: reset.len() as u32,
+                    chains: Some(chains.len() as u32),
+                    confirmed_cost_usd: confirmed,
+                    max_cost_usd: max,
+                },
+            );
             Ok::<_, ApiError>(((summary, chains), vec![event]))
         })
         .await?;

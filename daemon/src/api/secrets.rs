@@ -58,13 +58,15 @@ fn info(daemon: &Daemon, row: &SecretRow) -> SecretInfo {
     }
 }
 
-fn changed(name: &str, action: &str, at: String) -> NewEvent {
-    NewEvent {
+fn changed(name: &str, action: protocol::events::SecretChange, at: String) -> NewEvent {
+    NewEvent::of(
         at,
-        kind: protocol::events::kind::SECRET_CHANGED,
-        project: None,
-        data: serde_json::json!({ "name": name, "action": action }),
-    }
+        None,
+        &protocol::events::SecretChanged {
+            name: name.to_owned(),
+            action,
+        },
+    )
 }
 
 pub async fn set(
@@ -88,7 +90,10 @@ pub async fn set(
             // The row and the value change together: if the store refuses, the row is rolled back.
             let row = rows::put(tx, &name, store, &at)?;
             secrets.set(&name, &value).map_err(secret_error)?;
-            Ok::<_, ApiError>((row, vec![changed(&name, "set", at)]))
+            Ok::<_, ApiError>((
+                row,
+                vec![changed(&name, protocol::events::SecretChange::Set, at)],
+            ))
         })
         .await?;
     Ok(info(&daemon, &row))
@@ -141,7 +146,10 @@ pub async fn delete(
                 .ok_or_else(|| secret_error(SecretError::NotFound(name.clone())))?;
             rows::delete(tx, &name)?;
             secrets.delete(&name).map_err(secret_error)?;
-            Ok::<_, ApiError>((row, vec![changed(&name, "deleted", at)]))
+            Ok::<_, ApiError>((
+                row,
+                vec![changed(&name, protocol::events::SecretChange::Deleted, at)],
+            ))
         })
         .await?;
     Ok(info(&daemon, &row))
