@@ -408,19 +408,18 @@ async fn run_step(
                 }
             }
         };
-        let event = NewEvent {
-            at: clock::now(),
-            kind: protocol::events::kind::POSTPROCESS_FILE,
-            project: None,
-            data: serde_json::json!({
-                "step": step.step.name(),
-                "input": result.input,
-                "output": result.output,
-                "error": result.error,
-                "done": done + failed,
-                "total": total,
-            }),
-        };
+        let event = NewEvent::of(
+            clock::now(),
+            None,
+            &protocol::events::PostprocessFile {
+                step: step.step.to_proto(),
+                input: result.input.clone(),
+                output: result.output.clone(),
+                error: result.error.clone(),
+                done: done + failed,
+                total: total as u32,
+            },
+        );
         if let Err(err) = daemon.store.append_events(vec![event]).await {
             tracing::warn!(%err, "could not record a postprocess.file event");
         }
@@ -458,7 +457,7 @@ fn process_file(
         ("settings", prepared.settings.clone()),
     ]);
     let target = &work.target;
-    let mut progress = TileProgress::new(daemon, runtime, step.name(), path);
+    let mut progress = TileProgress::new(daemon, runtime, step.to_proto(), path);
     let mut render = |out: &mut dyn std::io::Write| {
         step.render(
             prepared.model.as_deref(),
@@ -490,7 +489,7 @@ fn process_file(
 struct TileProgress<'a> {
     daemon: &'a Daemon,
     runtime: &'a tokio::runtime::Handle,
-    step: &'static str,
+    step: protocol::postprocess::Step,
     input: String,
 }
 
@@ -498,7 +497,7 @@ impl<'a> TileProgress<'a> {
     fn new(
         daemon: &'a Daemon,
         runtime: &'a tokio::runtime::Handle,
-        step: &'static str,
+        step: protocol::postprocess::Step,
         input: &Path,
     ) -> TileProgress<'a> {
         TileProgress {
@@ -510,17 +509,14 @@ impl<'a> TileProgress<'a> {
     }
 
     fn tile(&mut self, done: usize, total: usize) {
-        let event = NewEvent {
-            at: clock::now(),
-            kind: protocol::events::kind::POSTPROCESS_PROGRESS,
-            project: None,
-            data: serde_json::json!({
-                "step": self.step,
-                "input": self.input,
-                "tiles_done": done,
-                "tiles": total,
-            }),
-        };
+        let progress =
+            protocol::events::PostprocessProgress::File(protocol::events::FileTileProgress {
+                step: self.step,
+                input: self.input.clone(),
+                tiles_done: done as u32,
+                tiles: total as u32,
+            });
+        let event = NewEvent::of(clock::now(), None, &progress);
         if let Err(err) = self
             .runtime
             .block_on(self.daemon.store.append_events(vec![event]))

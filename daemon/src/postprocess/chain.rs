@@ -78,13 +78,18 @@ impl Step {
         Ok(steps)
     }
 
+    /// Which step this is, as events name it.
+    pub fn to_proto(&self) -> kroma_protocol::postprocess::Step {
+        match self {
+            Step::BgRemove { .. } => kroma_protocol::postprocess::Step::BgRemove,
+            Step::Upscale { .. } => kroma_protocol::postprocess::Step::Upscale,
+            Step::Color { .. } => kroma_protocol::postprocess::Step::Color,
+        }
+    }
+
     /// The step's name, as events and provenance record it.
     pub fn name(&self) -> &'static str {
-        match self {
-            Step::BgRemove { .. } => "bg_remove",
-            Step::Upscale { .. } => "upscale",
-            Step::Color { .. } => "color",
-        }
+        self.to_proto().as_str()
     }
 
     /// What the step costs in memory per image.

@@ -13,7 +13,6 @@ use futures::FutureExt;
 
 use kroma_protocol as protocol;
 use protocol::asset::{AssetKind, Relation};
-use protocol::events::kind;
 use protocol::{ErrorCode, ErrorKind};
 
 use super::runner::{self, Books, Context};
@@ -122,7 +121,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         let max_pixels = daemon.config.limits.max_image_pixels;
         let stop = daemon.shutdown.clone();
         let stem = stem.clone();
-        let name = step.name();
+        let step_name = step.to_proto();
         // Tiles come from the blocking step through a channel (a few a second, see encode_png).
         let (tiles_tx, mut tiles) = tokio::sync::mpsc::unbounded_channel();
         let work = tokio::task::spawn_blocking(move || {
@@ -150,12 +149,19 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
             tokio::select! {
                 output = &mut work => break output,
                 Some((done, total)) = tiles.recv() => {
-                    let mut data = runner::candidate_data(context, "postprocessing");
-                    data["step"] = name.into();
-                    data["candidate"] = context.candidate.id.clone().into();
-                    data["tiles_done"] = done.into();
-                    data["tiles"] = total.into();
-                    let event = runner::event(context, kind::POSTPROCESS_PROGRESS, data, &clock::now());
+                    let progress = protocol::events::PostprocessProgress::Chain(
+                        protocol::events::ChainTileProgress {
+                            run: context.run.id.clone(),
+                            job: context.job.key.clone(),
+                            index: context.candidate.index,
+                            status: protocol::events::ChainProgressStatus::Postprocessing,
+                            step: step_name,
+                            candidate: context.candidate.id.clone(),
+                            tiles_done: done as u32,
+                            tiles: total as u32,
+                        },
+                    );
+                    let event = runner::event(context, &progress, &clock::now());
                     if let Err(err) = daemon.store.append_events(vec![event]).await {
                         tracing::warn!(%err, "could not record a postprocess.progress event");
                     }
@@ -271,12 +277,16 @@ async fn record(
     let books = Books::of(context);
     let provider_limit = daemon.runner.provider_limit;
     let at = clock::now();
-    let mut data = runner::candidate_data(context, "succeeded");
+    let (run, job, index) = (
+        context.run.id.clone(),
+        context.job.key.clone(),
+        context.candidate.index,
+    );
     let root = context.root().to_owned();
     daemon
         .store
         .write(move |tx| {
-            let (final_asset, final_path, error_json) = match outcome {
+            let (final_asset, final_path, error) = match outcome {
                 Ok(outputs) => {
                     let mut parent = None;
                     let mut last = None;
@@ -335,20 +345,25 @@ async fn record(
                     let (asset, path) = last.unzip();
                     (asset, path, None)
                 }
-                Err(err) => (None, None, serde_json::to_string(&err.to_data()).ok()),
+                Err(err) => (None, None, Some(err.to_data())),
             };
-            data["status"] = if error_json.is_some() {
-                "failed"
-            } else {
-                "done"
-            }
-            .into();
-            if let Some(path) = &final_path {
-                data["final_output"] = root.join(path).display().to_string().into();
-            }
-            if let Some(error) = &error_json {
-                data["error"] = serde_json::from_str(error).unwrap_or_default();
-            }
+            let error_json = error
+                .as_ref()
+                .and_then(|error| serde_json::to_string(error).ok());
+            let postprocessed = protocol::events::CandidatePostprocessed {
+                run,
+                job,
+                index,
+                status: if error.is_some() {
+                    protocol::events::ChainStatus::Failed
+                } else {
+                    protocol::events::ChainStatus::Done
+                },
+                final_output: final_path
+                    .as_ref()
+                    .map(|path| root.join(path).display().to_string()),
+                error,
+            };
             rows::finish_postprocess(
                 tx,
                 &id,
@@ -356,7 +371,7 @@ async fn record(
                 final_path.as_deref(),
                 error_json,
             )?;
-            let mut events = vec![books.event(kind::CANDIDATE_POSTPROCESSED, data, &at)];
+            let mut events = vec![books.event(&postprocessed, &at)];
             events.extend(books.after_candidate(tx, provider_limit, &at)?);
             Ok::<_, StoreError>(((), events))
         })

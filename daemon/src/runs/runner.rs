@@ -24,8 +24,8 @@ use futures::FutureExt;
 
 use kroma_protocol as protocol;
 use protocol::asset::{AssetKind, Relation};
-use protocol::events::kind;
-use protocol::run::{Plan, PlannedJob};
+use protocol::events::EventData;
+use protocol::run::{CandidateStatus, JobStatus, Plan, PlannedJob, RunStatus};
 use protocol::{ErrorCode, ErrorKind};
 use secrecy::SecretString;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -299,11 +299,18 @@ async fn settle_after_panic(daemon: &Daemon, id: &str, reason: &str) -> Result<(
                 usage: None,
             };
             let error = error("this candidate's call may have been billed and its result is lost");
-            record_end(daemon, &context, "unknown", &error, Some(cost)).await
+            record_end(
+                daemon,
+                &context,
+                CandidateStatus::Unknown,
+                &error,
+                Some(cost),
+            )
+            .await
         }
         "planned" => {
             let error = error("this candidate failed before its call");
-            record_end(daemon, &context, "failed", &error, None).await
+            record_end(daemon, &context, CandidateStatus::Failed, &error, None).await
         }
         // Already recorded before the panic.
         _ => Ok(()),
@@ -410,11 +417,13 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
                 Ok(()) => return Ok(has_chain),
                 Err(err) => {
                     tracing::error!(candidate = %context.candidate.id, message = %err.message, "storing a paid result failed");
-                    record_end(daemon, &context, "failed", &err, Some(cost)).await
+                    record_end(daemon, &context, CandidateStatus::Failed, &err, Some(cost)).await
                 }
             }
         }
-        Ended::Failed(error) => record_end(daemon, &context, "failed", &error, None).await,
+        Ended::Failed(error) => {
+            record_end(daemon, &context, CandidateStatus::Failed, &error, None).await
+        }
         Ended::FailedBilled {
             error,
             usage,
@@ -425,7 +434,14 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
             if let Some(request_id) = request_id {
                 error.message = format!("{} (request {request_id})", error.message);
             }
-            record_end(daemon, &context, "failed", &error, Some(cost)).await
+            record_end(
+                daemon,
+                &context,
+                CandidateStatus::Failed,
+                &error,
+                Some(cost),
+            )
+            .await
         }
         Ended::Unknown(error) => {
             let cost = Cost {
@@ -433,7 +449,14 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
                 source: "estimate_unknown",
                 usage: None,
             };
-            record_end(daemon, &context, "unknown", &error, Some(cost)).await
+            record_end(
+                daemon,
+                &context,
+                CandidateStatus::Unknown,
+                &error,
+                Some(cost),
+            )
+            .await
         }
         Ended::Canceled => {
             let error = ApiError::new(
@@ -441,34 +464,20 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
                 ErrorCode::Canceled,
                 "the run was canceled",
             );
-            record_end(daemon, &context, "canceled", &error, None).await
+            record_end(daemon, &context, CandidateStatus::Canceled, &error, None).await
         }
         Ended::Requeue => requeue(daemon, &context.candidate.id).await,
     };
     stored.map(|()| false)
 }
 
-pub(super) fn candidate_data(context: &Context, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "run": context.run.id,
-        "job": context.job.key,
-        "index": context.candidate.index,
-        "status": status,
-    })
-}
-
-pub(super) fn event(
-    context: &Context,
-    kind: &'static str,
-    data: serde_json::Value,
-    at: &str,
-) -> NewEvent {
-    NewEvent {
-        at: at.to_owned(),
-        kind,
-        project: Some(context.run.project_slug.clone()),
-        data,
-    }
+/// The event of `payload`'s kind in the candidate's project.
+pub(super) fn event<T: EventData>(context: &Context, payload: &T, at: &str) -> NewEvent {
+    NewEvent::of(
+        at.to_owned(),
+        Some(context.run.project_slug.clone()),
+        payload,
+    )
 }
 
 async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
@@ -476,8 +485,12 @@ async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
     let at = clock::now();
     let mut events = vec![event(
         context,
-        kind::CANDIDATE_STARTED,
-        candidate_data(context, "calling"),
+        &protocol::events::CandidateStarted {
+            run: context.run.id.clone(),
+            job: context.job.key.clone(),
+            index: context.candidate.index,
+            status: CandidateStatus::Calling,
+        },
         &at,
     )];
     if context.candidate.index == 1 && context.candidate.attempts == 0 {
@@ -485,8 +498,11 @@ async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
             0,
             event(
                 context,
-                kind::JOB_STARTED,
-                serde_json::json!({"run": context.run.id, "job": context.job.key, "status": "running"}),
+                &protocol::events::JobStarted {
+                    run: context.run.id.clone(),
+                    job: context.job.key.clone(),
+                    status: JobStatus::Running,
+                },
                 &at,
             ),
         );
@@ -740,24 +756,50 @@ fn cost_of(context: &Context, usage: Option<&Usage>) -> Cost {
 async fn record_end(
     daemon: &Daemon,
     context: &Context,
-    status: &'static str,
+    status: CandidateStatus,
     error: &ApiError,
     cost: Option<Cost>,
 ) -> Result<(), ApiError> {
     let id = context.candidate.id.clone();
     let at = clock::now();
-    let error_json = serde_json::to_string(&error.to_data()).ok();
-    let mut data = candidate_data(context, status);
-    data["error"] = serde_json::to_value(error.to_data()).unwrap_or_default();
-    if let Some(cost) = &cost {
-        data["cost_usd"] = cost.usd.into();
-    }
-    let kind = if status == "canceled" {
-        kind::CANDIDATE_FINISHED
+    let error = error.to_data();
+    let error_json = serde_json::to_string(&error).ok();
+    let (run, job, index) = (
+        context.run.id.clone(),
+        context.job.key.clone(),
+        context.candidate.index,
+    );
+    let cost_usd = cost.as_ref().map(|cost| cost.usd);
+    // A canceled candidate finished without an image; the others failed.
+    let ended = if status == CandidateStatus::Canceled {
+        event(
+            context,
+            &protocol::events::CandidateFinished {
+                run,
+                job,
+                index,
+                status,
+                cost_usd,
+                output: None,
+                error: Some(error),
+            },
+            &at,
+        )
     } else {
-        kind::CANDIDATE_FAILED
+        event(
+            context,
+            &protocol::events::CandidateFailed {
+                run,
+                job,
+                index,
+                status,
+                error,
+                cost_usd,
+            },
+            &at,
+        )
     };
-    let events = vec![event(context, kind, data, &at)];
+    let events = vec![ended];
     let books = Books::of(context);
     let provider_limit = daemon.runner.provider_limit;
     daemon
@@ -767,7 +809,7 @@ async fn record_end(
                 tx,
                 &id,
                 &Outcome {
-                    status,
+                    status: status.as_str(),
                     postprocess: "none",
                     asset_id: None,
                     output_path: None,
@@ -857,13 +899,16 @@ impl Books {
             .collect();
         if !job.iter().any(pending) {
             let status = if job.iter().any(|c| c.status == "succeeded") {
-                "done"
+                JobStatus::Done
             } else {
-                "failed"
+                JobStatus::Failed
             };
             events.push(self.event(
-                kind::JOB_FINISHED,
-                serde_json::json!({"run": self.run_id, "job": self.job_key, "status": status}),
+                &protocol::events::JobFinished {
+                    run: self.run_id.clone(),
+                    job: self.job_key.clone(),
+                    status,
+                },
                 at,
             ));
         }
@@ -875,31 +920,25 @@ impl Books {
                     .any(|c| pending(&c))
             })
             .count();
-        let count = |status: &str| candidates.iter().filter(|c| c.status == status).count();
+        let count = |status: &str| candidates.iter().filter(|c| c.status == status).count() as u32;
         let remaining = candidates.iter().filter(pending).count();
-        let mut data = serde_json::json!({
-            "run": self.run_id,
-            "jobs": self.jobs,
-            "jobs_done": jobs_done,
-            "candidates": candidates.len(),
-            "succeeded": count("succeeded"),
-            "failed": count("failed") + count("unknown"),
-            "spent_usd": image_models::round_usd(spent),
-        });
-        if let Some(eta) = eta_secs(&candidates, remaining, provider_limit) {
-            data["eta_secs"] = eta.into();
-        }
-        events.push(self.event(kind::RUN_PROGRESS, data, at));
+        let progress = protocol::events::RunProgress {
+            run: self.run_id.clone(),
+            jobs: self.jobs,
+            jobs_done: jobs_done as u32,
+            candidates: candidates.len() as u32,
+            succeeded: count("succeeded"),
+            failed: count("failed") + count("unknown"),
+            spent_usd: image_models::round_usd(spent),
+            eta_secs: eta_secs(&candidates, remaining, provider_limit),
+        };
+        events.push(self.event(&progress, at));
         Ok(events)
     }
 
-    pub(super) fn event(&self, kind: &'static str, data: serde_json::Value, at: &str) -> NewEvent {
-        NewEvent {
-            at: at.to_owned(),
-            kind,
-            project: Some(self.project_slug.clone()),
-            data,
-        }
+    /// The event of `payload`'s kind in the run's project.
+    pub(super) fn event<T: EventData>(&self, payload: &T, at: &str) -> NewEvent {
+        NewEvent::of(at.to_owned(), Some(self.project_slug.clone()), payload)
     }
 }
 
@@ -956,7 +995,7 @@ async fn store_success(
                 format!("the provider's image is unusable: {problem}"),
             )
             .with_hint("the provider billed this call; `kromactl run retry RUN` tries again");
-            return record_end(daemon, context, "failed", &error, Some(cost)).await;
+            return record_end(daemon, context, CandidateStatus::Failed, &error, Some(cost)).await;
         }
     };
     let mut provenance = png::Provenance::from([
@@ -1049,10 +1088,19 @@ async fn record_success(
         original_name: rel_path.rsplit('/').next().unwrap_or(&rel_path).to_owned(),
         at: at.clone(),
     };
-    let mut data = candidate_data(context, "succeeded");
-    data["cost_usd"] = cost.usd.into();
-    data["output"] = context.root().join(&rel_path).display().to_string().into();
-    let finished = event(context, kind::CANDIDATE_FINISHED, data, &at);
+    let finished = event(
+        context,
+        &protocol::events::CandidateFinished {
+            run: context.run.id.clone(),
+            job: context.job.key.clone(),
+            index: context.candidate.index,
+            status: CandidateStatus::Succeeded,
+            cost_usd: Some(cost.usd),
+            output: Some(context.root().join(&rel_path).display().to_string()),
+            error: None,
+        },
+        &at,
+    );
     let provider_limit = daemon.runner.provider_limit;
     let has_chain = !context.plan.postprocess.is_empty();
     daemon
@@ -1129,28 +1177,27 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
                 .filter(|c| c.status == "succeeded" && c.postprocess != "failed")
                 .count();
             let status = if run.status == "canceling" {
-                "canceled"
+                RunStatus::Canceled
             } else if complete == candidates.len() {
-                "done"
+                RunStatus::Done
             } else if generated > 0 {
-                "partial"
+                RunStatus::Partial
             } else {
-                "failed"
+                RunStatus::Failed
             };
-            rows::set_run_status(tx, &id, status, Some(&at))?;
+            rows::set_run_status(tx, &id, status.as_str(), Some(&at))?;
             let spent = rows::run_spent(tx, &id)?;
             let run = rows::get_run(tx, &id)?;
             let detail = super::detail(&run, &candidates, spent)?;
-            let event = NewEvent {
-                at: at.clone(),
-                kind: kind::RUN_FINISHED,
-                project: Some(run.project_slug.clone()),
-                data: serde_json::json!({
-                    "run": id,
-                    "status": status,
-                    "spent_usd": image_models::round_usd(spent),
-                }),
-            };
+            let event = NewEvent::of(
+                at.clone(),
+                Some(run.project_slug.clone()),
+                &protocol::events::RunFinished {
+                    run: id.clone(),
+                    status,
+                    spent_usd: image_models::round_usd(spent),
+                },
+            );
             Ok((Some(detail), vec![event]))
         })
         .await?;
@@ -1234,7 +1281,14 @@ async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Api
         source: "estimate_unknown",
         usage: None,
     };
-    record_end(daemon, &context, "unknown", &error, Some(cost)).await
+    record_end(
+        daemon,
+        &context,
+        CandidateStatus::Unknown,
+        &error,
+        Some(cost),
+    )
+    .await
 }
 
 /// Records a `calling` candidate from its output file when that file is already in place (it
