@@ -2,7 +2,7 @@
 
 use jsonrpsee::types::ErrorObjectOwned;
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 
 use crate::store::StoreError;
 
@@ -10,8 +10,8 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub kind: ErrorKind,
-    /// Stable snake_case name of the condition.
-    pub code: &'static str,
+    /// The exact condition; its wire name is `data.code`.
+    pub code: ErrorCode,
     pub message: String,
     pub hint: Option<String>,
     /// Replaces the kind's numeric code; only for the JSON-RPC reserved codes (parse error,
@@ -20,7 +20,13 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> ApiError {
+    /// An error of `kind`, which must be one `code` is documented with ([`ErrorCode::kinds`]):
+    /// checked in debug builds, so the tests catch a code sent with the wrong kind.
+    pub fn new(kind: ErrorKind, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        debug_assert!(
+            code.kinds().contains(&kind),
+            "error code `{code}` is not sent with kind `{kind}`"
+        );
         ApiError {
             kind,
             code,
@@ -30,7 +36,7 @@ impl ApiError {
         }
     }
 
-    pub fn validation(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn validation(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorKind::Validation, code, message)
     }
 
@@ -47,11 +53,8 @@ impl ApiError {
     /// The `data` member alone, for per-item results such as one file of an import.
     pub fn to_data(&self) -> protocol::ErrorData {
         protocol::ErrorData {
-            kind: self.kind,
-            code: self.code.to_owned(),
-            message: self.message.clone(),
             hint: self.hint.clone(),
-            action: None,
+            ..protocol::ErrorData::new(self.kind, self.code, self.message.clone())
         }
     }
 
@@ -82,30 +85,30 @@ impl From<StoreError> for ApiError {
         match &err {
             StoreError::ProjectNotFound(slug) => ApiError::new(
                 ErrorKind::NotFound,
-                "project_not_found",
+                ErrorCode::ProjectNotFound,
                 format!("project `{slug}` not found"),
             )
             .with_hint("`kromactl project list` shows the projects that exist"),
             StoreError::SlugTaken(slug) => ApiError::new(
                 ErrorKind::Conflict,
-                "slug_taken",
+                ErrorCode::SlugTaken,
                 format!("a project with slug `{slug}` already exists"),
             )
             .with_hint("pick another name or pass a different --slug"),
             StoreError::AssetNotFound(id) => ApiError::new(
                 ErrorKind::NotFound,
-                "asset_not_found",
+                ErrorCode::AssetNotFound,
                 format!("asset `{id}` not found in this project"),
             )
             .with_hint("`kromactl asset list PROJECT` shows the project's assets"),
             StoreError::LinkExists => ApiError::new(
                 ErrorKind::Conflict,
-                "link_exists",
+                ErrorCode::LinkExists,
                 "these assets are already linked this way",
             ),
             StoreError::EntityNotFound { what, key } => ApiError::new(
                 ErrorKind::NotFound,
-                "not_found",
+                ErrorCode::NotFound,
                 format!("{what} `{key}` not found in this project"),
             )
             .with_hint(
@@ -113,12 +116,12 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::NameTaken { what, name } => ApiError::new(
                 ErrorKind::Conflict,
-                "name_taken",
+                ErrorCode::NameTaken,
                 format!("a {what} named `{name}` already exists in this project"),
             )
             .with_hint("names are unique per project, ignoring case; pick another"),
             StoreError::NewerSchema { .. } => {
-                ApiError::new(ErrorKind::Infra, "newer_schema", err.to_string())
+                ApiError::new(ErrorKind::Infra, ErrorCode::NewerSchema, err.to_string())
                     .with_hint("upgrade kromad to the version that wrote this database")
             }
             StoreError::Open { .. }
@@ -126,7 +129,7 @@ impl From<StoreError> for ApiError {
             | StoreError::Sqlite(_)
             | StoreError::Corrupt(_)
             | StoreError::Task(_) => {
-                ApiError::new(ErrorKind::Infra, "database_error", err.to_string())
+                ApiError::new(ErrorKind::Infra, ErrorCode::DatabaseError, err.to_string())
                     .with_hint("check the disk and the kromad log; the request was not applied")
             }
         }
@@ -139,7 +142,8 @@ mod tests {
 
     #[test]
     fn response_line_carries_kind_code_and_hint() {
-        let err = ApiError::validation("bad_slug", "slug `A` is invalid").with_hint("use a-z");
+        let err = ApiError::validation(ErrorCode::InvalidSlug, "slug `A` is invalid")
+            .with_hint("use a-z");
         let line: serde_json::Value = serde_json::from_str(&err.to_response("7")).unwrap();
         assert_eq!(
             line,
@@ -149,9 +153,96 @@ mod tests {
                 "error": {
                     "code": -32602,
                     "message": "slug `A` is invalid",
-                    "data": {"kind": "validation", "code": "bad_slug", "message": "slug `A` is invalid", "hint": "use a-z"}
+                    "data": {"kind": "validation", "code": "invalid_slug", "message": "slug `A` is invalid", "hint": "use a-z"}
                 }
             })
         );
+    }
+
+    /// The error a store failure becomes has the expected code, sent with one of its kinds.
+    fn check_store(err: StoreError, expected: ErrorCode) {
+        let what = err.to_string();
+        let api = ApiError::from(err);
+        assert_eq!(api.code, expected, "{what}");
+        assert!(api.code.kinds().contains(&api.kind), "{what}");
+        assert_eq!(api.to_data().code(), Some(expected), "{what}");
+    }
+
+    #[test]
+    fn store_errors_keep_their_codes_and_kinds() {
+        check_store(
+            StoreError::ProjectNotFound("x".into()),
+            ErrorCode::ProjectNotFound,
+        );
+        check_store(StoreError::SlugTaken("x".into()), ErrorCode::SlugTaken);
+        check_store(
+            StoreError::AssetNotFound("a1".into()),
+            ErrorCode::AssetNotFound,
+        );
+        check_store(StoreError::LinkExists, ErrorCode::LinkExists);
+        check_store(
+            StoreError::EntityNotFound {
+                what: "style guide",
+                key: "Ink".into(),
+            },
+            ErrorCode::NotFound,
+        );
+        check_store(
+            StoreError::NameTaken {
+                what: "character",
+                name: "Mara".into(),
+            },
+            ErrorCode::NameTaken,
+        );
+        check_store(
+            StoreError::NewerSchema {
+                path: "/data/kroma.db".into(),
+                found: 9,
+                supported: 8,
+            },
+            ErrorCode::NewerSchema,
+        );
+        check_store(StoreError::Corrupt("x".into()), ErrorCode::DatabaseError);
+        check_store(StoreError::Task("x".into()), ErrorCode::DatabaseError);
+    }
+
+    #[test]
+    fn codes_are_written_by_their_wire_names() {
+        let cases = [
+            (
+                ApiError::validation(ErrorCode::NotAnImage, "x"),
+                "validation",
+                "not_an_image",
+            ),
+            (
+                ApiError::new(ErrorKind::Provider, ErrorCode::CallLost, "x"),
+                "provider",
+                "call_lost",
+            ),
+            (
+                ApiError::new(ErrorKind::Internal, ErrorCode::TemplateSyntax, "x"),
+                "internal",
+                "template_syntax",
+            ),
+            (
+                ApiError::new(ErrorKind::Validation, ErrorCode::TemplateSyntax, "x"),
+                "validation",
+                "template_syntax",
+            ),
+        ];
+        for (err, kind, code) in cases {
+            let data = serde_json::to_value(err.to_data()).unwrap();
+            assert_eq!(
+                data,
+                serde_json::json!({"kind": kind, "code": code, "message": "x"})
+            );
+        }
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "error code `project_not_found` is not sent with kind `validation`")]
+    fn a_code_with_a_kind_it_is_not_sent_with_is_a_bug() {
+        let _ = ApiError::validation(ErrorCode::ProjectNotFound, "project `x` not found");
     }
 }

@@ -79,7 +79,7 @@ impl Daemon {
             .map_err(|err| {
                 error::ApiError::new(
                     protocol::ErrorKind::Internal,
-                    "http_client",
+                    protocol::ErrorCode::HttpClient,
                     format!("setting up the HTTP client: {err}"),
                 )
             })
@@ -137,12 +137,14 @@ pub async fn run(
         stop_requested: CancellationToken::new(),
     });
     store
-        .append_events(vec![store::NewEvent {
-            at: clock::now(),
-            kind: protocol::events::kind::DAEMON_STARTED,
-            project: None,
-            data: serde_json::json!({ "version": VERSION, "pid": std::process::id() }),
-        }])
+        .append_events(vec![store::NewEvent::of(
+            clock::now(),
+            None,
+            &protocol::events::DaemonStarted {
+                version: VERSION.to_owned(),
+                pid: std::process::id(),
+            },
+        )])
         .await?;
     tracing::info!(socket = %listener.path().display(), data_dir = %data_dir.display(), version = VERSION, "kromad is serving");
 
@@ -167,12 +169,13 @@ pub async fn run(
     }
     // Followers see the stop before their subscriptions end.
     if let Err(err) = store
-        .append_events(vec![store::NewEvent {
-            at: clock::now(),
-            kind: protocol::events::kind::DAEMON_STOPPING,
-            project: None,
-            data: serde_json::json!({ "pid": std::process::id() }),
-        }])
+        .append_events(vec![store::NewEvent::of(
+            clock::now(),
+            None,
+            &protocol::events::DaemonStopping {
+                pid: std::process::id(),
+            },
+        )])
         .await
     {
         tracing::error!(%err, "could not record daemon.stopping");

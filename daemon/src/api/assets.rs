@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::asset::{AssetKind, ImportOutcome};
+use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
 use crate::error::ApiError;
@@ -31,7 +31,7 @@ pub async fn import(
 ) -> Result<protocol::asset::ImportReport, ApiError> {
     if !IMPORTABLE.contains(&params.kind) {
         return Err(ApiError::validation(
-            "kind_not_importable",
+            ErrorCode::KindNotImportable,
             format!(
                 "assets of kind `{}` are made by the pipeline, not imported",
                 params.kind.as_str()
@@ -41,7 +41,7 @@ pub async fn import(
     }
     if params.paths.is_empty() || params.paths.len() > MAX_NAMED_PATHS {
         return Err(ApiError::validation(
-            "invalid_paths",
+            ErrorCode::InvalidPaths,
             format!("name between 1 and {MAX_NAMED_PATHS} files or folders"),
         ));
     }
@@ -49,7 +49,7 @@ pub async fn import(
     let paths = params.paths;
     let found = tokio::task::spawn_blocking(move || import::expand(&paths))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     let mut report = protocol::asset::ImportReport {
         results: Vec::with_capacity(found.len()),
         imported: 0,
@@ -109,7 +109,9 @@ pub(super) async fn import_one(
     let checked =
         tokio::task::spawn_blocking(move || import::read_and_check(&candidate, max_pixels))
             .await
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })??;
     let project_id = project.id.clone();
     let root = project.root.clone();
     let slug = project.slug.clone();
@@ -141,15 +143,19 @@ pub(super) async fn import_one(
                 original_name: checked.original_name,
                 at: at.clone(),
             };
-            let row = asset_queries::insert(tx, &new)?
-                .ok_or_else(|| StoreError::Corrupt("asset row vanished inside its transaction".into()))?;
+            let row = asset_queries::insert(tx, &new)?.ok_or_else(|| {
+                StoreError::Corrupt("asset row vanished inside its transaction".into())
+            })?;
             written.keep();
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::ASSET_IMPORTED,
-                project: Some(slug),
-                data: serde_json::json!({ "id": row.id, "path": row.rel_path, "kind": row.kind.as_str() }),
-            };
+                Some(slug),
+                &protocol::events::AssetImported {
+                    id: row.id.clone(),
+                    path: row.rel_path.clone(),
+                    kind: row.kind,
+                },
+            );
             Ok::<_, ApiError>(((ImportOutcome::Imported, row), vec![event]))
         })
         .await
@@ -188,7 +194,7 @@ pub async fn delete(
     if !params.confirm {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "confirmation_required",
+            ErrorCode::ConfirmationRequired,
             format!("deleting asset `{}` needs confirm: true", params.id),
         )
         .with_hint("`kromactl asset rm` asks for confirmation, or pass --yes"));
@@ -201,12 +207,14 @@ pub async fn delete(
         .store
         .write(move |tx| {
             let (row, links) = asset_queries::delete(tx, &project.id, &params.id)?;
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::ASSET_DELETED,
-                project: Some(slug),
-                data: serde_json::json!({ "id": row.id, "path": row.rel_path }),
-            };
+                Some(slug),
+                &protocol::events::AssetDeleted {
+                    id: row.id.clone(),
+                    path: row.rel_path.clone(),
+                },
+            );
             Ok::<_, StoreError>(((row, links), vec![event]))
         })
         .await?;
@@ -230,7 +238,7 @@ pub async fn link(
 ) -> Result<protocol::asset::AssetLink, ApiError> {
     if params.from == params.to {
         return Err(ApiError::validation(
-            "self_link",
+            ErrorCode::SelfLink,
             "an asset cannot be linked to itself",
         ));
     }
@@ -240,13 +248,23 @@ pub async fn link(
     let row = daemon
         .store
         .write(move |tx| {
-            let row = asset_queries::link(tx, &project.id, &params.from, &params.to, params.relation, &at)?;
-            let event = NewEvent {
+            let row = asset_queries::link(
+                tx,
+                &project.id,
+                &params.from,
+                &params.to,
+                params.relation,
+                &at,
+            )?;
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::ASSET_LINKED,
-                project: Some(slug),
-                data: serde_json::json!({ "from": row.child_id, "to": row.parent_id, "relation": row.relation.as_str() }),
-            };
+                Some(slug),
+                &protocol::events::AssetLinked {
+                    from: row.child_id.clone(),
+                    to: row.parent_id.clone(),
+                    relation: row.relation,
+                },
+            );
             Ok::<_, StoreError>((row, vec![event]))
         })
         .await?;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
+use protocol::ErrorCode;
 use rusqlite::Connection;
 
 use super::find_project;
@@ -61,7 +62,7 @@ pub async fn import(
         (None, Some(text)) => bootstrap::read_answer(&text)?,
         _ => {
             return Err(ApiError::validation(
-                "invalid_params",
+                ErrorCode::InvalidParams,
                 "give exactly one of `document` (JSON) and `text` (the AI's answer as it came)",
             ));
         }
@@ -89,24 +90,22 @@ pub async fn import(
             let plan = bootstrap::plan(&snapshot, &document, mode, &now)?;
             apply(tx, &project, &plan, &now)?;
             let summary = plan.summary;
-            let counts = |section: &protocol::bootstrap::SectionChange| {
-                serde_json::json!({
-                    "created": section.created.len(),
-                    "updated": section.updated.len(),
-                    "deleted": section.deleted.len(),
-                })
-            };
-            let event = NewEvent {
-                at: now,
-                kind: protocol::events::kind::BOOTSTRAP_IMPORTED,
-                project: Some(project.slug.clone()),
-                data: serde_json::json!({
-                    "mode": mode,
-                    "style_guides": counts(&summary.style_guides),
-                    "characters": counts(&summary.characters),
-                    "prompt_templates": counts(&summary.prompt_templates),
-                }),
-            };
+            let counts =
+                |section: &protocol::bootstrap::SectionChange| protocol::events::SectionCounts {
+                    created: section.created.len() as u32,
+                    updated: section.updated.len() as u32,
+                    deleted: section.deleted.len() as u32,
+                };
+            let event = NewEvent::of(
+                now,
+                Some(project.slug.clone()),
+                &protocol::events::BootstrapImported {
+                    mode,
+                    style_guides: counts(&summary.style_guides),
+                    characters: counts(&summary.characters),
+                    prompt_templates: counts(&summary.prompt_templates),
+                },
+            );
             Ok::<_, ApiError>((summary, vec![event]))
         })
         .await

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
-use protocol::events::kind;
 use protocol::knowledge as wire;
+use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
 use crate::error::ApiError;
@@ -18,12 +17,37 @@ use crate::store::knowledge::{
 use crate::store::{NewEvent, StoreError};
 use crate::{Daemon, clock};
 
-fn changed(event_kind: &'static str, project: &str, action: &str, common: &Common) -> NewEvent {
-    NewEvent {
-        at: common.updated_at.clone(),
-        kind: event_kind,
-        project: Some(project.to_owned()),
-        data: serde_json::json!({ "action": action, "id": common.id, "name": common.name }),
+/// The `*.changed` event of `entity`'s kind.
+fn changed(
+    entity: Entity,
+    project: &str,
+    action: protocol::events::Change,
+    common: &Common,
+) -> NewEvent {
+    let at = common.updated_at.clone();
+    let project = Some(project.to_owned());
+    let (id, name) = (common.id.clone(), common.name.clone());
+    match entity {
+        Entity::StyleGuide => NewEvent::of(
+            at,
+            project,
+            &protocol::events::StyleGuideChanged { action, id, name },
+        ),
+        Entity::Character => NewEvent::of(
+            at,
+            project,
+            &protocol::events::CharacterChanged { action, id, name },
+        ),
+        Entity::ReferenceSet => NewEvent::of(
+            at,
+            project,
+            &protocol::events::ReferenceSetChanged { action, id, name },
+        ),
+        Entity::PromptTemplate => NewEvent::of(
+            at,
+            project,
+            &protocol::events::PromptTemplateChanged { action, id, name },
+        ),
     }
 }
 
@@ -44,7 +68,7 @@ fn require_confirm(what: &str, id: &str, confirm: bool) -> Result<(), ApiError> 
     }
     Err(ApiError::new(
         ErrorKind::Policy,
-        "confirmation_required",
+        ErrorCode::ConfirmationRequired,
         format!("deleting {what} `{id}` needs confirm: true"),
     )
     .with_hint("kromactl asks for confirmation, or pass --yes"))
@@ -58,7 +82,6 @@ fn optional_text(field: &str, value: Option<&String>) -> Result<Option<String>, 
 async fn delete_entity(
     daemon: &Daemon,
     entity: Entity,
-    event_kind: &'static str,
     params: wire::DeleteParams,
     after: fn(&rusqlite::Connection, &str) -> Result<(), StoreError>,
 ) -> Result<wire::Deleted, ApiError> {
@@ -77,7 +100,12 @@ async fn delete_entity(
                 created_at: String::new(),
                 updated_at: clock::now(),
             };
-            let event = changed(event_kind, &project.slug, "deleted", &common);
+            let event = changed(
+                entity,
+                &project.slug,
+                protocol::events::Change::Deleted,
+                &common,
+            );
             Ok::<_, StoreError>((wire::Deleted { id, name }, vec![event]))
         })
         .await?;
@@ -148,9 +176,9 @@ pub async fn style_guide_create(
             rows::put_style_guide(tx, &project.id, &guide)?;
             let saved = rows::get_style_guide(tx, &guide.common.id)?;
             let event = changed(
-                kind::STYLE_GUIDE_CHANGED,
+                Entity::StyleGuide,
                 &project.slug,
-                "created",
+                protocol::events::Change::Created,
                 &saved.common,
             );
             Ok::<_, StoreError>((saved, vec![event]))
@@ -190,7 +218,7 @@ pub async fn style_guide_update(
             let mut guide = rows::get_style_guide(tx, &id)?;
             if params.is_default == Some(false) && guide.is_default {
                 return Err(ApiError::validation(
-                    "default_required",
+                    ErrorCode::DefaultRequired,
                     format!(
                         "`{}` is the default style guide; a project keeps one while it has any",
                         guide.common.name
@@ -212,9 +240,9 @@ pub async fn style_guide_update(
             rows::put_style_guide(tx, &project.id, &guide)?;
             let saved = rows::get_style_guide(tx, &id)?;
             let event = changed(
-                kind::STYLE_GUIDE_CHANGED,
+                Entity::StyleGuide,
                 &project.slug,
-                "updated",
+                protocol::events::Change::Updated,
                 &saved.common,
             );
             Ok::<_, ApiError>((saved, vec![event]))
@@ -248,7 +276,6 @@ pub async fn style_guide_delete(
     delete_entity(
         &daemon,
         Entity::StyleGuide,
-        kind::STYLE_GUIDE_CHANGED,
         params,
         rows::ensure_default_style_guide,
     )
@@ -293,9 +320,9 @@ pub async fn character_create(
             rows::put_character(tx, &project.id, &character)?;
             let saved = rows::get_character(tx, &character.common.id)?;
             let event = changed(
-                kind::CHARACTER_CHANGED,
+                Entity::Character,
                 &project.slug,
-                "created",
+                protocol::events::Change::Created,
                 &saved.common,
             );
             Ok::<_, StoreError>((saved, vec![event]))
@@ -338,9 +365,9 @@ pub async fn character_update(
             rows::put_character(tx, &project.id, &character)?;
             let saved = rows::get_character(tx, &id)?;
             let event = changed(
-                kind::CHARACTER_CHANGED,
+                Entity::Character,
                 &project.slug,
-                "updated",
+                protocol::events::Change::Updated,
                 &saved.common,
             );
             Ok::<_, StoreError>((saved, vec![event]))
@@ -371,14 +398,7 @@ pub async fn character_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
 ) -> Result<wire::Deleted, ApiError> {
-    delete_entity(
-        &daemon,
-        Entity::Character,
-        kind::CHARACTER_CHANGED,
-        params,
-        no_after,
-    )
-    .await
+    delete_entity(&daemon, Entity::Character, params, no_after).await
 }
 
 fn character_to_proto(row: &CharacterRow) -> wire::Character {
@@ -425,9 +445,13 @@ pub async fn reference_set_create(
         kind: params.kind.as_str().to_owned(),
         items: parse_items(&params.items)?,
     };
-    save_reference_set(&daemon, project.id, project.slug, "created", move |_| {
-        Ok(set)
-    })
+    save_reference_set(
+        &daemon,
+        project.id,
+        project.slug,
+        protocol::events::Change::Created,
+        move |_| Ok(set),
+    )
     .await
 }
 
@@ -445,21 +469,27 @@ pub async fn reference_set_update(
     let items = params.items.as_deref().map(parse_items).transpose()?;
     let key = params.id;
     let project_id = project.id.clone();
-    save_reference_set(&daemon, project.id, project.slug, "updated", move |tx| {
-        let mut set = rows::get_reference_set(
-            tx,
-            &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
-        )?;
-        if let Some(name) = name {
-            set.common.name = name.name;
-        }
-        set.description = description.unwrap_or(set.description);
-        if let Some(kind) = params.kind {
-            set.kind = kind.as_str().to_owned();
-        }
-        set.items = items.unwrap_or(set.items);
-        Ok(set)
-    })
+    save_reference_set(
+        &daemon,
+        project.id,
+        project.slug,
+        protocol::events::Change::Updated,
+        move |tx| {
+            let mut set = rows::get_reference_set(
+                tx,
+                &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
+            )?;
+            if let Some(name) = name {
+                set.common.name = name.name;
+            }
+            set.description = description.unwrap_or(set.description);
+            if let Some(kind) = params.kind {
+                set.kind = kind.as_str().to_owned();
+            }
+            set.items = items.unwrap_or(set.items);
+            Ok(set)
+        },
+    )
     .await
 }
 
@@ -477,31 +507,37 @@ pub async fn reference_set_add_item(
     .remove(0);
     let key = params.set;
     let project_id = project.id.clone();
-    save_reference_set(&daemon, project.id, project.slug, "updated", move |tx| {
-        let mut set = rows::get_reference_set(
-            tx,
-            &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
-        )?;
-        let full = set.items.len() >= knowledge::MAX_REFERENCES;
-        match set
-            .items
-            .iter_mut()
-            .find(|existing| existing.asset_id == item.asset_id)
-        {
-            Some(existing) => *existing = item,
-            None if full => {
-                return Err(ApiError::validation(
-                    "too_many_references",
-                    format!(
-                        "a reference set holds at most {} items",
-                        knowledge::MAX_REFERENCES
-                    ),
-                ));
+    save_reference_set(
+        &daemon,
+        project.id,
+        project.slug,
+        protocol::events::Change::Updated,
+        move |tx| {
+            let mut set = rows::get_reference_set(
+                tx,
+                &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
+            )?;
+            let full = set.items.len() >= knowledge::MAX_REFERENCES;
+            match set
+                .items
+                .iter_mut()
+                .find(|existing| existing.asset_id == item.asset_id)
+            {
+                Some(existing) => *existing = item,
+                None if full => {
+                    return Err(ApiError::validation(
+                        ErrorCode::TooManyReferences,
+                        format!(
+                            "a reference set holds at most {} items",
+                            knowledge::MAX_REFERENCES
+                        ),
+                    ));
+                }
+                None => set.items.push(item),
             }
-            None => set.items.push(item),
-        }
-        Ok(set)
-    })
+            Ok(set)
+        },
+    )
     .await
 }
 
@@ -513,25 +549,31 @@ pub async fn reference_set_remove_item(
     let key = params.set;
     let asset = params.asset;
     let project_id = project.id.clone();
-    save_reference_set(&daemon, project.id, project.slug, "updated", move |tx| {
-        let mut set = rows::get_reference_set(
-            tx,
-            &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
-        )?;
-        let before = set.items.len();
-        set.items.retain(|item| item.asset_id != asset);
-        if set.items.len() == before {
-            return Err(ApiError::new(
-                ErrorKind::NotFound,
-                "item_not_found",
-                format!(
-                    "asset `{asset}` is not in reference set `{}`",
-                    set.common.name
-                ),
-            ));
-        }
-        Ok(set)
-    })
+    save_reference_set(
+        &daemon,
+        project.id,
+        project.slug,
+        protocol::events::Change::Updated,
+        move |tx| {
+            let mut set = rows::get_reference_set(
+                tx,
+                &rows::resolve(tx, Entity::ReferenceSet, &project_id, &key)?,
+            )?;
+            let before = set.items.len();
+            set.items.retain(|item| item.asset_id != asset);
+            if set.items.len() == before {
+                return Err(ApiError::new(
+                    ErrorKind::NotFound,
+                    ErrorCode::ItemNotFound,
+                    format!(
+                        "asset `{asset}` is not in reference set `{}`",
+                        set.common.name
+                    ),
+                ));
+            }
+            Ok(set)
+        },
+    )
     .await
 }
 
@@ -540,7 +582,7 @@ async fn save_reference_set(
     daemon: &Daemon,
     project_id: String,
     project_slug: String,
-    action: &'static str,
+    action: protocol::events::Change,
     change: impl FnOnce(&rusqlite::Connection) -> Result<ReferenceSetRow, ApiError> + Send + 'static,
 ) -> Result<wire::ReferenceSet, ApiError> {
     let saved = daemon
@@ -550,12 +592,7 @@ async fn save_reference_set(
             set.common.updated_at = clock::now();
             rows::put_reference_set(tx, &project_id, &set)?;
             let saved = rows::get_reference_set(tx, &set.common.id)?;
-            let event = changed(
-                kind::REFERENCE_SET_CHANGED,
-                &project_slug,
-                action,
-                &saved.common,
-            );
+            let event = changed(Entity::ReferenceSet, &project_slug, action, &saved.common);
             Ok::<_, ApiError>((saved, vec![event]))
         })
         .await?;
@@ -599,14 +636,7 @@ pub async fn reference_set_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
 ) -> Result<wire::Deleted, ApiError> {
-    delete_entity(
-        &daemon,
-        Entity::ReferenceSet,
-        kind::REFERENCE_SET_CHANGED,
-        params,
-        no_after,
-    )
-    .await
+    delete_entity(&daemon, Entity::ReferenceSet, params, no_after).await
 }
 
 fn reference_set_to_proto(row: &ReferenceSetRow) -> Result<wire::ReferenceSet, ApiError> {
@@ -660,9 +690,9 @@ pub async fn prompt_template_create(
             rows::put_prompt_template(tx, &project.id, &template)?;
             let saved = rows::get_prompt_template(tx, &template.common.id)?;
             let event = changed(
-                kind::PROMPT_TEMPLATE_CHANGED,
+                Entity::PromptTemplate,
                 &project.slug,
-                "created",
+                protocol::events::Change::Created,
                 &saved.common,
             );
             Ok::<_, StoreError>((saved, vec![event]))
@@ -706,9 +736,9 @@ pub async fn prompt_template_update(
             rows::put_prompt_template(tx, &project.id, &template)?;
             let saved = rows::get_prompt_template(tx, &id)?;
             let event = changed(
-                kind::PROMPT_TEMPLATE_CHANGED,
+                Entity::PromptTemplate,
                 &project.slug,
-                "updated",
+                protocol::events::Change::Updated,
                 &saved.common,
             );
             Ok::<_, ApiError>((saved, vec![event]))
@@ -751,14 +781,7 @@ pub async fn prompt_template_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
 ) -> Result<wire::Deleted, ApiError> {
-    delete_entity(
-        &daemon,
-        Entity::PromptTemplate,
-        kind::PROMPT_TEMPLATE_CHANGED,
-        params,
-        no_after,
-    )
-    .await
+    delete_entity(&daemon, Entity::PromptTemplate, params, no_after).await
 }
 
 pub async fn prompt_template_render(

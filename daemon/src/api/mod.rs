@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use jsonrpsee::{Extensions, RpcModule};
 use kroma_protocol as protocol;
-use protocol::Method;
+use protocol::{ErrorCode, Method};
 use serde::de::DeserializeOwned;
 
 use crate::Daemon;
@@ -182,7 +182,9 @@ where
             };
             let result = store::audited(audit.clone(), call).await;
             // The method and its outcome, never its params.
-            let outcome = result.as_ref().map_or_else(|err| err.code, |_| "ok");
+            let outcome = result
+                .as_ref()
+                .map_or_else(|err| err.code.as_str(), |_| "ok");
             let micros = started.elapsed().as_micros() as u64;
             if M::MUTATING {
                 tracing::info!(method = M::NAME, outcome, micros, "call");
@@ -215,13 +217,13 @@ fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, ApiError> {
     };
     if raw.starts_with('[') {
         return Err(ApiError::validation(
-            "params_not_object",
+            ErrorCode::ParamsNotObject,
             "params must be a JSON object of named params, not an array",
         )
         .with_hint("`kromactl rpc schema` shows every method's params"));
     }
     serde_json::from_str(raw).map_err(|err| {
-        ApiError::validation("invalid_params", format!("invalid params: {err}"))
+        ApiError::validation(ErrorCode::InvalidParams, format!("invalid params: {err}"))
             .with_hint("`kromactl rpc schema` shows every method's params")
     })
 }
@@ -230,7 +232,7 @@ fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit.unwrap_or(DEFAULT_LIST_LIMIT) {
         limit @ 1..=protocol::events::MAX_LIST_LIMIT => Ok(limit),
         _ => Err(ApiError::validation(
-            "invalid_limit",
+            ErrorCode::InvalidLimit,
             format!(
                 "limit must be between 1 and {}",
                 protocol::events::MAX_LIST_LIMIT
@@ -299,7 +301,7 @@ mod tests {
             parse_params::<protocol::project::ProjectRef>(Some(r#"["a"]"#))
                 .unwrap_err()
                 .code,
-            "params_not_object"
+            ErrorCode::ParamsNotObject
         );
         let err = parse_params::<protocol::project::ProjectRef>(Some("{}")).unwrap_err();
         assert!(

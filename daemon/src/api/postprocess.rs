@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::postprocess::{FileResult, StepReport};
+use protocol::{ErrorCode, ErrorKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
@@ -54,7 +54,7 @@ pub async fn bg_remove(
     };
     if options.mask_only && options.background.is_some() {
         return Err(ApiError::validation(
-            "invalid_options",
+            ErrorCode::InvalidOptions,
             "a mask has no background to colour: pass mask_only or background, not both",
         ));
     }
@@ -77,7 +77,7 @@ pub async fn upscale(
     let scale = params.scale.unwrap_or(4);
     if scale != 2 && scale != 4 {
         return Err(ApiError::validation(
-            "invalid_scale",
+            ErrorCode::InvalidScale,
             format!("scale {scale} is not 2 or 4"),
         ));
     }
@@ -86,7 +86,7 @@ pub async fn upscale(
         Some(tile @ 32..=1024) => tile as usize,
         Some(tile) => {
             return Err(ApiError::validation(
-                "invalid_tile",
+                ErrorCode::InvalidTile,
                 format!("tile {tile} is not between 32 and 1024"),
             ));
         }
@@ -127,7 +127,7 @@ pub async fn models_list(
         local
     })
     .await
-    .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))
+    .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))
 }
 
 /// A step with its model loaded before any file is touched (a missing or broken runtime or
@@ -154,7 +154,7 @@ impl Prepared {
             })
         })
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
     }
 }
 
@@ -163,7 +163,7 @@ fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, Api
         let dir = PathBuf::from(dir);
         if !dir.is_absolute() {
             return Err(ApiError::validation(
-                "invalid_output_dir",
+                ErrorCode::InvalidOutputDir,
                 format!("output_dir `{}` must be an absolute path", dir.display()),
             ));
         }
@@ -179,7 +179,7 @@ fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), Api
     let resolved = crate::projects::root::resolve(folder).unwrap_or_else(|_| folder.to_owned());
     if resolved.starts_with(real_data_dir) {
         return Err(ApiError::validation(
-            "output_in_data_dir",
+            ErrorCode::OutputInDataDir,
             format!(
                 "{} is inside kromad's data dir ({})",
                 folder.display(),
@@ -209,7 +209,7 @@ async fn find_files(
 ) -> Result<Vec<Result<Work, (String, ApiError)>>, ApiError> {
     if paths.is_empty() || paths.len() > MAX_FILES {
         return Err(ApiError::validation(
-            "invalid_paths",
+            ErrorCode::InvalidPaths,
             format!("name between 1 and {MAX_FILES} files or folders"),
         ));
     }
@@ -267,17 +267,17 @@ async fn find_files(
         found
     })
     .await
-    .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+    .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     if found.is_empty() {
         return Err(ApiError::validation(
-            "no_images",
+            ErrorCode::NoImages,
             "the paths hold no image files (PNG, JPEG or WebP)",
         )
         .with_hint("name image files, or folders that hold some"));
     }
     if found.len() > MAX_FILES {
         return Err(ApiError::validation(
-            "too_many_files",
+            ErrorCode::TooManyFiles,
             format!(
                 "the folders hold {} files; at most {MAX_FILES} per call",
                 found.len()
@@ -375,7 +375,9 @@ async fn run_step(
                         process_file(&daemon, &runtime, &work, &step, &stop)
                     })
                     .await
-                    .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))
+                    .map_err(|err| {
+                        ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                    })
                     .and_then(|result| result);
                     (index, input, outcome)
                 });
@@ -385,8 +387,9 @@ async fn run_step(
     let mut done = 0u32;
     let mut failed = results.iter().flatten().count() as u32;
     while let Some(joined) = tasks.join_next().await {
-        let (index, input, outcome) = joined
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        let (index, input, outcome) = joined.map_err(|err| {
+            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+        })?;
         let result = match outcome {
             Ok(output) => {
                 done += 1;
@@ -405,19 +408,18 @@ async fn run_step(
                 }
             }
         };
-        let event = NewEvent {
-            at: clock::now(),
-            kind: protocol::events::kind::POSTPROCESS_FILE,
-            project: None,
-            data: serde_json::json!({
-                "step": step.step.name(),
-                "input": result.input,
-                "output": result.output,
-                "error": result.error,
-                "done": done + failed,
-                "total": total,
-            }),
-        };
+        let event = NewEvent::of(
+            clock::now(),
+            None,
+            &protocol::events::PostprocessFile {
+                step: step.step.to_proto(),
+                input: result.input.clone(),
+                output: result.output.clone(),
+                error: result.error.clone(),
+                done: done + failed,
+                total: total as u32,
+            },
+        );
         if let Err(err) = daemon.store.append_events(vec![event]).await {
             tracing::warn!(%err, "could not record a postprocess.file event");
         }
@@ -455,7 +457,7 @@ fn process_file(
         ("settings", prepared.settings.clone()),
     ]);
     let target = &work.target;
-    let mut progress = TileProgress::new(daemon, runtime, step.name(), path);
+    let mut progress = TileProgress::new(daemon, runtime, step.to_proto(), path);
     let mut render = |out: &mut dyn std::io::Write| {
         step.render(
             prepared.model.as_deref(),
@@ -487,7 +489,7 @@ fn process_file(
 struct TileProgress<'a> {
     daemon: &'a Daemon,
     runtime: &'a tokio::runtime::Handle,
-    step: &'static str,
+    step: protocol::postprocess::Step,
     input: String,
 }
 
@@ -495,7 +497,7 @@ impl<'a> TileProgress<'a> {
     fn new(
         daemon: &'a Daemon,
         runtime: &'a tokio::runtime::Handle,
-        step: &'static str,
+        step: protocol::postprocess::Step,
         input: &Path,
     ) -> TileProgress<'a> {
         TileProgress {
@@ -507,17 +509,14 @@ impl<'a> TileProgress<'a> {
     }
 
     fn tile(&mut self, done: usize, total: usize) {
-        let event = NewEvent {
-            at: clock::now(),
-            kind: protocol::events::kind::POSTPROCESS_PROGRESS,
-            project: None,
-            data: serde_json::json!({
-                "step": self.step,
-                "input": self.input,
-                "tiles_done": done,
-                "tiles": total,
-            }),
-        };
+        let progress =
+            protocol::events::PostprocessProgress::File(protocol::events::FileTileProgress {
+                step: self.step,
+                input: self.input.clone(),
+                tiles_done: done as u32,
+                tiles: total as u32,
+            });
+        let event = NewEvent::of(clock::now(), None, &progress);
         if let Err(err) = self
             .runtime
             .block_on(self.daemon.store.append_events(vec![event]))
@@ -531,14 +530,14 @@ fn write_error(target: &Path, err: std::io::Error) -> ApiError {
     if err.kind() == std::io::ErrorKind::AlreadyExists {
         ApiError::new(
             ErrorKind::Conflict,
-            "output_exists",
+            ErrorCode::OutputExists,
             format!("{} exists; kroma never overwrites a file", target.display()),
         )
         .with_hint("move it away, or pass another output folder (-o)")
     } else {
         ApiError::new(
             ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             format!("writing {}: {err}", target.display()),
         )
         .with_hint("check that the folder exists and is writable")

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 
 use crate::error::ApiError;
 use crate::projects::{root as project_root, rules as project};
@@ -25,7 +25,9 @@ pub async fn project_create(
     // Compared and stored with every link resolved: a link cannot make two roots share files.
     let root = tokio::task::spawn_blocking(move || resolve_root(&root))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+        .map_err(|err| {
+            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+        })??;
     let data_dir = daemon.real_data_dir.clone();
     let s3 = params.s3.as_ref().map(project::parse_s3).transpose()?;
     let new = NewProject {
@@ -53,12 +55,15 @@ pub async fn project_create(
             // Kept as soon as the layout exists: a rolled-back row leaves an empty layout behind,
             // but a committed row never loses its folder, even if the caller has timed out.
             project_root::create(&root, &row.id, &row.slug)?.keep();
-            let event = NewEvent {
-                at: new.at.clone(),
-                kind: protocol::events::kind::PROJECT_CREATED,
-                project: Some(row.slug.clone()),
-                data: serde_json::json!({ "id": row.id, "name": row.name, "root": row.root }),
-            };
+            let event = NewEvent::of(
+                new.at.clone(),
+                Some(row.slug.clone()),
+                &protocol::events::ProjectCreated {
+                    id: row.id.clone(),
+                    name: row.name.clone(),
+                    root: row.root.clone(),
+                },
+            );
             Ok::<_, ApiError>((row, vec![event]))
         })
         .await?;
@@ -90,25 +95,24 @@ pub async fn project_update(
     };
     let mut changed = Vec::new();
     if changes.name.is_some() {
-        changed.push("name");
+        changed.push(protocol::events::ProjectField::Name);
     }
     if changes.description.is_some() {
-        changed.push("description");
+        changed.push(protocol::events::ProjectField::Description);
     }
     if changes.s3.is_some() {
-        changed.push("s3");
+        changed.push(protocol::events::ProjectField::S3);
     }
     let at = clock::now();
     let row = daemon
         .store
         .write(move |tx| {
             let row = store::update_project(tx, &slug, &changes, &at)?;
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::PROJECT_UPDATED,
-                project: Some(row.slug.clone()),
-                data: serde_json::json!({ "changed": changed }),
-            };
+                Some(row.slug.clone()),
+                &protocol::events::ProjectUpdated { changed },
+            );
             Ok::<_, StoreError>((row, vec![event]))
         })
         .await?;
@@ -123,7 +127,7 @@ pub async fn project_delete(
     if !params.confirm {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "confirmation_required",
+            ErrorCode::ConfirmationRequired,
             format!("deleting project `{slug}` needs confirm: true"),
         )
         .with_hint("`kromactl project rm` asks for confirmation, or pass --yes"));
@@ -153,12 +157,15 @@ pub async fn project_delete(
             } else {
                 None
             };
-            let event = NewEvent {
+            let event = NewEvent::of(
                 at,
-                kind: protocol::events::kind::PROJECT_DELETED,
-                project: Some(row.slug.clone()),
-                data: serde_json::json!({ "id": row.id, "root": row.root, "purged_files": purge_files }),
-            };
+                Some(row.slug.clone()),
+                &protocol::events::ProjectDeleted {
+                    id: row.id.clone(),
+                    root: row.root.clone(),
+                    purged_files: purge_files,
+                },
+            );
             Ok::<_, ApiError>(((row, detached), vec![event]))
         })
         .await?;
@@ -166,7 +173,9 @@ pub async fn project_delete(
         let root = row.root.clone();
         let purged = tokio::task::spawn_blocking(move || detached.purge())
             .await
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })?;
         if let Err(err) = purged {
             return Err(ApiError {
                 message: format!(
@@ -214,7 +223,7 @@ pub fn to_proto(row: &ProjectRow) -> protocol::project::Project {
 fn resolve_root(path: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
     project_root::resolve(path).map_err(|err| {
         ApiError::validation(
-            "invalid_root",
+            ErrorCode::InvalidRoot,
             format!("cannot resolve {}: {err}", path.display()),
         )
         .with_hint("name a folder that exists, or one whose parent folders exist")

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::provider::{CheckResult, CheckStatus, Provider, ProviderKind};
+use protocol::{ErrorCode, ErrorKind};
 
 use crate::error::ApiError;
 use crate::providers::{self, Account};
@@ -24,7 +24,7 @@ fn parse_name(name: &str) -> Result<String, ApiError> {
         Ok(name.to_owned())
     } else {
         Err(ApiError::validation(
-            "invalid_provider_name",
+            ErrorCode::InvalidProviderName,
             format!("provider name `{name}` must match [a-z0-9][a-z0-9_-]{{0,63}}"),
         ))
     }
@@ -33,20 +33,20 @@ fn parse_name(name: &str) -> Result<String, ApiError> {
 fn parse_base_url(url: &str) -> Result<String, ApiError> {
     let parsed = url::Url::parse(url).map_err(|err| {
         ApiError::validation(
-            "invalid_base_url",
+            ErrorCode::InvalidBaseUrl,
             format!("base URL `{url}` is not a URL: {err}"),
         )
         .with_hint("e.g. https://api.openai.com/v1")
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(ApiError::validation(
-            "invalid_base_url",
+            ErrorCode::InvalidBaseUrl,
             format!("base URL `{url}` must be http:// or https:// with a host"),
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(ApiError::validation(
-            "invalid_base_url",
+            ErrorCode::InvalidBaseUrl,
             "the base URL must not carry credentials; put the key in a secret",
         ));
     }
@@ -57,7 +57,7 @@ fn parse_text(field: &str, value: &str) -> Result<String, ApiError> {
     let value = value.trim();
     if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
         return Err(ApiError::validation(
-            "invalid_params",
+            ErrorCode::InvalidParams,
             format!("`{field}` must be 1 to 200 characters without control characters"),
         ));
     }
@@ -82,13 +82,15 @@ fn to_proto(row: &ProviderRow) -> Result<Provider, ApiError> {
     })
 }
 
-fn changed(name: &str, action: &str, at: String) -> NewEvent {
-    NewEvent {
+fn changed(name: &str, action: protocol::events::Change, at: String) -> NewEvent {
+    NewEvent::of(
         at,
-        kind: protocol::events::kind::PROVIDER_CHANGED,
-        project: None,
-        data: serde_json::json!({ "name": name, "action": action }),
-    }
+        None,
+        &protocol::events::ProviderChanged {
+            name: name.to_owned(),
+            action,
+        },
+    )
 }
 
 pub async fn create(
@@ -101,7 +103,7 @@ pub async fn create(
         (ProviderKind::Openai, None) => protocol::provider::OPENAI_BASE_URL.to_owned(),
         (ProviderKind::OpenaiCompatible, None) => {
             return Err(ApiError::validation(
-                "invalid_base_url",
+                ErrorCode::InvalidBaseUrl,
                 "an openai_compatible provider needs a base URL",
             )
             .with_hint("pass --base-url, e.g. http://127.0.0.1:8080/v1"));
@@ -130,7 +132,10 @@ pub async fn create(
         .store
         .write(move |tx| {
             rows::insert(tx, &row)?;
-            Ok::<_, StoreError>((row.clone(), vec![changed(&row.name, "created", at)]))
+            Ok::<_, StoreError>((
+                row.clone(),
+                vec![changed(&row.name, protocol::events::Change::Created, at)],
+            ))
         })
         .await?;
     to_proto(&row)
@@ -170,7 +175,10 @@ pub async fn update(
             row.honors_idempotency_key = honors.unwrap_or(row.honors_idempotency_key);
             row.updated_at = at.clone();
             rows::update(tx, &row)?;
-            Ok::<_, StoreError>((row.clone(), vec![changed(&row.name, "updated", at)]))
+            Ok::<_, StoreError>((
+                row.clone(),
+                vec![changed(&row.name, protocol::events::Change::Updated, at)],
+            ))
         })
         .await?;
     to_proto(&row)
@@ -207,7 +215,7 @@ pub async fn delete(
     if !params.confirm {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "confirmation_required",
+            ErrorCode::ConfirmationRequired,
             format!("deleting provider `{name}` needs confirm: true"),
         )
         .with_hint("`kromactl provider rm` asks for confirmation, or pass --yes"));
@@ -218,7 +226,10 @@ pub async fn delete(
         .write(move |tx| {
             let row = rows::get(tx, &name)?;
             rows::delete(tx, &name)?;
-            Ok::<_, StoreError>((row.clone(), vec![changed(&row.name, "deleted", at)]))
+            Ok::<_, StoreError>((
+                row.clone(),
+                vec![changed(&row.name, protocol::events::Change::Deleted, at)],
+            ))
         })
         .await?;
     to_proto(&row)

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::asset::AssetKind;
 use protocol::image_model::Lifecycle;
 use protocol::run::{CandidateStatus, Plan, PlanParams, RunDetail, RunStatus, RunSummary};
+use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
 use crate::error::ApiError;
@@ -55,9 +55,9 @@ pub(super) async fn resolve_settings(
         }
         Ok::<_, ApiError>((layers, files))
     });
-    let (mut layers, files) = read
-        .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+    let (mut layers, files) = read.await.map_err(|err| {
+        ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+    })??;
     layers.extend(request);
     Ok((settings::resolve(layers)?, files))
 }
@@ -116,7 +116,7 @@ enum SceneSpec {
 fn scene_specs(scenes: &[String]) -> Result<Vec<SceneSpec>, ApiError> {
     if scenes.is_empty() {
         return Err(
-            ApiError::validation("no_scenes", "a run needs at least one scene")
+            ApiError::validation(ErrorCode::NoScenes, "a run needs at least one scene")
                 .with_hint("name scene assets, image files or a folder of images"),
         );
     }
@@ -129,7 +129,7 @@ fn scene_specs(scenes: &[String]) -> Result<Vec<SceneSpec>, ApiError> {
                 Ok(SceneSpec::Path(scene.clone()))
             } else {
                 Err(ApiError::validation(
-                    "invalid_scene",
+                    ErrorCode::InvalidScene,
                     format!("scene `{scene}` is neither an asset id nor an absolute path"),
                 )
                 .with_hint("kromactl sends absolute paths; over the API, pass absolute paths"))
@@ -167,7 +167,9 @@ async fn resolve_scenes(
                     crate::projects::import::expand(std::slice::from_ref(&named))
                 })
                 .await
-                .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+                .map_err(|err| {
+                    ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                })?;
                 let mut any = false;
                 for entry in found {
                     let candidate = entry.map_err(|(_, err)| err)?;
@@ -176,7 +178,7 @@ async fn resolve_scenes(
                         &crate::files::images::UNREAD_EXTENSIONS,
                     ) {
                         return Err(ApiError::validation(
-                            "unsupported_scene",
+                            ErrorCode::UnsupportedScene,
                             format!(
                                 "{}: BMP and TIFF scenes are not supported",
                                 candidate.shown.display()
@@ -222,7 +224,7 @@ async fn resolve_scenes(
                 }
                 if !any {
                     return Err(ApiError::validation(
-                        "no_scenes",
+                        ErrorCode::NoScenes,
                         format!(
                             "{path} holds no image files ({})",
                             crate::files::images::EXTENSIONS.join(", ")
@@ -367,7 +369,7 @@ async fn make_plan(
             .await
             .map_err(|err| match err {
                 StoreError::EntityNotFound { what: "provider", .. } => ApiError::validation(
-                    "no_provider",
+                    ErrorCode::NoProvider,
                     format!("there is no provider account `{provider_name}`"),
                 )
                 .with_hint(format!(
@@ -422,7 +424,7 @@ async fn check_chain_models(daemon: &Daemon, settings: &Settings) -> Result<(), 
         Ok(())
     })
     .await
-    .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+    .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
 }
 
 pub async fn plan(daemon: Arc<Daemon>, params: PlanParams) -> Result<Plan, ApiError> {
@@ -456,7 +458,11 @@ pub async fn create(
         plan_json: runs::stored::StoredPlan::from(&plan)
             .to_json()
             .map_err(|err| {
-                ApiError::new(ErrorKind::Internal, "internal", format!("plan: {err}"))
+                ApiError::new(
+                    ErrorKind::Internal,
+                    ErrorCode::Internal,
+                    format!("plan: {err}"),
+                )
             })?,
         max_cost_usd: plan.cost.max_usd,
         confirmed_cost_usd: None,
@@ -479,17 +485,16 @@ pub async fn create(
         }
     }
     let jobs = plan.jobs.clone();
-    let event = NewEvent {
-        at: at.clone(),
-        kind: protocol::events::kind::RUN_CREATED,
-        project: Some(project.slug.clone()),
-        data: serde_json::json!({
-            "run": id,
-            "status": status.as_str(),
-            "jobs": plan.jobs.len(),
-            "max_cost_usd": plan.cost.max_usd,
-        }),
-    };
+    let event = NewEvent::of(
+        at.clone(),
+        Some(project.slug.clone()),
+        &protocol::events::RunCreated {
+            run: id.clone(),
+            status,
+            jobs: plan.jobs.len() as u32,
+            max_cost_usd: plan.cost.max_usd,
+        },
+    );
     let detail = daemon
         .store
         .write(move |tx| {
@@ -506,7 +511,7 @@ pub async fn create(
 async fn write_record(detail: RunDetail) -> Result<(), ApiError> {
     tokio::task::spawn_blocking(move || runs::write_record(&detail))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
 }
 
 async fn load_detail(daemon: &Daemon, run_id: String) -> Result<RunDetail, ApiError> {
@@ -525,8 +530,11 @@ fn parse_run_id(id: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(id)
         .map(|uuid| uuid.to_string())
         .map_err(|_| {
-            ApiError::validation("invalid_run", format!("`{id}` is not a run id (a UUID)"))
-                .with_hint("`kromactl run list` shows the ids")
+            ApiError::validation(
+                ErrorCode::InvalidRun,
+                format!("`{id}` is not a run id (a UUID)"),
+            )
+            .with_hint("`kromactl run list` shows the ids")
         })
 }
 
@@ -545,7 +553,7 @@ pub async fn list(
         limit @ 1..=1000 => limit,
         _ => {
             return Err(ApiError::validation(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 "limit must be between 1 and 1000",
             ));
         }
@@ -577,7 +585,7 @@ fn parse_confirmation(usd: f64) -> Result<f64, ApiError> {
         Ok(usd)
     } else {
         Err(ApiError::validation(
-            "invalid_confirmation",
+            ErrorCode::InvalidConfirmation,
             "confirm_cost_usd must be a number ≥ 0",
         ))
     }
@@ -604,7 +612,7 @@ fn check_budgets(
     if let Some(cap) = over(budget.project_usd, spent_total) {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "budget_exceeded",
+            ErrorCode::BudgetExceeded,
             format!(
                 "the project budget is {}: {} spent + {} held by running runs + {} for this run would exceed it",
                 usd(cap), usd(spent_total), usd(reserved), usd(amount)
@@ -615,7 +623,7 @@ fn check_budgets(
     if let Some(cap) = over(budget.daily_usd, spent_today) {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "budget_exceeded",
+            ErrorCode::BudgetExceeded,
             format!(
                 "the daily budget is {}: {} spent today + {} held by running runs + {} for this run would exceed it",
                 usd(cap), usd(spent_today), usd(reserved), usd(amount)
@@ -637,11 +645,11 @@ async fn preflight(daemon: &Daemon, plan: &Plan, resolved: &Resolved) -> Result<
     let secret = provider.secret_name.clone();
     let readable = tokio::task::spawn_blocking(move || secrets.get(&secret).map(|_| ()))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     if let Err(err) = readable {
         return Err(ApiError::new(
             ErrorKind::Provider,
-            "no_key",
+            ErrorCode::NoKey,
             format!(
                 "the key of provider `{}` (secret `{}`) cannot be read: {err}",
                 provider.name, provider.secret_name
@@ -659,7 +667,7 @@ async fn preflight(daemon: &Daemon, plan: &Plan, resolved: &Resolved) -> Result<
         && model.lifecycle == Lifecycle::Retired
     {
         return Err(ApiError::validation(
-            "model_retired",
+            ErrorCode::ModelRetired,
             format!(
                 "model `{}` was shut down on {}",
                 plan.model,
@@ -681,7 +689,7 @@ fn check_confirmation(confirmed: f64, max: f64, what: &str, command: &str) -> Re
     }
     Err(ApiError::new(
         ErrorKind::Policy,
-        "confirmation_too_low",
+        ErrorCode::ConfirmationTooLow,
         format!(
             "{what} can cost up to {}; the confirmation covers {}",
             usd(max),
@@ -712,7 +720,7 @@ pub async fn start(
         RunStatus::DryRun => {
             return Err(ApiError::new(
                 ErrorKind::Conflict,
-                "dry_run",
+                ErrorCode::DryRun,
                 "a dry run is a record only and cannot be started",
             )
             .with_hint("create the run again without --dry-run"));
@@ -720,7 +728,7 @@ pub async fn start(
         other => {
             return Err(ApiError::new(
                 ErrorKind::Conflict,
-                "already_started",
+                ErrorCode::AlreadyStarted,
                 format!("run {id} is {}, not planned", other.as_str()),
             )
             .with_hint("`kromactl run retry` calls again for what did not succeed"));
@@ -742,7 +750,7 @@ pub async fn start(
             if run.status != "planned" {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,
-                    "already_started",
+                    ErrorCode::AlreadyStarted,
                     format!("run {id} was started meanwhile"),
                 ));
             }
@@ -751,17 +759,18 @@ pub async fn start(
             let run = rows::get_run(tx, &id)?;
             let candidates = rows::candidates(tx, &id)?;
             let summary = runs::summary(&run, &candidates, 0.0)?;
-            let event = NewEvent {
-                at: at.clone(),
-                kind: protocol::events::kind::RUN_STARTED,
-                project: Some(run.project_slug.clone()),
-                data: serde_json::json!({
-                    "run": id,
-                    "confirmed_cost_usd": confirmed,
-                    "max_cost_usd": run.max_cost_usd,
-                    "candidates": candidates.len(),
-                }),
-            };
+            let event = NewEvent::of(
+                at.clone(),
+                Some(run.project_slug.clone()),
+                &protocol::events::RunStarted {
+                    run: id.clone(),
+                    retry: false,
+                    candidates: candidates.len() as u32,
+                    chains: None,
+                    confirmed_cost_usd: confirmed,
+                    max_cost_usd: run.max_cost_usd,
+                },
+            );
             Ok::<_, ApiError>((summary, vec![event]))
         })
         .await?;
@@ -793,7 +802,7 @@ pub async fn cancel(
                 other => {
                     return Err(ApiError::new(
                         ErrorKind::Conflict,
-                        "not_cancelable",
+                        ErrorCode::NotCancelable,
                         format!(
                             "run {run_id} is {other}; only planned or running runs can be canceled"
                         ),
@@ -825,7 +834,7 @@ pub async fn retry(
     ) {
         return Err(ApiError::new(
             ErrorKind::Conflict,
-            "not_retryable",
+            ErrorCode::NotRetryable,
             format!(
                 "run {id} is {}; retry a finished run",
                 detail.run.status.as_str()
@@ -862,7 +871,7 @@ pub async fn retry(
     if retried.is_empty() && chains == 0 {
         return Err(ApiError::new(
             ErrorKind::Conflict,
-            "nothing_to_retry",
+            ErrorCode::NothingToRetry,
             format!(
                 "run {id} has no {} candidates and no failed post-process chain",
                 statuses.join(" or ")
@@ -891,7 +900,7 @@ pub async fn retry(
             if run.status.as_str() == "running" || run.status.as_str() == "canceling" {
                 return Err(ApiError::new(
                     ErrorKind::Conflict,
-                    "not_retryable",
+                    ErrorCode::NotRetryable,
                     format!("run {run_id} was started again meanwhile"),
                 ));
             }
@@ -903,19 +912,18 @@ pub async fn retry(
             let candidates = rows::candidates(tx, &run_id)?;
             let spent = rows::run_spent(tx, &run_id)?;
             let summary = runs::summary(&run, &candidates, spent)?;
-            let event = NewEvent {
-                at: at.clone(),
-                kind: protocol::events::kind::RUN_STARTED,
-                project: Some(run.project_slug.clone()),
-                data: serde_json::json!({
-                    "run": run_id,
-                    "retry": true,
-                    "candidates": reset.len(),
-                    "chains": chains.len(),
-                    "confirmed_cost_usd": confirmed,
-                    "max_cost_usd": max,
-                }),
-            };
+            let event = NewEvent::of(
+                at.clone(),
+                Some(run.project_slug.clone()),
+                &protocol::events::RunStarted {
+                    run: run_id.clone(),
+                    retry: true,
+                    candidates: reset.len() as u32,
+                    chains: Some(chains.len() as u32),
+                    confirmed_cost_usd: confirmed,
+                    max_cost_usd: max,
+                },
+            );
             Ok::<_, ApiError>(((summary, chains), vec![event]))
         })
         .await?;
@@ -956,11 +964,13 @@ pub async fn model_list(
         let secret = provider.secret_name.clone();
         let key = tokio::task::spawn_blocking(move || secrets.get(&secret))
             .await
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })?
             .map_err(|err| {
                 ApiError::new(
                     ErrorKind::Provider,
-                    "no_key",
+                    ErrorCode::NoKey,
                     format!("the key of provider `{name}` cannot be read: {err}"),
                 )
                 .with_hint(format!(
@@ -982,7 +992,7 @@ pub async fn model_list(
         )
         .await
         .map_err(|message| {
-            ApiError::new(ErrorKind::Provider, "provider_unreachable", message)
+            ApiError::new(ErrorKind::Provider, ErrorCode::ProviderUnreachable, message)
                 .with_hint(format!("check it with `kromactl provider check {name}`"))
         })?;
         let at = clock::now();
@@ -1015,7 +1025,7 @@ fn parse_since(since: &str) -> Result<String, ApiError> {
         return Ok(clock::format(date.midnight().assume_utc()));
     }
     Err(ApiError::validation(
-        "invalid_since",
+        ErrorCode::InvalidSince,
         format!("`{since}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
     ))
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::secret::SecretInfo;
+use protocol::{ErrorCode, ErrorKind};
 
 use crate::error::ApiError;
 use crate::secrets::SecretError;
@@ -27,7 +27,7 @@ pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
     } else {
         // Not repeated back: a name that breaks the rule is often a key pasted in its place.
         Err(ApiError::validation(
-            "invalid_secret_name",
+            ErrorCode::InvalidSecretName,
             format!(
                 "the secret name given ({} characters, not shown: it may be a key) must match {}",
                 name.chars().count(),
@@ -40,11 +40,11 @@ pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
 
 pub fn secret_error(err: SecretError) -> ApiError {
     match err {
-        SecretError::Unavailable { .. } => ApiError::new(ErrorKind::Infra, "secret_store_unavailable", err.to_string())
+        SecretError::Unavailable { .. } => ApiError::new(ErrorKind::Infra, ErrorCode::SecretStoreUnavailable, err.to_string())
             .with_hint("start your keyring (e.g. gnome-keyring), or set secrets.store = \"file\" in kromad.toml; `kromactl daemon status` shows the store"),
-        SecretError::NotFound(_) => ApiError::new(ErrorKind::NotFound, "secret_not_found", err.to_string())
+        SecretError::NotFound(_) => ApiError::new(ErrorKind::NotFound, ErrorCode::SecretNotFound, err.to_string())
             .with_hint("set it with `kromactl secret set NAME`"),
-        SecretError::Store(_) => ApiError::new(ErrorKind::Infra, "secret_store_failed", err.to_string())
+        SecretError::Store(_) => ApiError::new(ErrorKind::Infra, ErrorCode::SecretStoreFailed, err.to_string())
             .with_hint("check the secret store (keyring unlocked? key file readable?) and retry"),
     }
 }
@@ -58,13 +58,15 @@ fn info(daemon: &Daemon, row: &SecretRow) -> SecretInfo {
     }
 }
 
-fn changed(name: &str, action: &str, at: String) -> NewEvent {
-    NewEvent {
+fn changed(name: &str, action: protocol::events::SecretChange, at: String) -> NewEvent {
+    NewEvent::of(
         at,
-        kind: protocol::events::kind::SECRET_CHANGED,
-        project: None,
-        data: serde_json::json!({ "name": name, "action": action }),
-    }
+        None,
+        &protocol::events::SecretChanged {
+            name: name.to_owned(),
+            action,
+        },
+    )
 }
 
 pub async fn set(
@@ -74,7 +76,7 @@ pub async fn set(
     let name = parse_name(&params.name)?;
     if params.value.is_empty() || params.value.len() > MAX_VALUE_BYTES {
         return Err(ApiError::validation(
-            "invalid_secret_value",
+            ErrorCode::InvalidSecretValue,
             format!("a secret value must be 1 to {MAX_VALUE_BYTES} bytes"),
         ));
     }
@@ -88,7 +90,10 @@ pub async fn set(
             // The row and the value change together: if the store refuses, the row is rolled back.
             let row = rows::put(tx, &name, store, &at)?;
             secrets.set(&name, &value).map_err(secret_error)?;
-            Ok::<_, ApiError>((row, vec![changed(&name, "set", at)]))
+            Ok::<_, ApiError>((
+                row,
+                vec![changed(&name, protocol::events::SecretChange::Set, at)],
+            ))
         })
         .await?;
     Ok(info(&daemon, &row))
@@ -127,7 +132,7 @@ pub async fn delete(
     if !params.confirm {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "confirmation_required",
+            ErrorCode::ConfirmationRequired,
             format!("deleting secret `{name}` needs confirm: true"),
         )
         .with_hint("`kromactl secret rm` asks for confirmation, or pass --yes"));
@@ -141,7 +146,10 @@ pub async fn delete(
                 .ok_or_else(|| secret_error(SecretError::NotFound(name.clone())))?;
             rows::delete(tx, &name)?;
             secrets.delete(&name).map_err(secret_error)?;
-            Ok::<_, ApiError>((row, vec![changed(&name, "deleted", at)]))
+            Ok::<_, ApiError>((
+                row,
+                vec![changed(&name, protocol::events::SecretChange::Deleted, at)],
+            ))
         })
         .await?;
     Ok(info(&daemon, &row))

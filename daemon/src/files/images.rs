@@ -4,6 +4,7 @@
 use std::io::Cursor;
 
 use image::{ImageFormat, ImageReader, Limits};
+use kroma_protocol::ErrorCode;
 
 /// File extensions of the images Kroma reads (PNG, JPEG, WebP), lower case: what a folder
 /// contributes to a one-off step or a run. The one list; the bytes decide in the end.
@@ -51,12 +52,14 @@ pub enum ImageProblem {
 
 impl ImageProblem {
     /// The stable error code for the API.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ImageProblem::NotAnImage => "not_an_image",
-            ImageProblem::TooLarge { .. } | ImageProblem::TooLong { .. } => "image_too_large",
-            ImageProblem::TooMuchMemory | ImageProblem::TooManyPixels { .. } => "image_too_large",
-            ImageProblem::Damaged(_) => "image_damaged",
+            ImageProblem::NotAnImage => ErrorCode::NotAnImage,
+            ImageProblem::TooLarge { .. }
+            | ImageProblem::TooLong { .. }
+            | ImageProblem::TooMuchMemory
+            | ImageProblem::TooManyPixels { .. } => ErrorCode::ImageTooLarge,
+            ImageProblem::Damaged(_) => ErrorCode::ImageDamaged,
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kroma_protocol as protocol;
+use protocol::ErrorCode;
 use protocol::bootstrap::{
     BootstrapDocument, CharacterPart, ImportMode, ImportSummary, PromptTemplatePart, SectionChange,
     StyleGuidePart,
@@ -132,7 +133,7 @@ pub fn read_answer(text: &str) -> Result<BootstrapDocument, ApiError> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err(ApiError::validation(
-            "empty_document",
+            ErrorCode::EmptyDocument,
             "the AI answer is empty",
         ));
     }
@@ -157,10 +158,13 @@ pub fn read_answer(text: &str) -> Result<BootstrapDocument, ApiError> {
     }
     Err(match last_error {
         Some(err) => ApiError::validation(
-            "invalid_document",
+            ErrorCode::InvalidDocument,
             format!("the document does not match the bootstrap schema: {err}"),
         ),
-        None => ApiError::validation("invalid_document", "no JSON object found in the AI answer"),
+        None => ApiError::validation(
+            ErrorCode::InvalidDocument,
+            "no JSON object found in the AI answer",
+        ),
     }
     .with_hint("the answer must be one JSON object following the schema from `bootstrap.export`"))
 }
@@ -187,7 +191,7 @@ fn check_unique<'a>(section: &str, names: impl Iterator<Item = &'a str>) -> Resu
         return Ok(());
     }
     Err(ApiError::validation(
-        "duplicate_name",
+        ErrorCode::DuplicateName,
         format!(
             "{section} names appear more than once: {}",
             repeated
@@ -211,7 +215,7 @@ pub fn plan(
         && version != protocol::bootstrap::SCHEMA_VERSION
     {
         return Err(ApiError::validation(
-            "schema_version",
+            ErrorCode::SchemaVersion,
             format!(
                 "document version `{version}` is not {}",
                 protocol::bootstrap::SCHEMA_VERSION
@@ -224,7 +228,7 @@ pub fn plan(
         && document.prompt_templates.is_none()
     {
         return Err(ApiError::validation(
-            "empty_document",
+            ErrorCode::EmptyDocument,
             "the document has no section to import",
         )
         .with_hint("include at least one of project, style_guides, characters, prompt_templates"));
@@ -276,7 +280,7 @@ pub fn plan(
             .count();
         if defaults > 1 {
             return Err(ApiError::validation(
-                "default_required",
+                ErrorCode::DefaultRequired,
                 "more than one style guide is marked is_default",
             ));
         }
@@ -322,7 +326,7 @@ pub fn plan(
                 None => {
                     let instructions = part.instructions.as_deref().ok_or_else(|| {
                         ApiError::validation(
-                            "missing_text",
+                            ErrorCode::MissingText,
                             format!("new style guide `{}` needs `instructions`", name.name),
                         )
                     })?;
@@ -478,7 +482,7 @@ pub fn plan(
                 None => {
                     let body = part.body.as_deref().ok_or_else(|| {
                         ApiError::validation(
-                            "missing_text",
+                            ErrorCode::MissingText,
                             format!("new prompt template `{}` needs a `body`", name.name),
                         )
                     })?;

@@ -6,7 +6,7 @@ pub mod bootstrap;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 
 use crate::error::ApiError;
 
@@ -31,7 +31,7 @@ pub fn parse_name(what: &str, name: &str) -> Result<Name, ApiError> {
         || name.chars().any(char::is_control)
     {
         return Err(ApiError::validation(
-            "invalid_name",
+            ErrorCode::InvalidName,
             format!(
                 "a {what} name must be 1 to {MAX_NAME_CHARS} characters without control characters"
             ),
@@ -51,7 +51,7 @@ pub fn name_key(name: &str) -> String {
 pub fn parse_text(field: &str, text: &str) -> Result<String, ApiError> {
     if text.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::validation(
-            "text_too_long",
+            ErrorCode::TextTooLong,
             format!("`{field}` is longer than {MAX_TEXT_CHARS} characters"),
         ));
     }
@@ -61,7 +61,7 @@ pub fn parse_text(field: &str, text: &str) -> Result<String, ApiError> {
 pub fn parse_required_text(field: &str, text: &str) -> Result<String, ApiError> {
     if text.trim().is_empty() {
         return Err(ApiError::validation(
-            "missing_text",
+            ErrorCode::MissingText,
             format!("`{field}` must not be empty"),
         ));
     }
@@ -73,7 +73,7 @@ pub fn parse_weight(weight: f64) -> Result<f64, ApiError> {
         Ok(weight)
     } else {
         Err(ApiError::validation(
-            "invalid_weight",
+            ErrorCode::InvalidWeight,
             format!("weight {weight} must be above 0 and at most 10"),
         ))
     }
@@ -83,7 +83,7 @@ pub fn parse_weight(weight: f64) -> Result<f64, ApiError> {
 pub fn parse_references(assets: &[String]) -> Result<Vec<String>, ApiError> {
     if assets.len() > MAX_REFERENCES {
         return Err(ApiError::validation(
-            "too_many_references",
+            ErrorCode::TooManyReferences,
             format!("at most {MAX_REFERENCES} reference images"),
         ));
     }
@@ -91,7 +91,7 @@ pub fn parse_references(assets: &[String]) -> Result<Vec<String>, ApiError> {
     for asset in assets {
         if !seen.insert(asset) {
             return Err(ApiError::validation(
-                "duplicate_reference",
+                ErrorCode::DuplicateReference,
                 format!("asset `{asset}` is listed twice"),
             ));
         }
@@ -111,7 +111,7 @@ pub fn parse_variables(variables: &[String]) -> Result<Vec<String>, ApiError> {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
             return Err(ApiError::validation(
-                "invalid_variable",
+                ErrorCode::InvalidVariable,
                 format!(
                     "variable name `{variable}` must match [a-z_][a-z0-9_]* (at most {MAX_VARIABLE_LEN} bytes)"
                 ),
@@ -119,7 +119,7 @@ pub fn parse_variables(variables: &[String]) -> Result<Vec<String>, ApiError> {
         }
         if !seen.insert(variable.as_str()) {
             return Err(ApiError::validation(
-                "invalid_variable",
+                ErrorCode::InvalidVariable,
                 format!("variable `{variable}` is declared twice"),
             ));
         }
@@ -138,15 +138,18 @@ fn environment() -> minijinja::Environment<'static> {
 pub fn check_template(body: &str, declared: &[String]) -> Result<(), ApiError> {
     let environment = environment();
     let template = environment.template_from_str(body).map_err(|err| {
-        ApiError::validation("template_syntax", format!("template does not parse: {err}"))
-            .with_hint("placeholders look like {{variable}}")
+        ApiError::validation(
+            ErrorCode::TemplateSyntax,
+            format!("template does not parse: {err}"),
+        )
+        .with_hint("placeholders look like {{variable}}")
     })?;
     let used: BTreeSet<String> = template.undeclared_variables(false).into_iter().collect();
     let declared: BTreeSet<String> = declared.iter().cloned().collect();
     let undeclared: Vec<&String> = used.difference(&declared).collect();
     if !undeclared.is_empty() {
         return Err(ApiError::validation(
-            "undeclared_variable",
+            ErrorCode::UndeclaredVariable,
             format!("the body uses undeclared variables: {}", join(&undeclared)),
         )
         .with_hint("add them to the template's variables"));
@@ -154,7 +157,7 @@ pub fn check_template(body: &str, declared: &[String]) -> Result<(), ApiError> {
     let unused: Vec<&String> = declared.difference(&used).collect();
     if !unused.is_empty() {
         return Err(ApiError::validation(
-            "unused_variable",
+            ErrorCode::UnusedVariable,
             format!("declared variables the body never uses: {}", join(&unused)),
         )
         .with_hint("remove them from the variables, or use them as {{name}} in the body"));
@@ -186,7 +189,7 @@ pub fn render(
             problems.push(format!("unknown {}", join(&unknown)));
         }
         return Err(ApiError::validation(
-            "template_variables",
+            ErrorCode::TemplateVariables,
             format!("template variables do not match: {}", problems.join("; ")),
         )
         .with_hint(format!(
@@ -198,7 +201,7 @@ pub fn render(
     let template = environment.template_from_str(body).map_err(|err| {
         ApiError::new(
             ErrorKind::Internal,
-            "template_syntax",
+            ErrorCode::TemplateSyntax,
             format!("stored template does not parse: {err}"),
         )
     })?;
@@ -206,7 +209,12 @@ pub fn render(
         vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     template
         .render(minijinja::Value::from_pairs(context))
-        .map_err(|err| ApiError::validation("template_render", format!("rendering failed: {err}")))
+        .map_err(|err| {
+            ApiError::validation(
+                ErrorCode::TemplateRender,
+                format!("rendering failed: {err}"),
+            )
+        })
 }
 
 fn join(names: &[&String]) -> String {
@@ -240,13 +248,13 @@ mod tests {
         let body = "{{ character }} walks through {{place}} at {{ time_of_day }}";
         assert!(check_template(body, &declared(&["character", "place", "time_of_day"])).is_ok());
         let err = check_template(body, &declared(&["character", "place"])).unwrap_err();
-        assert_eq!(err.code, "undeclared_variable");
+        assert_eq!(err.code, ErrorCode::UndeclaredVariable);
         assert!(err.message.contains("`time_of_day`"), "{}", err.message);
         let err = check_template("plain text", &declared(&["unused"])).unwrap_err();
-        assert_eq!(err.code, "unused_variable");
+        assert_eq!(err.code, ErrorCode::UnusedVariable);
         assert_eq!(
             check_template("{{ oops", &[]).unwrap_err().code,
-            "template_syntax"
+            ErrorCode::TemplateSyntax
         );
     }
 
@@ -259,7 +267,7 @@ mod tests {
             "ink and rain"
         );
         let err = render(body, &names, &vars(&[("a", "ink"), ("c", "x")])).unwrap_err();
-        assert_eq!(err.code, "template_variables");
+        assert_eq!(err.code, ErrorCode::TemplateVariables);
         assert!(
             err.message.contains("missing `b`") && err.message.contains("unknown `c`"),
             "{}",
@@ -296,7 +304,7 @@ mod tests {
             };
             assert_eq!(
                 parse_variables(&list).unwrap_err().code,
-                "invalid_variable",
+                ErrorCode::InvalidVariable,
                 "{bad}"
             );
         }
@@ -306,7 +314,7 @@ mod tests {
         assert!(parse_weight(10.0).is_ok());
         assert_eq!(
             parse_references(&declared(&["a", "a"])).unwrap_err().code,
-            "duplicate_reference"
+            ErrorCode::DuplicateReference
         );
     }
 }

@@ -11,7 +11,7 @@
 //! filter (He, Sun and Tang, 2010).
 
 use image::{DynamicImage, GrayImage, RgbaImage};
-use kroma_protocol::ErrorKind;
+use kroma_protocol::{ErrorCode, ErrorKind};
 
 use super::resize::lanczos_resize;
 use crate::error::ApiError;
@@ -52,7 +52,7 @@ pub fn remove(
     if shape.len() != 4 || shape[2] != side || shape[3] != side || output.len() < SIDE * SIDE {
         return Err(ApiError::new(
             ErrorKind::Infra,
-            "model_interface",
+            ErrorCode::ModelInterface,
             format!(
                 "{} answered a {shape:?} tensor; a background-removal model answers [1, 1, {SIDE}, {SIDE}]",
                 model.installed.name
@@ -70,7 +70,7 @@ pub fn remove(
 pub fn parse_colour(text: &str) -> Result<[u8; 3], ApiError> {
     let invalid = || {
         ApiError::validation(
-            "invalid_colour",
+            ErrorCode::InvalidColour,
             format!("`{text}` is not a colour like #ffffff"),
         )
     };

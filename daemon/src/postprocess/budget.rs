@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,7 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ApiError> {
     let io_error = |err: std::io::Error| {
         ApiError::new(
             ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             format!("reading {}: {err}", path.display()),
         )
         .with_hint("check that the file exists and is readable")
@@ -32,7 +32,7 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ApiError> {
     // and opened without blocking in case it is swapped in between.
     let not_a_file = || {
         ApiError::validation(
-            "not_a_file",
+            ErrorCode::NotAFile,
             format!("{} is not a regular file", path.display()),
         )
     };
@@ -53,7 +53,7 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ApiError> {
     }
     let too_large = || {
         ApiError::validation(
-            "file_too_large",
+            ErrorCode::FileTooLarge,
             format!(
                 "{} is larger than {} MiB",
                 path.display(),
@@ -196,7 +196,7 @@ impl MemoryBudget {
         let needed = cost.megabytes(width, height);
         if needed > u64::from(self.total_mb) {
             return Err(ApiError::validation(
-                "image_too_large",
+                ErrorCode::ImageTooLarge,
                 format!(
                     "{}: this step on a {width}×{height} image needs about {needed} MiB, more than the {} MiB local steps may use",
                     path.display(),
@@ -219,7 +219,7 @@ impl MemoryBudget {
 pub fn stopped() -> ApiError {
     ApiError::new(
         ErrorKind::Infra,
-        "stopped",
+        ErrorCode::Stopped,
         "stopped before it finished: kromad is stopping or the caller left",
     )
     .with_hint("run it again; nothing half-written was left behind")
@@ -259,7 +259,7 @@ mod tests {
             .reserve(Path::new("/in/big.png"), StepCost::Color, (4096, 4096))
             .await
             .unwrap_err();
-        assert_eq!(err.code, "image_too_large");
+        assert_eq!(err.code, ErrorCode::ImageTooLarge);
         assert!(err.message.contains("/in/big.png"), "{}", err.message);
         assert!(
             err.hint
@@ -296,10 +296,10 @@ mod tests {
         let file = std::fs::File::create(&sparse).unwrap();
         file.set_len(MAX_IMAGE_FILE_BYTES + 1).unwrap();
         let err = read_image_file(&sparse).unwrap_err();
-        assert_eq!(err.code, "file_too_large");
+        assert_eq!(err.code, ErrorCode::FileTooLarge);
         let err = read_image_file(dir.path()).unwrap_err();
         assert!(
-            ["not_a_file", "io_error"].contains(&err.code),
+            [ErrorCode::NotAFile, ErrorCode::IoError].contains(&err.code),
             "{}",
             err.code
         );

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use image::RgbaImage;
-use kroma_protocol::ErrorKind;
+use kroma_protocol::{ErrorCode, ErrorKind};
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{self, StepCost};
@@ -78,13 +78,18 @@ impl Step {
         Ok(steps)
     }
 
+    /// Which step this is, as events name it.
+    pub fn to_proto(&self) -> kroma_protocol::postprocess::Step {
+        match self {
+            Step::BgRemove { .. } => kroma_protocol::postprocess::Step::BgRemove,
+            Step::Upscale { .. } => kroma_protocol::postprocess::Step::Upscale,
+            Step::Color { .. } => kroma_protocol::postprocess::Step::Color,
+        }
+    }
+
     /// The step's name, as events and provenance record it.
     pub fn name(&self) -> &'static str {
-        match self {
-            Step::BgRemove { .. } => "bg_remove",
-            Step::Upscale { .. } => "upscale",
-            Step::Color { .. } => "color",
-        }
+        self.to_proto().as_str()
     }
 
     /// What the step costs in memory per image.
@@ -107,7 +112,7 @@ impl Step {
                 let model = engine.model(ModelKind::Upscale, model.as_deref())?;
                 if model.installed.scale != 4 {
                     return Err(ApiError::validation(
-                        "unsupported_model",
+                        ErrorCode::UnsupportedModel,
                         format!(
                             "{} upscales ×{}; kroma runs ×4 models",
                             model.installed.name, model.installed.scale
@@ -184,7 +189,7 @@ impl Step {
         let needs_model = || {
             ApiError::new(
                 ErrorKind::Internal,
-                "internal",
+                ErrorCode::Internal,
                 format!("the {} step ran without its model", self.name()),
             )
         };
@@ -206,13 +211,13 @@ impl Step {
             }
         };
         budget::check(stop)?;
-        let internal = |err: String| ApiError::new(ErrorKind::Internal, "internal", err);
+        let internal = |err: String| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err);
         let encoded = png::encode_png(&out_image).map_err(internal)?;
         let encoded = png::with_provenance(encoded, provenance).map_err(internal)?;
         out.write_all(&encoded).map_err(|err| {
             ApiError::new(
                 ErrorKind::Infra,
-                "io_error",
+                ErrorCode::IoError,
                 format!("writing the {} output: {err}", self.name()),
             )
             .with_hint("check that the folder is writable and the disk has room")
@@ -230,7 +235,7 @@ pub fn find_profile(settings: &Settings, name: &str) -> Result<ColorProfile, Api
         let mut known: Vec<String> = color::builtin().into_keys().collect();
         known.extend(settings.color_profiles.keys().cloned());
         ApiError::validation(
-            "unknown_profile",
+            ErrorCode::UnknownProfile,
             format!("there is no colour profile `{name}`"),
         )
         .with_hint(format!(
@@ -277,7 +282,7 @@ mod tests {
     #[test]
     fn an_unknown_profile_names_the_known_ones() {
         let err = Step::chain(&settings(colour("nope"))).expect_err("unknown");
-        assert_eq!(err.code, "unknown_profile");
+        assert_eq!(err.code, ErrorCode::UnknownProfile);
         assert!(err.hint.as_deref().unwrap_or("").contains("cinematic_warm"));
     }
 
@@ -321,6 +326,6 @@ mod tests {
                 &mut Vec::new(),
             )
             .expect_err("no model");
-        assert_eq!(err.code, "internal");
+        assert_eq!(err.code, ErrorCode::Internal);
     }
 }

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::local_model::{FileState, LocalModel, LocalModels};
+use protocol::{ErrorCode, ErrorKind};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -85,7 +85,7 @@ pub struct Installed {
 /// its file and the runtime are in place with their recorded sizes. Blocking.
 pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed, ApiError> {
     let not_installed = |message: String| {
-        ApiError::new(ErrorKind::Infra, "models_missing", message).with_hint(INSTALL_HINT)
+        ApiError::new(ErrorKind::Infra, ErrorCode::ModelsMissing, message).with_hint(INSTALL_HINT)
     };
     let manifest_path = dir.join("manifest.json");
     let bytes = std::fs::read(&manifest_path).map_err(|err| {
@@ -109,7 +109,7 @@ pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed
         Some(name) => of_kind.iter().find(|item| item.name == name).ok_or_else(|| {
             let known: Vec<&str> = of_kind.iter().map(|item| item.name.as_str()).collect();
             let mut err = ApiError::validation(
-                "unknown_model",
+                ErrorCode::UnknownModel,
                 format!("no {} model `{name}` is installed", kind.as_str()),
             );
             err = if known.is_empty() {

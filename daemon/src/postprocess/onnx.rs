@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use kroma_protocol::ErrorKind;
+use kroma_protocol::{ErrorCode, ErrorKind};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -52,7 +52,7 @@ impl Model {
         let output = outputs.get(self.installed.output.as_str()).ok_or_else(|| {
             ApiError::new(
                 ErrorKind::Infra,
-                "model_interface",
+                ErrorCode::ModelInterface,
                 format!(
                     "{} has no output `{}`",
                     self.installed.name, self.installed.output
@@ -120,7 +120,7 @@ impl Engine {
                 .map_err(|err| {
                     ApiError::new(
                         ErrorKind::Infra,
-                        "model_unloadable",
+                        ErrorCode::ModelUnloadable,
                         format!(
                             "ONNX Runtime cannot load {} ({}): {err}",
                             installed.name,
@@ -203,7 +203,7 @@ fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
     if !path.is_file() {
         return Err(ApiError::new(
             ErrorKind::Infra,
-            "runtime_missing",
+            ErrorCode::RuntimeMissing,
             format!("the ONNX Runtime library {} is missing", path.display()),
         )
         .with_hint(local_models::INSTALL_HINT));
@@ -211,7 +211,7 @@ fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
     let unusable = |err: String| {
         ApiError::new(
             ErrorKind::Infra,
-            "runtime_unusable",
+            ErrorCode::RuntimeUnusable,
             format!(
                 "the ONNX Runtime library {} cannot be used: {err}",
                 path.display()
@@ -238,11 +238,11 @@ fn load_session(environment: &Environment, model: &Path, threads: usize) -> ort:
 fn inference_error(model: &Installed, err: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         ErrorKind::Internal,
-        "inference_failed",
+        ErrorCode::InferenceFailed,
         format!("{} failed: {err}", model.name),
     )
 }
 
 fn internal(message: &str) -> ApiError {
-    ApiError::new(ErrorKind::Internal, "internal", message)
+    ApiError::new(ErrorKind::Internal, ErrorCode::Internal, message)
 }

@@ -10,7 +10,7 @@
 //! [`encode_png`] streams them into a PNG.
 
 use image::RgbaImage;
-use kroma_protocol::ErrorKind;
+use kroma_protocol::{ErrorCode, ErrorKind};
 
 use crate::error::ApiError;
 use crate::files::png::{self, Provenance};
@@ -57,7 +57,7 @@ pub fn upscale(
     let scale = scale as usize;
     if scale != 2 && scale != 4 {
         return Err(ApiError::validation(
-            "invalid_scale",
+            ErrorCode::InvalidScale,
             format!("scale {scale} is not 2 or 4"),
         ));
     }
@@ -105,7 +105,7 @@ pub fn upscale(
                 if out.len() != expected {
                     return Err(ApiError::new(
                         ErrorKind::Infra,
-                        "model_interface",
+                        ErrorCode::ModelInterface,
                         format!(
                             "the upscale model answered {} values for a {block_width}×{block_height} tile, not {expected}",
                             out.len()
@@ -170,7 +170,7 @@ pub fn run_model(
     if shape != [1, 3, 4 * height as i64, 4 * width as i64] {
         return Err(ApiError::new(
             ErrorKind::Infra,
-            "model_interface",
+            ErrorCode::ModelInterface,
             format!(
                 "{} answered {shape:?} for a {width}×{height} block; a ×4 model answers [1, 3, {}, {}]",
                 model.installed.name,
@@ -201,7 +201,7 @@ pub fn encode_png(
     let io_error = |err: std::io::Error| {
         ApiError::new(
             ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             format!("writing the upscaled PNG: {err}"),
         )
         .with_hint("check that the folder is writable and the disk has room")
@@ -373,7 +373,7 @@ mod tests {
             &mut |_| Ok(()),
         )
         .expect_err("short output");
-        assert_eq!(err.code, "model_interface");
+        assert_eq!(err.code, ErrorCode::ModelInterface);
         assert!(
             upscale(
                 &image,

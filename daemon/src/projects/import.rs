@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -130,7 +130,7 @@ impl Walk {
                 self.found.push(Err((
                     at.to_owned(),
                     ApiError::validation(
-                        "too_many_entries",
+                        ErrorCode::TooManyEntries,
                         format!(
                             "stopped at {}: the folders hold more than {MAX_WALK_ENTRIES} entries",
                             at.display()
@@ -182,7 +182,7 @@ impl Walk {
                     path.clone(),
                     ApiError::new(
                         ErrorKind::Validation,
-                        "path_escape",
+                        ErrorCode::PathEscape,
                         format!(
                             "{} leads outside {} (to {})",
                             path.display(),
@@ -222,14 +222,14 @@ impl Walk {
 fn check_named(path: &Path) -> Result<(), ApiError> {
     if !path.is_absolute() {
         return Err(ApiError::validation(
-            "relative_path",
+            ErrorCode::RelativePath,
             format!("{} is not an absolute path", path.display()),
         )
         .with_hint("kromactl makes paths absolute; over RPC, send absolute paths"));
     }
     if path.components().any(|part| part == Component::ParentDir) {
         return Err(ApiError::validation(
-            "path_escape",
+            ErrorCode::PathEscape,
             format!("{} contains `..`", path.display()),
         )
         .with_hint("name the file or folder by its plain absolute path"));
@@ -299,20 +299,24 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<Uncommitted, ApiError> {
 }
 
 fn bad_file(path: &Path, what: &str) -> ApiError {
-    ApiError::validation("bad_file", format!("{} {what}", path.display()))
+    ApiError::validation(ErrorCode::BadFile, format!("{} {what}", path.display()))
 }
 
 fn io_error(doing: &str, path: &Path, err: &io::Error) -> ApiError {
     let (kind, code, hint) = match err.kind() {
-        io::ErrorKind::NotFound => (ErrorKind::NotFound, "file_not_found", "check the path"),
+        io::ErrorKind::NotFound => (
+            ErrorKind::NotFound,
+            ErrorCode::FileNotFound,
+            "check the path",
+        ),
         io::ErrorKind::PermissionDenied => (
             ErrorKind::Validation,
-            "file_unreadable",
+            ErrorCode::FileUnreadable,
             "kromad runs as you: make the file readable by your user",
         ),
         _ => (
             ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             "check the disk and the file, then import again",
         ),
     };
@@ -347,11 +351,11 @@ mod tests {
     #[test]
     fn named_paths_must_be_absolute_and_plain() {
         let found = expand(&["relative.png".into(), "/tmp/../etc/passwd".into()]);
-        let codes: Vec<&str> = found
+        let codes: Vec<ErrorCode> = found
             .iter()
             .map(|entry| entry.as_ref().unwrap_err().1.code)
             .collect();
-        assert_eq!(codes, ["relative_path", "path_escape"]);
+        assert_eq!(codes, [ErrorCode::RelativePath, ErrorCode::PathEscape]);
     }
 
     #[test]
@@ -361,7 +365,7 @@ mod tests {
         let fifo = folder.path().join("pipe.png");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let found = expand(&[fifo.display().to_string()]);
-        assert_eq!(found[0].as_ref().unwrap_err().1.code, "bad_file");
+        assert_eq!(found[0].as_ref().unwrap_err().1.code, ErrorCode::BadFile);
         let walked = expand(&[folder.path().display().to_string()]);
         assert!(walked.is_empty(), "a folder walk skips special files");
 
@@ -376,7 +380,7 @@ mod tests {
         let candidate = expand(&[locked.display().to_string()]).remove(0).unwrap();
         assert_eq!(
             read_and_check(&candidate, u64::MAX).unwrap_err().code,
-            "file_unreadable"
+            ErrorCode::FileUnreadable
         );
     }
 
@@ -446,7 +450,7 @@ mod tests {
         }
         let found = expand(&[wide.path().display().to_string()]);
         let last = found.last().unwrap().as_ref().unwrap_err();
-        assert_eq!(last.1.code, "too_many_entries");
+        assert_eq!(last.1.code, ErrorCode::TooManyEntries);
         assert!(found.len() <= MAX_WALK_ENTRIES + 1);
     }
 }

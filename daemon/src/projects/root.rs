@@ -33,7 +33,7 @@ pub fn create(root: &Path, id: &str, slug: &str) -> Result<CreatedRoot, ApiError
             if entries.next().is_some() {
                 return Err(ApiError::new(
                     kroma_protocol::ErrorKind::Conflict,
-                    "root_not_empty",
+                    kroma_protocol::ErrorCode::RootNotEmpty,
                     format!("project root {} exists and is not empty", root.display()),
                 )
                 .with_hint("pass --root with a new or empty folder, or move the old folder away"));
@@ -64,7 +64,7 @@ fn write_layout(root: &Path, id: &str, slug: &str) -> Result<(), ApiError> {
     .map_err(|err| {
         ApiError::new(
             kroma_protocol::ErrorKind::Internal,
-            "internal",
+            kroma_protocol::ErrorCode::Internal,
             err.to_string(),
         )
     })?;
@@ -148,7 +148,7 @@ pub fn detach(root: &Path, id: &str) -> Result<DetachedRoot, ApiError> {
     if marker.as_ref().map(|marker| marker.id.as_str()) != Some(id) {
         return Err(ApiError::new(
             kroma_protocol::ErrorKind::Policy,
-            "root_not_owned",
+            kroma_protocol::ErrorCode::RootNotOwned,
             format!(
                 "{} is not marked as this project's root ({} missing or for another project), so its files were not removed",
                 root.display(),
@@ -216,7 +216,7 @@ pub fn resolve_all<'a>(roots: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf>
 fn io_error(doing: &str, path: &Path, err: &io::Error) -> ApiError {
     ApiError::new(
         kroma_protocol::ErrorKind::Infra,
-        "io_error",
+        kroma_protocol::ErrorCode::IoError,
         format!("{doing} {}: {err}", path.display()),
     )
     .with_hint("check that the folder exists, is writable and the disk is not full")
@@ -254,7 +254,7 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         fs::write(temp.path().join("notes.txt"), "mine").unwrap();
         let err = create(temp.path(), "id-1", "x").unwrap_err();
-        assert_eq!(err.code, "root_not_empty");
+        assert_eq!(err.code, kroma_protocol::ErrorCode::RootNotEmpty);
         assert_eq!(fs::read(temp.path().join("notes.txt")).unwrap(), b"mine");
     }
 
@@ -263,7 +263,10 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let root = temp.path().join("p");
         create(&root, "id-1", "p").unwrap().keep();
-        assert_eq!(detach(&root, "id-2").unwrap_err().code, "root_not_owned");
+        assert_eq!(
+            detach(&root, "id-2").unwrap_err().code,
+            kroma_protocol::ErrorCode::RootNotOwned
+        );
         drop(detach(&root, "id-1").unwrap());
         assert!(
             root.join(MARKER).is_file(),

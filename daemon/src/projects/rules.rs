@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use kroma_protocol as protocol;
+use kroma_protocol::ErrorCode;
 
 use crate::error::ApiError;
 use crate::store::S3Row;
@@ -23,7 +24,7 @@ pub fn parse_slug(slug: &str) -> Result<String, ApiError> {
         Ok(slug.to_owned())
     } else {
         Err(ApiError::validation(
-            "invalid_slug",
+            ErrorCode::InvalidSlug,
             format!(
                 "slug `{slug}` is invalid: it must match {}",
                 protocol::project::SLUG_RULE
@@ -40,7 +41,7 @@ pub fn derive_slug(name: &str) -> Result<String, ApiError> {
     let slug = slug.trim_end_matches('-').to_owned();
     if slug.is_empty() {
         return Err(ApiError::validation(
-            "invalid_slug",
+            ErrorCode::InvalidSlug,
             format!("cannot derive a slug from the name `{name}`"),
         )
         .with_hint("pass a slug explicitly (kromactl project create NAME --slug SLUG)"));
@@ -55,7 +56,7 @@ pub fn parse_name(name: &str) -> Result<String, ApiError> {
         || name.chars().any(char::is_control)
     {
         return Err(ApiError::validation(
-            "invalid_name",
+            ErrorCode::InvalidName,
             format!(
                 "project name must be 1 to {MAX_NAME_CHARS} characters without control characters"
             ),
@@ -67,7 +68,7 @@ pub fn parse_name(name: &str) -> Result<String, ApiError> {
 pub fn parse_description(description: &str) -> Result<String, ApiError> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(ApiError::validation(
-            "invalid_description",
+            ErrorCode::InvalidDescription,
             format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
@@ -89,14 +90,14 @@ pub fn parse_root(
                 .any(|part| part == std::path::Component::ParentDir)
             {
                 return Err(ApiError::validation(
-                    "invalid_root",
+                    ErrorCode::InvalidRoot,
                     format!("project root `{}` contains `..`", root.display()),
                 )
                 .with_hint("name the folder by its plain absolute path"));
             }
             if !root.is_absolute() {
                 return Err(ApiError::validation(
-                    "invalid_root",
+                    ErrorCode::InvalidRoot,
                     format!("project root `{}` is not an absolute path", root.display()),
                 )
                 .with_hint("pass an absolute path, e.g. --root \"$PWD/my-comic\""));
@@ -109,7 +110,7 @@ pub fn parse_root(
 /// Validates S3 settings before they are stored.
 pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Row, ApiError> {
     let invalid = |what: String| {
-        ApiError::validation("invalid_s3_settings", what)
+        ApiError::validation(ErrorCode::InvalidS3Settings, what)
             .with_hint("see `kromactl project update --help` for the S3 settings")
     };
     let bucket = &s3.bucket;
@@ -165,10 +166,13 @@ pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Row, ApiError> {
 mod tests {
     use super::*;
 
-    fn check_derive(name: &str, expected: Result<&str, &str>) {
-        let actual = derive_slug(name).map_err(|err| err.code);
-        let actual = actual.as_ref().map(String::as_str).map_err(|code| *code);
-        assert_eq!(actual, expected, "{name}");
+    fn check_derive(name: &str, expected: Result<&str, ErrorCode>) {
+        let actual = derive_slug(name);
+        assert_eq!(
+            actual.as_deref().map_err(|err| err.code),
+            expected,
+            "{name}"
+        );
     }
 
     #[test]
@@ -176,8 +180,8 @@ mod tests {
         check_derive("Night Harbor", Ok("night-harbor"));
         check_derive("  Night   Harbor (vol. 2) ", Ok("night-harbor-vol-2"));
         check_derive("Éclair à Paris", Ok("eclair-a-paris"));
-        check_derive("---", Err("invalid_slug"));
-        check_derive("!!!", Err("invalid_slug"));
+        check_derive("---", Err(ErrorCode::InvalidSlug));
+        check_derive("!!!", Err(ErrorCode::InvalidSlug));
         let long = "a".repeat(100);
         assert_eq!(derive_slug(&long).unwrap().len(), 64);
         let long_words = format!("{} b", "a".repeat(63));
@@ -190,7 +194,11 @@ mod tests {
             assert!(parse_slug(good).is_ok(), "{good}");
         }
         for bad in ["", "-a", "A", "a_b", "a b", "é", &"x".repeat(65)] {
-            assert_eq!(parse_slug(bad).unwrap_err().code, "invalid_slug", "{bad}");
+            assert_eq!(
+                parse_slug(bad).unwrap_err().code,
+                ErrorCode::InvalidSlug,
+                "{bad}"
+            );
         }
     }
 
@@ -231,7 +239,7 @@ mod tests {
         ] {
             assert_eq!(
                 parse_s3(&bad).unwrap_err().code,
-                "invalid_s3_settings",
+                ErrorCode::InvalidS3Settings,
                 "{bad:?}"
             );
         }
@@ -250,7 +258,7 @@ mod tests {
         );
         assert_eq!(
             parse_root(Some("rel/x"), data, "x").unwrap_err().code,
-            "invalid_root"
+            ErrorCode::InvalidRoot
         );
     }
 
@@ -280,7 +288,7 @@ pub fn check_root_apart<P: AsRef<Path>>(
     {
         return Err(ApiError::new(
             protocol::ErrorKind::Conflict,
-            "root_overlaps",
+            ErrorCode::RootOverlaps,
             format!(
                 "project root {} would share kromad's data dir ({})",
                 root.display(),
@@ -292,7 +300,7 @@ pub fn check_root_apart<P: AsRef<Path>>(
     if let Some(other) = other_roots.iter().find(|other| overlap(other)) {
         return Err(ApiError::new(
             protocol::ErrorKind::Conflict,
-            "root_overlaps",
+            ErrorCode::RootOverlaps,
             format!(
                 "project root {} overlaps the root of another project, {}",
                 root.display(),
@@ -318,7 +326,7 @@ mod root_tests {
                 check_root_apart(Path::new(bad), data, &others)
                     .unwrap_err()
                     .code,
-                "root_overlaps",
+                ErrorCode::RootOverlaps,
                 "{bad}"
             );
         }
@@ -328,7 +336,7 @@ mod root_tests {
                 check_root_apart(Path::new(bad), data, &[] as &[&Path])
                     .unwrap_err()
                     .code,
-                "root_overlaps",
+                ErrorCode::RootOverlaps,
                 "{bad}"
             );
         }

@@ -14,6 +14,7 @@ pub mod image_models;
 use std::time::{Duration, Instant};
 
 use kroma_protocol as protocol;
+use protocol::ErrorCode;
 use protocol::provider::{CheckResult, CheckStatus};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -249,7 +250,7 @@ pub enum CallError {
     /// will not help.
     Rejected {
         message: String,
-        code: &'static str,
+        code: ErrorCode,
         hint: String,
     },
     /// The provider answered 200 (and billed) but the answer is unusable.
@@ -339,7 +340,7 @@ async fn generate_unscrubbed(
                 .mime_str(mime)
                 .map_err(|err| CallError::Rejected {
                     message: format!("cannot attach an input image: {err}"),
-                    code: "bad_input",
+                    code: ErrorCode::BadInput,
                     hint: "check the input image files".to_owned(),
                 })?;
             form = form.part("image[]", part);
@@ -404,15 +405,15 @@ async fn generate_unscrubbed(
         }
         let (code, hint) = match status.as_u16() {
             401 | 403 => (
-                "provider_auth",
+                ErrorCode::ProviderAuth,
                 "store the right key with `kromactl secret set NAME`, check it with `kromactl provider check NAME`, then `kromactl run retry RUN`",
             ),
             404 => (
-                "provider_not_found",
+                ErrorCode::ProviderNotFound,
                 "check the model name and the provider's base URL (`kromactl image-models list`)",
             ),
             _ => (
-                "provider_rejected",
+                ErrorCode::ProviderRejected,
                 "the provider refused the request; fix what it names, then `kromactl run retry RUN`",
             ),
         };

@@ -12,9 +12,8 @@ use std::path::Path;
 use futures::FutureExt;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::asset::{AssetKind, Relation};
-use protocol::events::kind;
+use protocol::{ErrorCode, ErrorKind};
 
 use super::runner::{self, Books, Context};
 use crate::Daemon;
@@ -43,7 +42,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .local_slots()
         .acquire_owned()
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     // A panic in a step (a bug) fails this chain with the reason instead of leaving it pending.
     let ran = std::panic::AssertUnwindSafe(steps(daemon, &context))
         .catch_unwind()
@@ -51,7 +50,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .unwrap_or_else(|panic| {
             Err(ApiError::new(
                 ErrorKind::Internal,
-                "internal",
+                ErrorCode::Internal,
                 format!(
                     "a post-process step panicked: {}",
                     runner::panic_message(panic.as_ref())
@@ -62,7 +61,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
     match ran {
         Ok(last) => record(daemon, &context, Ok(last)).await,
         // Stopped by a shutdown: the chain stays pending and the next start runs it again.
-        Err(err) if err.code == crate::postprocess::budget::stopped().code => {
+        Err(err) if err.code == ErrorCode::Stopped => {
             tracing::info!(candidate = %context.candidate.id, "post-process chain stopped; it runs again at the next start");
             Ok(())
         }
@@ -101,7 +100,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
     let generated = context.candidate.output_path.clone().ok_or_else(|| {
         ApiError::new(
             ErrorKind::Internal,
-            "internal",
+            ErrorCode::Internal,
             "succeeded without an output",
         )
     })?;
@@ -122,7 +121,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         let max_pixels = daemon.config.limits.max_image_pixels;
         let stop = daemon.shutdown.clone();
         let stem = stem.clone();
-        let name = step.name();
+        let step_name = step.to_proto();
         // Tiles come from the blocking step through a channel (a few a second, see encode_png).
         let (tiles_tx, mut tiles) = tokio::sync::mpsc::unbounded_channel();
         let work = tokio::task::spawn_blocking(move || {
@@ -150,26 +149,48 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
             tokio::select! {
                 output = &mut work => break output,
                 Some((done, total)) = tiles.recv() => {
-                    let mut data = runner::candidate_data(context, "postprocessing");
-                    data["step"] = name.into();
-                    data["candidate"] = context.candidate.id.clone().into();
-                    data["tiles_done"] = done.into();
-                    data["tiles"] = total.into();
-                    let event = runner::event(context, kind::POSTPROCESS_PROGRESS, data, &clock::now());
-                    if let Err(err) = daemon.store.append_events(vec![event]).await {
-                        tracing::warn!(%err, "could not record a postprocess.progress event");
-                    }
+                    record_tile(daemon, context, step_name, done, total).await;
                 }
             }
         };
-        let output = output
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))??;
+        // Tiles sent just before the step ended are still in the channel: they count too.
+        while let Ok((done, total)) = tiles.try_recv() {
+            record_tile(daemon, context, step_name, done, total).await;
+        }
+        let output = output.map_err(|err| {
+            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+        })??;
         written.push(output);
     }
     if let Some(first) = written.first_mut() {
         first.parent_asset = context.candidate.asset_id.clone();
     }
     Ok(written)
+}
+
+/// Records a `postprocess.progress` event for the tiles of a candidate's step.
+async fn record_tile(
+    daemon: &Daemon,
+    context: &Context,
+    step: protocol::postprocess::Step,
+    done: usize,
+    total: usize,
+) {
+    let progress =
+        protocol::events::PostprocessProgress::Chain(protocol::events::ChainTileProgress {
+            run: context.run.id.clone(),
+            job: context.job.key.clone(),
+            index: context.candidate.index,
+            status: protocol::events::ChainProgressStatus::Postprocessing,
+            step,
+            candidate: context.candidate.id.clone(),
+            tiles_done: done as u32,
+            tiles: total as u32,
+        });
+    let event = runner::event(context, &progress, &clock::now());
+    if let Err(err) = daemon.store.append_events(vec![event]).await {
+        tracing::warn!(%err, "could not record a postprocess.progress event");
+    }
 }
 
 /// What one step runs on and within: the models, the pixel budget, the shared memory budget and
@@ -197,12 +218,12 @@ fn run_step(
     let io = |doing: &str, err: std::io::Error| {
         ApiError::new(
             ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             format!("{doing} {}: {err}", source.display()),
         )
         .with_hint("check that the project folder is readable and writable")
     };
-    let internal = |err: String| ApiError::new(ErrorKind::Internal, "internal", err);
+    let internal = |err: String| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err);
     let (rel_path, kind) = target(step, stem);
     let target = root.join(&rel_path);
     if let Some(bytes) = png::holds_candidate(&target, candidate) {
@@ -270,12 +291,16 @@ async fn record(
     let books = Books::of(context);
     let provider_limit = daemon.runner.provider_limit;
     let at = clock::now();
-    let mut data = runner::candidate_data(context, "succeeded");
+    let (run, job, index) = (
+        context.run.id.clone(),
+        context.job.key.clone(),
+        context.candidate.index,
+    );
     let root = context.root().to_owned();
     daemon
         .store
         .write(move |tx| {
-            let (final_asset, final_path, error_json) = match outcome {
+            let (final_asset, final_path, error) = match outcome {
                 Ok(outputs) => {
                     let mut parent = None;
                     let mut last = None;
@@ -334,20 +359,25 @@ async fn record(
                     let (asset, path) = last.unzip();
                     (asset, path, None)
                 }
-                Err(err) => (None, None, serde_json::to_string(&err.to_data()).ok()),
+                Err(err) => (None, None, Some(err.to_data())),
             };
-            data["status"] = if error_json.is_some() {
-                "failed"
-            } else {
-                "done"
-            }
-            .into();
-            if let Some(path) = &final_path {
-                data["final_output"] = root.join(path).display().to_string().into();
-            }
-            if let Some(error) = &error_json {
-                data["error"] = serde_json::from_str(error).unwrap_or_default();
-            }
+            let error_json = error
+                .as_ref()
+                .and_then(|error| serde_json::to_string(error).ok());
+            let postprocessed = protocol::events::CandidatePostprocessed {
+                run,
+                job,
+                index,
+                status: if error.is_some() {
+                    protocol::events::ChainStatus::Failed
+                } else {
+                    protocol::events::ChainStatus::Done
+                },
+                final_output: final_path
+                    .as_ref()
+                    .map(|path| root.join(path).display().to_string()),
+                error,
+            };
             rows::finish_postprocess(
                 tx,
                 &id,
@@ -355,7 +385,7 @@ async fn record(
                 final_path.as_deref(),
                 error_json,
             )?;
-            let mut events = vec![books.event(kind::CANDIDATE_POSTPROCESSED, data, &at)];
+            let mut events = vec![books.event(&postprocessed, &at)];
             events.extend(books.after_candidate(tx, provider_limit, &at)?);
             Ok::<_, StoreError>(((), events))
         })

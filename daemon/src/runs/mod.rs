@@ -12,11 +12,11 @@ pub mod stored;
 use std::path::Path;
 
 use kroma_protocol as protocol;
-use protocol::ErrorData;
 use protocol::run::{
     CandidateDetail, CandidateStatus, JobDetail, JobStatus, Plan, RunDetail, RunStatus, RunSummary,
     Stage,
 };
+use protocol::{ErrorCode, ErrorData};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -156,7 +156,7 @@ pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
     let mut json = serde_json::to_vec_pretty(&record).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Internal,
-            "internal",
+            ErrorCode::Internal,
             format!("run record does not serialize: {err}"),
         )
     })?;
@@ -165,7 +165,7 @@ pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
     crate::files::write::replace(path, &json).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Infra,
-            "io_error",
+            ErrorCode::IoError,
             format!("writing run record {}: {err}", path.display()),
         )
         .with_hint("check that the project folder is writable and the disk is not full")

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::image_model::Lifecycle;
 use protocol::run::{CostEstimate, Endpoint, InputImage, InputRole, Plan, PlannedJob, Stage};
+use protocol::{ErrorCode, ErrorKind};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -92,14 +92,14 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
     let (time, weather) = stage_options(inputs)?;
     if inputs.scenes.is_empty() {
         return Err(
-            ApiError::validation("no_scenes", "a run needs at least one scene")
+            ApiError::validation(ErrorCode::NoScenes, "a run needs at least one scene")
                 .with_hint("name scene assets, image files or a folder of images"),
         );
     }
     if inputs.scenes.len() > generation.safe_batch_limit as usize {
         return Err(ApiError::new(
             ErrorKind::Policy,
-            "batch_limit",
+            ErrorCode::BatchLimit,
             format!(
                 "{} scenes exceed the safety limit of {} jobs per run",
                 inputs.scenes.len(),
@@ -117,7 +117,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
     check_model(inputs, &model, &mut warnings)?;
     let pricing = image_models::pricing(&inputs.settings, &model).ok_or_else(|| {
         ApiError::validation(
-            "unpriced_model",
+            ErrorCode::UnpricedModel,
             format!("Kroma has no price table for model `{model}`, so it cannot cap the spend"),
         )
         .with_hint(format!(
@@ -235,7 +235,7 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
     let stage = inputs.stage;
     if inputs.time.is_some() && !matches!(stage, Stage::Time | Stage::Weather) {
         return Err(ApiError::validation(
-            "time_not_allowed",
+            ErrorCode::TimeNotAllowed,
             format!(
                 "`time` applies to the time and weather stages, not `{}`",
                 stage.as_str()
@@ -244,7 +244,7 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
     }
     if inputs.weather.is_some() && stage != Stage::Weather {
         return Err(ApiError::validation(
-            "weather_not_allowed",
+            ErrorCode::WeatherNotAllowed,
             format!(
                 "`weather` applies to the weather stage, not `{}`",
                 stage.as_str()
@@ -254,14 +254,14 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
     match stage {
         Stage::Character if inputs.characters.is_empty() => {
             return Err(ApiError::validation(
-                "no_characters",
+                ErrorCode::NoCharacters,
                 "the character stage needs at least one character",
             )
             .with_hint("name characters with --character"));
         }
         Stage::Style | Stage::Time | Stage::Weather if !inputs.characters.is_empty() => {
             return Err(ApiError::validation(
-                "characters_not_allowed",
+                ErrorCode::CharactersNotAllowed,
                 format!(
                     "characters are put into scenes in the character stage, not `{}`",
                     stage.as_str()
@@ -295,7 +295,7 @@ fn check_model(inputs: &Inputs, model: &str, warnings: &mut Vec<String>) -> Resu
         .unwrap_or_default();
     match info.lifecycle {
         Lifecycle::Retired => Err(ApiError::validation(
-            "model_retired",
+            ErrorCode::ModelRetired,
             format!("model `{model}` was shut down on {date}{instead}"),
         )
         .with_hint(match &info.replacement {
@@ -322,12 +322,11 @@ fn compose_prompt(
     let prompt_key = |key: String| -> Result<String, ApiError> {
         prompts.get(&key).cloned().ok_or_else(|| {
             let known: Vec<&str> = prompts.keys().map(String::as_str).collect();
-            ApiError::validation("missing_prompt", format!("missing prompts.{key}")).with_hint(
-                format!(
+            ApiError::validation(ErrorCode::MissingPrompt, format!("missing prompts.{key}"))
+                .with_hint(format!(
                     "add `{key}` under [prompts] in the settings; known: {}",
                     known.join(", ")
-                ),
-            )
+                ))
         })
     };
     let mut chunks = vec![prompt_key("style_base".to_owned())?];
@@ -376,7 +375,7 @@ fn compose_prompt(
         .join(" ");
     if prompt.chars().count() > MAX_PROMPT_CHARS {
         return Err(ApiError::validation(
-            "prompt_too_long",
+            ErrorCode::PromptTooLong,
             format!(
                 "the composed prompt has {} characters; the provider takes at most {MAX_PROMPT_CHARS}",
                 prompt.chars().count()

@@ -23,10 +23,10 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
 use protocol::asset::{AssetKind, Relation};
-use protocol::events::kind;
-use protocol::run::{Plan, PlannedJob};
+use protocol::events::EventData;
+use protocol::run::{CandidateStatus, JobStatus, Plan, PlannedJob, RunStatus};
+use protocol::{ErrorCode, ErrorKind};
 use secrecy::SecretString;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -223,7 +223,7 @@ async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSema
     let chain = match executed {
         Ok(Ok(chain)) => chain,
         Ok(Err(err)) => {
-            tracing::error!(candidate = %id, code = err.code, message = %err.message, "candidate could not be recorded");
+            tracing::error!(candidate = %id, code = err.code.as_str(), message = %err.message, "candidate could not be recorded");
             false
         }
         Err(panic) => {
@@ -283,7 +283,7 @@ async fn settle_after_panic(daemon: &Daemon, id: &str, reason: &str) -> Result<(
     let error = |message: &str| {
         ApiError::new(
             ErrorKind::Internal,
-            "internal",
+            ErrorCode::Internal,
             format!("{message} (kromad panicked: {reason})"),
         )
         .with_hint("this is a bug in kromad; the log has the details")
@@ -299,11 +299,18 @@ async fn settle_after_panic(daemon: &Daemon, id: &str, reason: &str) -> Result<(
                 usage: None,
             };
             let error = error("this candidate's call may have been billed and its result is lost");
-            record_end(daemon, &context, "unknown", &error, Some(cost)).await
+            record_end(
+                daemon,
+                &context,
+                CandidateStatus::Unknown,
+                &error,
+                Some(cost),
+            )
+            .await
         }
         "planned" => {
             let error = error("this candidate failed before its call");
-            record_end(daemon, &context, "failed", &error, None).await
+            record_end(daemon, &context, CandidateStatus::Failed, &error, None).await
         }
         // Already recorded before the panic.
         _ => Ok(()),
@@ -410,11 +417,13 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
                 Ok(()) => return Ok(has_chain),
                 Err(err) => {
                     tracing::error!(candidate = %context.candidate.id, message = %err.message, "storing a paid result failed");
-                    record_end(daemon, &context, "failed", &err, Some(cost)).await
+                    record_end(daemon, &context, CandidateStatus::Failed, &err, Some(cost)).await
                 }
             }
         }
-        Ended::Failed(error) => record_end(daemon, &context, "failed", &error, None).await,
+        Ended::Failed(error) => {
+            record_end(daemon, &context, CandidateStatus::Failed, &error, None).await
+        }
         Ended::FailedBilled {
             error,
             usage,
@@ -425,7 +434,14 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
             if let Some(request_id) = request_id {
                 error.message = format!("{} (request {request_id})", error.message);
             }
-            record_end(daemon, &context, "failed", &error, Some(cost)).await
+            record_end(
+                daemon,
+                &context,
+                CandidateStatus::Failed,
+                &error,
+                Some(cost),
+            )
+            .await
         }
         Ended::Unknown(error) => {
             let cost = Cost {
@@ -433,38 +449,35 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
                 source: "estimate_unknown",
                 usage: None,
             };
-            record_end(daemon, &context, "unknown", &error, Some(cost)).await
+            record_end(
+                daemon,
+                &context,
+                CandidateStatus::Unknown,
+                &error,
+                Some(cost),
+            )
+            .await
         }
         Ended::Canceled => {
-            let error = ApiError::new(ErrorKind::Policy, "canceled", "the run was canceled");
-            record_end(daemon, &context, "canceled", &error, None).await
+            let error = ApiError::new(
+                ErrorKind::Policy,
+                ErrorCode::Canceled,
+                "the run was canceled",
+            );
+            record_end(daemon, &context, CandidateStatus::Canceled, &error, None).await
         }
         Ended::Requeue => requeue(daemon, &context.candidate.id).await,
     };
     stored.map(|()| false)
 }
 
-pub(super) fn candidate_data(context: &Context, status: &str) -> serde_json::Value {
-    serde_json::json!({
-        "run": context.run.id,
-        "job": context.job.key,
-        "index": context.candidate.index,
-        "status": status,
-    })
-}
-
-pub(super) fn event(
-    context: &Context,
-    kind: &'static str,
-    data: serde_json::Value,
-    at: &str,
-) -> NewEvent {
-    NewEvent {
-        at: at.to_owned(),
-        kind,
-        project: Some(context.run.project_slug.clone()),
-        data,
-    }
+/// The event of `payload`'s kind in the candidate's project.
+pub(super) fn event<T: EventData>(context: &Context, payload: &T, at: &str) -> NewEvent {
+    NewEvent::of(
+        at.to_owned(),
+        Some(context.run.project_slug.clone()),
+        payload,
+    )
 }
 
 async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
@@ -472,8 +485,12 @@ async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
     let at = clock::now();
     let mut events = vec![event(
         context,
-        kind::CANDIDATE_STARTED,
-        candidate_data(context, "calling"),
+        &protocol::events::CandidateStarted {
+            run: context.run.id.clone(),
+            job: context.job.key.clone(),
+            index: context.candidate.index,
+            status: CandidateStatus::Calling,
+        },
         &at,
     )];
     if context.candidate.index == 1 && context.candidate.attempts == 0 {
@@ -481,8 +498,11 @@ async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
             0,
             event(
                 context,
-                kind::JOB_STARTED,
-                serde_json::json!({"run": context.run.id, "job": context.job.key, "status": "running"}),
+                &protocol::events::JobStarted {
+                    run: context.run.id.clone(),
+                    job: context.job.key.clone(),
+                    status: JobStatus::Running,
+                },
                 &at,
             ),
         );
@@ -501,12 +521,12 @@ async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, Api
     let name = secret.to_owned();
     tokio::task::spawn_blocking(move || secrets.get(&name))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
         .map(|(key, _)| key)
         .map_err(|err| {
             ApiError::new(
                 ErrorKind::Provider,
-                "no_key",
+                ErrorCode::NoKey,
                 format!("the provider key (secret `{secret}`) cannot be read: {err}"),
             )
             .with_hint(format!(
@@ -524,7 +544,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
             let bytes = crate::postprocess::budget::read_image_file(path).map_err(|err| {
                 ApiError::new(
                     ErrorKind::Infra,
-                    "input_unreadable",
+                    ErrorCode::InputUnreadable,
                     format!("cannot read input image: {}", err.message),
                 )
                 .with_hint("restore the file, or create a new run")
@@ -533,7 +553,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
                 && crate::runs::planner::hex_sha256(&bytes) != *expected
             {
                 return Err(ApiError::validation(
-                    "input_changed",
+                    ErrorCode::InputChanged,
                     format!(
                         "input image {} changed since the run was planned",
                         path.display()
@@ -582,7 +602,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
         Err(err) => {
             return Ended::Failed(ApiError::new(
                 ErrorKind::Internal,
-                "internal",
+                ErrorCode::Internal,
                 err.to_string(),
             ));
         }
@@ -625,7 +645,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
                 return Ended::Unknown(
                     ApiError::new(
                         ErrorKind::Provider,
-                        "call_lost",
+                        ErrorCode::CallLost,
                         format!("{message}; the provider may have billed this call"),
                     )
                     .with_hint(
@@ -648,9 +668,10 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
                 request_id,
             }) => {
                 return Ended::FailedBilled {
-                    error: ApiError::new(ErrorKind::Provider, "bad_answer", message).with_hint(
-                        "the provider billed this call; `kromactl run retry RUN` tries again",
-                    ),
+                    error: ApiError::new(ErrorKind::Provider, ErrorCode::BadAnswer, message)
+                        .with_hint(
+                            "the provider billed this call; `kromactl run retry RUN` tries again",
+                        ),
                     usage,
                     request_id,
                 };
@@ -660,7 +681,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
             return Ended::Failed(
                 ApiError::new(
                     ErrorKind::Provider,
-                    "provider_unavailable",
+                    ErrorCode::ProviderUnavailable,
                     format!("{message} (gave up after {attempt} attempts)"),
                 )
                 .with_hint("the provider is busy or down; `kromactl run retry RUN` later"),
@@ -735,24 +756,50 @@ fn cost_of(context: &Context, usage: Option<&Usage>) -> Cost {
 async fn record_end(
     daemon: &Daemon,
     context: &Context,
-    status: &'static str,
+    status: CandidateStatus,
     error: &ApiError,
     cost: Option<Cost>,
 ) -> Result<(), ApiError> {
     let id = context.candidate.id.clone();
     let at = clock::now();
-    let error_json = serde_json::to_string(&error.to_data()).ok();
-    let mut data = candidate_data(context, status);
-    data["error"] = serde_json::to_value(error.to_data()).unwrap_or_default();
-    if let Some(cost) = &cost {
-        data["cost_usd"] = cost.usd.into();
-    }
-    let kind = if status == "canceled" {
-        kind::CANDIDATE_FINISHED
+    let error = error.to_data();
+    let error_json = serde_json::to_string(&error).ok();
+    let (run, job, index) = (
+        context.run.id.clone(),
+        context.job.key.clone(),
+        context.candidate.index,
+    );
+    let cost_usd = cost.as_ref().map(|cost| cost.usd);
+    // A canceled candidate finished without an image; the others failed.
+    let ended = if status == CandidateStatus::Canceled {
+        event(
+            context,
+            &protocol::events::CandidateFinished {
+                run,
+                job,
+                index,
+                status,
+                cost_usd,
+                output: None,
+                error: Some(error),
+            },
+            &at,
+        )
     } else {
-        kind::CANDIDATE_FAILED
+        event(
+            context,
+            &protocol::events::CandidateFailed {
+                run,
+                job,
+                index,
+                status,
+                error,
+                cost_usd,
+            },
+            &at,
+        )
     };
-    let events = vec![event(context, kind, data, &at)];
+    let events = vec![ended];
     let books = Books::of(context);
     let provider_limit = daemon.runner.provider_limit;
     daemon
@@ -762,7 +809,7 @@ async fn record_end(
                 tx,
                 &id,
                 &Outcome {
-                    status,
+                    status: status.as_str(),
                     postprocess: "none",
                     asset_id: None,
                     output_path: None,
@@ -852,13 +899,16 @@ impl Books {
             .collect();
         if !job.iter().any(pending) {
             let status = if job.iter().any(|c| c.status == "succeeded") {
-                "done"
+                JobStatus::Done
             } else {
-                "failed"
+                JobStatus::Failed
             };
             events.push(self.event(
-                kind::JOB_FINISHED,
-                serde_json::json!({"run": self.run_id, "job": self.job_key, "status": status}),
+                &protocol::events::JobFinished {
+                    run: self.run_id.clone(),
+                    job: self.job_key.clone(),
+                    status,
+                },
                 at,
             ));
         }
@@ -870,31 +920,25 @@ impl Books {
                     .any(|c| pending(&c))
             })
             .count();
-        let count = |status: &str| candidates.iter().filter(|c| c.status == status).count();
+        let count = |status: &str| candidates.iter().filter(|c| c.status == status).count() as u32;
         let remaining = candidates.iter().filter(pending).count();
-        let mut data = serde_json::json!({
-            "run": self.run_id,
-            "jobs": self.jobs,
-            "jobs_done": jobs_done,
-            "candidates": candidates.len(),
-            "succeeded": count("succeeded"),
-            "failed": count("failed") + count("unknown"),
-            "spent_usd": image_models::round_usd(spent),
-        });
-        if let Some(eta) = eta_secs(&candidates, remaining, provider_limit) {
-            data["eta_secs"] = eta.into();
-        }
-        events.push(self.event(kind::RUN_PROGRESS, data, at));
+        let progress = protocol::events::RunProgress {
+            run: self.run_id.clone(),
+            jobs: self.jobs,
+            jobs_done: jobs_done as u32,
+            candidates: candidates.len() as u32,
+            succeeded: count("succeeded"),
+            failed: count("failed") + count("unknown"),
+            spent_usd: image_models::round_usd(spent),
+            eta_secs: eta_secs(&candidates, remaining, provider_limit),
+        };
+        events.push(self.event(&progress, at));
         Ok(events)
     }
 
-    pub(super) fn event(&self, kind: &'static str, data: serde_json::Value, at: &str) -> NewEvent {
-        NewEvent {
-            at: at.to_owned(),
-            kind,
-            project: Some(self.project_slug.clone()),
-            data,
-        }
+    /// The event of `payload`'s kind in the run's project.
+    pub(super) fn event<T: EventData>(&self, payload: &T, at: &str) -> NewEvent {
+        NewEvent::of(at.to_owned(), Some(self.project_slug.clone()), payload)
     }
 }
 
@@ -937,7 +981,7 @@ async fn store_success(
         .clone()
         .acquire_owned()
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     let cost = cost_of(context, generated.usage.as_ref());
     let info = match crate::files::images::inspect(
         &generated.bytes,
@@ -947,11 +991,11 @@ async fn store_success(
         Err(problem) => {
             let error = ApiError::new(
                 ErrorKind::Provider,
-                "bad_answer",
+                ErrorCode::BadAnswer,
                 format!("the provider's image is unusable: {problem}"),
             )
             .with_hint("the provider billed this call; `kromactl run retry RUN` tries again");
-            return record_end(daemon, context, "failed", &error, Some(cost)).await;
+            return record_end(daemon, context, CandidateStatus::Failed, &error, Some(cost)).await;
         }
     };
     let mut provenance = png::Provenance::from([
@@ -976,7 +1020,7 @@ async fn store_success(
     }
     let (bytes, rel_path) = if info.format == "png" {
         let tagged = png::with_provenance(generated.bytes, &provenance)
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err))?;
+            .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err))?;
         (tagged, context.rel_path())
     } else {
         // Only PNG carries the provenance chunks; other formats keep their own extension.
@@ -990,11 +1034,11 @@ async fn store_success(
     let written_bytes = bytes.clone();
     tokio::task::spawn_blocking(move || write::place(&root, &write_rel, &written_bytes, &stamp))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
         .map_err(|err| {
             ApiError::new(
                 ErrorKind::Infra,
-                "io_error",
+                ErrorCode::IoError,
                 format!("writing the output {rel_path}: {err}"),
             )
             .with_hint("check that the project folder is writable and the disk is not full")
@@ -1044,10 +1088,19 @@ async fn record_success(
         original_name: rel_path.rsplit('/').next().unwrap_or(&rel_path).to_owned(),
         at: at.clone(),
     };
-    let mut data = candidate_data(context, "succeeded");
-    data["cost_usd"] = cost.usd.into();
-    data["output"] = context.root().join(&rel_path).display().to_string().into();
-    let finished = event(context, kind::CANDIDATE_FINISHED, data, &at);
+    let finished = event(
+        context,
+        &protocol::events::CandidateFinished {
+            run: context.run.id.clone(),
+            job: context.job.key.clone(),
+            index: context.candidate.index,
+            status: CandidateStatus::Succeeded,
+            cost_usd: Some(cost.usd),
+            output: Some(context.root().join(&rel_path).display().to_string()),
+            error: None,
+        },
+        &at,
+    );
     let provider_limit = daemon.runner.provider_limit;
     let has_chain = !context.plan.postprocess.is_empty();
     daemon
@@ -1124,35 +1177,36 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
                 .filter(|c| c.status == "succeeded" && c.postprocess != "failed")
                 .count();
             let status = if run.status == "canceling" {
-                "canceled"
+                RunStatus::Canceled
             } else if complete == candidates.len() {
-                "done"
+                RunStatus::Done
             } else if generated > 0 {
-                "partial"
+                RunStatus::Partial
             } else {
-                "failed"
+                RunStatus::Failed
             };
-            rows::set_run_status(tx, &id, status, Some(&at))?;
+            rows::set_run_status(tx, &id, status.as_str(), Some(&at))?;
             let spent = rows::run_spent(tx, &id)?;
             let run = rows::get_run(tx, &id)?;
             let detail = super::detail(&run, &candidates, spent)?;
-            let event = NewEvent {
-                at: at.clone(),
-                kind: kind::RUN_FINISHED,
-                project: Some(run.project_slug.clone()),
-                data: serde_json::json!({
-                    "run": id,
-                    "status": status,
-                    "spent_usd": image_models::round_usd(spent),
-                }),
-            };
+            let event = NewEvent::of(
+                at.clone(),
+                Some(run.project_slug.clone()),
+                &protocol::events::RunFinished {
+                    run: id.clone(),
+                    status,
+                    spent_usd: image_models::round_usd(spent),
+                },
+            );
             Ok((Some(detail), vec![event]))
         })
         .await?;
     if let Some(detail) = finished {
         let written = tokio::task::spawn_blocking(move || super::write_record(&detail))
             .await
-            .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+            .map_err(|err| {
+                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })?;
         if let Err(err) = written {
             tracing::error!(run = %run_id, message = %err.message, "could not write the run record");
         }
@@ -1216,7 +1270,7 @@ async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Api
     }
     let error = ApiError::new(
         ErrorKind::Provider,
-        "call_lost",
+        ErrorCode::CallLost,
         "kromad stopped during this call; the provider may have billed it and the result is lost",
     )
     .with_hint(
@@ -1227,7 +1281,14 @@ async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Api
         source: "estimate_unknown",
         usage: None,
     };
-    record_end(daemon, &context, "unknown", &error, Some(cost)).await
+    record_end(
+        daemon,
+        &context,
+        CandidateStatus::Unknown,
+        &error,
+        Some(cost),
+    )
+    .await
 }
 
 /// Records a `calling` candidate from its output file when that file is already in place (it
@@ -1237,13 +1298,13 @@ async fn recover_stored_output(daemon: &Daemon, context: &Context) -> Result<boo
     let id = context.candidate.id.clone();
     let found = tokio::task::spawn_blocking(move || png::holds_candidate(&path, &id))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, "internal", err.to_string()))?;
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     if let Some(bytes) = found {
         let provenance = png::read_provenance(&bytes);
         let info = crate::files::images::inspect(&bytes, u64::MAX).map_err(|problem| {
             ApiError::new(
                 ErrorKind::Infra,
-                "io_error",
+                ErrorCode::IoError,
                 format!("recovered output: {problem}"),
             )
         })?;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kroma_protocol as protocol;
+use protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -204,7 +205,7 @@ pub fn read_file(path: &Path, source: Source) -> Result<Option<Layer>, ApiError>
         Err(err) => {
             return Err(ApiError::new(
                 protocol::ErrorKind::Infra,
-                "settings_unreadable",
+                ErrorCode::SettingsUnreadable,
                 format!("cannot read settings file {}: {err}", path.display()),
             ));
         }
@@ -216,7 +217,7 @@ pub fn read_file(path: &Path, source: Source) -> Result<Option<Layer>, ApiError>
 pub fn parse(text: &str, source: Source) -> Result<Layer, ApiError> {
     let bad = |message: String| {
         ApiError::validation(
-            "invalid_settings",
+            ErrorCode::InvalidSettings,
             format!("settings in {}: {message}", source.describe()),
         )
         .with_hint("see `kromactl settings show --effective` and the README for every key")
@@ -255,7 +256,7 @@ pub fn resolve(layers: Vec<Layer>) -> Result<Resolved, ApiError> {
     let defaults = toml::Table::try_from(Settings::default()).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Internal,
-            "internal",
+            ErrorCode::Internal,
             format!("default settings do not serialize: {err}"),
         )
     })?;
@@ -270,7 +271,7 @@ pub fn resolve(layers: Vec<Layer>) -> Result<Resolved, ApiError> {
     }
     let settings = Settings::deserialize(toml::Value::Table(merged)).map_err(|err| {
         ApiError::validation(
-            "invalid_settings",
+            ErrorCode::InvalidSettings,
             format!("merged settings: {}", err.message()),
         )
     })?;
@@ -344,7 +345,7 @@ impl Resolved {
     fn out_of_range(&self, path: &[&str], rule: &str) -> ApiError {
         let key = display_key(&path.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>());
         ApiError::validation(
-            "invalid_settings",
+            ErrorCode::InvalidSettings,
             format!("`{key}` (from {}) {rule}", self.source_of(path)),
         )
         .with_hint("fix the value where it came from; `kromactl settings show --effective` lists every key")

@@ -10,7 +10,7 @@ use futures::{FutureExt, StreamExt};
 use jsonrpsee::MethodCallback;
 use jsonrpsee::Methods;
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -199,7 +199,7 @@ fn reply_too_large(text: &str, limit: usize) -> Option<String> {
     Some(
         ApiError::new(
             ErrorKind::Infra,
-            "reply_too_large",
+            ErrorCode::ReplyTooLarge,
             format!(
                 "not run: the batch's answers already take the {} KiB one frame may get back",
                 limit / 1024
@@ -257,7 +257,7 @@ async fn handle_single(
     if callback.is_none() {
         let err = ApiError::new(
             ErrorKind::NotFound,
-            "method_not_found",
+            ErrorCode::MethodNotFound,
             format!("method `{method}` does not exist"),
         )
         .with_hint("`kromactl rpc schema` lists every method")
@@ -281,7 +281,7 @@ async fn handle_single(
             Err(_) => {
                 let err = ApiError::new(
                     ErrorKind::Infra,
-                    "too_many_subscriptions",
+                    ErrorCode::TooManySubscriptions,
                     "this connection already holds as many subscriptions as kromad allows",
                 )
                 .with_hint(
@@ -335,7 +335,7 @@ async fn handle_single(
             (
                 ApiError::new(
                     ErrorKind::Internal,
-                    "internal",
+                    ErrorCode::Internal,
                     format!("`{method}` failed inside kromad"),
                 )
                 .with_hint("this is a bug in kromad; the daemon keeps running, see its log")
@@ -346,7 +346,7 @@ async fn handle_single(
         Err(_elapsed) => (
             ApiError::new(
                 ErrorKind::Infra,
-                "request_timeout",
+                ErrorCode::RequestTimeout,
                 format!(
                     "`{method}` did not finish within {} s",
                     timeout.as_secs_f64()
@@ -497,13 +497,16 @@ fn error_reply(err: ApiError, id: &str) -> Reply {
 }
 
 pub fn parse_error(detail: &str) -> ApiError {
-    ApiError::validation("parse_error", format!("parse error: {detail}"))
+    ApiError::validation(ErrorCode::ParseError, format!("parse error: {detail}"))
         .with_hint("send one JSON-RPC 2.0 request (or batch) per line, UTF-8 encoded")
         .with_rpc_code(protocol::error::PARSE_ERROR)
 }
 
 pub fn invalid_request(detail: &str) -> ApiError {
-    ApiError::validation("invalid_request", format!("invalid request: {detail}"))
-        .with_hint(r#"a request looks like {"jsonrpc":"2.0","id":1,"method":"daemon.version"}"#)
-        .with_rpc_code(protocol::error::INVALID_REQUEST)
+    ApiError::validation(
+        ErrorCode::InvalidRequest,
+        format!("invalid request: {detail}"),
+    )
+    .with_hint(r#"a request looks like {"jsonrpc":"2.0","id":1,"method":"daemon.version"}"#)
+    .with_rpc_code(protocol::error::INVALID_REQUEST)
 }

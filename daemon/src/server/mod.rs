@@ -13,7 +13,7 @@ use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::tokio::prelude::*;
 use jsonrpsee::Methods;
 use kroma_protocol as protocol;
-use protocol::ErrorKind;
+use protocol::{ErrorCode, ErrorKind};
 use tokio::io::{
     AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
 };
@@ -62,7 +62,7 @@ pub async fn accept_loop(
             tracing::warn!(peer_uid = ?peer.uid, pid = ?peer.pid, "refused a connection from another user");
             let err = ApiError::new(
                 ErrorKind::Policy,
-                "permission_denied",
+                ErrorCode::PermissionDenied,
                 "this kromad serves only the user who started it",
             )
             .with_hint("start your own daemon with `kromactl daemon start`");
@@ -76,7 +76,7 @@ pub async fn accept_loop(
             );
             let err = ApiError::new(
                 ErrorKind::Infra,
-                "too_many_connections",
+                ErrorCode::TooManyConnections,
                 format!(
                     "kromad already serves {} connections",
                     limits.max_connections

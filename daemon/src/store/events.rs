@@ -14,6 +14,22 @@ pub struct NewEvent {
     pub data: serde_json::Value,
 }
 
+impl NewEvent {
+    /// The event of `payload`'s kind, with `payload` as its `data`.
+    pub fn of<T: protocol::events::EventData>(
+        at: String,
+        project: Option<String>,
+        payload: &T,
+    ) -> NewEvent {
+        NewEvent {
+            at,
+            kind: T::KIND,
+            project,
+            data: payload.to_data(),
+        }
+    }
+}
+
 pub(super) fn insert(
     conn: &Connection,
     event: NewEvent,

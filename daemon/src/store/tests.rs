@@ -162,3 +162,102 @@ async fn event_ids_increase_across_reopen_and_a_failed_write_emits_nothing() {
     assert_eq!(after_two.len(), 1);
     assert!(store.read(list_projects).await.unwrap().is_empty());
 }
+
+/// What the log holds for typed payloads: the `data` column, byte for byte as kromad wrote it
+/// before payloads were typed (keys sorted, optional fields absent, `postprocess.file`'s nulls
+/// kept).
+#[tokio::test]
+async fn typed_payloads_are_stored_as_plain_sorted_json() {
+    use protocol::events::{CandidateFailed, PostprocessFile, RunProgress, RunStarted};
+    let (_temp, store) = open_temp();
+    let at = || "2026-01-01T00:00:00.000Z".to_owned();
+    let started = RunStarted {
+        run: "r1".into(),
+        retry: false,
+        candidates: 6,
+        chains: None,
+        confirmed_cost_usd: 1.0,
+        max_cost_usd: 0.75,
+    };
+    let retried = RunStarted {
+        retry: true,
+        candidates: 2,
+        chains: Some(0),
+        ..started.clone()
+    };
+    let progress = RunProgress {
+        run: "r1".into(),
+        jobs: 3,
+        jobs_done: 1,
+        candidates: 6,
+        succeeded: 2,
+        failed: 1,
+        spent_usd: 0.08,
+        eta_secs: None,
+    };
+    let failed = CandidateFailed {
+        run: "r1".into(),
+        job: "style_1".into(),
+        index: 3,
+        status: protocol::run::CandidateStatus::Unknown,
+        error: protocol::ErrorData::new(
+            protocol::ErrorKind::Provider,
+            protocol::ErrorCode::CallLost,
+            "lost",
+        ),
+        cost_usd: Some(0.04),
+    };
+    let file = PostprocessFile {
+        step: protocol::postprocess::Step::Upscale,
+        input: "/tmp/a.png".into(),
+        output: Some("/tmp/a_x4.png".into()),
+        error: None,
+        done: 1,
+        total: 3,
+    };
+    store
+        .append_events(vec![
+            NewEvent::of(at(), Some("p".into()), &started),
+            NewEvent::of(at(), Some("p".into()), &retried),
+            NewEvent::of(at(), Some("p".into()), &progress),
+            NewEvent::of(at(), Some("p".into()), &failed),
+            NewEvent::of(at(), None, &file),
+        ])
+        .await
+        .unwrap();
+    let conn = store.inner.lock();
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT kind, data FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = [
+        (
+            "run.started",
+            r#"{"candidates":6,"confirmed_cost_usd":1.0,"max_cost_usd":0.75,"run":"r1"}"#,
+        ),
+        (
+            "run.started",
+            r#"{"candidates":2,"chains":0,"confirmed_cost_usd":1.0,"max_cost_usd":0.75,"retry":true,"run":"r1"}"#,
+        ),
+        (
+            "run.progress",
+            r#"{"candidates":6,"failed":1,"jobs":3,"jobs_done":1,"run":"r1","spent_usd":0.08,"succeeded":2}"#,
+        ),
+        (
+            "candidate.failed",
+            r#"{"cost_usd":0.04,"error":{"code":"call_lost","kind":"provider","message":"lost"},"index":3,"job":"style_1","run":"r1","status":"unknown"}"#,
+        ),
+        (
+            "postprocess.file",
+            r#"{"done":1,"error":null,"input":"/tmp/a.png","output":"/tmp/a_x4.png","step":"upscale","total":3}"#,
+        ),
+    ];
+    let rows: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(kind, data)| (kind.as_str(), data.as_str()))
+        .collect();
+    assert_eq!(rows, expected);
+}

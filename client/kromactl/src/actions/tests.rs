@@ -717,7 +717,7 @@ fn what_a_command_cannot_say_goes_through_rpc_call() {
     );
     check(
         &call("local_model.list", json!({"verify": "yes"}), &[]),
-        r#"kromactl rpc call models.list '{"verify":"yes"}'"#,
+        r#"kromactl rpc call local_model.list '{"verify":"yes"}'"#,
     );
     check(
         &call("project.create", json!({"name": "x"}), &["s3"]),

@@ -213,29 +213,32 @@ fn plan_error(json: serde_json::Value) -> ApiError {
 #[test]
 fn bad_documents_are_refused_with_the_reason() {
     let err = plan_error(serde_json::json!({"characters": [{"name": "Mara"}, {"name": "MARA"}]}));
-    assert_eq!(err.code, "duplicate_name");
+    assert_eq!(err.code, ErrorCode::DuplicateName);
     assert!(err.message.contains("`MARA`"), "{}", err.message);
     let err = plan_error(
         serde_json::json!({"style_guides": [{"name": "A", "instructions": "x", "is_default": true}, {"name": "B", "instructions": "y", "is_default": true}]}),
     );
-    assert_eq!(err.code, "default_required");
+    assert_eq!(err.code, ErrorCode::DefaultRequired);
     assert_eq!(
         plan_error(serde_json::json!({"style_guides": [{"name": "New"}]})).code,
-        "missing_text"
+        ErrorCode::MissingText
     );
     let err = plan_error(
         serde_json::json!({"prompt_templates": [{"name": "Bad", "body": "{{x}} {{y}}", "variables": ["x"]}]}),
     );
-    assert_eq!(err.code, "undeclared_variable");
+    assert_eq!(err.code, ErrorCode::UndeclaredVariable);
     assert!(err.message.contains("`Bad`"), "{}", err.message);
-    assert_eq!(plan_error(serde_json::json!({})).code, "empty_document");
+    assert_eq!(
+        plan_error(serde_json::json!({})).code,
+        ErrorCode::EmptyDocument
+    );
     assert_eq!(
         plan_error(serde_json::json!({"schema_version": "kroma.bootstrap.v9", "project": {}})).code,
-        "schema_version"
+        ErrorCode::SchemaVersion
     );
     assert_eq!(
         plan_error(serde_json::json!({"project": {"name": ""}})).code,
-        "invalid_name"
+        ErrorCode::InvalidName
     );
     let _ = ProjectPart::default();
 }
@@ -249,13 +252,16 @@ fn answers_are_read_from_raw_fenced_or_wrapped_json() {
         let document = read_answer(&text).unwrap();
         assert_eq!(document.characters.unwrap()[0].name, "Mara");
     }
-    assert_eq!(read_answer("   ").unwrap_err().code, "empty_document");
+    assert_eq!(
+        read_answer("   ").unwrap_err().code,
+        ErrorCode::EmptyDocument
+    );
     assert_eq!(
         read_answer("no json here").unwrap_err().code,
-        "invalid_document"
+        ErrorCode::InvalidDocument
     );
     let err = read_answer(r#"{"characters": [{"name": "Mara", "age": 40}]}"#).unwrap_err();
-    assert_eq!(err.code, "invalid_document");
+    assert_eq!(err.code, ErrorCode::InvalidDocument);
     assert!(
         err.message.contains("unknown field `age`"),
         "{}",

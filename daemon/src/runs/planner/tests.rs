@@ -86,12 +86,15 @@ fn weather_stage_adds_time_and_weather_chunks_in_order() {
 fn time_and_weather_only_where_their_stage_allows() {
     let mut style = inputs(Stage::Style, &["a.png"]);
     style.time = Some("night".to_owned());
-    assert_eq!(plan(&style).err().map(|e| e.code), Some("time_not_allowed"));
+    assert_eq!(
+        plan(&style).err().map(|e| e.code),
+        Some(ErrorCode::TimeNotAllowed)
+    );
     let mut time = inputs(Stage::Time, &["a.png"]);
     time.weather = Some("rain".to_owned());
     assert_eq!(
         plan(&time).err().map(|e| e.code),
-        Some("weather_not_allowed")
+        Some(ErrorCode::WeatherNotAllowed)
     );
     let mut unknown = inputs(Stage::Time, &["a.png"]);
     unknown.time = Some("dusk".to_owned());
@@ -166,10 +169,13 @@ fn characters_belong_to_the_character_stage() {
     }];
     assert_eq!(
         plan(&style).err().map(|e| e.code),
-        Some("characters_not_allowed")
+        Some(ErrorCode::CharactersNotAllowed)
     );
     let empty = inputs(Stage::Character, &["a.png"]);
-    assert_eq!(plan(&empty).err().map(|e| e.code), Some("no_characters"));
+    assert_eq!(
+        plan(&empty).err().map(|e| e.code),
+        Some(ErrorCode::NoCharacters)
+    );
 }
 
 #[test]
@@ -177,7 +183,7 @@ fn retired_models_fail_with_the_replacement_and_retiring_ones_warn() {
     let mut retired = inputs(Stage::Style, &["a.png"]);
     retired.settings.generation.model = "gpt-image-1".to_owned();
     let err = plan(&retired).expect_err("retired");
-    assert_eq!(err.code, "model_retired");
+    assert_eq!(err.code, ErrorCode::ModelRetired);
     assert!(err.message.contains("2026-10-23"), "{}", err.message);
     assert!(err.message.contains("gpt-image-2"), "{}", err.message);
     let mut retiring = inputs(Stage::Style, &["a.png"]);
@@ -191,7 +197,7 @@ fn unpriced_models_cannot_be_planned() {
     let mut run = inputs(Stage::Style, &["a.png"]);
     run.settings.generation.model = "my-local-model".to_owned();
     let err = plan(&run).expect_err("no price");
-    assert_eq!(err.code, "unpriced_model");
+    assert_eq!(err.code, ErrorCode::UnpricedModel);
     assert!(
         err.hint
             .unwrap_or_default()
@@ -205,7 +211,7 @@ fn the_batch_limit_is_a_policy_error() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let err = plan(&inputs(Stage::Style, &names)).expect_err("21 > 20");
     assert_eq!(err.kind, ErrorKind::Policy);
-    assert_eq!(err.code, "batch_limit");
+    assert_eq!(err.code, ErrorCode::BatchLimit);
 }
 
 #[test]
@@ -252,7 +258,7 @@ proptest! {
                 prop_assert!(plan.cost.per_call_max_usd * f64::from(calls) + 1e-6 >= plan.cost.max_usd);
             }
             Err(err) => {
-                prop_assert_eq!(err.code, "batch_limit");
+                prop_assert_eq!(err.code, ErrorCode::BatchLimit);
                 prop_assert!(names.len() > limit as usize);
             }
         }
