@@ -99,7 +99,7 @@ pub async fn import(
 
 /// Imports one file: read and check it, then, unless the bytes are already an asset, write the
 /// copy and record the row in one transaction (the copy is removed if the row does not commit).
-pub(super) async fn import_one(
+pub(crate) async fn import_one(
     daemon: &Daemon,
     project: &ProjectRow,
     candidate: Candidate,

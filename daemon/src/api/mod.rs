@@ -3,7 +3,7 @@
 //! [`register`] is the one place where params are decoded, errors are mapped onto JSON-RPC error
 //! objects and mutating calls are written to the audit log, so handlers only see typed params.
 
-mod assets;
+pub(crate) mod assets;
 mod bootstrap;
 mod daemon;
 mod events;
@@ -201,7 +201,10 @@ where
 }
 
 /// The project named by `slug`, or a `project_not_found` error.
-async fn find_project(daemon: &Daemon, slug: &str) -> Result<store::ProjectRow, ApiError> {
+pub(crate) async fn find_project(
+    daemon: &Daemon,
+    slug: &str,
+) -> Result<store::ProjectRow, ApiError> {
     let slug = project::parse_slug(slug)?;
     Ok(daemon
         .store

@@ -26,7 +26,7 @@ pub async fn color(
     daemon: Arc<Daemon>,
     params: protocol::postprocess::ColorParams,
 ) -> Result<StepReport, ApiError> {
-    let (resolved, _) = super::runs::resolve_settings(&daemon, None, None).await?;
+    let (resolved, _) = crate::runs::inputs::resolve_settings(&daemon, None, None).await?;
     let profile = chain::find_profile(&resolved.settings, &params.profile)?;
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
     let files = find_files(&daemon, params.paths, params.profile.clone(), output_dir).await?;

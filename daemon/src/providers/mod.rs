@@ -235,7 +235,7 @@ pub struct Generated {
     pub request_id: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum CallError {
     /// The provider said "not now" (429, 5xx) or the request never left (connection refused):
     /// nothing was billed; worth another attempt after `retry_after` if given.

@@ -15,7 +15,9 @@ use kroma_protocol as protocol;
 use protocol::asset::{AssetKind, Relation};
 use protocol::{ErrorCode, ErrorKind};
 
-use super::runner::{self, Books, Context};
+use super::context::{self, Context};
+use super::outcomes::Books;
+use super::runner;
 use crate::Daemon;
 use crate::clock;
 use crate::error::ApiError;
@@ -36,7 +38,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
     let Some(candidate) = candidate else {
         return Ok(());
     };
-    let context = runner::load(daemon, candidate).await?;
+    let context = context::load(daemon, candidate).await?;
     let _local = daemon
         .runner
         .local_slots()
@@ -187,7 +189,7 @@ async fn record_tile(
             tiles_done: done as u32,
             tiles: total as u32,
         });
-    let event = runner::event(context, &progress, &clock::now());
+    let event = context::event(context, &progress, &clock::now());
     if let Err(err) = daemon.store.append_events(vec![event]).await {
         tracing::warn!(%err, "could not record a postprocess.progress event");
     }

@@ -2,8 +2,14 @@
 //! background runner that executes them.
 
 mod chain;
+pub mod context;
+pub mod decide;
+pub mod gates;
+pub mod inputs;
+pub mod outcomes;
 pub mod planner;
 mod record;
+pub mod recover;
 pub mod runner;
 mod schedule;
 pub mod settings;
@@ -17,17 +23,12 @@ use protocol::run::{
     Stage,
 };
 use protocol::{ErrorCode, ErrorData};
-use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::store::runs::{CandidateRow, RunRow};
 
-/// A stored enum value, read back.
-pub fn parse_stored<T: DeserializeOwned>(what: &str, value: &str) -> Result<T, StoreError> {
-    serde_json::from_value(serde_json::Value::String(value.to_owned()))
-        .map_err(|_| StoreError::Corrupt(format!("{what} `{value}`")))
-}
+pub use crate::store::runs::parse_stored;
 
 /// The stored plan of a run, as the wire type.
 pub fn plan_of(run: &RunRow) -> Result<Plan, StoreError> {

@@ -7,6 +7,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::StoreError;
+use kroma_protocol::run::{CandidateStatus, RunStatus};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRow {
@@ -51,6 +52,29 @@ pub struct CandidateRow {
     pub final_asset_id: Option<String>,
     pub final_path: Option<String>,
     pub postprocess_error_json: Option<String>,
+}
+
+impl RunRow {
+    /// The run's status; the column keeps the enum's text.
+    pub fn state(&self) -> Result<RunStatus, StoreError> {
+        parse_stored("run status", &self.status)
+    }
+}
+
+impl CandidateRow {
+    /// The candidate's status; the column keeps the enum's text.
+    pub fn state(&self) -> Result<CandidateStatus, StoreError> {
+        parse_stored("candidate status", &self.status)
+    }
+}
+
+/// A stored enum value, read back.
+pub fn parse_stored<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|_| StoreError::Corrupt(format!("{what} `{value}`")))
 }
 
 pub struct NewCandidate {
@@ -289,12 +313,12 @@ pub fn runnable(
 pub fn set_run_status(
     conn: &Connection,
     id: &str,
-    status: &str,
+    status: RunStatus,
     finished_at: Option<&str>,
 ) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE runs SET status = ?2, finished_at = coalesce(?3, finished_at) WHERE id = ?1",
-        params![id, status, finished_at],
+        params![id, status.as_str(), finished_at],
     )?;
     Ok(())
 }

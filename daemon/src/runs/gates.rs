@@ -1,0 +1,159 @@
+//! The spend gates: the confirmation a person gave against the run's maximum cost, the
+//! project's budgets, and the checks before anything is sent (the key is there, the model is not
+//! retired). `run.start` and `run.retry` pass them in the transaction that starts the run.
+
+use std::path::PathBuf;
+
+use kroma_protocol as protocol;
+use protocol::image_model::Lifecycle;
+use protocol::run::{Plan, RunDetail};
+use protocol::{ErrorCode, ErrorKind};
+
+use crate::api::find_project;
+use crate::error::ApiError;
+use crate::providers::image_models as models;
+use crate::runs::inputs::resolve_settings;
+use crate::runs::settings::{self, Resolved};
+use crate::store::runs::{self as rows};
+use crate::{Daemon, clock};
+
+/// Money confirmed by a human must be a real, non-negative amount.
+pub(crate) fn parse_confirmation(usd: f64) -> Result<f64, ApiError> {
+    if usd.is_finite() && usd >= 0.0 {
+        Ok(usd)
+    } else {
+        Err(ApiError::validation(
+            ErrorCode::InvalidConfirmation,
+            "confirm_cost_usd must be a number ≥ 0",
+        ))
+    }
+}
+
+pub(crate) fn usd(amount: f64) -> String {
+    format!("${amount:.4}")
+}
+
+/// Checks that `amount` more can be reserved for `project` without breaking a budget. Called
+/// inside the transaction that reserves it, so concurrent starts cannot both pass.
+pub(crate) fn check_budgets(
+    conn: &rusqlite::Connection,
+    project_id: &str,
+    budget: &settings::Budget,
+    amount: f64,
+) -> Result<(), ApiError> {
+    let (spent_total, spent_today) = rows::project_spend(conn, project_id, &clock::today())?;
+    let reserved = rows::project_reserved(conn, project_id)?;
+    let over = |cap: Option<f64>, spent: f64| {
+        cap.filter(|cap| *cap > 0.0)
+            .filter(|cap| spent + reserved + amount > *cap + 1e-9)
+    };
+    if let Some(cap) = over(budget.project_usd, spent_total) {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            ErrorCode::BudgetExceeded,
+            format!(
+                "the project budget is {}: {} spent + {} held by running runs + {} for this run would exceed it",
+                usd(cap), usd(spent_total), usd(reserved), usd(amount)
+            ),
+        )
+        .with_hint("raise budget.project_usd in the project's .kroma/settings.toml, or plan fewer candidates"));
+    }
+    if let Some(cap) = over(budget.daily_usd, spent_today) {
+        return Err(ApiError::new(
+            ErrorKind::Policy,
+            ErrorCode::BudgetExceeded,
+            format!(
+                "the daily budget is {}: {} spent today + {} held by running runs + {} for this run would exceed it",
+                usd(cap), usd(spent_today), usd(reserved), usd(amount)
+            ),
+        )
+        .with_hint("wait for tomorrow (UTC), or raise budget.daily_usd in the settings"));
+    }
+    Ok(())
+}
+
+/// Checks what must hold before money is spent: the key can be read and the model is not retired.
+pub(crate) async fn preflight(
+    daemon: &Daemon,
+    plan: &Plan,
+    resolved: &Resolved,
+) -> Result<(), ApiError> {
+    let provider_name = plan.provider.clone();
+    let provider = daemon
+        .store
+        .read(move |conn| crate::store::providers::get(conn, &provider_name))
+        .await?;
+    let secrets = daemon.secrets.get().await;
+    let secret = provider.secret_name.clone();
+    let readable = tokio::task::spawn_blocking(move || secrets.get(&secret).map(|_| ()))
+        .await
+        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+    if let Err(err) = readable {
+        return Err(ApiError::new(
+            ErrorKind::Provider,
+            ErrorCode::NoKey,
+            format!(
+                "the key of provider `{}` (secret `{}`) cannot be read: {err}",
+                provider.name, provider.secret_name
+            ),
+        )
+        .with_hint(format!(
+            "store it with `kromactl secret set {}`, then start again",
+            provider.secret_name
+        )));
+    }
+    let reported = daemon.store.read(rows::reported_models).await?;
+    let today = clock::today();
+    let models = models::list(&resolved.settings, &reported, &today);
+    if let Some(model) = models.iter().find(|model| model.id == plan.model)
+        && model.lifecycle == Lifecycle::Retired
+    {
+        return Err(ApiError::validation(
+            ErrorCode::ModelRetired,
+            format!(
+                "model `{}` was shut down on {}",
+                plan.model,
+                model.shutdown_date.as_deref().unwrap_or("?")
+            ),
+        )
+        .with_hint(match &model.replacement {
+            Some(replacement) => format!("create a new run with --model {replacement}"),
+            None => "create a new run with another model (`kromactl image-models list`)".to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+/// A human's confirmation must cover the most `what` can cost.
+pub(crate) fn check_confirmation(
+    confirmed: f64,
+    max: f64,
+    what: &str,
+    command: &str,
+) -> Result<(), ApiError> {
+    if confirmed + 1e-9 >= max {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::Policy,
+        ErrorCode::ConfirmationTooLow,
+        format!(
+            "{what} can cost up to {}; the confirmation covers {}",
+            usd(max),
+            usd(confirmed)
+        ),
+    )
+    .with_hint(format!("confirm at least {max} ({command})")))
+}
+
+/// The checks before a run spends (key readable, model not retired), answering the budgets to
+/// reserve against.
+pub(crate) async fn spend_gate(
+    daemon: &Daemon,
+    detail: &RunDetail,
+) -> Result<settings::Budget, ApiError> {
+    let project = find_project(daemon, &detail.run.project).await?;
+    let (resolved, _) = resolve_settings(daemon, Some(PathBuf::from(&project.root)), None).await?;
+    preflight(daemon, &detail.plan, &resolved).await?;
+    Ok(resolved.settings.budget)
+}
