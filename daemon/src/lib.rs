@@ -5,6 +5,7 @@
 //! `main.rs` reads the command line, the environment and the signals. Tests call the same `run`.
 
 mod api;
+pub mod clock;
 pub mod config;
 mod error;
 mod files;
@@ -59,6 +60,8 @@ pub(crate) struct Daemon {
     pub(crate) runner: runs::runner::Runner,
     /// The local ONNX models, loaded on first use.
     pub(crate) engine: Arc<postprocess::onnx::Engine>,
+    /// Where every timestamp and "today" come from.
+    pub(crate) clock: clock::Clock,
     /// The memory the local steps running at once may use (`limits.step_memory_mb`).
     pub(crate) memory: postprocess::budget::MemoryBudget,
 }
@@ -104,6 +107,16 @@ pub async fn run(
     listener: socket::Listener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    run_with_clock(config, listener, shutdown, clock::Clock::system()).await
+}
+
+/// [`run`] with the clock given: tests fix the date.
+pub async fn run_with_clock(
+    config: Config,
+    listener: socket::Listener,
+    shutdown: impl Future<Output = ()> + Send,
+    clock: clock::Clock,
+) -> Result<(), RunError> {
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(data_dir.join("projects")).map_err(|source| RunError::DataDir {
         path: data_dir.clone(),
@@ -119,15 +132,19 @@ pub async fn run(
         .map_err(|err| StoreError::Task(err.to_string()))??;
 
     let token = CancellationToken::new();
+    // Every background task (the runner's loop and its candidates, chains, the model sweeper) is
+    // on this tracker; shutdown cancels `token` and waits for it (`Runner::drain`).
+    let background = TaskTracker::new();
     let daemon = Arc::new(Daemon {
         http: std::sync::OnceLock::new(),
-        runner: runs::runner::Runner::new(&config.runs),
+        runner: runs::runner::Runner::new(&config.runs, background.clone()),
         engine: Arc::new(postprocess::onnx::Engine::new(
             config.models_dir.clone(),
             config.local_models.clone(),
         )),
         secrets: secrets::LazySecrets::new(config.secrets.clone(), data_dir.clone()),
         memory: postprocess::budget::MemoryBudget::new(config.limits.step_memory_mb),
+        clock,
         real_data_dir,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
@@ -138,7 +155,7 @@ pub async fn run(
     });
     store
         .append_events(vec![store::NewEvent::of(
-            clock::now(),
+            daemon.clock.now(),
             None,
             &protocol::events::DaemonStarted {
                 version: VERSION.to_owned(),
@@ -148,8 +165,8 @@ pub async fn run(
         .await?;
     tracing::info!(socket = %listener.path().display(), data_dir = %data_dir.display(), version = VERSION, "kromad is serving");
 
-    let runner = tokio::spawn(runs::runner::run(daemon.clone()));
-    tokio::spawn(free_idle_models(daemon.engine.clone(), token.clone()));
+    background.spawn(runs::runner::run(daemon.clone()));
+    background.spawn(free_idle_models(daemon.engine.clone(), token.clone()));
     let methods: jsonrpsee::Methods = api::module(daemon.clone()).into();
     let tracker = TaskTracker::new();
     let accept = server::accept_loop(
@@ -170,7 +187,7 @@ pub async fn run(
     // Followers see the stop before their subscriptions end.
     if let Err(err) = store
         .append_events(vec![store::NewEvent::of(
-            clock::now(),
+            daemon.clock.now(),
             None,
             &protocol::events::DaemonStopping {
                 pid: std::process::id(),
@@ -181,7 +198,6 @@ pub async fn run(
         tracing::error!(%err, "could not record daemon.stopping");
     }
     token.cancel();
-    let _ = runner.await;
     drop(listener);
     tracker.close();
     // In-flight calls get as long as one request may take; a client that stopped reading its
@@ -216,53 +232,6 @@ async fn free_idle_models(engine: Arc<postprocess::onnx::Engine>, stop: Cancella
                 let engine = engine.clone();
                 let _ = tokio::task::spawn_blocking(move || engine.free_idle()).await;
             }
-        }
-    }
-}
-
-/// The wall clock, read in one place.
-mod clock {
-    use time::format_description::FormatItem;
-    use time::macros::format_description;
-
-    /// RFC 3339 UTC with exactly three fractional digits, so timestamps sort as strings.
-    const FORMAT: &[FormatItem<'static>] =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-
-    /// Now, as RFC 3339 UTC with millisecond precision.
-    pub fn now() -> String {
-        format(time::OffsetDateTime::now_utc())
-    }
-
-    /// Today's UTC date, `YYYY-MM-DD`.
-    pub fn today() -> String {
-        now()[..10].to_owned()
-    }
-
-    pub fn format(at: time::OffsetDateTime) -> String {
-        at.to_offset(time::UtcOffset::UTC)
-            .format(FORMAT)
-            .unwrap_or_else(|_| at.unix_timestamp().to_string())
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use time::macros::datetime;
-
-        #[test]
-        fn timestamps_have_a_fixed_width() {
-            assert_eq!(
-                super::format(datetime!(2026-11-27 00:54:14 UTC)),
-                "2026-11-27T00:54:14.000Z"
-            );
-            assert_eq!(
-                super::format(datetime!(2026-11-27 00:54:14.4669 UTC)),
-                "2026-11-27T00:54:14.466Z"
-            );
-            assert_eq!(
-                super::format(datetime!(2026-11-27 01:54:14 +01:00)),
-                "2026-11-27T00:54:14.000Z"
-            );
         }
     }
 }

@@ -9,11 +9,11 @@ use protocol::asset::{AssetKind, ImportOutcome};
 use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::projects::import::{self, Candidate};
 use crate::projects::layout::folder_of;
 use crate::store::{AssetRow, LinkRow, NewAsset, NewEvent, ProjectRow, StoreError, asset_queries};
-use crate::{Daemon, clock};
 
 const IMPORTABLE: [AssetKind; 4] = [
     AssetKind::Input,
@@ -115,7 +115,7 @@ pub(crate) async fn import_one(
     let project_id = project.id.clone();
     let root = project.root.clone();
     let slug = project.slug.clone();
-    let at = clock::now();
+    let at = daemon.clock.now();
     daemon
         .store
         .write(move |tx| {
@@ -202,7 +202,7 @@ pub async fn delete(
     let project = find_project(&daemon, &params.project).await?;
     let root = project.root.clone();
     let slug = project.slug.clone();
-    let at = clock::now();
+    let at = daemon.clock.now();
     let (row, links_removed) = daemon
         .store
         .write(move |tx| {
@@ -244,7 +244,7 @@ pub async fn link(
     }
     let project = find_project(&daemon, &params.project).await?;
     let slug = project.slug.clone();
-    let at = clock::now();
+    let at = daemon.clock.now();
     let row = daemon
         .store
         .write(move |tx| {

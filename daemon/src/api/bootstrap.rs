@@ -8,11 +8,11 @@ use protocol::ErrorCode;
 use rusqlite::Connection;
 
 use super::find_project;
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::knowledge::bootstrap::{self, Plan, Snapshot};
 use crate::store::knowledge::{self as rows, Entity};
 use crate::store::{self, NewEvent, ProjectChanges, ProjectRow, StoreError};
-use crate::{Daemon, clock};
 
 fn load_snapshot(conn: &Connection, project: &ProjectRow) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
@@ -69,7 +69,7 @@ pub async fn import(
     };
     let slug = find_project(&daemon, &params.project).await?.slug;
     let mode = params.mode;
-    let now = clock::now();
+    let now = daemon.clock.now();
     if params.dry_run {
         let mut summary = daemon
             .store

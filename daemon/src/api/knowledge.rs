@@ -8,6 +8,7 @@ use protocol::knowledge as wire;
 use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::knowledge::{self, parse_name, parse_references, parse_required_text, parse_text};
 use crate::store::knowledge::{
@@ -15,7 +16,6 @@ use crate::store::knowledge::{
     StyleGuideRow,
 };
 use crate::store::{NewEvent, StoreError};
-use crate::{Daemon, clock};
 
 /// The `*.changed` event of `entity`'s kind.
 fn changed(
@@ -51,8 +51,7 @@ fn changed(
     }
 }
 
-fn new_common(project_slug: &str, name: String) -> Common {
-    let at = clock::now();
+fn new_common(project_slug: &str, name: String, at: String) -> Common {
     Common {
         id: uuid::Uuid::new_v4().to_string(),
         project_slug: project_slug.to_owned(),
@@ -87,6 +86,7 @@ async fn delete_entity(
 ) -> Result<wire::Deleted, ApiError> {
     require_confirm(entity.what(), &params.id, params.confirm)?;
     let project = find_project(daemon, &params.project).await?;
+    let clock = daemon.clock;
     let deleted = daemon
         .store
         .write(move |tx| {
@@ -98,7 +98,7 @@ async fn delete_entity(
                 project_slug: project.slug.clone(),
                 name: name.clone(),
                 created_at: String::new(),
-                updated_at: clock::now(),
+                updated_at: clock.now(),
             };
             let event = changed(
                 entity,
@@ -160,7 +160,7 @@ pub async fn style_guide_create(
     let project = find_project(&daemon, &params.project).await?;
     let name = parse_name("style guide", &params.name)?;
     let mut guide = StyleGuideRow {
-        common: new_common(&project.slug, name.name),
+        common: new_common(&project.slug, name.name, daemon.clock.now()),
         instructions: parse_required_text("instructions", &params.instructions)?,
         palette: parse_text("palette", &params.palette)?,
         line: parse_text("line", &params.line)?,
@@ -211,6 +211,7 @@ pub async fn style_guide_update(
         .as_deref()
         .map(parse_references)
         .transpose()?;
+    let clock = daemon.clock;
     let saved = daemon
         .store
         .write(move |tx| {
@@ -236,7 +237,7 @@ pub async fn style_guide_update(
             guide.notes = notes.unwrap_or(guide.notes);
             guide.references = references.unwrap_or(guide.references);
             guide.is_default |= params.is_default == Some(true);
-            guide.common.updated_at = clock::now();
+            guide.common.updated_at = clock.now();
             rows::put_style_guide(tx, &project.id, &guide)?;
             let saved = rows::get_style_guide(tx, &id)?;
             let event = changed(
@@ -308,7 +309,7 @@ pub async fn character_create(
     let project = find_project(&daemon, &params.project).await?;
     let name = parse_name("character", &params.name)?;
     let character = CharacterRow {
-        common: new_common(&project.slug, name.name),
+        common: new_common(&project.slug, name.name, daemon.clock.now()),
         description: parse_text("description", &params.description)?,
         prompt_text: parse_text("prompt_text", &params.prompt_text)?,
         identity_notes: parse_text("identity_notes", &params.identity_notes)?,
@@ -349,6 +350,7 @@ pub async fn character_update(
         .as_deref()
         .map(parse_references)
         .transpose()?;
+    let clock = daemon.clock;
     let saved = daemon
         .store
         .write(move |tx| {
@@ -361,7 +363,7 @@ pub async fn character_update(
             character.prompt_text = prompt_text.unwrap_or(character.prompt_text);
             character.identity_notes = identity_notes.unwrap_or(character.identity_notes);
             character.references = references.unwrap_or(character.references);
-            character.common.updated_at = clock::now();
+            character.common.updated_at = clock.now();
             rows::put_character(tx, &project.id, &character)?;
             let saved = rows::get_character(tx, &id)?;
             let event = changed(
@@ -440,7 +442,7 @@ pub async fn reference_set_create(
     let project = find_project(&daemon, &params.project).await?;
     let name = parse_name("reference set", &params.name)?;
     let set = ReferenceSetRow {
-        common: new_common(&project.slug, name.name),
+        common: new_common(&project.slug, name.name, daemon.clock.now()),
         description: parse_text("description", &params.description)?,
         kind: params.kind.as_str().to_owned(),
         items: parse_items(&params.items)?,
@@ -585,11 +587,12 @@ async fn save_reference_set(
     action: protocol::events::Change,
     change: impl FnOnce(&rusqlite::Connection) -> Result<ReferenceSetRow, ApiError> + Send + 'static,
 ) -> Result<wire::ReferenceSet, ApiError> {
+    let clock = daemon.clock;
     let saved = daemon
         .store
         .write(move |tx| {
             let mut set = change(tx)?;
-            set.common.updated_at = clock::now();
+            set.common.updated_at = clock.now();
             rows::put_reference_set(tx, &project_id, &set)?;
             let saved = rows::get_reference_set(tx, &set.common.id)?;
             let event = changed(Entity::ReferenceSet, &project_slug, action, &saved.common);
@@ -680,7 +683,7 @@ pub async fn prompt_template_create(
     let variables = knowledge::parse_variables(&params.variables)?;
     knowledge::check_template(&body, &variables)?;
     let template = PromptTemplateRow {
-        common: new_common(&project.slug, name.name),
+        common: new_common(&project.slug, name.name, daemon.clock.now()),
         body,
         variables,
     };
@@ -721,6 +724,7 @@ pub async fn prompt_template_update(
         .as_deref()
         .map(knowledge::parse_variables)
         .transpose()?;
+    let clock = daemon.clock;
     let saved = daemon
         .store
         .write(move |tx| {
@@ -732,7 +736,7 @@ pub async fn prompt_template_update(
             template.body = body.unwrap_or(template.body);
             template.variables = variables.unwrap_or(template.variables);
             knowledge::check_template(&template.body, &template.variables)?;
-            template.common.updated_at = clock::now();
+            template.common.updated_at = clock.now();
             rows::put_prompt_template(tx, &project.id, &template)?;
             let saved = rows::get_prompt_template(tx, &id)?;
             let event = changed(

@@ -167,8 +167,12 @@ where
         async move {
             let raw = params.as_str();
             let started = std::time::Instant::now();
-            let audit =
-                store::CallAudit::new(audit_entry(&extensions, M::NAME), raw, M::SECRET_FIELDS);
+            let audit = store::CallAudit::new(
+                audit_entry(&extensions, M::NAME),
+                raw,
+                M::SECRET_FIELDS,
+                daemon.clock.now_utc(),
+            );
             let call = async {
                 let params = parse_params::<M::Params>(raw)?;
                 // A call that writes files rather than rows is on record before it touches one.

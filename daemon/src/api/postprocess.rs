@@ -9,6 +9,7 @@ use protocol::postprocess::{FileResult, StepReport};
 use protocol::{ErrorCode, ErrorKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::files::png::Provenance;
 use crate::files::write;
@@ -17,7 +18,6 @@ use crate::postprocess::chain::{self, Step};
 use crate::postprocess::onnx::Model;
 use crate::postprocess::{bg_remove, upscale};
 use crate::store::NewEvent;
-use crate::{Daemon, clock};
 
 /// Most files one call may name or find.
 const MAX_FILES: usize = 10_000;
@@ -409,7 +409,7 @@ async fn run_step(
             }
         };
         let event = NewEvent::of(
-            clock::now(),
+            daemon.clock.now(),
             None,
             &protocol::events::PostprocessFile {
                 step: step.step.to_proto(),
@@ -516,7 +516,7 @@ impl<'a> TileProgress<'a> {
                 tiles_done: done as u32,
                 tiles: total as u32,
             });
-        let event = NewEvent::of(clock::now(), None, &progress);
+        let event = NewEvent::of(self.daemon.clock.now(), None, &progress);
         if let Err(err) = self
             .runtime
             .block_on(self.daemon.store.append_events(vec![event]))

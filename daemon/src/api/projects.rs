@@ -6,10 +6,10 @@ use std::sync::Arc;
 use kroma_protocol as protocol;
 use protocol::{ErrorCode, ErrorKind};
 
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::projects::{root as project_root, rules as project};
 use crate::store::{self, NewEvent, NewProject, ProjectChanges, ProjectRow, StoreError};
-use crate::{Daemon, clock};
 
 pub async fn project_create(
     daemon: Arc<Daemon>,
@@ -37,7 +37,7 @@ pub async fn project_create(
         description,
         root: root.display().to_string(),
         s3,
-        at: clock::now(),
+        at: daemon.clock.now(),
     };
     let row = daemon
         .store
@@ -103,7 +103,7 @@ pub async fn project_update(
     if changes.s3.is_some() {
         changed.push(protocol::events::ProjectField::S3);
     }
-    let at = clock::now();
+    let at = daemon.clock.now();
     let row = daemon
         .store
         .write(move |tx| {
@@ -133,7 +133,7 @@ pub async fn project_delete(
         .with_hint("`kromactl project rm` asks for confirmation, or pass --yes"));
     }
     let purge_files = params.purge_files;
-    let at = clock::now();
+    let at = daemon.clock.now();
     let data_dir = daemon.real_data_dir.clone();
     let (row, detached) = daemon
         .store

@@ -6,11 +6,11 @@ use kroma_protocol as protocol;
 use protocol::provider::{CheckResult, CheckStatus, Provider, ProviderKind};
 use protocol::{ErrorCode, ErrorKind};
 
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::providers::{self, Account};
 use crate::store::providers::{self as rows, ProviderRow};
 use crate::store::{NewEvent, StoreError};
-use crate::{Daemon, clock};
 
 const DEFAULT_MODEL: &str = "gpt-image-2";
 
@@ -109,7 +109,7 @@ pub async fn create(
             .with_hint("pass --base-url, e.g. http://127.0.0.1:8080/v1"));
         }
     };
-    let at = clock::now();
+    let at = daemon.clock.now();
     let row = ProviderRow {
         secret_name: super::secrets::parse_name(params.secret.as_deref().unwrap_or(&name))?,
         name,
@@ -163,7 +163,7 @@ pub async fn update(
         .map(super::secrets::parse_name)
         .transpose()?;
     let honors = params.honors_idempotency_key;
-    let at = clock::now();
+    let at = daemon.clock.now();
     let row = daemon
         .store
         .write(move |tx| {
@@ -220,7 +220,7 @@ pub async fn delete(
         )
         .with_hint("`kromactl provider rm` asks for confirmation, or pass --yes"));
     }
-    let at = clock::now();
+    let at = daemon.clock.now();
     let row = daemon
         .store
         .write(move |tx| {

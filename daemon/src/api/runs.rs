@@ -34,7 +34,7 @@ pub async fn create(
     let project = find_project(&daemon, &params.plan.project).await?;
     let plan = make_plan(&daemon, &project, &params.plan, true).await?;
     let id = uuid::Uuid::new_v4().to_string();
-    let at = clock::now();
+    let at = daemon.clock.now();
     let status = if params.dry_run {
         RunStatus::DryRun
     } else {
@@ -99,12 +99,13 @@ pub async fn create(
             Ok::<_, StoreError>((detail, vec![event]))
         })
         .await?;
-    write_record(detail.clone()).await?;
+    write_record(&daemon, detail.clone()).await?;
     Ok(detail)
 }
 
-async fn write_record(detail: RunDetail) -> Result<(), ApiError> {
-    tokio::task::spawn_blocking(move || runs::write_record(&detail))
+async fn write_record(daemon: &Daemon, detail: RunDetail) -> Result<(), ApiError> {
+    let at = daemon.clock.now();
+    tokio::task::spawn_blocking(move || runs::write_record(&detail, at))
         .await
         .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
 }
@@ -208,7 +209,7 @@ pub async fn start(
         &format!("kromactl run start {id} --yes --max-cost {max}"),
     )?;
     let budget = spend_gate(&daemon, &detail).await?;
-    let at = clock::now();
+    let at = daemon.clock.now();
     let summary = daemon
         .store
         .write(move |tx| {
@@ -220,7 +221,7 @@ pub async fn start(
                     format!("run {id} was started meanwhile"),
                 ));
             }
-            check_budgets(tx, &run.project_id, &budget, run.max_cost_usd)?;
+            check_budgets(tx, &run.project_id, &budget, run.max_cost_usd, &at[..10])?;
             rows::start_run(tx, &id, confirmed, &at)?;
             let run = rows::get_run(tx, &id)?;
             let candidates = rows::candidates(tx, &id)?;
@@ -249,7 +250,7 @@ pub async fn cancel(
     params: protocol::run::RunRef,
 ) -> Result<RunSummary, ApiError> {
     let id = parse_run_id(&params.run)?;
-    let at = clock::now();
+    let at = daemon.clock.now();
     let run_id = id.clone();
     daemon
         .store
@@ -283,7 +284,7 @@ pub async fn cancel(
     crate::runs::outcomes::finish_run_if_done(&daemon, &id).await?;
     let detail = load_detail(&daemon, id).await?;
     if detail.run.status == RunStatus::Canceled {
-        write_record(detail.clone()).await?;
+        write_record(&daemon, detail.clone()).await?;
     }
     Ok(detail.run)
 }
@@ -358,7 +359,7 @@ pub async fn retry(
     } else {
         spend_gate(&daemon, &detail).await?
     };
-    let at = clock::now();
+    let at = daemon.clock.now();
     let run_id = id.clone();
     let summary = daemon
         .store
@@ -371,7 +372,7 @@ pub async fn retry(
                     format!("run {run_id} was started again meanwhile"),
                 ));
             }
-            check_budgets(tx, &run.project_id, &budget, max)?;
+            check_budgets(tx, &run.project_id, &budget, max, &at[..10])?;
             let reset = rows::reset_for_retry(tx, &run_id, statuses, |job| per_call[job as usize])?;
             let chains = rows::reset_failed_chains(tx, &run_id)?;
             rows::start_run(tx, &run_id, confirmed, &at)?;
@@ -462,7 +463,7 @@ pub async fn model_list(
             ApiError::new(ErrorKind::Provider, ErrorCode::ProviderUnreachable, message)
                 .with_hint(format!("check it with `kromactl provider check {name}`"))
         })?;
-        let at = clock::now();
+        let at = daemon.clock.now();
         let provider_name = provider.name.clone();
         daemon
             .store
@@ -474,7 +475,7 @@ pub async fn model_list(
     }
     let (resolved, _) = resolve_settings(&daemon, None, None).await?;
     let reported = daemon.store.read(rows::reported_models).await?;
-    let today = clock::today();
+    let today = daemon.clock.today();
     Ok(protocol::image_model::ModelList {
         models: models::list(&resolved.settings, &reported, &today),
         today,

@@ -7,11 +7,11 @@ use kroma_protocol as protocol;
 use protocol::secret::SecretInfo;
 use protocol::{ErrorCode, ErrorKind};
 
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::secrets::SecretError;
 use crate::store::secrets::{self as rows, SecretRow};
 use crate::store::{NewEvent, StoreError};
-use crate::{Daemon, clock};
 
 /// Longest secret value accepted.
 const MAX_VALUE_BYTES: usize = 16 * 1024;
@@ -83,7 +83,7 @@ pub async fn set(
     let secrets = daemon.secrets.get().await;
     let store = secrets.kind();
     let value = params.value;
-    let at = clock::now();
+    let at = daemon.clock.now();
     let row = daemon
         .store
         .write(move |tx| {
@@ -138,7 +138,7 @@ pub async fn delete(
         .with_hint("`kromactl secret rm` asks for confirmation, or pass --yes"));
     }
     let secrets = daemon.secrets.get().await;
-    let at = clock::now();
+    let at = daemon.clock.now();
     let row = daemon
         .store
         .write(move |tx| {

@@ -19,7 +19,6 @@ use super::context::{self, Context};
 use super::outcomes::Books;
 use super::runner;
 use crate::Daemon;
-use crate::clock;
 use crate::error::ApiError;
 use crate::files::png::{self, Provenance};
 use crate::files::write;
@@ -122,6 +121,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
         let memory = daemon.memory.clone();
         let max_pixels = daemon.config.limits.max_image_pixels;
         let stop = daemon.shutdown.clone();
+        let clock = daemon.clock;
         let stem = stem.clone();
         let step_name = step.to_proto();
         // Tiles come from the blocking step through a channel (a few a second, see encode_png).
@@ -135,6 +135,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
                 max_pixels,
                 memory: &memory,
                 stop: &stop,
+                clock,
             };
             run_step(
                 &root,
@@ -189,7 +190,7 @@ async fn record_tile(
             tiles_done: done as u32,
             tiles: total as u32,
         });
-    let event = context::event(context, &progress, &clock::now());
+    let event = context::event(context, &progress, &daemon.clock.now());
     if let Err(err) = daemon.store.append_events(vec![event]).await {
         tracing::warn!(%err, "could not record a postprocess.progress event");
     }
@@ -202,6 +203,7 @@ struct Resources<'a> {
     max_pixels: u64,
     memory: &'a crate::postprocess::budget::MemoryBudget,
     stop: &'a tokio_util::sync::CancellationToken,
+    clock: crate::clock::Clock,
 }
 
 /// One step on the file at `source_rel`: written at its target, or taken as it is when the
@@ -271,7 +273,8 @@ fn run_step(
         &mut png,
     )?;
     let (width, height) = step.output_size(loaded.image.width(), loaded.image.height());
-    write::place(root, &rel_path, &png, &clock::now()).map_err(|err| io("writing after", err))?;
+    write::place(root, &rel_path, &png, &limits.clock.now())
+        .map_err(|err| io("writing after", err))?;
     Ok(Written {
         rel_path,
         bytes: png,
@@ -292,7 +295,7 @@ async fn record(
     let project_id = context.run.project_id.clone();
     let books = Books::of(context);
     let provider_limit = daemon.runner.provider_limit;
-    let at = clock::now();
+    let at = daemon.clock.now();
     let (run, job, index) = (
         context.run.id.clone(),
         context.job.key.clone(),

@@ -9,13 +9,13 @@ use protocol::image_model::Lifecycle;
 use protocol::run::{Plan, RunDetail};
 use protocol::{ErrorCode, ErrorKind};
 
+use crate::Daemon;
 use crate::api::find_project;
 use crate::error::ApiError;
 use crate::providers::image_models as models;
 use crate::runs::inputs::resolve_settings;
 use crate::runs::settings::{self, Resolved};
 use crate::store::runs::{self as rows};
-use crate::{Daemon, clock};
 
 /// Money confirmed by a human must be a real, non-negative amount.
 pub(crate) fn parse_confirmation(usd: f64) -> Result<f64, ApiError> {
@@ -40,8 +40,9 @@ pub(crate) fn check_budgets(
     project_id: &str,
     budget: &settings::Budget,
     amount: f64,
+    today: &str,
 ) -> Result<(), ApiError> {
-    let (spent_total, spent_today) = rows::project_spend(conn, project_id, &clock::today())?;
+    let (spent_total, spent_today) = rows::project_spend(conn, project_id, today)?;
     let reserved = rows::project_reserved(conn, project_id)?;
     let over = |cap: Option<f64>, spent: f64| {
         cap.filter(|cap| *cap > 0.0)
@@ -103,7 +104,7 @@ pub(crate) async fn preflight(
         )));
     }
     let reported = daemon.store.read(rows::reported_models).await?;
-    let today = clock::today();
+    let today = daemon.clock.today();
     let models = models::list(&resolved.settings, &reported, &today);
     if let Some(model) = models.iter().find(|model| model.id == plan.model)
         && model.lifecycle == Lifecycle::Retired
@@ -156,4 +157,52 @@ pub(crate) async fn spend_gate(
     let (resolved, _) = resolve_settings(daemon, Some(PathBuf::from(&project.root)), None).await?;
     preflight(daemon, &detail.plan, &resolved).await?;
     Ok(resolved.settings.budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::store::{NewProject, Store, StoreError, insert_project};
+    use time::macros::datetime;
+
+    /// The daily budget counts the spend of the clock's "today", so a fixed clock decides it.
+    #[tokio::test]
+    async fn the_daily_budget_counts_the_spend_of_the_clocks_today() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&temp.path().join("kroma.db")).expect("store");
+        let budget = settings::Budget {
+            project_usd: None,
+            daily_usd: Some(1.0),
+        };
+        let spent_on_the_6th = Clock::fixed(datetime!(2026-12-06 23:59 UTC));
+        let the_7th = Clock::fixed(datetime!(2026-12-07 00:01 UTC));
+        let (on_the_6th, on_the_7th) = store
+            .write(move |tx| {
+                insert_project(
+                    tx,
+                    &NewProject {
+                        id: "p-1".into(),
+                        slug: "noir".into(),
+                        name: "Noir".into(),
+                        description: String::new(),
+                        root: "/p/noir".into(),
+                        s3: None,
+                        at: spent_on_the_6th.now(),
+                    },
+                )?;
+                tx.execute(
+                    "INSERT INTO cost_events (project_id, provider, model, operation, usd, source, day, at)
+                     VALUES ('p-1', 'fake', 'gpt-image-2', 'image', 0.8, 'usage', ?1, ?2)",
+                    [spent_on_the_6th.today(), spent_on_the_6th.now()],
+                )?;
+                let check = |clock: Clock| check_budgets(tx, "p-1", &budget, 0.5, &clock.today());
+                Ok::<_, StoreError>(((check(spent_on_the_6th), check(the_7th)), Vec::new()))
+            })
+            .await
+            .expect("write");
+        let refused = on_the_6th.expect_err("0.8 spent today + 0.5 is over 1.0");
+        assert_eq!(refused.code, protocol::ErrorCode::BudgetExceeded);
+        assert!(on_the_7th.is_ok(), "a new day starts a new daily budget");
+    }
 }

@@ -9,6 +9,7 @@ use protocol::asset::AssetKind;
 use protocol::run::{Plan, PlanParams};
 use protocol::{ErrorCode, ErrorKind};
 
+use crate::Daemon;
 use crate::error::ApiError;
 use crate::providers::image_models as models;
 use crate::runs::planner::{self, ImageRef};
@@ -16,7 +17,6 @@ use crate::runs::settings::{self, Layer, Resolved, Settings, Source};
 use crate::store::knowledge::{self as knowledge_rows, Entity};
 use crate::store::runs::{self as rows};
 use crate::store::{ProjectRow, StoreError, asset_queries};
-use crate::{Daemon, clock};
 
 /// Reads the settings layers (user, then the project's when given) below `request`.
 pub(crate) async fn resolve_settings(
@@ -378,7 +378,7 @@ pub(crate) async fn make_plan(
             })?
     };
     let scenes = resolve_scenes(daemon, project, specs, import).await?;
-    let today = clock::today();
+    let today = daemon.clock.today();
     let inputs = planner::Inputs {
         project: project.slug.clone(),
         stage: params.stage,

@@ -152,8 +152,8 @@ pub fn detail(
 }
 
 /// Writes the run record atomically.
-pub fn write_record(detail: &RunDetail) -> Result<(), ApiError> {
-    let record = record::Record::of(detail, crate::clock::now());
+pub fn write_record(detail: &RunDetail, written_at: String) -> Result<(), ApiError> {
+    let record = record::Record::of(detail, written_at);
     let mut json = serde_json::to_vec_pretty(&record).map_err(|err| {
         ApiError::new(
             protocol::ErrorKind::Internal,

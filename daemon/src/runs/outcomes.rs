@@ -11,7 +11,6 @@ use protocol::{ErrorCode, ErrorKind};
 use super::context::{Context, event};
 use super::decide::{eta_secs, is_pending};
 use crate::Daemon;
-use crate::clock;
 use crate::error::ApiError;
 use crate::files::{png, write};
 use crate::providers::Generated;
@@ -52,7 +51,7 @@ pub(crate) async fn record_end(
     cost: Option<Cost>,
 ) -> Result<(), ApiError> {
     let id = context.candidate.id.clone();
-    let at = clock::now();
+    let at = daemon.clock.now();
     let error = error.to_data();
     let error_json = serde_json::to_string(&error).ok();
     let (run, job, index) = (
@@ -296,7 +295,7 @@ pub(crate) async fn store_success(
         (generated.bytes, rel)
     };
     let root = context.root().to_owned();
-    let stamp = clock::now();
+    let stamp = daemon.clock.now();
     let write_rel = rel_path.clone();
     let written_bytes = bytes.clone();
     tokio::task::spawn_blocking(move || write::place(&root, &write_rel, &written_bytes, &stamp))
@@ -333,7 +332,7 @@ pub(crate) async fn record_success(
     request_id: Option<String>,
 ) -> Result<(), ApiError> {
     let sha256 = crate::runs::planner::hex_sha256(bytes);
-    let at = clock::now();
+    let at = daemon.clock.now();
     let id = context.candidate.id.clone();
     let books = Books::of(context);
     let scene_asset = context
@@ -422,7 +421,7 @@ pub(crate) async fn record_success(
 /// Closes a run whose candidates are all settled, and rewrites its record.
 pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), ApiError> {
     let id = run_id.to_owned();
-    let at = clock::now();
+    let at = daemon.clock.now();
     let finished = daemon
         .store
         .write(move |tx| {
@@ -471,7 +470,8 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
         })
         .await?;
     if let Some(detail) = finished {
-        let written = tokio::task::spawn_blocking(move || super::write_record(&detail))
+        let written_at = daemon.clock.now();
+        let written = tokio::task::spawn_blocking(move || super::write_record(&detail, written_at))
             .await
             .map_err(|err| {
                 ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())

@@ -33,7 +33,6 @@ use super::decide::{Attempt, Ended, Next, after_failure};
 use super::outcomes::{Cost, cost_of, finish_run_if_done, record_end, store_success};
 use super::recover::{recover, requeue, settle_after_panic};
 use crate::Daemon;
-use crate::clock;
 use crate::config::RunLimits;
 use crate::error::ApiError;
 use crate::providers::{self, ImageCall, InputFile};
@@ -61,14 +60,15 @@ struct InFlight {
 }
 
 impl Runner {
-    pub fn new(limits: &RunLimits) -> Runner {
+    /// A runner whose tasks go on `tasks`, the daemon's tracker of background work.
+    pub fn new(limits: &RunLimits, tasks: TaskTracker) -> Runner {
         Runner {
             wake: Notify::new(),
             provider_calls: Arc::new(Semaphore::new(limits.provider_calls)),
             provider_limit: limits.provider_calls,
             local: Arc::new(Semaphore::new(limits.local_jobs)),
             in_flight: Mutex::new(HashMap::new()),
-            tasks: TaskTracker::new(),
+            tasks,
         }
     }
 
@@ -113,7 +113,8 @@ impl Runner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Stops taking work and waits up to `grace` for calls in flight to be recorded.
+    /// Stops taking work and waits up to `grace` for the background work (the runner's loop,
+    /// calls in flight being recorded, chains, the model sweeper) to end.
     pub async fn drain(&self, grace: Duration) {
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait())
@@ -122,7 +123,7 @@ impl Runner {
         {
             tracing::warn!(
                 calls = self.tasks.len(),
-                "provider calls still in flight at shutdown; they are recovered at the next start"
+                "background work still running at shutdown; calls in flight are recovered at the next start"
             );
         }
     }
@@ -344,7 +345,7 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
 
 async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
     let id = context.candidate.id.clone();
-    let at = clock::now();
+    let at = daemon.clock.now();
     let mut events = vec![event(
         context,
         &protocol::events::CandidateStarted {

@@ -66,16 +66,17 @@ pub struct CallAudit {
 }
 
 impl CallAudit {
-    /// `entry` with an empty time and digest: the call's start and the digest of `raw_params`
-    /// without `secret_fields` are filled in when it is written.
+    /// `entry` with an empty time and digest: the call's start (`started`) and the digest of
+    /// `raw_params` without `secret_fields` are filled in when it is written.
     pub fn new(
         entry: NewAuditEntry,
         raw_params: Option<&str>,
         secret_fields: &'static [&'static str],
+        started: time::OffsetDateTime,
     ) -> Arc<CallAudit> {
         Arc::new(CallAudit {
             entry,
-            started: time::OffsetDateTime::now_utc(),
+            started,
             raw_params: raw_params.map(str::to_owned),
             secret_fields,
             id: Mutex::new(None),
