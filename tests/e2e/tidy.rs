@@ -236,7 +236,6 @@ const OVER_BUDGET: &[(&str, usize)] = &[
     ("daemon/src/api/knowledge.rs", 816),
     ("daemon/src/api/runs.rs", 1069),
     ("daemon/src/runs/runner.rs", 1357),
-    ("daemon/src/runs/settings.rs", 614),
     ("daemon/src/store/runs.rs", 614),
     ("protocol/src/error.rs", 648),
     ("protocol/src/events.rs", 850),
