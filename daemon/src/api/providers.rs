@@ -262,6 +262,7 @@ pub async fn check(
                     "store it with `kromactl secret set {}`",
                     row.secret_name
                 )),
+                action: None,
                 models: None,
                 elapsed_ms: 0,
             });

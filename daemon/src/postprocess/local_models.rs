@@ -236,6 +236,7 @@ pub fn list(dir: &Path, verify: bool) -> LocalModels {
         installed: true,
         ok: problem.is_none(),
         hint: problem.as_ref().map(|_| INSTALL_HINT.to_owned()),
+        action: None,
         problem,
         models,
     }
@@ -249,6 +250,7 @@ fn not_ok(dir: &Path, problem: String) -> LocalModels {
         ok: false,
         problem: Some(problem),
         hint: Some(INSTALL_HINT.to_owned()),
+        action: None,
     }
 }
 

@@ -62,6 +62,7 @@ async fn check_unscrubbed(
             status,
             message,
             hint: hint.map(str::to_owned),
+            action: None,
             models,
             elapsed_ms: started.elapsed().as_millis() as u64,
         }
