@@ -119,6 +119,7 @@ pub async fn models_list(
             local.ok = false;
             local.problem = Some(err.message);
             local.hint = err.hint;
+            local.action = err.action.map(|action| *action);
         }
         let loaded = engine.loaded();
         for model in &mut local.models {

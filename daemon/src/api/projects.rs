@@ -125,12 +125,13 @@ pub async fn project_delete(
 ) -> Result<protocol::project::Deleted, ApiError> {
     let slug = project::parse_slug(&params.slug)?;
     if !params.confirm {
-        return Err(ApiError::new(
-            ErrorKind::Policy,
-            ErrorCode::ConfirmationRequired,
-            format!("deleting project `{slug}` needs confirm: true"),
-        )
-        .with_hint("`kromactl project rm` asks for confirmation, or pass --yes"));
+        let purge_files = params.purge_files.then(|| ("purge_files", true.into()));
+        return Err(super::unconfirmed_delete::<protocol::project::Delete>(
+            &format!("project `{slug}`"),
+            [Some(("slug", slug.as_str().into())), purge_files]
+                .into_iter()
+                .flatten(),
+        ));
     }
     let purge_files = params.purge_files;
     let at = clock::now();

@@ -220,7 +220,11 @@ pub fn parse(text: &str, source: Source) -> Result<Layer, ApiError> {
             ErrorCode::InvalidSettings,
             format!("settings in {}: {message}", source.describe()),
         )
-        .with_hint("see `kromactl settings show --effective` and the README for every key")
+        .with_hint("settings.effective lists every key and where its value comes from")
+        .with_action(protocol::Action::call::<protocol::settings::Effective>(
+            [],
+            &[],
+        ))
     };
     let table: toml::Table = toml::from_str(text).map_err(|err| bad(err.message().to_owned()))?;
     check_shape(&table).map_err(bad)?;
@@ -334,21 +338,28 @@ pub fn display_key(path: &[String]) -> String {
 }
 
 impl Resolved {
-    fn source_of(&self, path: &[&str]) -> String {
+    /// Where the value at `path` came from; `None` for a default.
+    fn source_of(&self, path: &[&str]) -> Option<&Source> {
         let path: Vec<String> = path.iter().map(|part| (*part).to_owned()).collect();
-        self.leaves
-            .get(&path)
-            .map(|(_, source)| source.describe())
-            .unwrap_or_else(|| "default".to_owned())
+        self.leaves.get(&path).map(|(_, source)| source)
     }
 
     fn out_of_range(&self, path: &[&str], rule: &str) -> ApiError {
         let key = display_key(&path.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>());
-        ApiError::validation(
+        let source = self.source_of(path);
+        let from = source.map_or_else(|| "default".to_owned(), Source::describe);
+        let err = ApiError::validation(
             ErrorCode::InvalidSettings,
-            format!("`{key}` (from {}) {rule}", self.source_of(path)),
+            format!("`{key}` (from {from}) {rule}"),
         )
-        .with_hint("fix the value where it came from; `kromactl settings show --effective` lists every key")
+        .with_hint(format!("fix `{key}` where it came from"));
+        // A value the request gave is fixed in the request, not in a settings file.
+        match source {
+            Some(Source::User(_) | Source::Project(_)) => {
+                err.with_action(protocol::Action::EditSettings { key, value: None })
+            }
+            _ => err,
+        }
     }
 
     fn check_ranges(&self) -> Result<(), ApiError> {
