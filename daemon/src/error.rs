@@ -153,7 +153,7 @@ impl From<StoreError> for ApiError {
                 ErrorCode::SlugTaken,
                 format!("a project with slug `{slug}` already exists"),
             )
-            .with_hint("pick another name or pass a different --slug"),
+            .with_hint("pick another name or pass a different slug"),
             StoreError::AssetNotFound(id) => ApiError::new(
                 ErrorKind::NotFound,
                 ErrorCode::AssetNotFound,

@@ -152,7 +152,7 @@ pub async fn project_delete(
                         message: format!("not purged: {}", err.message),
                         ..err
                     }
-                    .with_hint("delete without --purge-files, then remove the files that are only this project's by hand")
+                    .with_hint("delete without purge_files, then remove the files that are only this project's by hand")
                 })?;
                 Some(project_root::detach(&root, &row.id)?)
             } else {

@@ -106,7 +106,7 @@ pub async fn create(
                 ErrorCode::InvalidBaseUrl,
                 "an openai_compatible provider needs a base URL",
             )
-            .with_hint("pass --base-url, e.g. http://127.0.0.1:8080/v1"));
+            .with_hint("pass base_url, e.g. http://127.0.0.1:8080/v1"));
         }
     };
     let at = clock::now();

@@ -34,7 +34,7 @@ pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
                 protocol::secret::NAME_RULE
             ),
         )
-        .with_hint("name the secret, e.g. `openai`; give its value on stdin or at the prompt"))
+        .with_hint("name the secret, e.g. `openai`, and give the key as its value"))
     }
 }
 

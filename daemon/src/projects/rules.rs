@@ -104,7 +104,7 @@ pub fn parse_root(
                     ErrorCode::InvalidRoot,
                     format!("project root `{}` is not an absolute path", root.display()),
                 )
-                .with_hint("pass an absolute path, e.g. --root \"$PWD/my-comic\""));
+                .with_hint("name the root by its absolute path: kromad does not share the caller's working directory"));
             }
             Ok(root)
         }

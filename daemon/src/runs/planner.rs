@@ -257,7 +257,7 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
                 ErrorCode::NoCharacters,
                 "the character stage needs at least one character",
             )
-            .with_hint("name characters with --character"));
+            .with_hint("name the characters to put into the scenes"));
         }
         Stage::Style | Stage::Time | Stage::Weather if !inputs.characters.is_empty() => {
             return Err(ApiError::validation(
