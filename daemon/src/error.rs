@@ -1,4 +1,8 @@
 //! `ApiError`, the error every handler returns, and its one mapping onto a JSON-RPC error object.
+//!
+//! A hint is prose for people that names no program; the step it asks for goes next to it as a
+//! `protocol::Action` ([`ApiError::with_action`], or a [`Hint`] that carries one), which kromactl
+//! renders as a command and an MCP server as a tool call.
 
 use jsonrpsee::types::ErrorObjectOwned;
 use kroma_protocol as protocol;
@@ -14,6 +18,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub hint: Option<String>,
+    /// What the hint asks for, as data (boxed: most errors have none, and every `Result` of the
+    /// daemon carries this type).
+    pub action: Option<Box<protocol::Action>>,
     /// Replaces the kind's numeric code; only for the JSON-RPC reserved codes (parse error,
     /// invalid request, method not found) that generic clients recognise.
     pub rpc_code: Option<i32>,
@@ -32,6 +39,7 @@ impl ApiError {
             code,
             message: message.into(),
             hint: None,
+            action: None,
             rpc_code: None,
         }
     }
@@ -40,8 +48,21 @@ impl ApiError {
         ApiError::new(ErrorKind::Validation, code, message)
     }
 
-    pub fn with_hint(mut self, hint: impl Into<String>) -> ApiError {
-        self.hint = Some(hint.into());
+    /// Sets the hint, and its action when the hint carries one (an action set before stays
+    /// otherwise).
+    pub fn with_hint(mut self, hint: impl Into<Hint>) -> ApiError {
+        let hint = hint.into();
+        self.hint = Some(hint.text);
+        if let Some(action) = hint.action {
+            self.action = Some(Box::new(action));
+        }
+        self
+    }
+
+    /// Sets the action: the hint's step as data. It never carries a secret's value, a
+    /// confirmation or a cost to confirm: those go in its `needs` (see `protocol::Action::call`).
+    pub fn with_action(mut self, action: protocol::Action) -> ApiError {
+        self.action = Some(Box::new(action));
         self
     }
 
@@ -54,6 +75,7 @@ impl ApiError {
     pub fn to_data(&self) -> protocol::ErrorData {
         protocol::ErrorData {
             hint: self.hint.clone(),
+            action: self.action.as_deref().cloned(),
             ..protocol::ErrorData::new(self.kind, self.code, self.message.clone())
         }
     }
@@ -80,6 +102,40 @@ impl ApiError {
     }
 }
 
+/// A hint with the action that does what it says, for a hint made in one place and attached to an
+/// error (or a result) in another: a provider's refusal, the local models' install hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    pub text: String,
+    pub action: Option<protocol::Action>,
+}
+
+impl Hint {
+    pub fn new(text: impl Into<String>, action: protocol::Action) -> Hint {
+        Hint {
+            text: text.into(),
+            action: Some(action),
+        }
+    }
+
+    /// The text and the action apart, for the `hint` and `action` fields of a result.
+    pub fn parts(hint: Option<Hint>) -> (Option<String>, Option<protocol::Action>) {
+        hint.map_or((None, None), |hint| (Some(hint.text), hint.action))
+    }
+}
+
+impl From<String> for Hint {
+    fn from(text: String) -> Hint {
+        Hint { text, action: None }
+    }
+}
+
+impl From<&str> for Hint {
+    fn from(text: &str) -> Hint {
+        Hint::from(text.to_owned())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         match &err {
@@ -88,19 +144,25 @@ impl From<StoreError> for ApiError {
                 ErrorCode::ProjectNotFound,
                 format!("project `{slug}` not found"),
             )
-            .with_hint("`kromactl project list` shows the projects that exist"),
+            .with_hint(Hint::new(
+                "the project list shows the projects that exist",
+                protocol::Action::call::<protocol::project::List>([], &[]),
+            )),
             StoreError::SlugTaken(slug) => ApiError::new(
                 ErrorKind::Conflict,
                 ErrorCode::SlugTaken,
                 format!("a project with slug `{slug}` already exists"),
             )
-            .with_hint("pick another name or pass a different --slug"),
+            .with_hint("pick another name or pass a different slug"),
             StoreError::AssetNotFound(id) => ApiError::new(
                 ErrorKind::NotFound,
                 ErrorCode::AssetNotFound,
                 format!("asset `{id}` not found in this project"),
             )
-            .with_hint("`kromactl asset list PROJECT` shows the project's assets"),
+            .with_hint(Hint::new(
+                "the project's asset list shows its assets",
+                protocol::Action::call::<protocol::asset::List>([], &["project"]),
+            )),
             StoreError::LinkExists => ApiError::new(
                 ErrorKind::Conflict,
                 ErrorCode::LinkExists,
@@ -111,9 +173,7 @@ impl From<StoreError> for ApiError {
                 ErrorCode::NotFound,
                 format!("{what} `{key}` not found in this project"),
             )
-            .with_hint(
-                "list them with kromactl (style, character, refset or template list PROJECT)",
-            ),
+            .with_hint(listing(what)),
             StoreError::NameTaken { what, name } => ApiError::new(
                 ErrorKind::Conflict,
                 ErrorCode::NameTaken,
@@ -136,6 +196,44 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Where the names of `what` (a [`StoreError::EntityNotFound`] thing) are listed.
+fn listing(what: &str) -> Hint {
+    use protocol::Action;
+    use protocol::knowledge as wire;
+    let (text, action) = match what {
+        "style guide" => (
+            "list the project's style guides to see their names",
+            Action::call::<wire::style_guide::List>([], &["project"]),
+        ),
+        "character" => (
+            "list the project's characters to see their names",
+            Action::call::<wire::character::List>([], &["project"]),
+        ),
+        "reference set" => (
+            "list the project's reference sets to see their names",
+            Action::call::<wire::reference_set::List>([], &["project"]),
+        ),
+        "prompt template" => (
+            "list the project's prompt templates to see their names",
+            Action::call::<wire::prompt_template::List>([], &["project"]),
+        ),
+        "provider" => (
+            "the provider list shows the provider accounts that exist",
+            Action::call::<protocol::provider::List>([], &[]),
+        ),
+        "candidate" => (
+            "a run's details list its candidates",
+            Action::call::<protocol::run::Show>([], &["run"]),
+        ),
+        "run" => (
+            "the run list shows the runs that exist",
+            Action::call::<protocol::run::List>([], &[]),
+        ),
+        other => return format!("list the {other}s to see their names").into(),
+    };
+    Hint::new(text, action)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +254,58 @@ mod tests {
                     "data": {"kind": "validation", "code": "invalid_slug", "message": "slug `A` is invalid", "hint": "use a-z"}
                 }
             })
+        );
+    }
+
+    #[test]
+    fn an_action_goes_next_to_its_hint_whichever_is_set_first() {
+        let action = protocol::Action::call::<protocol::project::List>([], &[]);
+        let err = || ApiError::validation(ErrorCode::InvalidSlug, "x");
+        for err in [
+            err().with_action(action.clone()).with_hint("use a-z"),
+            err().with_hint("use a-z").with_action(action.clone()),
+            err().with_hint(Hint::new("use a-z", action.clone())),
+        ] {
+            let data = err.to_data();
+            assert_eq!(data.hint.as_deref(), Some("use a-z"));
+            assert_eq!(data.action.as_ref(), Some(&action));
+        }
+    }
+
+    #[test]
+    fn a_missing_entity_names_the_list_that_has_it() {
+        let method = |what: &'static str| {
+            let err = ApiError::from(StoreError::EntityNotFound {
+                what,
+                key: "x".into(),
+            });
+            match err.action.map(|action| *action) {
+                Some(protocol::Action::Call(call)) => (call.method, call.needs),
+                other => panic!("{what}: {other:?}"),
+            }
+        };
+        let project = vec!["project".to_owned()];
+        assert_eq!(
+            method("style guide"),
+            ("style_guide.list".into(), project.clone())
+        );
+        assert_eq!(
+            method("character"),
+            ("character.list".into(), project.clone())
+        );
+        assert_eq!(
+            method("reference set"),
+            ("reference_set.list".into(), project.clone())
+        );
+        assert_eq!(
+            method("prompt template"),
+            ("prompt_template.list".into(), project)
+        );
+        assert_eq!(method("provider"), ("provider.list".into(), vec![]));
+        assert_eq!(method("run"), ("run.list".into(), vec![]));
+        assert_eq!(
+            method("candidate"),
+            ("run.show".into(), vec!["run".to_owned()])
         );
     }
 

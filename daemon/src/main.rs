@@ -109,35 +109,38 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // The handlers are in place before the socket exists: a client that can connect can
+        // also stop kromad with SIGTERM and see it stop cleanly.
+        let shutdown = shutdown_signal().context("installing the signal handlers")?;
         let listener = kroma_daemon::socket::bind(&config.socket)?;
-        kroma_daemon::run(config, listener, shutdown_signal()).await?;
+        kroma_daemon::run(config, listener, shutdown).await?;
         Ok(())
     })
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C on Windows).
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now and answers a future that resolves when one
+/// arrives (on Windows: Ctrl-C, watched from the future's first poll). Installing them on the future's first poll instead left a window
+/// in which a signal still killed kromad outright.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            _ => std::future::pending().await,
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use kroma_daemon::config::{Config, RawLimits};
+use serde_json::json;
 
 fn call(socket: &Path, request: &str) -> serde_json::Value {
     let mut stream = UnixStream::connect(socket).expect("connect");
@@ -82,4 +83,83 @@ async fn binding_a_live_socket_is_refused_and_a_regular_file_is_never_replaced()
     let err = kroma_daemon::socket::bind(&file).unwrap_err();
     assert!(err.to_string().contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious");
+}
+
+/// Every hint is prose that names no program, and the step it asks for comes next to it as data
+/// (`data.action`): a call with the params kromad knows, the human's part left in `needs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_their_next_step_as_an_action() {
+    let temp = tempfile::tempdir().unwrap();
+    let socket = temp.path().join("kromad.sock");
+    let mut config = Config::new(
+        temp.path().join("data"),
+        socket.clone(),
+        &RawLimits::default(),
+    )
+    .unwrap();
+    config.models_dir = temp.path().join("no-models");
+    config.secrets.kind = kroma_daemon::secrets::StoreKind::File;
+    config.secrets.file = temp.path().join("secrets.age");
+    config.secrets.key_file = Some(temp.path().join("secrets.key"));
+    let listener = kroma_daemon::socket::bind(&socket).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kroma_daemon::run(config, listener, async {
+        let _ = stop_rx.await;
+    }));
+
+    let cases = [
+        (
+            r#""method":"secret.delete","params":{"name":"openai","confirm":true}"#,
+            "secret_not_found",
+            json!({"type": "call", "method": "secret.set", "params": {"name": "openai"}, "needs": ["value"]}),
+        ),
+        (
+            r#""method":"project.delete","params":{"slug":"harbor","confirm":false,"purge_files":true}"#,
+            "confirmation_required",
+            json!({"type": "call", "method": "project.delete", "params": {"slug": "harbor", "purge_files": true}, "needs": ["confirm"]}),
+        ),
+        (
+            r#""method":"style_guide.delete","params":{"project":"harbor","id":"Ink","confirm":false}"#,
+            "confirmation_required",
+            json!({"type": "call", "method": "style_guide.delete", "params": {"project": "harbor", "id": "Ink"}, "needs": ["confirm"]}),
+        ),
+        (
+            r#""method":"postprocess.bg_remove","params":{"paths":["/nowhere/a.png"]}"#,
+            "models_missing",
+            json!({"type": "install_models", "quality": false}),
+        ),
+        (
+            r#""method":"project.get","params":{"slug":"harbor"}"#,
+            "project_not_found",
+            json!({"type": "call", "method": "project.list"}),
+        ),
+        (
+            r#""method":"project.list","params":[1]"#,
+            "params_not_object",
+            json!({"type": "call", "method": "rpc.discover"}),
+        ),
+        (
+            r#""method":"project.erase""#,
+            "method_not_found",
+            json!({"type": "call", "method": "rpc.discover"}),
+        ),
+    ];
+    for (request, code, action) in cases {
+        let socket = socket.clone();
+        let request = format!(r#"{{"jsonrpc":"2.0","id":1,{request}}}"#);
+        let answer = tokio::task::spawn_blocking(move || call(&socket, &request))
+            .await
+            .unwrap();
+        let data = &answer["error"]["data"];
+        assert_eq!(
+            (&data["code"], &data["action"]),
+            (&json!(code), &action),
+            "{answer}"
+        );
+        let hint = data["hint"].as_str().unwrap_or_default();
+        assert!(!hint.is_empty() && !hint.contains("kromactl"), "{answer}");
+    }
+
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
 }

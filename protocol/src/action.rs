@@ -7,7 +7,7 @@
 //! API (installing the local models, editing a configuration file).
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::Method;
 
@@ -88,6 +88,15 @@ impl Action {
     }
 }
 
+/// Reads an optional action, one of a type this version does not know as absent, so the answer
+/// around it still reads (`#[serde(deserialize_with = "crate::action::known")]`).
+pub(crate) fn known<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Action>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -145,6 +154,19 @@ mod tests {
         );
         let asked = Action::call::<crate::secret::Set>([("name", json!("openai"))], &["value"]);
         assert_eq!(asked, action);
+    }
+
+    #[test]
+    fn an_action_of_a_later_type_in_a_result_reads_as_absent() {
+        let local: crate::local_model::LocalModels = serde_json::from_value(json!({
+            "dir": "/m", "installed": false, "models": [], "ok": false, "hint": "install them",
+            "action": {"type": "from_a_later_version"},
+        }))
+        .unwrap();
+        assert_eq!(
+            (local.hint.as_deref(), local.action),
+            (Some("install them"), None)
+        );
     }
 
     #[test]

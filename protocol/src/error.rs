@@ -11,7 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::Action;
 
@@ -460,7 +460,7 @@ pub struct ErrorData {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "known_action"
+        deserialize_with = "crate::action::known"
     )]
     #[schemars(with = "Option<Action>")]
     pub action: Option<Action>,
@@ -502,11 +502,6 @@ impl ErrorData {
 }
 
 /// Reads an action, or none when it is of a type (or shape) this build does not know.
-fn known_action<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Action>, D::Error> {
-    let value = serde_json::Value::deserialize(deserializer)?;
-    Ok(serde_json::from_value(value).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

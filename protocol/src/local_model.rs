@@ -64,9 +64,18 @@ pub struct LocalModels {
     /// What is wrong, in one line, when not ok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
-    /// The command that fixes it.
+    /// What fixes it, when not ok: prose for people, naming no program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The hint's next step as data, as in an error's `data.action`; an action of a type a
+    /// client does not know reads as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::action::known"
+    )]
+    #[schemars(with = "Option<crate::Action>")]
+    pub action: Option<crate::Action>,
 }
 
 /// `local_model.list`.

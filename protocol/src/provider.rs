@@ -197,9 +197,18 @@ pub struct CheckResult {
     pub ok: bool,
     pub status: CheckStatus,
     pub message: String,
-    /// What to do about it.
+    /// What to do about it: prose for people, naming no program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The hint's next step as data, as in an error's `data.action`; an action of a type a
+    /// client does not know reads as absent.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::action::known"
+    )]
+    #[schemars(with = "Option<crate::Action>")]
+    pub action: Option<crate::Action>,
     /// How many models the key can see, when the check passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<u32>,

@@ -122,12 +122,10 @@ async fn a_damaged_or_missing_model_is_named_with_the_fix() {
         .expect("listed");
     assert_eq!(model.state, FileState::WrongHash);
     assert!(verified.problem.as_deref().unwrap_or("").contains("u2netp"));
-    assert!(
-        verified
-            .hint
-            .as_deref()
-            .unwrap_or("")
-            .contains("kromactl local-models install")
+    assert!(verified.hint.is_some());
+    assert_eq!(
+        verified.action,
+        Some(protocol::Action::InstallModels { quality: false })
     );
     let verify = std::process::Command::new("python3")
         .arg(installer())
@@ -157,10 +155,20 @@ async fn a_damaged_or_missing_model_is_named_with_the_fix() {
     // `models` is the old spelling of `local-models`, kept as a hidden alias.
     let out = kroma_tests::kromactl(&daemon.socket, &["models", "list"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("kromactl local-models install"));
+    // kromactl shows kromad's action as the command that does it.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("\n  try: kromactl local-models install\n"),
+        "{said}"
+    );
     let out = kroma_tests::kromactl(&daemon.socket, &["doctor"]);
     assert_eq!(out.status.code(), Some(1), "doctor fails on missing models");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("local models"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("local models"), "{said}");
+    assert!(
+        said.contains("try: kromactl local-models install"),
+        "{said}"
+    );
 
     std::fs::remove_file(copy.join("manifest.json")).expect("remove manifest");
     let none = list(false).await;

@@ -616,11 +616,9 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
     );
     assert_eq!(err.code, "models_missing");
     assert!(err.message.contains("onnxruntime"), "{}", err.message);
-    assert!(
-        err.hint
-            .as_deref()
-            .unwrap_or("")
-            .contains("kromactl local-models install")
+    assert_eq!(
+        err.action,
+        Some(protocol::Action::InstallModels { quality: false })
     );
     let err = error_of(
         upscale(
@@ -711,11 +709,9 @@ async fn a_missing_model_or_runtime_is_a_clear_error_that_writes_nothing() {
         .await,
     );
     assert_eq!(err.code, "runtime_unusable");
-    assert!(
-        err.hint
-            .as_deref()
-            .unwrap_or("")
-            .contains("kromactl local-models install")
+    assert_eq!(
+        err.action,
+        Some(protocol::Action::InstallModels { quality: false })
     );
 
     std::fs::remove_file(models.join("manifest.json")).expect("remove");

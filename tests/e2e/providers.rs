@@ -18,6 +18,14 @@ async fn start_fake() -> FakeProvider {
     .expect("start the fake provider")
 }
 
+/// The action of a failed check that asks for a call: `method` with `params`, `needs` left.
+fn call(method: &str, params: serde_json::Value, needs: &[&str]) -> Option<protocol::Action> {
+    serde_json::from_value(serde_json::json!({
+        "type": "call", "method": method, "params": params, "needs": needs,
+    }))
+    .ok()
+}
+
 async fn check(client: &Client, name: &str) -> protocol::provider::CheckResult {
     client
         .call::<protocol::provider::Check>(&ProviderRef { name: name.into() })
@@ -65,7 +73,9 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
         .unwrap();
     let refused = check(&client, "wrong").await;
     assert_eq!(refused.status, CheckStatus::InvalidKey);
-    assert!(refused.hint.unwrap().contains("secret set"));
+    assert!(refused.hint.unwrap().contains("secret `wrong`"));
+    let set_wrong = serde_json::json!({"name": "wrong"});
+    assert_eq!(refused.action, call("secret.set", set_wrong, &["value"]));
 
     client
         .call::<protocol::provider::Create>(&create("keyless", fake.base_url(), "nothing-here"))
@@ -73,11 +83,16 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
         .unwrap();
     let keyless = check(&client, "keyless").await;
     assert_eq!(keyless.status, CheckStatus::NoKey);
+    assert!(keyless.hint.unwrap().contains("secret `nothing-here`"));
+    let set_missing = serde_json::json!({"name": "nothing-here"});
+    assert_eq!(keyless.action, call("secret.set", set_missing, &["value"]));
+    // kromactl shows the action as the command that does it.
+    let out = kroma_tests::kromactl(&daemon.socket, &["provider", "check", "keyless"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        keyless
-            .hint
-            .unwrap()
-            .contains("kromactl secret set nothing-here")
+        said.contains("\n  try: kromactl secret set nothing-here"),
+        "{said}"
     );
 
     let wrong_path = format!("http://{}/api", fake.addr());
@@ -85,9 +100,12 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
         .call::<protocol::provider::Create>(&create("typo", wrong_path, "local"))
         .await
         .unwrap();
+    let typo = check(&client, "typo").await;
+    assert_eq!(typo.status, CheckStatus::WrongBaseUrl);
+    let update_typo = serde_json::json!({"name": "typo"});
     assert_eq!(
-        check(&client, "typo").await.status,
-        CheckStatus::WrongBaseUrl
+        typo.action,
+        call("provider.update", update_typo, &["base_url"])
     );
 
     // A port nobody listens on.
@@ -105,6 +123,11 @@ async fn check_reports_ok_invalid_key_missing_key_wrong_url_and_no_network() {
         .unwrap();
     let offline = check(&client, "offline").await;
     assert_eq!(offline.status, CheckStatus::NoNetwork, "{offline:?}");
+    let update_offline = serde_json::json!({"name": "offline"});
+    assert_eq!(
+        offline.action,
+        call("provider.update", update_offline, &["base_url"])
+    );
     assert!(!offline.message.contains(KEY));
     assert_eq!(
         fake.stats().models_requests,

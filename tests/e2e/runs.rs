@@ -541,7 +541,17 @@ async fn provider_failures_end_in_the_right_state_with_a_reason() {
     );
     let error = c.error.expect("reason");
     assert_eq!(error.code, "provider_auth");
-    assert!(error.hint.expect("hint").contains("secret set"));
+    assert!(error.hint.expect("hint").contains("store the right key"));
+    // The call that stores a key; which secret and the key itself are the human's to give.
+    match error.action {
+        Some(protocol::Action::Call(call)) => {
+            assert_eq!(
+                (call.method.as_str(), call.needs),
+                ("secret.set", vec!["name".to_owned(), "value".to_owned()])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(unauthorized.run.status, RunStatus::Failed);
 
     let throttled = run_with(
@@ -1595,8 +1605,12 @@ async fn a_chain_whose_model_is_not_installed_is_refused_before_spending() {
         err.message
     );
     assert!(
-        err.hint.as_deref().unwrap_or("").contains("--quality"),
+        err.hint.as_deref().unwrap_or("").contains("quality models"),
         "{err:?}"
+    );
+    assert_eq!(
+        err.action,
+        Some(protocol::Action::InstallModels { quality: true })
     );
     assert_eq!(world.fake.stats().billed, 0);
 }

@@ -290,14 +290,21 @@ async fn environment_variables_override_and_an_unavailable_keyring_is_never_repl
     );
 
     let refused = set(&client, "other", "value").await.unwrap_err();
-    let hint = match &refused {
+    let (hint, action) = match &refused {
         ClientError::Rpc {
             data: Some(data), ..
-        } => data.hint.clone().unwrap_or_default(),
+        } => (data.hint.clone().unwrap_or_default(), data.action.clone()),
         other => panic!("{other:?}"),
     };
     assert_eq!(code(refused), "secret_store_unavailable");
     assert!(hint.contains("secrets.store"), "{hint}");
+    assert_eq!(
+        action,
+        Some(protocol::Action::EditConfig {
+            key: "secrets.store".into(),
+            value: Some("file".into())
+        })
+    );
     assert!(
         !temp.path().join("data/secrets.age").exists(),
         "no silent fallback to a file"

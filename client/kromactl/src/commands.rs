@@ -675,19 +675,19 @@ async fn provider(global: &Global, socket: &Path, command: ProviderCommand) -> R
                 .call::<rpc::Check>(&rpc::ProviderRef { name })
                 .await?;
             print(global, &result, || {
-                let mut text = format!(
-                    "{}: {} ({} ms)",
-                    result.name, result.message, result.elapsed_ms
-                );
-                if let Some(hint) = &result.hint {
-                    text.push_str(&format!("\nhint: {hint}"));
-                }
-                text
+                let (name, message, ms) = (&result.name, &result.message, result.elapsed_ms);
+                let mut lines = vec![format!("{name}: {message} ({ms} ms)")];
+                lines.extend(output::hint_lines(
+                    result.hint.as_deref(),
+                    result.action.as_ref(),
+                ));
+                lines.join("\n")
             });
             if !result.ok {
-                return Err(Failure::other(
+                return Err(Failure::other_with_action(
                     format!("provider {} is not usable", result.name),
                     result.hint.as_deref(),
+                    result.action.as_ref(),
                 ));
             }
         }

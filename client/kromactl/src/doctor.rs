@@ -25,6 +25,9 @@ struct Check {
     detail: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<String>,
+    /// What kromad's hint asks for, as data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<protocol::Action>,
 }
 
 fn check(name: &str, ok: bool, detail: String, hint: Option<&str>) -> Check {
@@ -33,6 +36,17 @@ fn check(name: &str, ok: bool, detail: String, hint: Option<&str>) -> Check {
         ok,
         detail,
         hint: if ok { None } else { hint.map(str::to_owned) },
+        action: None,
+    }
+}
+
+impl Check {
+    /// The same check with kromad's action for its hint (kept only when the check failed).
+    fn with_action(self, action: Option<&protocol::Action>) -> Check {
+        Check {
+            action: action.filter(|_| !self.ok).cloned(),
+            ..self
+        }
     }
 }
 
@@ -53,16 +67,12 @@ pub async fn run(global: &Global, socket: &Path) -> Result<(), Failure> {
                 Some(client)
             }
             Err(err) => {
-                checks.push(check(
-                    "daemon",
-                    false,
-                    err.to_string(),
-                    Some(
-                        err.hint()
-                            .as_deref()
-                            .unwrap_or("restart it: kromactl daemon stop; kromactl daemon start"),
-                    ),
-                ));
+                let hint = err.hint();
+                let restart = "restart it: kromactl daemon stop; kromactl daemon start";
+                let hint = hint.as_deref().unwrap_or(restart);
+                checks.push(
+                    check("daemon", false, err.to_string(), Some(hint)).with_action(err.action()),
+                );
                 None
             }
         },
@@ -95,6 +105,10 @@ pub async fn run(global: &Global, socket: &Path) -> Result<(), Failure> {
             ));
             if let Some(hint) = &check.hint {
                 text.push_str(&format!("     {:<16} fix: {hint}\n", ""));
+            }
+            if let Some(action) = &check.action {
+                let command = crate::actions::render(action);
+                text.push_str(&format!("     {:<16} try: {command}\n", ""));
             }
         }
         text.trim_end().to_owned()
@@ -160,12 +174,10 @@ async fn daemon_checks(client: &Client, checks: &mut Vec<Check>) {
         .call::<protocol::daemon::Check>(&protocol::NoParams {})
         .await
     {
-        Err(err) => checks.push(check(
-            "health",
-            false,
-            err.to_string(),
-            err.hint().as_deref(),
-        )),
+        Err(err) => checks.push(
+            check("health", false, err.to_string(), err.hint().as_deref())
+                .with_action(err.action()),
+        ),
         Ok(health) => {
             checks.push(check(
                 "database",
@@ -235,12 +247,10 @@ async fn daemon_checks(client: &Client, checks: &mut Vec<Check>) {
             } else {
                 local.problem.clone().unwrap_or_default()
             };
-            checks.push(check(
-                "local models",
-                local.ok,
-                detail,
-                local.hint.as_deref(),
-            ));
+            checks.push(
+                check("local models", local.ok, detail, local.hint.as_deref())
+                    .with_action(local.action.as_ref()),
+            );
         }
     }
     match client
@@ -263,15 +273,14 @@ async fn daemon_checks(client: &Client, checks: &mut Vec<Check>) {
                     })
                     .await
                 {
-                    Ok(result) => checks.push(check(
-                        &name,
-                        result.ok,
-                        result.message,
-                        result.hint.as_deref(),
-                    )),
-                    Err(err) => {
-                        checks.push(check(&name, false, err.to_string(), err.hint().as_deref()))
-                    }
+                    Ok(result) => checks.push(
+                        check(&name, result.ok, result.message, result.hint.as_deref())
+                            .with_action(result.action.as_ref()),
+                    ),
+                    Err(err) => checks.push(
+                        check(&name, false, err.to_string(), err.hint().as_deref())
+                            .with_action(err.action()),
+                    ),
                 }
             }
         }

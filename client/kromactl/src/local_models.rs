@@ -41,9 +41,10 @@ pub async fn run(global: &Global, socket: &Path, command: ModelsCommand) -> Resu
             if local.ok {
                 Ok(())
             } else {
-                Err(Failure::other(
+                Err(Failure::other_with_action(
                     local.problem.clone().unwrap_or_default(),
                     local.hint.as_deref(),
+                    local.action.as_ref(),
                 ))
             }
         }

@@ -16,6 +16,8 @@ pub enum Failure {
     Other {
         message: String,
         hint: Option<String>,
+        /// What the hint asks for, from a result of kromad's that is not an error.
+        action: Option<protocol::Action>,
     },
 }
 
@@ -27,11 +29,29 @@ impl From<ClientError> for Failure {
 
 impl Failure {
     pub fn other(message: impl Into<String>, hint: Option<&str>) -> Failure {
+        Failure::other_with_action(message, hint, None)
+    }
+
+    /// A failure read from a result of kromad's: its hint and the action that does what it says.
+    pub fn other_with_action(
+        message: impl Into<String>,
+        hint: Option<&str>,
+        action: Option<&protocol::Action>,
+    ) -> Failure {
         Failure::Other {
             message: message.into(),
             hint: hint.map(str::to_owned),
+            action: action.cloned(),
         }
     }
+}
+
+/// The `hint:` line, then the `  try:` line with the command that does what kromad's action
+/// asks; nothing without a hint or an action.
+pub fn hint_lines(hint: Option<&str>, action: Option<&protocol::Action>) -> Vec<String> {
+    let hint = hint.map(|hint| format!("hint: {hint}"));
+    let action = action.map(|action| format!("  try: {}", crate::actions::render(action)));
+    hint.into_iter().chain(action).collect()
 }
 
 /// Prints a failure on stderr and returns the exit code.
@@ -45,6 +65,11 @@ pub fn report(failure: &Failure, json: bool) -> u8 {
 /// what kromad's action asks; with `--json`, one object whose `data` is kromad's whole error
 /// data (the action included).
 fn failure_text(failure: &Failure, json: bool) -> (String, u8) {
+    let action = match failure {
+        Failure::Client(err) => err.action(),
+        Failure::Other { action, .. } => action.as_ref(),
+        Failure::Usage(_) => None,
+    };
     let (message, hint, code) = match failure {
         Failure::Client(err) => (
             err.to_string(),
@@ -56,26 +81,24 @@ fn failure_text(failure: &Failure, json: bool) -> (String, u8) {
             },
         ),
         Failure::Usage(message) => (message.clone(), Some("see --help".to_owned()), EXIT_USAGE),
-        Failure::Other { message, hint } => (message.clone(), hint.clone(), 1),
+        Failure::Other { message, hint, .. } => (message.clone(), hint.clone(), 1),
     };
     if json {
         let data = match failure {
             Failure::Client(ClientError::Rpc { code, data, .. }) => {
                 serde_json::json!({ "code": code, "message": message, "data": data })
             }
-            _ => serde_json::json!({ "message": message, "hint": hint }),
+            _ => match action {
+                Some(action) => {
+                    serde_json::json!({ "message": message, "hint": hint, "action": action })
+                }
+                None => serde_json::json!({ "message": message, "hint": hint }),
+            },
         };
         return (serde_json::json!({ "error": data }).to_string(), code);
     }
     let mut lines = vec![format!("error: {message}")];
-    if let Some(hint) = hint {
-        lines.push(format!("hint: {hint}"));
-    }
-    if let Failure::Client(err) = failure
-        && let Some(action) = err.action()
-    {
-        lines.push(format!("  try: {}", crate::actions::render(action)));
-    }
+    lines.extend(hint_lines(hint.as_deref(), action));
     (lines.join("\n"), code)
 }
 
@@ -496,6 +519,36 @@ mod tests {
             }})
         );
         assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn a_failure_read_from_a_result_shows_the_command_of_its_action() {
+        let install = protocol::Action::InstallModels { quality: false };
+        let failure = Failure::other_with_action(
+            "u2netp is Missing at /m/u2netp.onnx",
+            Some("install the local runtime and models"),
+            Some(&install),
+        );
+        assert_eq!(
+            failure_text(&failure, false),
+            (
+                "error: u2netp is Missing at /m/u2netp.onnx\n\
+                 hint: install the local runtime and models\n\
+                 \x20 try: kromactl local-models install"
+                    .to_owned(),
+                1
+            )
+        );
+        let (text, _) = failure_text(&failure, true);
+        let printed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            printed,
+            json!({"error": {
+                "message": "u2netp is Missing at /m/u2netp.onnx",
+                "hint": "install the local runtime and models",
+                "action": {"type": "install_models", "quality": false},
+            }})
+        );
     }
 
     #[test]

@@ -1176,9 +1176,8 @@ fn detail_text(detail: &wire::RunDetail) -> String {
                     "{} #{}: {} ({})",
                     job.key, candidate.index, error.message, error.code
                 ));
-                if let Some(hint) = &error.hint {
-                    errors.push(format!("  hint: {hint}"));
-                }
+                let hint = output::hint_lines(error.hint.as_deref(), error.action.as_ref());
+                errors.extend(hint.iter().map(|line| format!("  {line}")));
             }
             if candidate.status == wire::CandidateStatus::Unknown {
                 unknown += 1;

@@ -192,12 +192,13 @@ pub async fn delete(
     params: protocol::asset::DeleteParams,
 ) -> Result<protocol::asset::AssetDeleted, ApiError> {
     if !params.confirm {
-        return Err(ApiError::new(
-            ErrorKind::Policy,
-            ErrorCode::ConfirmationRequired,
-            format!("deleting asset `{}` needs confirm: true", params.id),
-        )
-        .with_hint("`kromactl asset rm` asks for confirmation, or pass --yes"));
+        return Err(super::unconfirmed_delete::<protocol::asset::Delete>(
+            &format!("asset `{}`", params.id),
+            [
+                ("project", params.project.as_str().into()),
+                ("id", params.id.as_str().into()),
+            ],
+        ));
     }
     let project = find_project(&daemon, &params.project).await?;
     let root = project.root.clone();

@@ -7,7 +7,7 @@ use kroma_protocol as protocol;
 use protocol::knowledge as wire;
 use protocol::{ErrorCode, ErrorKind};
 
-use super::find_project;
+use super::{find_project, unconfirmed_delete};
 use crate::Daemon;
 use crate::error::ApiError;
 use crate::knowledge::{self, parse_name, parse_references, parse_required_text, parse_text};
@@ -61,30 +61,33 @@ fn new_common(project_slug: &str, name: String, at: String) -> Common {
     }
 }
 
-fn require_confirm(what: &str, id: &str, confirm: bool) -> Result<(), ApiError> {
-    if confirm {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        ErrorKind::Policy,
-        ErrorCode::ConfirmationRequired,
-        format!("deleting {what} `{id}` needs confirm: true"),
-    )
-    .with_hint("kromactl asks for confirmation, or pass --yes"))
-}
-
 fn optional_text(field: &str, value: Option<&String>) -> Result<Option<String>, ApiError> {
     value.map(|text| parse_text(field, text)).transpose()
 }
 
-/// Deletes any knowledge entity; `after` runs in the same transaction (e.g. promote a default).
+/// Deletes any knowledge entity once confirmed; `after` runs in the same transaction (e.g.
+/// promote a default).
 async fn delete_entity(
     daemon: &Daemon,
     entity: Entity,
     params: wire::DeleteParams,
     after: fn(&rusqlite::Connection, &str) -> Result<(), StoreError>,
 ) -> Result<wire::Deleted, ApiError> {
-    require_confirm(entity.what(), &params.id, params.confirm)?;
+    if !params.confirm {
+        let what = format!("{} `{}`", entity.what(), params.id);
+        let known = [
+            ("project", params.project.as_str().into()),
+            ("id", params.id.as_str().into()),
+        ];
+        return Err(match entity {
+            Entity::StyleGuide => unconfirmed_delete::<wire::style_guide::Delete>(&what, known),
+            Entity::Character => unconfirmed_delete::<wire::character::Delete>(&what, known),
+            Entity::ReferenceSet => unconfirmed_delete::<wire::reference_set::Delete>(&what, known),
+            Entity::PromptTemplate => {
+                unconfirmed_delete::<wire::prompt_template::Delete>(&what, known)
+            }
+        });
+    }
     let project = find_project(daemon, &params.project).await?;
     let clock = daemon.clock;
     let deleted = daemon
@@ -110,10 +113,6 @@ async fn delete_entity(
         })
         .await?;
     Ok(deleted)
-}
-
-fn no_after(_: &rusqlite::Connection, _: &str) -> Result<(), StoreError> {
-    Ok(())
 }
 
 /// Reads the row of one knowledge entity, named by id or name.
@@ -400,7 +399,7 @@ pub async fn character_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
 ) -> Result<wire::Deleted, ApiError> {
-    delete_entity(&daemon, Entity::Character, params, no_after).await
+    delete_entity(&daemon, Entity::Character, params, |_, _| Ok(())).await
 }
 
 fn character_to_proto(row: &CharacterRow) -> wire::Character {
@@ -639,7 +638,7 @@ pub async fn reference_set_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
 ) -> Result<wire::Deleted, ApiError> {
-    delete_entity(&daemon, Entity::ReferenceSet, params, no_after).await
+    delete_entity(&daemon, Entity::ReferenceSet, params, |_, _| Ok(())).await
 }
 
 fn reference_set_to_proto(row: &ReferenceSetRow) -> Result<wire::ReferenceSet, ApiError> {
@@ -785,7 +784,7 @@ pub async fn prompt_template_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
 ) -> Result<wire::Deleted, ApiError> {
-    delete_entity(&daemon, Entity::PromptTemplate, params, no_after).await
+    delete_entity(&daemon, Entity::PromptTemplate, params, |_, _| Ok(())).await
 }
 
 pub async fn prompt_template_render(

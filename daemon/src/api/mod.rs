@@ -216,6 +216,21 @@ pub(crate) async fn find_project(
         .await?)
 }
 
+/// A delete the human has not confirmed: `what` names the thing (``asset `a1` ``), `known` the
+/// params of the call that deletes it, which leaves `confirm` to the human.
+fn unconfirmed_delete<'a, M: Method>(
+    what: &str,
+    known: impl IntoIterator<Item = (&'a str, serde_json::Value)>,
+) -> ApiError {
+    ApiError::new(
+        protocol::ErrorKind::Policy,
+        ErrorCode::ConfirmationRequired,
+        format!("deleting {what} needs confirm: true"),
+    )
+    .with_hint("deleting needs the human's confirmation")
+    .with_action(protocol::Action::call::<M>(known, &["confirm"]))
+}
+
 /// Decodes named params; absent params, `null` and `[]` mean "no params".
 fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, ApiError> {
     let raw = match raw.map(str::trim) {
@@ -227,12 +242,19 @@ fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, ApiError> {
             ErrorCode::ParamsNotObject,
             "params must be a JSON object of named params, not an array",
         )
-        .with_hint("`kromactl rpc schema` shows every method's params"));
+        .with_hint("send named params as an object; rpc.discover describes them")
+        .with_action(discover()));
     }
     serde_json::from_str(raw).map_err(|err| {
         ApiError::validation(ErrorCode::InvalidParams, format!("invalid params: {err}"))
-            .with_hint("`kromactl rpc schema` shows every method's params")
+            .with_hint("rpc.discover describes every method's params")
+            .with_action(discover())
     })
+}
+
+/// The call that describes every method and its params.
+fn discover() -> protocol::Action {
+    protocol::Action::call::<protocol::rpc::Discover>([], &[])
 }
 
 fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {

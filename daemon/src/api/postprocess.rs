@@ -119,6 +119,7 @@ pub async fn models_list(
             local.ok = false;
             local.problem = Some(err.message);
             local.hint = err.hint;
+            local.action = err.action.map(|action| *action);
         }
         let loaded = engine.loaded();
         for model in &mut local.models {
@@ -186,7 +187,7 @@ fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), Api
                 real_data_dir.display()
             ),
         )
-        .with_hint("pass an output folder of your own (-o DIR)"));
+        .with_hint("pass an output_dir of your own"));
     }
     Ok(())
 }
@@ -533,7 +534,7 @@ fn write_error(target: &Path, err: std::io::Error) -> ApiError {
             ErrorCode::OutputExists,
             format!("{} exists; kroma never overwrites a file", target.display()),
         )
-        .with_hint("move it away, or pass another output folder (-o)")
+        .with_hint("move it away, or pass another output_dir")
     } else {
         ApiError::new(
             ErrorKind::Infra,

@@ -125,12 +125,13 @@ pub async fn project_delete(
 ) -> Result<protocol::project::Deleted, ApiError> {
     let slug = project::parse_slug(&params.slug)?;
     if !params.confirm {
-        return Err(ApiError::new(
-            ErrorKind::Policy,
-            ErrorCode::ConfirmationRequired,
-            format!("deleting project `{slug}` needs confirm: true"),
-        )
-        .with_hint("`kromactl project rm` asks for confirmation, or pass --yes"));
+        let purge_files = params.purge_files.then(|| ("purge_files", true.into()));
+        return Err(super::unconfirmed_delete::<protocol::project::Delete>(
+            &format!("project `{slug}`"),
+            [Some(("slug", slug.as_str().into())), purge_files]
+                .into_iter()
+                .flatten(),
+        ));
     }
     let purge_files = params.purge_files;
     let at = daemon.clock.now();
@@ -151,7 +152,7 @@ pub async fn project_delete(
                         message: format!("not purged: {}", err.message),
                         ..err
                     }
-                    .with_hint("delete without --purge-files, then remove the files that are only this project's by hand")
+                    .with_hint("delete without purge_files, then remove the files that are only this project's by hand")
                 })?;
                 Some(project_root::detach(&root, &row.id)?)
             } else {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
+use protocol::ErrorCode;
 use protocol::provider::{CheckResult, CheckStatus, Provider, ProviderKind};
-use protocol::{ErrorCode, ErrorKind};
 
 use crate::Daemon;
 use crate::error::ApiError;
@@ -106,7 +106,7 @@ pub async fn create(
                 ErrorCode::InvalidBaseUrl,
                 "an openai_compatible provider needs a base URL",
             )
-            .with_hint("pass --base-url, e.g. http://127.0.0.1:8080/v1"));
+            .with_hint("pass base_url, e.g. http://127.0.0.1:8080/v1"));
         }
     };
     let at = daemon.clock.now();
@@ -213,12 +213,10 @@ pub async fn delete(
 ) -> Result<Provider, ApiError> {
     let name = parse_name(&params.name)?;
     if !params.confirm {
-        return Err(ApiError::new(
-            ErrorKind::Policy,
-            ErrorCode::ConfirmationRequired,
-            format!("deleting provider `{name}` needs confirm: true"),
-        )
-        .with_hint("`kromactl provider rm` asks for confirmation, or pass --yes"));
+        return Err(super::unconfirmed_delete::<protocol::provider::Delete>(
+            &format!("provider `{name}`"),
+            [("name", name.as_str().into())],
+        ));
     }
     let at = daemon.clock.now();
     let row = daemon
@@ -258,9 +256,10 @@ pub async fn check(
                 ok: false,
                 status: CheckStatus::NoKey,
                 message: format!("no key for provider `{}`: {}", row.name, err.message),
-                hint: Some(format!(
-                    "store it with `kromactl secret set {}`",
-                    row.secret_name
+                hint: Some(format!("store the key in secret `{}`", row.secret_name)),
+                action: Some(protocol::Action::call::<protocol::secret::Set>(
+                    [("name", row.secret_name.as_str().into())],
+                    &[],
                 )),
                 models: None,
                 elapsed_ms: 0,
@@ -272,7 +271,14 @@ pub async fn check(
         base_url: &row.base_url,
         organization: row.organization.as_deref(),
     };
-    let result = providers::check(daemon.http()?, &account, &key, daemon.secrets.scrubber()).await;
+    let result = providers::check(
+        daemon.http()?,
+        &account,
+        &row.secret_name,
+        &key,
+        daemon.secrets.scrubber(),
+    )
+    .await;
     tracing::info!(provider = %row.name, status = ?result.status, elapsed_ms = result.elapsed_ms, "provider check");
     Ok(result)
 }

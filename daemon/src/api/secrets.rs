@@ -34,16 +34,18 @@ pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
                 protocol::secret::NAME_RULE
             ),
         )
-        .with_hint("name the secret, e.g. `openai`; give its value on stdin or at the prompt"))
+        .with_hint("name the secret, e.g. `openai`, and give the key as its value"))
     }
 }
 
 pub fn secret_error(err: SecretError) -> ApiError {
-    match err {
+    match &err {
         SecretError::Unavailable { .. } => ApiError::new(ErrorKind::Infra, ErrorCode::SecretStoreUnavailable, err.to_string())
-            .with_hint("start your keyring (e.g. gnome-keyring), or set secrets.store = \"file\" in kromad.toml; `kromactl daemon status` shows the store"),
-        SecretError::NotFound(_) => ApiError::new(ErrorKind::NotFound, ErrorCode::SecretNotFound, err.to_string())
-            .with_hint("set it with `kromactl secret set NAME`"),
+            .with_hint("start the keyring (e.g. gnome-keyring), or set secrets.store = \"file\" in kromad.toml; daemon.status shows the store")
+            .with_action(protocol::Action::EditConfig { key: "secrets.store".to_owned(), value: Some("file".into()) }),
+        SecretError::NotFound(name) => ApiError::new(ErrorKind::NotFound, ErrorCode::SecretNotFound, err.to_string())
+            .with_hint(format!("set secret `{name}`"))
+            .with_action(protocol::Action::call::<protocol::secret::Set>([("name", name.as_str().into())], &[])),
         SecretError::Store(_) => ApiError::new(ErrorKind::Infra, ErrorCode::SecretStoreFailed, err.to_string())
             .with_hint("check the secret store (keyring unlocked? key file readable?) and retry"),
     }
@@ -130,12 +132,10 @@ pub async fn delete(
 ) -> Result<SecretInfo, ApiError> {
     let name = parse_name(&params.name)?;
     if !params.confirm {
-        return Err(ApiError::new(
-            ErrorKind::Policy,
-            ErrorCode::ConfirmationRequired,
-            format!("deleting secret `{name}` needs confirm: true"),
-        )
-        .with_hint("`kromactl secret rm` asks for confirmation, or pass --yes"));
+        return Err(super::unconfirmed_delete::<protocol::secret::Delete>(
+            &format!("secret `{name}`"),
+            [("name", name.as_str().into())],
+        ));
     }
     let secrets = daemon.secrets.get().await;
     let at = daemon.clock.now();

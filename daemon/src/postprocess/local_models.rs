@@ -10,11 +10,15 @@ use protocol::{ErrorCode, ErrorKind};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 
-/// The command that installs or repairs the default set.
-pub const INSTALL_HINT: &str =
-    "run `kromactl local-models install` (or `bash packaging/install.sh`)";
+/// What installs or repairs the runtime and the default models.
+pub fn install_hint() -> Hint {
+    Hint::new(
+        "install the local runtime and models",
+        protocol::Action::InstallModels { quality: false },
+    )
+}
 
 #[derive(Deserialize)]
 struct Manifest {
@@ -85,7 +89,7 @@ pub struct Installed {
 /// its file and the runtime are in place with their recorded sizes. Blocking.
 pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed, ApiError> {
     let not_installed = |message: String| {
-        ApiError::new(ErrorKind::Infra, ErrorCode::ModelsMissing, message).with_hint(INSTALL_HINT)
+        ApiError::new(ErrorKind::Infra, ErrorCode::ModelsMissing, message).with_hint(install_hint())
     };
     let manifest_path = dir.join("manifest.json");
     let bytes = std::fs::read(&manifest_path).map_err(|err| {
@@ -113,11 +117,14 @@ pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed
                 format!("no {} model `{name}` is installed", kind.as_str()),
             );
             err = if known.is_empty() {
-                err.with_hint(INSTALL_HINT)
+                err.with_hint(install_hint())
             } else {
-                err.with_hint(format!(
-                    "installed: {}; the quality models come with `kromactl local-models install --quality`",
-                    known.join(", ")
+                err.with_hint(Hint::new(
+                    format!(
+                        "installed: {}; the quality models come with the installer's quality option",
+                        known.join(", ")
+                    ),
+                    protocol::Action::InstallModels { quality: true },
                 ))
             };
             err
@@ -231,11 +238,13 @@ pub fn list(dir: &Path, verify: bool) -> LocalModels {
     } else {
         None
     };
+    let (hint, action) = Hint::parts(problem.is_some().then(install_hint));
     LocalModels {
         dir: dir.display().to_string(),
         installed: true,
         ok: problem.is_none(),
-        hint: problem.as_ref().map(|_| INSTALL_HINT.to_owned()),
+        hint,
+        action,
         problem,
         models,
     }
@@ -248,7 +257,8 @@ fn not_ok(dir: &Path, problem: String) -> LocalModels {
         models: Vec::new(),
         ok: false,
         problem: Some(problem),
-        hint: Some(INSTALL_HINT.to_owned()),
+        hint: Some(install_hint().text),
+        action: install_hint().action,
     }
 }
 

@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use kroma_protocol::{ErrorCode, ErrorKind};
+use kroma_protocol::{self as protocol, ErrorCode, ErrorKind};
 use ort::environment::Environment;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
 use crate::config::ModelLimits;
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 use crate::postprocess::local_models::{self, Installed, ModelKind};
 
 /// The process's one ONNX Runtime environment (`ort` allows one per process, for good).
@@ -58,7 +58,7 @@ impl Model {
                     self.installed.name, self.installed.output
                 ),
             )
-            .with_hint(local_models::INSTALL_HINT)
+            .with_hint(local_models::install_hint())
         })?;
         let (shape, data) = output
             .try_extract_tensor::<f32>()
@@ -127,9 +127,12 @@ impl Engine {
                             installed.path.display()
                         ),
                     )
-                    .with_hint(format!(
-                        "check it with `kromactl local-models list --verify`; {}",
-                        local_models::INSTALL_HINT
+                    .with_hint(Hint::new(
+                        "verify the installed models; install them again if one is damaged",
+                        protocol::Action::call::<protocol::local_model::List>(
+                            [("verify", true.into())],
+                            &[],
+                        ),
                     ))
                 })?;
             sessions.push(Mutex::new(session));
@@ -206,7 +209,7 @@ fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
             ErrorCode::RuntimeMissing,
             format!("the ONNX Runtime library {} is missing", path.display()),
         )
-        .with_hint(local_models::INSTALL_HINT));
+        .with_hint(local_models::install_hint()));
     }
     let unusable = |err: String| {
         ApiError::new(
@@ -217,7 +220,7 @@ fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
                 path.display()
             ),
         )
-        .with_hint(local_models::INSTALL_HINT)
+        .with_hint(local_models::install_hint())
     };
     let environment = ort::init_from(path)
         .map_err(|err| unusable(err.to_string()))?

@@ -225,7 +225,7 @@ fn check_named(path: &Path) -> Result<(), ApiError> {
             ErrorCode::RelativePath,
             format!("{} is not an absolute path", path.display()),
         )
-        .with_hint("kromactl makes paths absolute; over RPC, send absolute paths"));
+        .with_hint("send absolute paths: kromad does not share the caller's working directory"));
     }
     if path.components().any(|part| part == Component::ParentDir) {
         return Err(ApiError::validation(

@@ -36,7 +36,7 @@ pub fn create(root: &Path, id: &str, slug: &str) -> Result<CreatedRoot, ApiError
                     kroma_protocol::ErrorCode::RootNotEmpty,
                     format!("project root {} exists and is not empty", root.display()),
                 )
-                .with_hint("pass --root with a new or empty folder, or move the old folder away"));
+                .with_hint("pick a new or empty folder as the root, or move the old folder away"));
             }
             true
         }
@@ -155,7 +155,7 @@ pub fn detach(root: &Path, id: &str) -> Result<DetachedRoot, ApiError> {
                 MARKER
             ),
         )
-        .with_hint("delete without --purge-files and remove the folder by hand if you are sure"));
+        .with_hint("delete without purge_files and remove the folder by hand if you are sure"));
     }
     let file_name = root
         .file_name()

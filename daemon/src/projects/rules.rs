@@ -44,7 +44,11 @@ pub fn derive_slug(name: &str) -> Result<String, ApiError> {
             ErrorCode::InvalidSlug,
             format!("cannot derive a slug from the name `{name}`"),
         )
-        .with_hint("pass a slug explicitly (kromactl project create NAME --slug SLUG)"));
+        .with_hint("pass a slug explicitly")
+        .with_action(protocol::Action::call::<protocol::project::Create>(
+            [("name", name.into())],
+            &["slug"],
+        )));
     }
     parse_slug(&slug)
 }
@@ -100,7 +104,7 @@ pub fn parse_root(
                     ErrorCode::InvalidRoot,
                     format!("project root `{}` is not an absolute path", root.display()),
                 )
-                .with_hint("pass an absolute path, e.g. --root \"$PWD/my-comic\""));
+                .with_hint("name the root by its absolute path: kromad does not share the caller's working directory"));
             }
             Ok(root)
         }
@@ -111,7 +115,8 @@ pub fn parse_root(
 pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Row, ApiError> {
     let invalid = |what: String| {
         ApiError::validation(ErrorCode::InvalidS3Settings, what)
-            .with_hint("see `kromactl project update --help` for the S3 settings")
+            .with_hint("rpc.discover describes each S3 setting (the `s3` param)")
+            .with_action(protocol::Action::call::<protocol::rpc::Discover>([], &[]))
     };
     let bucket = &s3.bucket;
     let bucket_ok = (3..=63).contains(&bucket.len())

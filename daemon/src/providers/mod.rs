@@ -18,6 +18,7 @@ use protocol::ErrorCode;
 use protocol::provider::{CheckResult, CheckStatus};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::Hint;
 use crate::secrets::Scrubber;
 
 /// How long a check may take before it counts as "no network".
@@ -36,14 +37,16 @@ struct ModelList {
 }
 
 /// Lists the models the key can see and turns every way this can fail into a status with a hint.
+/// `secret` names the secret that holds `key`, for the hint when the key is refused.
 pub async fn check(
     http: &reqwest::Client,
     account: &Account<'_>,
+    secret: &str,
     key: &SecretString,
     scrubber: &Scrubber,
 ) -> CheckResult {
     scrubber.remember(key.expose_secret());
-    let mut result = check_unscrubbed(http, account, key).await;
+    let mut result = check_unscrubbed(http, account, secret, key).await;
     result.message = scrubber.scrub(&result.message);
     result
 }
@@ -51,20 +54,33 @@ pub async fn check(
 async fn check_unscrubbed(
     http: &reqwest::Client,
     account: &Account<'_>,
+    secret: &str,
     key: &SecretString,
 ) -> CheckResult {
     let started = Instant::now();
     let (url, request) = models_request(http, account, key);
-    let result = |status: CheckStatus, message: String, hint: Option<&str>, models: Option<u32>| {
+    let result = |status: CheckStatus, message: String, hint: Option<Hint>, models: Option<u32>| {
+        let (hint, action) = Hint::parts(hint);
         CheckResult {
             name: account.name.to_owned(),
             ok: status == CheckStatus::Ok,
             status,
             message,
-            hint: hint.map(str::to_owned),
+            hint,
+            action,
             models,
             elapsed_ms: started.elapsed().as_millis() as u64,
         }
+    };
+    // Most failures are fixed by another base URL.
+    let fix_base_url = |text: &str| {
+        Hint::new(
+            text,
+            protocol::Action::call::<protocol::provider::Update>(
+                [("name", account.name.into())],
+                &["base_url"],
+            ),
+        )
     };
     let response = match request.send().await {
         Ok(response) => response,
@@ -78,9 +94,9 @@ async fn check_unscrubbed(
             return result(
                 CheckStatus::NoNetwork,
                 what,
-                Some(
-                    "check the network and the base URL (kromactl provider update NAME --base-url URL)",
-                ),
+                Some(fix_base_url(
+                    "check the network and the provider's base URL",
+                )),
                 None,
             );
         }
@@ -90,7 +106,10 @@ async fn check_unscrubbed(
         return result(
             CheckStatus::InvalidKey,
             format!("{url} refused the key ({status})"),
-            Some("store the right key with `kromactl secret set NAME`, then check again"),
+            Some(Hint::new(
+                format!("store the right key in secret `{secret}`, then check again"),
+                protocol::Action::call::<protocol::secret::Set>([("name", secret.into())], &[]),
+            )),
             None,
         );
     }
@@ -98,7 +117,9 @@ async fn check_unscrubbed(
         return result(
             CheckStatus::WrongBaseUrl,
             format!("{url} does not exist ({status})"),
-            Some("the base URL usually ends in /v1, e.g. https://api.openai.com/v1"),
+            Some(fix_base_url(
+                "the base URL usually ends in /v1, e.g. https://api.openai.com/v1",
+            )),
             None,
         );
     }
@@ -106,7 +127,7 @@ async fn check_unscrubbed(
         return result(
             CheckStatus::Error,
             format!("{url} answered {status}"),
-            Some("the provider may be down or rate limiting; try again later"),
+            Some("the provider may be down or rate limiting; try again later".into()),
             None,
         );
     }
@@ -120,8 +141,40 @@ async fn check_unscrubbed(
         Err(_) => result(
             CheckStatus::WrongBaseUrl,
             format!("{url} answered, but not with an OpenAI-style model list"),
-            Some("check the base URL: it must point at an OpenAI-compatible API"),
+            Some(fix_base_url(
+                "check the base URL: it must point at an OpenAI-compatible API",
+            )),
             None,
+        ),
+    }
+}
+
+/// The code of a refusal (a 4xx other than 429) and what to do about it. The call's run and the
+/// provider's secret are the runner's to know, so the action leaves them to `needs`.
+fn rejected(status: reqwest::StatusCode) -> (ErrorCode, Hint) {
+    use protocol::Action;
+    match status.as_u16() {
+        401 | 403 => (
+            ErrorCode::ProviderAuth,
+            Hint::new(
+                "the provider refused the key: store the right key in the provider's secret, \
+                 check the provider, then retry the run",
+                Action::call::<protocol::secret::Set>([], &["name"]),
+            ),
+        ),
+        404 => (
+            ErrorCode::ProviderNotFound,
+            Hint::new(
+                "check the model name and the provider's base URL",
+                Action::call::<protocol::image_model::List>([], &[]),
+            ),
+        ),
+        _ => (
+            ErrorCode::ProviderRejected,
+            Hint::new(
+                "the provider refused the request; fix what it names, then retry the run",
+                Action::call::<protocol::run::Retry>([], &["run", "confirm_cost_usd"]),
+            ),
         ),
     }
 }
@@ -251,7 +304,8 @@ pub enum CallError {
     Rejected {
         message: String,
         code: ErrorCode,
-        hint: String,
+        /// What to do, with its action: it reaches the candidate's error as it is.
+        hint: Hint,
     },
     /// The provider answered 200 (and billed) but the answer is unusable.
     BadAnswer {
@@ -341,7 +395,7 @@ async fn generate_unscrubbed(
                 .map_err(|err| CallError::Rejected {
                     message: format!("cannot attach an input image: {err}"),
                     code: ErrorCode::BadInput,
-                    hint: "check the input image files".to_owned(),
+                    hint: "check the input image files".into(),
                 })?;
             form = form.part("image[]", part);
         }
@@ -403,24 +457,11 @@ async fn generate_unscrubbed(
                 retry_after,
             });
         }
-        let (code, hint) = match status.as_u16() {
-            401 | 403 => (
-                ErrorCode::ProviderAuth,
-                "store the right key with `kromactl secret set NAME`, check it with `kromactl provider check NAME`, then `kromactl run retry RUN`",
-            ),
-            404 => (
-                ErrorCode::ProviderNotFound,
-                "check the model name and the provider's base URL (`kromactl image-models list`)",
-            ),
-            _ => (
-                ErrorCode::ProviderRejected,
-                "the provider refused the request; fix what it names, then `kromactl run retry RUN`",
-            ),
-        };
+        let (code, hint) = rejected(status);
         return Err(CallError::Rejected {
             message: format!("{base} answered {status}: {detail}"),
             code,
-            hint: hint.to_owned(),
+            hint,
         });
     }
     let answer: ImageAnswer = match serde_json::from_slice(&body) {

@@ -11,7 +11,7 @@ use protocol::run::{CostEstimate, Endpoint, InputImage, InputRole, Plan, Planned
 use protocol::{ErrorCode, ErrorKind};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 use crate::providers::image_models;
 use crate::runs::settings::{self, Settings};
 
@@ -257,7 +257,7 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
                 ErrorCode::NoCharacters,
                 "the character stage needs at least one character",
             )
-            .with_hint("name characters with --character"));
+            .with_hint("name the characters to put into the scenes"));
         }
         Stage::Style | Stage::Time | Stage::Weather if !inputs.characters.is_empty() => {
             return Err(ApiError::validation(
@@ -299,10 +299,19 @@ fn check_model(inputs: &Inputs, model: &str, warnings: &mut Vec<String>) -> Resu
             format!("model `{model}` was shut down on {date}{instead}"),
         )
         .with_hint(match &info.replacement {
-            Some(replacement) => format!(
-                "pass --model {replacement}, or set generation.model = \"{replacement}\" in the settings"
+            Some(replacement) => Hint::new(
+                format!(
+                    "pick `{replacement}` as the run's model, or set generation.model = \"{replacement}\" in the settings"
+                ),
+                protocol::Action::EditSettings {
+                    key: "generation.model".to_owned(),
+                    value: Some(replacement.as_str().into()),
+                },
             ),
-            None => "pick another model: `kromactl image-models list`".to_owned(),
+            None => Hint::new(
+                "pick another model",
+                protocol::Action::call::<protocol::image_model::List>([], &[]),
+            ),
         })),
         Lifecycle::Retiring => {
             warnings.push(format!("model `{model}` shuts down on {date}{instead}"));

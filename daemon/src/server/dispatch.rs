@@ -260,7 +260,8 @@ async fn handle_single(
             ErrorCode::MethodNotFound,
             format!("method `{method}` does not exist"),
         )
-        .with_hint("`kromactl rpc schema` lists every method")
+        .with_hint("rpc.discover lists every method")
+        .with_action(protocol::Action::call::<protocol::rpc::Discover>([], &[]))
         .with_rpc_code(protocol::error::METHOD_NOT_FOUND);
         return (id.map(|_| err.to_response(reply_id)), None);
     }

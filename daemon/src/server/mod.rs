@@ -65,7 +65,8 @@ pub async fn accept_loop(
                 ErrorCode::PermissionDenied,
                 "this kromad serves only the user who started it",
             )
-            .with_hint("start your own daemon with `kromactl daemon start`");
+            .with_hint("start a kromad of your own")
+            .with_action(protocol::Action::StartDaemon);
             tracker.spawn(refuse(stream, err));
             continue;
         }

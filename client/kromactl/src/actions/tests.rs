@@ -658,6 +658,27 @@ fn needs_kromactl_does_not_ask_for_show_as_placeholders() {
         &call("run.plan", json!({"project": "harbor"}), &[]),
         "kromactl run plan harbor SCENE",
     );
+    // The forms kromad's hints use.
+    check(
+        &call("provider.update", json!({"name": "openai"}), &["base_url"]),
+        "kromactl provider update openai --base-url URL",
+    );
+    check(
+        &call("project.create", json!({"name": "!!!"}), &["slug"]),
+        "kromactl project create '!!!' --slug SLUG",
+    );
+    check(
+        &call("style_guide.list", json!({}), &["project"]),
+        "kromactl style list PROJECT",
+    );
+    check(
+        &call("asset.list", json!({}), &["project"]),
+        "kromactl asset list PROJECT",
+    );
+    check(
+        &call("run.show", json!({}), &["run"]),
+        "kromactl run show RUN",
+    );
     // A confirmation kromad filled in anyway is still asked for.
     check(
         &call(
