@@ -905,7 +905,19 @@ async fn a_call_lost_to_kill_9_is_unknown_never_repaid_silently_and_retry_pays_o
     assert_eq!(candidate.status, CandidateStatus::Unknown, "{lost:#?}");
     let error = candidate.error.clone().expect("reason");
     assert_eq!(error.code, "call_lost");
-    assert!(error.hint.expect("hint").contains("run retry"));
+    assert!(error.hint.expect("hint").contains("retrying the run"));
+    match error.action {
+        Some(protocol::Action::Call(call)) => {
+            assert_eq!(call.method, "run.retry");
+            assert_eq!(call.params["run"], id.as_str(), "the action names this run");
+            assert_eq!(
+                call.needs,
+                ["confirm_cost_usd"],
+                "a person confirms the cost"
+            );
+        }
+        other => panic!("call_lost's action: {other:?}"),
+    }
     assert!(candidate.cost_usd.is_some(), "held against the budgets");
     // The stalled call finishes at the provider and is billed; kromad never re-sent it.
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -1,7 +1,8 @@
 //! Conventions checked as tests: every Rust file says what it is for, no test is skipped, the
 //! crate graph points one way, `protocol` stays free of I/O, the client library depends only on
 //! what it needs, the fake provider stays out of production packages, the daemon's pure modules
-//! touch no store, wire or runtime, and source files stay small.
+//! touch no store, wire or runtime, source files stay small, and kromad's hints never tell an
+//! agent to type a kromactl command.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -311,4 +312,28 @@ fn pure_modules_touch_no_store_wire_or_runtime() {
             assert!(!text.contains(import), "{file} uses {import}");
         }
     }
+}
+
+/// kromad talks to people at a terminal and to agents over MCP alike: a hint says what to do and
+/// its action names the method; kromactl turns that into a command. Comments may name kromactl.
+#[test]
+fn daemon_hints_never_name_kromactl() {
+    let mut files = Vec::new();
+    rust_files(&workspace_root().join("daemon/src"), &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains('"') && code.contains("kromactl") {
+                found.push(format!(
+                    "{}:{}: {}",
+                    file.display(),
+                    number + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use kroma_protocol as protocol;
 use protocol::run::{CandidateStatus, Plan, PlanParams, RunDetail, RunStatus, RunSummary};
-use protocol::{ErrorCode, ErrorKind};
+use protocol::{Action, ErrorCode, ErrorKind};
 
 use super::find_project;
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 use crate::providers::image_models as models;
 use crate::runs::gates::{check_budgets, check_confirmation, parse_confirmation, spend_gate};
 use crate::runs::inputs::{make_plan, resolve_settings};
@@ -130,7 +130,10 @@ fn parse_run_id(id: &str) -> Result<String, ApiError> {
                 ErrorCode::InvalidRun,
                 format!("`{id}` is not a run id (a UUID)"),
             )
-            .with_hint("`kromactl run list` shows the ids")
+            .with_hint(Hint::new(
+                "the run list shows the ids",
+                Action::call::<protocol::run::List>([], &[]),
+            ))
         })
 }
 
@@ -198,7 +201,10 @@ pub async fn start(
                 ErrorCode::AlreadyStarted,
                 format!("run {id} is {}, not planned", other.as_str()),
             )
-            .with_hint("`kromactl run retry` calls again for what did not succeed"));
+            .with_hint(Hint::new(
+                "retrying the run calls again for what did not succeed",
+                crate::runs::decide::retry_action(&id),
+            )));
         }
     }
     let max = detail.plan.cost.max_usd;
@@ -206,7 +212,10 @@ pub async fn start(
         confirmed,
         max,
         "the run",
-        &format!("kromactl run start {id} --yes --max-cost {max}"),
+        Action::call::<protocol::run::Start>(
+            [("plan_id", id.as_str().into())],
+            &["confirm_cost_usd"],
+        ),
     )?;
     let budget = spend_gate(&daemon, &detail).await?;
     let at = daemon.clock.now();
@@ -308,7 +317,10 @@ pub async fn retry(
                 detail.run.status.as_str()
             ),
         )
-        .with_hint("wait for it to finish (`kromactl run watch`), or cancel it first"));
+        .with_hint(Hint::new(
+            "wait for the run to finish, or cancel it first",
+            Action::call::<protocol::run::Show>([("run", id.as_str().into())], &[]),
+        )));
     }
     let statuses: &'static [&'static str] = if params.only_failed {
         &["failed"]
@@ -351,7 +363,12 @@ pub async fn retry(
         confirmed,
         max,
         &format!("retrying {} calls", retried.len()),
-        &format!("kromactl run retry {id} --yes --max-cost {max}"),
+        Action::call::<protocol::run::Retry>(
+            [("run", id.as_str().into())]
+                .into_iter()
+                .chain(params.only_failed.then(|| ("only_failed", true.into()))),
+            &["confirm_cost_usd"],
+        ),
     )?;
     // Chains alone spend nothing: no key, model or budget check for them.
     let budget = if retried.is_empty() {
@@ -441,9 +458,12 @@ pub async fn model_list(
                     ErrorCode::NoKey,
                     format!("the key of provider `{name}` cannot be read: {err}"),
                 )
-                .with_hint(format!(
-                    "store it with `kromactl secret set {}`",
-                    provider.secret_name
+                .with_hint(Hint::new(
+                    format!("store the key in secret `{}`", provider.secret_name),
+                    Action::call::<protocol::secret::Set>(
+                        [("name", provider.secret_name.as_str().into())],
+                        &["value"],
+                    ),
                 ))
             })?
             .0;
@@ -460,8 +480,15 @@ pub async fn model_list(
         )
         .await
         .map_err(|message| {
-            ApiError::new(ErrorKind::Provider, ErrorCode::ProviderUnreachable, message)
-                .with_hint(format!("check it with `kromactl provider check {name}`"))
+            ApiError::new(ErrorKind::Provider, ErrorCode::ProviderUnreachable, message).with_hint(
+                Hint::new(
+                    format!("check provider `{name}`"),
+                    Action::call::<protocol::provider::Check>(
+                        [("name", name.as_str().into())],
+                        &[],
+                    ),
+                ),
+            )
         })?;
         let at = daemon.clock.now();
         let provider_name = provider.name.clone();

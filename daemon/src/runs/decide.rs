@@ -9,7 +9,7 @@ use std::time::Duration;
 use kroma_protocol::run::CandidateStatus;
 use kroma_protocol::{ErrorCode, ErrorKind};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 use crate::providers::image_models::Usage;
 use crate::providers::{CallError, Generated};
 use crate::store::runs::CandidateRow;
@@ -35,7 +35,9 @@ pub(crate) enum Ended {
 
 /// Where a candidate's calls stand when one fails.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Attempt {
+pub(crate) struct Attempt<'a> {
+    /// The candidate's run, which an error's action names.
+    pub(crate) run: &'a str,
     /// This attempt's number, from 1.
     pub(crate) number: u32,
     /// `generation.max_attempts`.
@@ -56,7 +58,7 @@ pub(crate) enum Next {
 
 /// What a failed call leads to. A call that may have been billed is never sent again unless the
 /// provider honours idempotency keys; a refusal or a billed, unusable answer is never sent again.
-pub(crate) fn after_failure(error: CallError, attempt: Attempt) -> Next {
+pub(crate) fn after_failure(error: CallError, attempt: Attempt<'_>) -> Next {
     let (message, retry_after) = match error {
         CallError::Retry {
             message,
@@ -70,9 +72,10 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt) -> Next {
                     ErrorCode::CallLost,
                     format!("{message}; the provider may have billed this call"),
                 )
-                .with_hint(
-                    "check the provider's usage page; `kromactl run retry RUN` calls again and may pay again",
-                ),
+                .with_hint(retry_hint(
+                    attempt.run,
+                    "check the provider's usage page; retrying the run calls again and may pay again",
+                )),
             ));
         }
         CallError::Rejected {
@@ -80,9 +83,13 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt) -> Next {
             code,
             hint,
         } => {
-            return Next::End(Ended::Failed(
-                ApiError::new(ErrorKind::Provider, code, message).with_hint(hint),
-            ));
+            let error = ApiError::new(ErrorKind::Provider, code, message).with_hint(hint);
+            // A refusal to fix and retry names this run, not any run.
+            let error = match code {
+                ErrorCode::ProviderRejected => error.with_action(retry_action(attempt.run)),
+                _ => error,
+            };
+            return Next::End(Ended::Failed(error));
         }
         CallError::BadAnswer {
             message,
@@ -91,7 +98,10 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt) -> Next {
         } => {
             return Next::End(Ended::FailedBilled {
                 error: ApiError::new(ErrorKind::Provider, ErrorCode::BadAnswer, message).with_hint(
-                    "the provider billed this call; `kromactl run retry RUN` tries again",
+                    retry_hint(
+                        attempt.run,
+                        "the provider billed this call; retrying the run tries again",
+                    ),
                 ),
                 usage,
                 request_id,
@@ -105,13 +115,29 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt) -> Next {
                 ErrorCode::ProviderUnavailable,
                 format!("{message} (gave up after {} attempts)", attempt.number),
             )
-            .with_hint("the provider is busy or down; `kromactl run retry RUN` later"),
+            .with_hint(retry_hint(
+                attempt.run,
+                "the provider is busy or down; retry the run later",
+            )),
         ));
     }
     Next::Retry {
         message,
         delay: backoff(attempt.retry_base_ms, attempt.number, retry_after),
     }
+}
+
+/// Retrying `run`, as an action: the person confirms the cost.
+pub(crate) fn retry_action(run: &str) -> kroma_protocol::Action {
+    kroma_protocol::Action::call::<kroma_protocol::run::Retry>(
+        [("run", run.into())],
+        &["confirm_cost_usd"],
+    )
+}
+
+/// `text`, with retrying `run` as its action.
+pub(crate) fn retry_hint(run: &str, text: &str) -> Hint {
+    Hint::new(text, retry_action(run))
 }
 
 /// How a candidate that did not end normally is settled.
@@ -199,8 +225,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn attempt(number: u32, max: u32, honors_idempotency_key: bool) -> Attempt {
+    fn attempt(number: u32, max: u32, honors_idempotency_key: bool) -> Attempt<'static> {
         Attempt {
+            run: "r-1",
             number,
             max,
             retry_base_ms: 100,

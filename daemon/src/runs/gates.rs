@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use kroma_protocol as protocol;
 use protocol::image_model::Lifecycle;
 use protocol::run::{Plan, RunDetail};
-use protocol::{ErrorCode, ErrorKind};
+use protocol::{Action, ErrorCode, ErrorKind};
 
 use crate::Daemon;
 use crate::api::find_project;
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 use crate::providers::image_models as models;
 use crate::runs::inputs::resolve_settings;
 use crate::runs::settings::{self, Resolved};
@@ -98,9 +98,15 @@ pub(crate) async fn preflight(
                 provider.name, provider.secret_name
             ),
         )
-        .with_hint(format!(
-            "store it with `kromactl secret set {}`, then start again",
-            provider.secret_name
+        .with_hint(Hint::new(
+            format!(
+                "store the key in secret `{}`, then start the run again",
+                provider.secret_name
+            ),
+            Action::call::<protocol::secret::Set>(
+                [("name", provider.secret_name.as_str().into())],
+                &["value"],
+            ),
         )));
     }
     let reported = daemon.store.read(rows::reported_models).await?;
@@ -118,8 +124,11 @@ pub(crate) async fn preflight(
             ),
         )
         .with_hint(match &model.replacement {
-            Some(replacement) => format!("create a new run with --model {replacement}"),
-            None => "create a new run with another model (`kromactl image-models list`)".to_owned(),
+            Some(replacement) => Hint::from(format!("create a new run with model `{replacement}`")),
+            None => Hint::new(
+                "create a new run with another model",
+                Action::call::<protocol::image_model::List>([], &[]),
+            ),
         }));
     }
     Ok(())
@@ -130,7 +139,7 @@ pub(crate) fn check_confirmation(
     confirmed: f64,
     max: f64,
     what: &str,
-    command: &str,
+    action: Action,
 ) -> Result<(), ApiError> {
     if confirmed + 1e-9 >= max {
         return Ok(());
@@ -144,7 +153,7 @@ pub(crate) fn check_confirmation(
             usd(confirmed)
         ),
     )
-    .with_hint(format!("confirm at least {max} ({command})")))
+    .with_hint(Hint::new(format!("confirm at least {max} USD"), action)))
 }
 
 /// The checks before a run spends (key readable, model not retired), answering the budgets to

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use kroma_protocol as protocol;
 use protocol::asset::AssetKind;
 use protocol::run::{Plan, PlanParams};
-use protocol::{ErrorCode, ErrorKind};
+use protocol::{Action, ErrorCode, ErrorKind};
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 use crate::providers::image_models as models;
 use crate::runs::planner::{self, ImageRef};
 use crate::runs::settings::{self, Layer, Resolved, Settings, Source};
@@ -127,7 +127,7 @@ pub(crate) fn scene_specs(scenes: &[String]) -> Result<Vec<SceneSpec>, ApiError>
                     ErrorCode::InvalidScene,
                     format!("scene `{scene}` is neither an asset id nor an absolute path"),
                 )
-                .with_hint("kromactl sends absolute paths; over the API, pass absolute paths"))
+                .with_hint("name each scene by asset id or absolute path: kromad does not share the caller's working directory"))
             }
         })
         .collect()
@@ -367,12 +367,21 @@ pub(crate) async fn make_plan(
             .read(move |conn| read_knowledge(conn, &project, &params, &lookup))
             .await
             .map_err(|err| match err {
-                StoreError::EntityNotFound { what: "provider", .. } => ApiError::validation(
+                StoreError::EntityNotFound {
+                    what: "provider", ..
+                } => ApiError::validation(
                     ErrorCode::NoProvider,
                     format!("there is no provider account `{provider_name}`"),
                 )
-                .with_hint(format!(
-                    "create it: `kromactl provider create {provider_name} --kind openai`, or pass --provider"
+                .with_hint(Hint::new(
+                    format!("create provider account `{provider_name}`, or name another provider"),
+                    Action::call::<protocol::provider::Create>(
+                        [
+                            ("name", provider_name.as_str().into()),
+                            ("kind", "openai".into()),
+                        ],
+                        &[],
+                    ),
                 )),
                 other => other.into(),
             })?

@@ -260,7 +260,10 @@ pub(crate) async fn store_success(
                 ErrorCode::BadAnswer,
                 format!("the provider's image is unusable: {problem}"),
             )
-            .with_hint("the provider billed this call; `kromactl run retry RUN` tries again");
+            .with_hint(super::decide::retry_hint(
+                &context.run.id,
+                "the provider billed this call; retrying the run tries again",
+            ));
             return record_end(daemon, context, CandidateStatus::Failed, &error, Some(cost)).await;
         }
     };

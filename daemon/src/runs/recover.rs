@@ -117,9 +117,10 @@ pub(crate) async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Res
                 ErrorCode::CallLost,
                 "kromad stopped during this call; the provider may have billed it and the result is lost",
             )
-            .with_hint(
-                "check the provider's usage page; `kromactl run retry RUN` calls again and may pay again",
-            );
+            .with_hint(super::decide::retry_hint(
+                &context.run.id,
+                "check the provider's usage page; retrying the run calls again and may pay again",
+            ));
             record_lost(daemon, &context, &error).await
         }
     }

@@ -23,7 +23,7 @@ use futures::FutureExt;
 
 use kroma_protocol as protocol;
 use protocol::run::{CandidateStatus, JobStatus, PlannedJob, RunStatus};
-use protocol::{ErrorCode, ErrorKind};
+use protocol::{Action, ErrorCode, ErrorKind};
 use secrecy::SecretString;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
@@ -34,7 +34,7 @@ use super::outcomes::{Cost, cost_of, finish_run_if_done, record_end, store_succe
 use super::recover::{recover, requeue, settle_after_panic};
 use crate::Daemon;
 use crate::config::RunLimits;
-use crate::error::ApiError;
+use crate::error::{ApiError, Hint};
 use crate::providers::{self, ImageCall, InputFile};
 use crate::store::StoreError;
 use crate::store::runs::{self as rows, CandidateRow};
@@ -392,8 +392,9 @@ async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, Api
                 ErrorCode::NoKey,
                 format!("the provider key (secret `{secret}`) cannot be read: {err}"),
             )
-            .with_hint(format!(
-                "store it with `kromactl secret set {secret}`, then `kromactl run retry RUN`"
+            .with_hint(Hint::new(
+                format!("store the key in secret `{secret}`, then retry the run"),
+                Action::call::<protocol::secret::Set>([("name", secret.into())], &["value"]),
             ))
         })
 }
@@ -444,10 +445,16 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
     {
         Ok(provider) => provider,
         Err(err) => {
-            return Ended::Failed(
-                ApiError::from(err)
-                    .with_hint("recreate the provider account, then `kromactl run retry RUN`"),
-            );
+            return Ended::Failed(ApiError::from(err).with_hint(Hint::new(
+                format!(
+                    "recreate provider account `{}`, then retry the run",
+                    context.plan.provider
+                ),
+                Action::call::<protocol::provider::Create>(
+                    [("name", context.plan.provider.as_str().into())],
+                    &["kind"],
+                ),
+            )));
         }
     };
     let key = match provider_key(daemon, &provider.secret_name).await {
@@ -497,6 +504,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
         let next = after_failure(
             failed,
             Attempt {
+                run: &context.run.id,
                 number: attempt,
                 max: generation.max_attempts,
                 retry_base_ms: generation.retry_base_ms,
