@@ -1,18 +1,17 @@
-//! `ApiError`, the error every handler returns, and its one mapping onto a JSON-RPC error object.
+//! `Problem`, what went wrong, as plain data: its kind, exact code, message, hint and action.
+//! The core returns it and knows nothing of the wire: the JSON-RPC mapping is
+//! `server::wire::ToWire`, the store's errors become problems in `store::problems`.
 //!
 //! A hint is prose for people that names no program; the step it asks for goes next to it as a
-//! `protocol::Action` ([`ApiError::with_action`], or a [`Hint`] that carries one), which kromactl
+//! `protocol::Action` ([`Problem::with_action`], or a [`Hint`] that carries one), which kromactl
 //! renders as a command and an MCP server as a tool call.
 
-use jsonrpsee::types::ErrorObjectOwned;
 use kroma_protocol as protocol;
 use protocol::{ErrorCode, ErrorKind};
 
-use crate::store::StoreError;
-
 /// A failed call, as the client will see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct Problem {
     pub kind: ErrorKind,
     /// The exact condition; its wire name is `data.code`.
     pub code: ErrorCode,
@@ -26,15 +25,15 @@ pub struct ApiError {
     pub rpc_code: Option<i32>,
 }
 
-impl ApiError {
+impl Problem {
     /// An error of `kind`, which must be one `code` is documented with ([`ErrorCode::kinds`]):
     /// checked in debug builds, so the tests catch a code sent with the wrong kind.
-    pub fn new(kind: ErrorKind, code: ErrorCode, message: impl Into<String>) -> ApiError {
+    pub fn new(kind: ErrorKind, code: ErrorCode, message: impl Into<String>) -> Problem {
         debug_assert!(
             code.kinds().contains(&kind),
             "error code `{code}` is not sent with kind `{kind}`"
         );
-        ApiError {
+        Problem {
             kind,
             code,
             message: message.into(),
@@ -44,13 +43,13 @@ impl ApiError {
         }
     }
 
-    pub fn validation(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorKind::Validation, code, message)
+    pub fn validation(code: ErrorCode, message: impl Into<String>) -> Problem {
+        Problem::new(ErrorKind::Validation, code, message)
     }
 
     /// Sets the hint, and its action when the hint carries one (an action set before stays
     /// otherwise).
-    pub fn with_hint(mut self, hint: impl Into<Hint>) -> ApiError {
+    pub fn with_hint(mut self, hint: impl Into<Hint>) -> Problem {
         let hint = hint.into();
         self.hint = Some(hint.text);
         if let Some(action) = hint.action {
@@ -61,12 +60,12 @@ impl ApiError {
 
     /// Sets the action: the hint's step as data. It never carries a secret's value, a
     /// confirmation or a cost to confirm: those go in its `needs` (see `protocol::Action::call`).
-    pub fn with_action(mut self, action: protocol::Action) -> ApiError {
+    pub fn with_action(mut self, action: protocol::Action) -> Problem {
         self.action = Some(Box::new(action));
         self
     }
 
-    pub fn with_rpc_code(mut self, code: i32) -> ApiError {
+    pub fn with_rpc_code(mut self, code: i32) -> Problem {
         self.rpc_code = Some(code);
         self
     }
@@ -78,27 +77,6 @@ impl ApiError {
             action: self.action.as_deref().cloned(),
             ..protocol::ErrorData::new(self.kind, self.code, self.message.clone())
         }
-    }
-
-    /// The JSON-RPC error object: the kind's numeric code, the message, and `data`.
-    pub fn to_rpc(&self) -> ErrorObjectOwned {
-        let data = self.to_data();
-        ErrorObjectOwned::owned(
-            self.rpc_code.unwrap_or(self.kind.code()),
-            self.message.clone(),
-            Some(data),
-        )
-    }
-
-    /// The error as a complete JSON-RPC response line for `id` (raw JSON, `null` when unknown).
-    pub fn to_response(&self, id: &str) -> String {
-        let error = serde_json::to_string(&self.to_rpc()).unwrap_or_else(|_| {
-            format!(
-                r#"{{"code":{},"message":"internal error"}}"#,
-                ErrorKind::Internal.code()
-            )
-        });
-        format!(r#"{{"jsonrpc":"2.0","error":{error},"id":{id}}}"#)
     }
 }
 
@@ -136,131 +114,14 @@ impl From<&str> for Hint {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> ApiError {
-        match &err {
-            StoreError::ProjectNotFound(slug) => ApiError::new(
-                ErrorKind::NotFound,
-                ErrorCode::ProjectNotFound,
-                format!("project `{slug}` not found"),
-            )
-            .with_hint(Hint::new(
-                "the project list shows the projects that exist",
-                protocol::Action::call::<protocol::project::List>([], &[]),
-            )),
-            StoreError::SlugTaken(slug) => ApiError::new(
-                ErrorKind::Conflict,
-                ErrorCode::SlugTaken,
-                format!("a project with slug `{slug}` already exists"),
-            )
-            .with_hint("pick another name or pass a different slug"),
-            StoreError::AssetNotFound(id) => ApiError::new(
-                ErrorKind::NotFound,
-                ErrorCode::AssetNotFound,
-                format!("asset `{id}` not found in this project"),
-            )
-            .with_hint(Hint::new(
-                "the project's asset list shows its assets",
-                protocol::Action::call::<protocol::asset::List>([], &["project"]),
-            )),
-            StoreError::LinkExists => ApiError::new(
-                ErrorKind::Conflict,
-                ErrorCode::LinkExists,
-                "these assets are already linked this way",
-            ),
-            StoreError::EntityNotFound { what, key } => ApiError::new(
-                ErrorKind::NotFound,
-                ErrorCode::NotFound,
-                format!("{what} `{key}` not found in this project"),
-            )
-            .with_hint(listing(what)),
-            StoreError::NameTaken { what, name } => ApiError::new(
-                ErrorKind::Conflict,
-                ErrorCode::NameTaken,
-                format!("a {what} named `{name}` already exists in this project"),
-            )
-            .with_hint("names are unique per project, ignoring case; pick another"),
-            StoreError::NewerSchema { .. } => {
-                ApiError::new(ErrorKind::Infra, ErrorCode::NewerSchema, err.to_string())
-                    .with_hint("upgrade kromad to the version that wrote this database")
-            }
-            StoreError::Open { .. }
-            | StoreError::Migrate { .. }
-            | StoreError::Sqlite(_)
-            | StoreError::Corrupt(_)
-            | StoreError::Task(_) => {
-                ApiError::new(ErrorKind::Infra, ErrorCode::DatabaseError, err.to_string())
-                    .with_hint("check the disk and the kromad log; the request was not applied")
-            }
-        }
-    }
-}
-
-/// Where the names of `what` (a [`StoreError::EntityNotFound`] thing) are listed.
-fn listing(what: &str) -> Hint {
-    use protocol::Action;
-    use protocol::knowledge as wire;
-    let (text, action) = match what {
-        "style guide" => (
-            "list the project's style guides to see their names",
-            Action::call::<wire::style_guide::List>([], &["project"]),
-        ),
-        "character" => (
-            "list the project's characters to see their names",
-            Action::call::<wire::character::List>([], &["project"]),
-        ),
-        "reference set" => (
-            "list the project's reference sets to see their names",
-            Action::call::<wire::reference_set::List>([], &["project"]),
-        ),
-        "prompt template" => (
-            "list the project's prompt templates to see their names",
-            Action::call::<wire::prompt_template::List>([], &["project"]),
-        ),
-        "provider" => (
-            "the provider list shows the provider accounts that exist",
-            Action::call::<protocol::provider::List>([], &[]),
-        ),
-        "candidate" => (
-            "a run's details list its candidates",
-            Action::call::<protocol::run::Show>([], &["run"]),
-        ),
-        "run" => (
-            "the run list shows the runs that exist",
-            Action::call::<protocol::run::List>([], &[]),
-        ),
-        other => return format!("list the {other}s to see their names").into(),
-    };
-    Hint::new(text, action)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn response_line_carries_kind_code_and_hint() {
-        let err = ApiError::validation(ErrorCode::InvalidSlug, "slug `A` is invalid")
-            .with_hint("use a-z");
-        let line: serde_json::Value = serde_json::from_str(&err.to_response("7")).unwrap();
-        assert_eq!(
-            line,
-            serde_json::json!({
-                "jsonrpc": "2.0",
-                "id": 7,
-                "error": {
-                    "code": -32602,
-                    "message": "slug `A` is invalid",
-                    "data": {"kind": "validation", "code": "invalid_slug", "message": "slug `A` is invalid", "hint": "use a-z"}
-                }
-            })
-        );
-    }
-
-    #[test]
     fn an_action_goes_next_to_its_hint_whichever_is_set_first() {
         let action = protocol::Action::call::<protocol::project::List>([], &[]);
-        let err = || ApiError::validation(ErrorCode::InvalidSlug, "x");
+        let err = || Problem::validation(ErrorCode::InvalidSlug, "x");
         for err in [
             err().with_action(action.clone()).with_hint("use a-z"),
             err().with_hint("use a-z").with_action(action.clone()),
@@ -273,109 +134,25 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_entity_names_the_list_that_has_it() {
-        let method = |what: &'static str| {
-            let err = ApiError::from(StoreError::EntityNotFound {
-                what,
-                key: "x".into(),
-            });
-            match err.action.map(|action| *action) {
-                Some(protocol::Action::Call(call)) => (call.method, call.needs),
-                other => panic!("{what}: {other:?}"),
-            }
-        };
-        let project = vec!["project".to_owned()];
-        assert_eq!(
-            method("style guide"),
-            ("style_guide.list".into(), project.clone())
-        );
-        assert_eq!(
-            method("character"),
-            ("character.list".into(), project.clone())
-        );
-        assert_eq!(
-            method("reference set"),
-            ("reference_set.list".into(), project.clone())
-        );
-        assert_eq!(
-            method("prompt template"),
-            ("prompt_template.list".into(), project)
-        );
-        assert_eq!(method("provider"), ("provider.list".into(), vec![]));
-        assert_eq!(method("run"), ("run.list".into(), vec![]));
-        assert_eq!(
-            method("candidate"),
-            ("run.show".into(), vec!["run".to_owned()])
-        );
-    }
-
-    /// The error a store failure becomes has the expected code, sent with one of its kinds.
-    fn check_store(err: StoreError, expected: ErrorCode) {
-        let what = err.to_string();
-        let api = ApiError::from(err);
-        assert_eq!(api.code, expected, "{what}");
-        assert!(api.code.kinds().contains(&api.kind), "{what}");
-        assert_eq!(api.to_data().code(), Some(expected), "{what}");
-    }
-
-    #[test]
-    fn store_errors_keep_their_codes_and_kinds() {
-        check_store(
-            StoreError::ProjectNotFound("x".into()),
-            ErrorCode::ProjectNotFound,
-        );
-        check_store(StoreError::SlugTaken("x".into()), ErrorCode::SlugTaken);
-        check_store(
-            StoreError::AssetNotFound("a1".into()),
-            ErrorCode::AssetNotFound,
-        );
-        check_store(StoreError::LinkExists, ErrorCode::LinkExists);
-        check_store(
-            StoreError::EntityNotFound {
-                what: "style guide",
-                key: "Ink".into(),
-            },
-            ErrorCode::NotFound,
-        );
-        check_store(
-            StoreError::NameTaken {
-                what: "character",
-                name: "Mara".into(),
-            },
-            ErrorCode::NameTaken,
-        );
-        check_store(
-            StoreError::NewerSchema {
-                path: "/data/kroma.db".into(),
-                found: 9,
-                supported: 8,
-            },
-            ErrorCode::NewerSchema,
-        );
-        check_store(StoreError::Corrupt("x".into()), ErrorCode::DatabaseError);
-        check_store(StoreError::Task("x".into()), ErrorCode::DatabaseError);
-    }
-
-    #[test]
     fn codes_are_written_by_their_wire_names() {
         let cases = [
             (
-                ApiError::validation(ErrorCode::NotAnImage, "x"),
+                Problem::validation(ErrorCode::NotAnImage, "x"),
                 "validation",
                 "not_an_image",
             ),
             (
-                ApiError::new(ErrorKind::Provider, ErrorCode::CallLost, "x"),
+                Problem::new(ErrorKind::Provider, ErrorCode::CallLost, "x"),
                 "provider",
                 "call_lost",
             ),
             (
-                ApiError::new(ErrorKind::Internal, ErrorCode::TemplateSyntax, "x"),
+                Problem::new(ErrorKind::Internal, ErrorCode::TemplateSyntax, "x"),
                 "internal",
                 "template_syntax",
             ),
             (
-                ApiError::new(ErrorKind::Validation, ErrorCode::TemplateSyntax, "x"),
+                Problem::new(ErrorKind::Validation, ErrorCode::TemplateSyntax, "x"),
                 "validation",
                 "template_syntax",
             ),
@@ -393,6 +170,6 @@ mod tests {
     #[cfg(debug_assertions)]
     #[should_panic(expected = "error code `project_not_found` is not sent with kind `validation`")]
     fn a_code_with_a_kind_it_is_not_sent_with_is_a_bug() {
-        let _ = ApiError::validation(ErrorCode::ProjectNotFound, "project `x` not found");
+        let _ = Problem::validation(ErrorCode::ProjectNotFound, "project `x` not found");
     }
 }

@@ -69,7 +69,7 @@ pub(crate) struct Daemon {
 impl Daemon {
     /// The HTTP client for provider APIs, built by the first caller: its TLS roots take memory a
     /// daemon that never calls a provider should not hold.
-    pub(crate) fn http(&self) -> Result<&reqwest::Client, error::ApiError> {
+    pub(crate) fn http(&self) -> Result<&reqwest::Client, error::Problem> {
         self.http
             .get_or_init(|| {
                 reqwest::Client::builder()
@@ -80,7 +80,7 @@ impl Daemon {
             })
             .as_ref()
             .map_err(|err| {
-                error::ApiError::new(
+                error::Problem::new(
                     protocol::ErrorKind::Internal,
                     protocol::ErrorCode::HttpClient,
                     format!("setting up the HTTP client: {err}"),

@@ -10,7 +10,7 @@ use protocol::{ErrorCode, ErrorKind};
 
 use super::find_project;
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::projects::import::{self, Candidate};
 use crate::projects::layout::folder_of;
 use crate::store::{AssetRow, LinkRow, NewAsset, NewEvent, ProjectRow, StoreError, asset_queries};
@@ -28,9 +28,9 @@ const MAX_NAMED_PATHS: usize = 10_000;
 pub async fn import(
     daemon: Arc<Daemon>,
     params: protocol::asset::ImportParams,
-) -> Result<protocol::asset::ImportReport, ApiError> {
+) -> Result<protocol::asset::ImportReport, Problem> {
     if !IMPORTABLE.contains(&params.kind) {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::KindNotImportable,
             format!(
                 "assets of kind `{}` are made by the pipeline, not imported",
@@ -40,7 +40,7 @@ pub async fn import(
         .with_hint("import as input, reference, mask or other"));
     }
     if params.paths.is_empty() || params.paths.len() > MAX_NAMED_PATHS {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidPaths,
             format!("name between 1 and {MAX_NAMED_PATHS} files or folders"),
         ));
@@ -49,7 +49,7 @@ pub async fn import(
     let paths = params.paths;
     let found = tokio::task::spawn_blocking(move || import::expand(&paths))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     let mut report = protocol::asset::ImportReport {
         results: Vec::with_capacity(found.len()),
         imported: 0,
@@ -104,13 +104,13 @@ pub(crate) async fn import_one(
     project: &ProjectRow,
     candidate: Candidate,
     kind: AssetKind,
-) -> Result<(ImportOutcome, AssetRow), ApiError> {
+) -> Result<(ImportOutcome, AssetRow), Problem> {
     let max_pixels = daemon.config.limits.max_image_pixels;
     let checked =
         tokio::task::spawn_blocking(move || import::read_and_check(&candidate, max_pixels))
             .await
             .map_err(|err| {
-                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
             })??;
     let project_id = project.id.clone();
     let root = project.root.clone();
@@ -156,7 +156,7 @@ pub(crate) async fn import_one(
                     kind: row.kind,
                 },
             );
-            Ok::<_, ApiError>(((ImportOutcome::Imported, row), vec![event]))
+            Ok::<_, Problem>(((ImportOutcome::Imported, row), vec![event]))
         })
         .await
 }
@@ -164,7 +164,7 @@ pub(crate) async fn import_one(
 pub async fn list(
     daemon: Arc<Daemon>,
     params: protocol::asset::ListParams,
-) -> Result<protocol::asset::AssetList, ApiError> {
+) -> Result<protocol::asset::AssetList, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let rows = daemon
         .store
@@ -178,7 +178,7 @@ pub async fn list(
 pub async fn get(
     daemon: Arc<Daemon>,
     params: protocol::asset::AssetRef,
-) -> Result<protocol::asset::Asset, ApiError> {
+) -> Result<protocol::asset::Asset, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let row = daemon
         .store
@@ -190,7 +190,7 @@ pub async fn get(
 pub async fn delete(
     daemon: Arc<Daemon>,
     params: protocol::asset::DeleteParams,
-) -> Result<protocol::asset::AssetDeleted, ApiError> {
+) -> Result<protocol::asset::AssetDeleted, Problem> {
     if !params.confirm {
         return Err(super::unconfirmed_delete::<protocol::asset::Delete>(
             &format!("asset `{}`", params.id),
@@ -236,9 +236,9 @@ pub async fn delete(
 pub async fn link(
     daemon: Arc<Daemon>,
     params: protocol::asset::LinkParams,
-) -> Result<protocol::asset::AssetLink, ApiError> {
+) -> Result<protocol::asset::AssetLink, Problem> {
     if params.from == params.to {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::SelfLink,
             "an asset cannot be linked to itself",
         ));
@@ -275,7 +275,7 @@ pub async fn link(
 pub async fn lineage(
     daemon: Arc<Daemon>,
     params: protocol::asset::AssetRef,
-) -> Result<protocol::asset::LineageGraph, ApiError> {
+) -> Result<protocol::asset::LineageGraph, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let root = params.id.clone();
     let (assets, links) = daemon

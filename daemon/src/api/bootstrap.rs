@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::find_project;
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::knowledge::bootstrap::{self, Plan, Snapshot};
 use crate::store::knowledge::{self as rows, Entity};
 use crate::store::{self, NewEvent, ProjectChanges, ProjectRow, StoreError};
@@ -37,7 +37,7 @@ fn load_snapshot(conn: &Connection, project: &ProjectRow) -> Result<Snapshot, St
 pub async fn export(
     daemon: Arc<Daemon>,
     params: protocol::knowledge::ProjectParams,
-) -> Result<protocol::bootstrap::BootstrapExport, ApiError> {
+) -> Result<protocol::bootstrap::BootstrapExport, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let snapshot = daemon
         .store
@@ -56,12 +56,12 @@ pub async fn export(
 pub async fn import(
     daemon: Arc<Daemon>,
     params: protocol::bootstrap::ImportParams,
-) -> Result<protocol::bootstrap::ImportSummary, ApiError> {
+) -> Result<protocol::bootstrap::ImportSummary, Problem> {
     let document = match (params.document, params.text) {
         (Some(document), None) => document,
         (None, Some(text)) => bootstrap::read_answer(&text)?,
         _ => {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::InvalidParams,
                 "give exactly one of `document` (JSON) and `text` (the AI's answer as it came)",
             ));
@@ -106,7 +106,7 @@ pub async fn import(
                     prompt_templates: counts(&summary.prompt_templates),
                 },
             );
-            Ok::<_, ApiError>((summary, vec![event]))
+            Ok::<_, Problem>((summary, vec![event]))
         })
         .await
 }

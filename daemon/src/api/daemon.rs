@@ -5,13 +5,13 @@ use std::sync::Arc;
 use kroma_protocol as protocol;
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::store;
 
 pub async fn status(
     daemon: Arc<Daemon>,
     _: protocol::NoParams,
-) -> Result<protocol::daemon::DaemonStatus, ApiError> {
+) -> Result<protocol::daemon::DaemonStatus, Problem> {
     let (projects, events, audit_events) = daemon.store.read(store::counts).await?;
     let open = daemon.config.limits.max_connections - daemon.connections.available_permits();
     Ok(protocol::daemon::DaemonStatus {
@@ -38,7 +38,7 @@ const PROBE_SECRET: &str = "kroma-doctor-probe";
 pub async fn check(
     daemon: Arc<Daemon>,
     _: protocol::NoParams,
-) -> Result<protocol::daemon::Health, ApiError> {
+) -> Result<protocol::daemon::Health, Problem> {
     let database_integrity = daemon.store.read(store::integrity_check).await?;
     let secret_store = daemon.secrets.get().await.status();
     let secret_round_trip = if secret_store.available {
@@ -59,7 +59,7 @@ pub async fn check(
             }
         })
         .await
-        .map_err(|err| ApiError::from(crate::store::StoreError::Task(err.to_string())))?;
+        .map_err(|err| Problem::from(crate::store::StoreError::Task(err.to_string())))?;
         Some(outcome)
     } else {
         None

@@ -7,6 +7,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::parse_params;
 use crate::Daemon;
+use crate::server::wire::ToWire;
 use crate::store;
 
 /// How many events a replay reads from the database at a time.
@@ -43,7 +44,7 @@ pub fn register_events_subscription(module: &mut RpcModule<Daemon>) {
                     Ok((_, newest)) => newest,
                     Err(err) => {
                         pending
-                            .reject(crate::error::ApiError::from(err).to_rpc())
+                            .reject(crate::error::Problem::from(err).to_rpc())
                             .await;
                         return Ok(());
                     }

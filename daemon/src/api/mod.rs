@@ -23,9 +23,10 @@ use protocol::{ErrorCode, Method};
 use serde::de::DeserializeOwned;
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::projects::rules as project;
 use crate::server::Peer;
+use crate::server::wire::ToWire;
 use crate::store::{self, NewAuditEntry, StoreError};
 
 const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -160,7 +161,7 @@ where
     M: Method,
     M::Output: Clone,
     F: Fn(Arc<Daemon>, M::Params) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<M::Output, ApiError>> + Send + 'static,
+    Fut: Future<Output = Result<M::Output, Problem>> + Send + 'static,
 {
     let result = module.register_async_method(M::NAME, move |params, daemon, extensions| {
         let handler = handler.clone();
@@ -179,7 +180,7 @@ where
                 if M::MUTATING && M::UNBOUNDED {
                     daemon
                         .store
-                        .write(|_| Ok::<_, ApiError>(((), Vec::new())))
+                        .write(|_| Ok::<_, Problem>(((), Vec::new())))
                         .await?;
                 }
                 handler(daemon.clone(), params).await
@@ -208,7 +209,7 @@ where
 pub(crate) async fn find_project(
     daemon: &Daemon,
     slug: &str,
-) -> Result<store::ProjectRow, ApiError> {
+) -> Result<store::ProjectRow, Problem> {
     let slug = project::parse_slug(slug)?;
     Ok(daemon
         .store
@@ -221,8 +222,8 @@ pub(crate) async fn find_project(
 fn unconfirmed_delete<'a, M: Method>(
     what: &str,
     known: impl IntoIterator<Item = (&'a str, serde_json::Value)>,
-) -> ApiError {
-    ApiError::new(
+) -> Problem {
+    Problem::new(
         protocol::ErrorKind::Policy,
         ErrorCode::ConfirmationRequired,
         format!("deleting {what} needs confirm: true"),
@@ -232,13 +233,13 @@ fn unconfirmed_delete<'a, M: Method>(
 }
 
 /// Decodes named params; absent params, `null` and `[]` mean "no params".
-fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, ApiError> {
+fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, Problem> {
     let raw = match raw.map(str::trim) {
         None | Some("" | "null" | "[]") => "{}",
         Some(raw) => raw,
     };
     if raw.starts_with('[') {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::ParamsNotObject,
             "params must be a JSON object of named params, not an array",
         )
@@ -246,7 +247,7 @@ fn parse_params<P: DeserializeOwned>(raw: Option<&str>) -> Result<P, ApiError> {
         .with_action(discover()));
     }
     serde_json::from_str(raw).map_err(|err| {
-        ApiError::validation(ErrorCode::InvalidParams, format!("invalid params: {err}"))
+        Problem::validation(ErrorCode::InvalidParams, format!("invalid params: {err}"))
             .with_hint("rpc.discover describes every method's params")
             .with_action(discover())
     })
@@ -257,10 +258,10 @@ fn discover() -> protocol::Action {
     protocol::Action::call::<protocol::rpc::Discover>([], &[])
 }
 
-fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+fn parse_limit(limit: Option<u32>) -> Result<u32, Problem> {
     match limit.unwrap_or(DEFAULT_LIST_LIMIT) {
         limit @ 1..=protocol::events::MAX_LIST_LIMIT => Ok(limit),
-        _ => Err(ApiError::validation(
+        _ => Err(Problem::validation(
             ErrorCode::InvalidLimit,
             format!(
                 "limit must be between 1 and {}",

@@ -10,7 +10,7 @@ use protocol::{ErrorCode, ErrorKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::png::Provenance;
 use crate::files::write;
 use crate::postprocess::budget;
@@ -25,7 +25,7 @@ const MAX_FILES: usize = 10_000;
 pub async fn color(
     daemon: Arc<Daemon>,
     params: protocol::postprocess::ColorParams,
-) -> Result<StepReport, ApiError> {
+) -> Result<StepReport, Problem> {
     let (resolved, _) = crate::runs::inputs::resolve_settings(&daemon, None, None).await?;
     let profile = chain::find_profile(&resolved.settings, &params.profile)?;
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
@@ -41,7 +41,7 @@ pub async fn color(
 pub async fn bg_remove(
     daemon: Arc<Daemon>,
     params: protocol::postprocess::BgRemoveParams,
-) -> Result<StepReport, ApiError> {
+) -> Result<StepReport, Problem> {
     let background = params
         .background
         .as_deref()
@@ -53,7 +53,7 @@ pub async fn bg_remove(
         background,
     };
     if options.mask_only && options.background.is_some() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidOptions,
             "a mask has no background to colour: pass mask_only or background, not both",
         ));
@@ -73,10 +73,10 @@ pub async fn bg_remove(
 pub async fn upscale(
     daemon: Arc<Daemon>,
     params: protocol::postprocess::UpscaleParams,
-) -> Result<StepReport, ApiError> {
+) -> Result<StepReport, Problem> {
     let scale = params.scale.unwrap_or(4);
     if scale != 2 && scale != 4 {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidScale,
             format!("scale {scale} is not 2 or 4"),
         ));
@@ -85,7 +85,7 @@ pub async fn upscale(
         None => upscale::DEFAULT_TILE,
         Some(tile @ 32..=1024) => tile as usize,
         Some(tile) => {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::InvalidTile,
                 format!("tile {tile} is not between 32 and 1024"),
             ));
@@ -107,7 +107,7 @@ pub async fn upscale(
 pub async fn models_list(
     daemon: Arc<Daemon>,
     params: protocol::local_model::ListParams,
-) -> Result<protocol::local_model::LocalModels, ApiError> {
+) -> Result<protocol::local_model::LocalModels, Problem> {
     let dir = daemon.config.models_dir.clone();
     let engine = daemon.engine.clone();
     tokio::task::spawn_blocking(move || {
@@ -128,7 +128,7 @@ pub async fn models_list(
         local
     })
     .await
-    .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))
+    .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))
 }
 
 /// A step with its model loaded before any file is touched (a missing or broken runtime or
@@ -141,7 +141,7 @@ struct Prepared {
 }
 
 impl Prepared {
-    async fn load(daemon: &Daemon, step: Step) -> Result<Prepared, ApiError> {
+    async fn load(daemon: &Daemon, step: Step) -> Result<Prepared, Problem> {
         let engine = daemon.engine.clone();
         tokio::task::spawn_blocking(move || {
             let model = step.load_model(&engine)?;
@@ -155,15 +155,15 @@ impl Prepared {
             })
         })
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
     }
 }
 
-fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, ApiError> {
+fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, Problem> {
     dir.map(|dir| {
         let dir = PathBuf::from(dir);
         if !dir.is_absolute() {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::InvalidOutputDir,
                 format!("output_dir `{}` must be an absolute path", dir.display()),
             ));
@@ -176,10 +176,10 @@ fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, Api
 
 /// Refuses a folder inside kromad's data dir (`real_data_dir`, links resolved on both sides):
 /// one-off outputs never go among its database, logs or project folders. Blocking.
-fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), ApiError> {
+fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), Problem> {
     let resolved = crate::projects::root::resolve(folder).unwrap_or_else(|_| folder.to_owned());
     if resolved.starts_with(real_data_dir) {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::OutputInDataDir,
             format!(
                 "{} is inside kromad's data dir ({})",
@@ -207,9 +207,9 @@ async fn find_files(
     paths: Vec<String>,
     suffix: String,
     output_dir: Option<PathBuf>,
-) -> Result<Vec<Result<Work, (String, ApiError)>>, ApiError> {
+) -> Result<Vec<Result<Work, (String, Problem)>>, Problem> {
     if paths.is_empty() || paths.len() > MAX_FILES {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidPaths,
             format!("name between 1 and {MAX_FILES} files or folders"),
         ));
@@ -268,16 +268,16 @@ async fn find_files(
         found
     })
     .await
-    .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+    .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     if found.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::NoImages,
             "the paths hold no image files (PNG, JPEG or WebP)",
         )
         .with_hint("name image files, or folders that hold some"));
     }
     if found.len() > MAX_FILES {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::TooManyFiles,
             format!(
                 "the folders hold {} files; at most {MAX_FILES} per call",
@@ -292,9 +292,9 @@ async fn find_files(
 /// resolved once. Blocking.
 fn keep_outputs_out_of_data_dir(
     real_data_dir: &Path,
-    found: &mut [Result<Work, (String, ApiError)>],
+    found: &mut [Result<Work, (String, Problem)>],
 ) {
-    let mut checked = std::collections::HashMap::<PathBuf, Result<(), ApiError>>::new();
+    let mut checked = std::collections::HashMap::<PathBuf, Result<(), Problem>>::new();
     for entry in found.iter_mut() {
         let Ok(work) = entry else {
             continue;
@@ -315,8 +315,8 @@ fn keep_outputs_out_of_data_dir(
 /// of their own, each with its source's extension (`a_png.png`, `a_jpg.png`), whatever their
 /// order.
 fn separate_targets(
-    mut found: Vec<Result<Work, (String, ApiError)>>,
-) -> Vec<Result<Work, (String, ApiError)>> {
+    mut found: Vec<Result<Work, (String, Problem)>>,
+) -> Vec<Result<Work, (String, Problem)>> {
     let mut count = std::collections::HashMap::<PathBuf, usize>::new();
     for work in found.iter().flatten() {
         *count.entry(work.target.clone()).or_default() += 1;
@@ -344,9 +344,9 @@ fn separate_targets(
 
 async fn run_step(
     daemon: Arc<Daemon>,
-    files: Vec<Result<Work, (String, ApiError)>>,
+    files: Vec<Result<Work, (String, Problem)>>,
     step: Arc<Prepared>,
-) -> Result<StepReport, ApiError> {
+) -> Result<StepReport, Problem> {
     // Cancelled when kromad stops, or when this call is dropped because its caller left: the
     // blocking work sees it between tiles and files.
     let stop = daemon.shutdown.child_token();
@@ -377,7 +377,7 @@ async fn run_step(
                     })
                     .await
                     .map_err(|err| {
-                        ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                        Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
                     })
                     .and_then(|result| result);
                     (index, input, outcome)
@@ -389,7 +389,7 @@ async fn run_step(
     let mut failed = results.iter().flatten().count() as u32;
     while let Some(joined) = tasks.join_next().await {
         let (index, input, outcome) = joined.map_err(|err| {
-            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
         })?;
         let result = match outcome {
             Ok(output) => {
@@ -441,7 +441,7 @@ fn process_file(
     work: &Work,
     prepared: &Prepared,
     stop: &CancellationToken,
-) -> Result<PathBuf, ApiError> {
+) -> Result<PathBuf, Problem> {
     let path = &work.input;
     let step = &prepared.step;
     let loaded = budget::load_image(
@@ -527,16 +527,16 @@ impl<'a> TileProgress<'a> {
     }
 }
 
-fn write_error(target: &Path, err: std::io::Error) -> ApiError {
+fn write_error(target: &Path, err: std::io::Error) -> Problem {
     if err.kind() == std::io::ErrorKind::AlreadyExists {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Conflict,
             ErrorCode::OutputExists,
             format!("{} exists; kroma never overwrites a file", target.display()),
         )
         .with_hint("move it away, or pass another output_dir")
     } else {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Infra,
             ErrorCode::IoError,
             format!("writing {}: {err}", target.display()),

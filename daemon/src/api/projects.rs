@@ -7,14 +7,14 @@ use kroma_protocol as protocol;
 use protocol::{ErrorCode, ErrorKind};
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::projects::{root as project_root, rules as project};
 use crate::store::{self, NewEvent, NewProject, ProjectChanges, ProjectRow, StoreError};
 
 pub async fn project_create(
     daemon: Arc<Daemon>,
     params: protocol::project::CreateParams,
-) -> Result<protocol::project::Project, ApiError> {
+) -> Result<protocol::project::Project, Problem> {
     let name = project::parse_name(&params.name)?;
     let slug = match &params.slug {
         Some(slug) => project::parse_slug(slug)?,
@@ -25,9 +25,7 @@ pub async fn project_create(
     // Compared and stored with every link resolved: a link cannot make two roots share files.
     let root = tokio::task::spawn_blocking(move || resolve_root(&root))
         .await
-        .map_err(|err| {
-            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
-        })??;
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))??;
     let data_dir = daemon.real_data_dir.clone();
     let s3 = params.s3.as_ref().map(project::parse_s3).transpose()?;
     let new = NewProject {
@@ -64,7 +62,7 @@ pub async fn project_create(
                     root: row.root.clone(),
                 },
             );
-            Ok::<_, ApiError>((row, vec![event]))
+            Ok::<_, Problem>((row, vec![event]))
         })
         .await?;
     tracing::info!(slug = %row.slug, root = %row.root, "project created");
@@ -74,7 +72,7 @@ pub async fn project_create(
 pub async fn project_update(
     daemon: Arc<Daemon>,
     params: protocol::project::UpdateParams,
-) -> Result<protocol::project::Project, ApiError> {
+) -> Result<protocol::project::Project, Problem> {
     let slug = project::parse_slug(&params.slug)?;
     let changes = ProjectChanges {
         name: params
@@ -122,7 +120,7 @@ pub async fn project_update(
 pub async fn project_delete(
     daemon: Arc<Daemon>,
     params: protocol::project::DeleteParams,
-) -> Result<protocol::project::Deleted, ApiError> {
+) -> Result<protocol::project::Deleted, Problem> {
     let slug = project::parse_slug(&params.slug)?;
     if !params.confirm {
         let purge_files = params.purge_files.then(|| ("purge_files", true.into()));
@@ -148,7 +146,7 @@ pub async fn project_delete(
                 let other_roots =
                     project_root::resolve_all(others.iter().map(|other| other.root.as_str()));
                 project::check_root_apart(&root, &data_dir, &other_roots).map_err(|err| {
-                    ApiError {
+                    Problem {
                         message: format!("not purged: {}", err.message),
                         ..err
                     }
@@ -167,7 +165,7 @@ pub async fn project_delete(
                     purged_files: purge_files,
                 },
             );
-            Ok::<_, ApiError>(((row, detached), vec![event]))
+            Ok::<_, Problem>(((row, detached), vec![event]))
         })
         .await?;
     if let Some(detached) = detached {
@@ -175,10 +173,10 @@ pub async fn project_delete(
         let purged = tokio::task::spawn_blocking(move || detached.purge())
             .await
             .map_err(|err| {
-                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
             })?;
         if let Err(err) = purged {
-            return Err(ApiError {
+            return Err(Problem {
                 message: format!(
                     "project `{}` was deleted, but removing its files failed: {}",
                     row.slug, err.message
@@ -221,9 +219,9 @@ pub fn to_proto(row: &ProjectRow) -> protocol::project::Project {
 }
 
 /// A root with its links resolved.
-fn resolve_root(path: &std::path::Path) -> Result<std::path::PathBuf, ApiError> {
+fn resolve_root(path: &std::path::Path) -> Result<std::path::PathBuf, Problem> {
     project_root::resolve(path).map_err(|err| {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::InvalidRoot,
             format!("cannot resolve {}: {err}", path.display()),
         )

@@ -7,14 +7,14 @@ use protocol::ErrorCode;
 use protocol::provider::{CheckResult, CheckStatus, Provider, ProviderKind};
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::providers::{self, Account};
 use crate::store::providers::{self as rows, ProviderRow};
 use crate::store::{NewEvent, StoreError};
 
 const DEFAULT_MODEL: &str = "gpt-image-2";
 
-fn parse_name(name: &str) -> Result<String, ApiError> {
+fn parse_name(name: &str) -> Result<String, Problem> {
     let valid = (1..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && name
@@ -23,29 +23,29 @@ fn parse_name(name: &str) -> Result<String, ApiError> {
     if valid {
         Ok(name.to_owned())
     } else {
-        Err(ApiError::validation(
+        Err(Problem::validation(
             ErrorCode::InvalidProviderName,
             format!("provider name `{name}` must match [a-z0-9][a-z0-9_-]{{0,63}}"),
         ))
     }
 }
 
-fn parse_base_url(url: &str) -> Result<String, ApiError> {
+fn parse_base_url(url: &str) -> Result<String, Problem> {
     let parsed = url::Url::parse(url).map_err(|err| {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::InvalidBaseUrl,
             format!("base URL `{url}` is not a URL: {err}"),
         )
         .with_hint("e.g. https://api.openai.com/v1")
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidBaseUrl,
             format!("base URL `{url}` must be http:// or https:// with a host"),
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidBaseUrl,
             "the base URL must not carry credentials; put the key in a secret",
         ));
@@ -53,10 +53,10 @@ fn parse_base_url(url: &str) -> Result<String, ApiError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-fn parse_text(field: &str, value: &str) -> Result<String, ApiError> {
+fn parse_text(field: &str, value: &str) -> Result<String, Problem> {
     let value = value.trim();
     if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidParams,
             format!("`{field}` must be 1 to 200 characters without control characters"),
         ));
@@ -64,11 +64,9 @@ fn parse_text(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(value.to_owned())
 }
 
-fn to_proto(row: &ProviderRow) -> Result<Provider, ApiError> {
-    let kind =
-        serde_json::from_value(serde_json::Value::String(row.kind.clone())).map_err(|_| {
-            ApiError::from(StoreError::Corrupt(format!("provider kind `{}`", row.kind)))
-        })?;
+fn to_proto(row: &ProviderRow) -> Result<Provider, Problem> {
+    let kind = serde_json::from_value(serde_json::Value::String(row.kind.clone()))
+        .map_err(|_| Problem::from(StoreError::Corrupt(format!("provider kind `{}`", row.kind))))?;
     Ok(Provider {
         name: row.name.clone(),
         kind,
@@ -96,13 +94,13 @@ fn changed(name: &str, action: protocol::events::Change, at: String) -> NewEvent
 pub async fn create(
     daemon: Arc<Daemon>,
     params: protocol::provider::CreateParams,
-) -> Result<Provider, ApiError> {
+) -> Result<Provider, Problem> {
     let name = parse_name(&params.name)?;
     let base_url = match (params.kind, params.base_url.as_deref()) {
         (_, Some(url)) => parse_base_url(url)?,
         (ProviderKind::Openai, None) => protocol::provider::OPENAI_BASE_URL.to_owned(),
         (ProviderKind::OpenaiCompatible, None) => {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::InvalidBaseUrl,
                 "an openai_compatible provider needs a base URL",
             )
@@ -144,7 +142,7 @@ pub async fn create(
 pub async fn update(
     daemon: Arc<Daemon>,
     params: protocol::provider::UpdateParams,
-) -> Result<Provider, ApiError> {
+) -> Result<Provider, Problem> {
     let name = parse_name(&params.name)?;
     let base_url = params.base_url.as_deref().map(parse_base_url).transpose()?;
     let default_model = params
@@ -187,7 +185,7 @@ pub async fn update(
 pub async fn get(
     daemon: Arc<Daemon>,
     params: protocol::provider::ProviderRef,
-) -> Result<Provider, ApiError> {
+) -> Result<Provider, Problem> {
     let name = parse_name(&params.name)?;
     to_proto(
         &daemon
@@ -200,7 +198,7 @@ pub async fn get(
 pub async fn list(
     daemon: Arc<Daemon>,
     _: protocol::NoParams,
-) -> Result<protocol::provider::ProviderList, ApiError> {
+) -> Result<protocol::provider::ProviderList, Problem> {
     let rows = daemon.store.read(rows::list).await?;
     Ok(protocol::provider::ProviderList {
         providers: rows.iter().map(to_proto).collect::<Result<_, _>>()?,
@@ -210,7 +208,7 @@ pub async fn list(
 pub async fn delete(
     daemon: Arc<Daemon>,
     params: protocol::provider::DeleteParams,
-) -> Result<Provider, ApiError> {
+) -> Result<Provider, Problem> {
     let name = parse_name(&params.name)?;
     if !params.confirm {
         return Err(super::unconfirmed_delete::<protocol::provider::Delete>(
@@ -236,7 +234,7 @@ pub async fn delete(
 pub async fn check(
     daemon: Arc<Daemon>,
     params: protocol::provider::ProviderRef,
-) -> Result<CheckResult, ApiError> {
+) -> Result<CheckResult, Problem> {
     let name = parse_name(&params.name)?;
     let row = daemon
         .store
@@ -246,7 +244,7 @@ pub async fn check(
     let secret_name = row.secret_name.clone();
     let key = tokio::task::spawn_blocking(move || secrets.get(&secret_name))
         .await
-        .map_err(|err| ApiError::from(StoreError::Task(err.to_string())))?;
+        .map_err(|err| Problem::from(StoreError::Task(err.to_string())))?;
     let key = match key {
         Ok((key, _store)) => key,
         Err(err) => {

@@ -12,7 +12,7 @@ use protocol::run::{CandidateStatus, Plan, PlanParams, RunDetail, RunStatus, Run
 use protocol::{Action, ErrorCode, ErrorKind};
 
 use super::find_project;
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 use crate::providers::image_models as models;
 use crate::runs::gates::{check_budgets, check_confirmation, parse_confirmation, spend_gate};
 use crate::runs::inputs::{make_plan, resolve_settings};
@@ -22,7 +22,7 @@ use crate::store::runs::{self as rows, NewCandidate, RunRow};
 use crate::store::{NewEvent, StoreError};
 use crate::{Daemon, clock, runs};
 
-pub async fn plan(daemon: Arc<Daemon>, params: PlanParams) -> Result<Plan, ApiError> {
+pub async fn plan(daemon: Arc<Daemon>, params: PlanParams) -> Result<Plan, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     make_plan(&daemon, &project, &params, false).await
 }
@@ -30,7 +30,7 @@ pub async fn plan(daemon: Arc<Daemon>, params: PlanParams) -> Result<Plan, ApiEr
 pub async fn create(
     daemon: Arc<Daemon>,
     params: protocol::run::CreateParams,
-) -> Result<RunDetail, ApiError> {
+) -> Result<RunDetail, Problem> {
     let project = find_project(&daemon, &params.plan.project).await?;
     let plan = make_plan(&daemon, &project, &params.plan, true).await?;
     let id = uuid::Uuid::new_v4().to_string();
@@ -53,7 +53,7 @@ pub async fn create(
         plan_json: runs::stored::StoredPlan::from(&plan)
             .to_json()
             .map_err(|err| {
-                ApiError::new(
+                Problem::new(
                     ErrorKind::Internal,
                     ErrorCode::Internal,
                     format!("plan: {err}"),
@@ -103,14 +103,14 @@ pub async fn create(
     Ok(detail)
 }
 
-async fn write_record(daemon: &Daemon, detail: RunDetail) -> Result<(), ApiError> {
+async fn write_record(daemon: &Daemon, detail: RunDetail) -> Result<(), Problem> {
     let at = daemon.clock.now();
     tokio::task::spawn_blocking(move || runs::write_record(&detail, at))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
 }
 
-async fn load_detail(daemon: &Daemon, run_id: String) -> Result<RunDetail, ApiError> {
+async fn load_detail(daemon: &Daemon, run_id: String) -> Result<RunDetail, Problem> {
     Ok(daemon
         .store
         .read(move |conn| {
@@ -122,11 +122,11 @@ async fn load_detail(daemon: &Daemon, run_id: String) -> Result<RunDetail, ApiEr
         .await?)
 }
 
-fn parse_run_id(id: &str) -> Result<String, ApiError> {
+fn parse_run_id(id: &str) -> Result<String, Problem> {
     uuid::Uuid::parse_str(id)
         .map(|uuid| uuid.to_string())
         .map_err(|_| {
-            ApiError::validation(
+            Problem::validation(
                 ErrorCode::InvalidRun,
                 format!("`{id}` is not a run id (a UUID)"),
             )
@@ -140,18 +140,18 @@ fn parse_run_id(id: &str) -> Result<String, ApiError> {
 pub async fn show(
     daemon: Arc<Daemon>,
     params: protocol::run::RunRef,
-) -> Result<RunDetail, ApiError> {
+) -> Result<RunDetail, Problem> {
     load_detail(&daemon, parse_run_id(&params.run)?).await
 }
 
 pub async fn list(
     daemon: Arc<Daemon>,
     params: protocol::run::ListParams,
-) -> Result<protocol::run::RunList, ApiError> {
+) -> Result<protocol::run::RunList, Problem> {
     let limit = match params.limit.unwrap_or(50) {
         limit @ 1..=1000 => limit,
         _ => {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::InvalidLimit,
                 "limit must be between 1 and 1000",
             ));
@@ -181,14 +181,14 @@ pub async fn list(
 pub async fn start(
     daemon: Arc<Daemon>,
     params: protocol::run::StartParams,
-) -> Result<RunSummary, ApiError> {
+) -> Result<RunSummary, Problem> {
     let id = parse_run_id(&params.plan_id)?;
     let confirmed = parse_confirmation(params.confirm_cost_usd)?;
     let detail = load_detail(&daemon, id.clone()).await?;
     match detail.run.status {
         RunStatus::Planned => {}
         RunStatus::DryRun => {
-            return Err(ApiError::new(
+            return Err(Problem::new(
                 ErrorKind::Conflict,
                 ErrorCode::DryRun,
                 "a dry run is a record only and cannot be started",
@@ -196,7 +196,7 @@ pub async fn start(
             .with_hint("create the run again without --dry-run"));
         }
         other => {
-            return Err(ApiError::new(
+            return Err(Problem::new(
                 ErrorKind::Conflict,
                 ErrorCode::AlreadyStarted,
                 format!("run {id} is {}, not planned", other.as_str()),
@@ -224,7 +224,7 @@ pub async fn start(
         .write(move |tx| {
             let run = rows::get_run(tx, &id)?;
             if run.status != "planned" {
-                return Err(ApiError::new(
+                return Err(Problem::new(
                     ErrorKind::Conflict,
                     ErrorCode::AlreadyStarted,
                     format!("run {id} was started meanwhile"),
@@ -247,7 +247,7 @@ pub async fn start(
                     max_cost_usd: run.max_cost_usd,
                 },
             );
-            Ok::<_, ApiError>((summary, vec![event]))
+            Ok::<_, Problem>((summary, vec![event]))
         })
         .await?;
     daemon.runner.wake();
@@ -257,7 +257,7 @@ pub async fn start(
 pub async fn cancel(
     daemon: Arc<Daemon>,
     params: protocol::run::RunRef,
-) -> Result<RunSummary, ApiError> {
+) -> Result<RunSummary, Problem> {
     let id = parse_run_id(&params.run)?;
     let at = daemon.clock.now();
     let run_id = id.clone();
@@ -277,7 +277,7 @@ pub async fn cancel(
                 RunStatus::Canceling => {}
                 other => {
                     let other = other.as_str();
-                    return Err(ApiError::new(
+                    return Err(Problem::new(
                         ErrorKind::Conflict,
                         ErrorCode::NotCancelable,
                         format!(
@@ -286,7 +286,7 @@ pub async fn cancel(
                     ));
                 }
             }
-            Ok::<_, ApiError>(((), Vec::new()))
+            Ok::<_, Problem>(((), Vec::new()))
         })
         .await?;
     // Closes the run now if nothing is in flight, else when the last call is recorded.
@@ -301,7 +301,7 @@ pub async fn cancel(
 pub async fn retry(
     daemon: Arc<Daemon>,
     params: protocol::run::RetryParams,
-) -> Result<RunSummary, ApiError> {
+) -> Result<RunSummary, Problem> {
     let id = parse_run_id(&params.run)?;
     let confirmed = parse_confirmation(params.confirm_cost_usd)?;
     let detail = load_detail(&daemon, id.clone()).await?;
@@ -309,7 +309,7 @@ pub async fn retry(
         detail.run.status,
         RunStatus::Done | RunStatus::Partial | RunStatus::Failed | RunStatus::Canceled
     ) {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Conflict,
             ErrorCode::NotRetryable,
             format!(
@@ -349,7 +349,7 @@ pub async fn retry(
         })
         .count();
     if retried.is_empty() && chains == 0 {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Conflict,
             ErrorCode::NothingToRetry,
             format!(
@@ -383,7 +383,7 @@ pub async fn retry(
         .write(move |tx| {
             let run = rows::get_run(tx, &run_id)?;
             if matches!(run.state()?, RunStatus::Running | RunStatus::Canceling) {
-                return Err(ApiError::new(
+                return Err(Problem::new(
                     ErrorKind::Conflict,
                     ErrorCode::NotRetryable,
                     format!("run {run_id} was started again meanwhile"),
@@ -409,7 +409,7 @@ pub async fn retry(
                     max_cost_usd: max,
                 },
             );
-            Ok::<_, ApiError>(((summary, chains), vec![event]))
+            Ok::<_, Problem>(((summary, chains), vec![event]))
         })
         .await?;
     let (summary, chains) = summary;
@@ -423,7 +423,7 @@ pub async fn retry(
 pub async fn settings_effective(
     daemon: Arc<Daemon>,
     params: protocol::settings::EffectiveParams,
-) -> Result<protocol::settings::EffectiveSettings, ApiError> {
+) -> Result<protocol::settings::EffectiveSettings, Problem> {
     let root = match &params.project {
         Some(slug) => Some(PathBuf::from(find_project(&daemon, slug).await?.root)),
         None => None,
@@ -438,7 +438,7 @@ pub async fn settings_effective(
 pub async fn model_list(
     daemon: Arc<Daemon>,
     params: protocol::image_model::ListParams,
-) -> Result<protocol::image_model::ModelList, ApiError> {
+) -> Result<protocol::image_model::ModelList, Problem> {
     if let Some(name) = &params.refresh {
         let lookup = name.clone();
         let provider = daemon
@@ -449,11 +449,9 @@ pub async fn model_list(
         let secret = provider.secret_name.clone();
         let key = tokio::task::spawn_blocking(move || secrets.get(&secret))
             .await
+            .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
             .map_err(|err| {
-                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
-            })?
-            .map_err(|err| {
-                ApiError::new(
+                Problem::new(
                     ErrorKind::Provider,
                     ErrorCode::NoKey,
                     format!("the key of provider `{name}` cannot be read: {err}"),
@@ -480,7 +478,7 @@ pub async fn model_list(
         )
         .await
         .map_err(|message| {
-            ApiError::new(ErrorKind::Provider, ErrorCode::ProviderUnreachable, message).with_hint(
+            Problem::new(ErrorKind::Provider, ErrorCode::ProviderUnreachable, message).with_hint(
                 Hint::new(
                     format!("check provider `{name}`"),
                     Action::call::<protocol::provider::Check>(
@@ -510,7 +508,7 @@ pub async fn model_list(
 }
 
 /// `YYYY-MM-DD` or an RFC 3339 time, as the `at >= since` bound.
-fn parse_since(since: &str) -> Result<String, ApiError> {
+fn parse_since(since: &str) -> Result<String, Problem> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(at) = time::OffsetDateTime::parse(since, &Rfc3339) {
         return Ok(clock::format(at));
@@ -519,7 +517,7 @@ fn parse_since(since: &str) -> Result<String, ApiError> {
     if let Ok(date) = time::Date::parse(since, &date_format) {
         return Ok(clock::format(date.midnight().assume_utc()));
     }
-    Err(ApiError::validation(
+    Err(Problem::validation(
         ErrorCode::InvalidSince,
         format!("`{since}` is neither a date (YYYY-MM-DD) nor an RFC 3339 time"),
     ))
@@ -528,7 +526,7 @@ fn parse_since(since: &str) -> Result<String, ApiError> {
 pub async fn cost_summary(
     daemon: Arc<Daemon>,
     params: protocol::cost::SummaryParams,
-) -> Result<protocol::cost::CostSummary, ApiError> {
+) -> Result<protocol::cost::CostSummary, Problem> {
     let project_id = match &params.project {
         Some(slug) => Some(find_project(&daemon, slug).await?.id),
         None => None,

@@ -8,7 +8,7 @@ use protocol::secret::SecretInfo;
 use protocol::{ErrorCode, ErrorKind};
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::secrets::SecretError;
 use crate::store::secrets::{self as rows, SecretRow};
 use crate::store::{NewEvent, StoreError};
@@ -17,7 +17,7 @@ use crate::store::{NewEvent, StoreError};
 const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 /// Checks a secret name against [`protocol::secret::NAME_RULE`].
-pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
+pub(super) fn parse_name(name: &str) -> Result<String, Problem> {
     let valid = (1..=64).contains(&name.len())
         && name
             .chars()
@@ -26,7 +26,7 @@ pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
         Ok(name.to_owned())
     } else {
         // Not repeated back: a name that breaks the rule is often a key pasted in its place.
-        Err(ApiError::validation(
+        Err(Problem::validation(
             ErrorCode::InvalidSecretName,
             format!(
                 "the secret name given ({} characters, not shown: it may be a key) must match {}",
@@ -38,15 +38,15 @@ pub(super) fn parse_name(name: &str) -> Result<String, ApiError> {
     }
 }
 
-pub fn secret_error(err: SecretError) -> ApiError {
+pub fn secret_error(err: SecretError) -> Problem {
     match &err {
-        SecretError::Unavailable { .. } => ApiError::new(ErrorKind::Infra, ErrorCode::SecretStoreUnavailable, err.to_string())
+        SecretError::Unavailable { .. } => Problem::new(ErrorKind::Infra, ErrorCode::SecretStoreUnavailable, err.to_string())
             .with_hint("start the keyring (e.g. gnome-keyring), or set secrets.store = \"file\" in kromad.toml; daemon.status shows the store")
             .with_action(protocol::Action::EditConfig { key: "secrets.store".to_owned(), value: Some("file".into()) }),
-        SecretError::NotFound(name) => ApiError::new(ErrorKind::NotFound, ErrorCode::SecretNotFound, err.to_string())
+        SecretError::NotFound(name) => Problem::new(ErrorKind::NotFound, ErrorCode::SecretNotFound, err.to_string())
             .with_hint(format!("set secret `{name}`"))
             .with_action(protocol::Action::call::<protocol::secret::Set>([("name", name.as_str().into())], &[])),
-        SecretError::Store(_) => ApiError::new(ErrorKind::Infra, ErrorCode::SecretStoreFailed, err.to_string())
+        SecretError::Store(_) => Problem::new(ErrorKind::Infra, ErrorCode::SecretStoreFailed, err.to_string())
             .with_hint("check the secret store (keyring unlocked? key file readable?) and retry"),
     }
 }
@@ -74,10 +74,10 @@ fn changed(name: &str, action: protocol::events::SecretChange, at: String) -> Ne
 pub async fn set(
     daemon: Arc<Daemon>,
     params: protocol::secret::SetParams,
-) -> Result<SecretInfo, ApiError> {
+) -> Result<SecretInfo, Problem> {
     let name = parse_name(&params.name)?;
     if params.value.is_empty() || params.value.len() > MAX_VALUE_BYTES {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidSecretValue,
             format!("a secret value must be 1 to {MAX_VALUE_BYTES} bytes"),
         ));
@@ -92,7 +92,7 @@ pub async fn set(
             // The row and the value change together: if the store refuses, the row is rolled back.
             let row = rows::put(tx, &name, store, &at)?;
             secrets.set(&name, &value).map_err(secret_error)?;
-            Ok::<_, ApiError>((
+            Ok::<_, Problem>((
                 row,
                 vec![changed(&name, protocol::events::SecretChange::Set, at)],
             ))
@@ -104,7 +104,7 @@ pub async fn set(
 pub async fn list(
     daemon: Arc<Daemon>,
     _: protocol::NoParams,
-) -> Result<protocol::secret::SecretList, ApiError> {
+) -> Result<protocol::secret::SecretList, Problem> {
     let rows = daemon.store.read(rows::list).await?;
     let mut secrets: Vec<SecretInfo> = rows.iter().map(|row| info(&daemon, row)).collect();
     for name in daemon.secrets.env_names() {
@@ -129,7 +129,7 @@ pub async fn list(
 pub async fn delete(
     daemon: Arc<Daemon>,
     params: protocol::secret::DeleteParams,
-) -> Result<SecretInfo, ApiError> {
+) -> Result<SecretInfo, Problem> {
     let name = parse_name(&params.name)?;
     if !params.confirm {
         return Err(super::unconfirmed_delete::<protocol::secret::Delete>(
@@ -146,7 +146,7 @@ pub async fn delete(
                 .ok_or_else(|| secret_error(SecretError::NotFound(name.clone())))?;
             rows::delete(tx, &name)?;
             secrets.delete(&name).map_err(secret_error)?;
-            Ok::<_, ApiError>((
+            Ok::<_, Problem>((
                 row,
                 vec![changed(&name, protocol::events::SecretChange::Deleted, at)],
             ))
@@ -158,13 +158,13 @@ pub async fn delete(
 pub async fn test(
     daemon: Arc<Daemon>,
     params: protocol::secret::SecretRef,
-) -> Result<protocol::secret::TestResult, ApiError> {
+) -> Result<protocol::secret::TestResult, Problem> {
     let name = parse_name(&params.name)?;
     let secrets = daemon.secrets.get().await;
     let probe_name = name.clone();
     let outcome = tokio::task::spawn_blocking(move || secrets.test(&probe_name))
         .await
-        .map_err(|err| ApiError::from(StoreError::Task(err.to_string())))?;
+        .map_err(|err| Problem::from(StoreError::Task(err.to_string())))?;
     Ok(match outcome {
         Ok(store) => protocol::secret::TestResult {
             name,

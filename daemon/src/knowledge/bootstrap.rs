@@ -11,7 +11,7 @@ use protocol::bootstrap::{
     StyleGuidePart,
 };
 
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::knowledge::{self, name_key, parse_name, parse_required_text, parse_text};
 use crate::store::knowledge::{CharacterRow, Common, PromptTemplateRow, StyleGuideRow};
 
@@ -129,10 +129,10 @@ fn pretty<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// Reads the AI's answer: raw JSON, JSON inside a ``` fence, or prose around one JSON object.
-pub fn read_answer(text: &str) -> Result<BootstrapDocument, ApiError> {
+pub fn read_answer(text: &str) -> Result<BootstrapDocument, Problem> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::EmptyDocument,
             "the AI answer is empty",
         ));
@@ -157,11 +157,11 @@ pub fn read_answer(text: &str) -> Result<BootstrapDocument, ApiError> {
         }
     }
     Err(match last_error {
-        Some(err) => ApiError::validation(
+        Some(err) => Problem::validation(
             ErrorCode::InvalidDocument,
             format!("the document does not match the bootstrap schema: {err}"),
         ),
-        None => ApiError::validation(
+        None => Problem::validation(
             ErrorCode::InvalidDocument,
             "no JSON object found in the AI answer",
         ),
@@ -179,7 +179,7 @@ fn fenced_block(text: &str) -> Option<&str> {
 }
 
 /// Checks each section for repeated names (ignoring case).
-fn check_unique<'a>(section: &str, names: impl Iterator<Item = &'a str>) -> Result<(), ApiError> {
+fn check_unique<'a>(section: &str, names: impl Iterator<Item = &'a str>) -> Result<(), Problem> {
     let mut seen = BTreeSet::new();
     let mut repeated = BTreeSet::new();
     for name in names {
@@ -190,7 +190,7 @@ fn check_unique<'a>(section: &str, names: impl Iterator<Item = &'a str>) -> Resu
     if repeated.is_empty() {
         return Ok(());
     }
-    Err(ApiError::validation(
+    Err(Problem::validation(
         ErrorCode::DuplicateName,
         format!(
             "{section} names appear more than once: {}",
@@ -210,11 +210,11 @@ pub fn plan(
     document: &BootstrapDocument,
     mode: ImportMode,
     now: &str,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, Problem> {
     if let Some(version) = &document.schema_version
         && version != protocol::bootstrap::SCHEMA_VERSION
     {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::SchemaVersion,
             format!(
                 "document version `{version}` is not {}",
@@ -227,7 +227,7 @@ pub fn plan(
         && document.characters.is_none()
         && document.prompt_templates.is_none()
     {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::EmptyDocument,
             "the document has no section to import",
         )
@@ -263,7 +263,7 @@ pub fn plan(
         updated_at: now.to_owned(),
     };
     // In replace mode an omitted field is emptied; in merge mode it keeps its value.
-    let field = |given: &Option<String>, current: &str, label: &str| -> Result<String, ApiError> {
+    let field = |given: &Option<String>, current: &str, label: &str| -> Result<String, Problem> {
         match (given, mode) {
             (Some(value), _) => parse_text(label, value),
             (None, ImportMode::Merge) => Ok(current.to_owned()),
@@ -279,7 +279,7 @@ pub fn plan(
             .filter(|part| part.is_default == Some(true))
             .count();
         if defaults > 1 {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::DefaultRequired,
                 "more than one style guide is marked is_default",
             ));
@@ -325,7 +325,7 @@ pub fn plan(
                 }
                 None => {
                     let instructions = part.instructions.as_deref().ok_or_else(|| {
-                        ApiError::validation(
+                        Problem::validation(
                             ErrorCode::MissingText,
                             format!("new style guide `{}` needs `instructions`", name.name),
                         )
@@ -481,7 +481,7 @@ pub fn plan(
                 }
                 None => {
                     let body = part.body.as_deref().ok_or_else(|| {
-                        ApiError::validation(
+                        Problem::validation(
                             ErrorCode::MissingText,
                             format!("new prompt template `{}` needs a `body`", name.name),
                         )
@@ -542,8 +542,8 @@ fn push_change<T: Clone + PartialEq>(
     }
 }
 
-fn named_error(err: ApiError, what: &str, name: &str) -> ApiError {
-    ApiError {
+fn named_error(err: Problem, what: &str, name: &str) -> Problem {
+    Problem {
         message: format!("{what} `{name}`: {}", err.message),
         ..err
     }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kroma_protocol as protocol;
 use protocol::{ErrorCode, ErrorKind};
 
-use crate::error::ApiError;
+use crate::error::Problem;
 
 const MAX_NAME_CHARS: usize = 120;
 /// Longest text field (instructions, descriptions, template bodies).
@@ -24,13 +24,13 @@ pub struct Name {
     pub key: String,
 }
 
-pub fn parse_name(what: &str, name: &str) -> Result<Name, ApiError> {
+pub fn parse_name(what: &str, name: &str) -> Result<Name, Problem> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
         || name.chars().any(char::is_control)
     {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidName,
             format!(
                 "a {what} name must be 1 to {MAX_NAME_CHARS} characters without control characters"
@@ -48,9 +48,9 @@ pub fn name_key(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
-pub fn parse_text(field: &str, text: &str) -> Result<String, ApiError> {
+pub fn parse_text(field: &str, text: &str) -> Result<String, Problem> {
     if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::TextTooLong,
             format!("`{field}` is longer than {MAX_TEXT_CHARS} characters"),
         ));
@@ -58,9 +58,9 @@ pub fn parse_text(field: &str, text: &str) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
-pub fn parse_required_text(field: &str, text: &str) -> Result<String, ApiError> {
+pub fn parse_required_text(field: &str, text: &str) -> Result<String, Problem> {
     if text.trim().is_empty() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::MissingText,
             format!("`{field}` must not be empty"),
         ));
@@ -68,11 +68,11 @@ pub fn parse_required_text(field: &str, text: &str) -> Result<String, ApiError> 
     parse_text(field, text)
 }
 
-pub fn parse_weight(weight: f64) -> Result<f64, ApiError> {
+pub fn parse_weight(weight: f64) -> Result<f64, Problem> {
     if weight.is_finite() && weight > 0.0 && weight <= 10.0 {
         Ok(weight)
     } else {
-        Err(ApiError::validation(
+        Err(Problem::validation(
             ErrorCode::InvalidWeight,
             format!("weight {weight} must be above 0 and at most 10"),
         ))
@@ -80,9 +80,9 @@ pub fn parse_weight(weight: f64) -> Result<f64, ApiError> {
 }
 
 /// Reference asset ids: at most [`MAX_REFERENCES`], each once.
-pub fn parse_references(assets: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn parse_references(assets: &[String]) -> Result<Vec<String>, Problem> {
     if assets.len() > MAX_REFERENCES {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::TooManyReferences,
             format!("at most {MAX_REFERENCES} reference images"),
         ));
@@ -90,7 +90,7 @@ pub fn parse_references(assets: &[String]) -> Result<Vec<String>, ApiError> {
     let mut seen = BTreeSet::new();
     for asset in assets {
         if !seen.insert(asset) {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::DuplicateReference,
                 format!("asset `{asset}` is listed twice"),
             ));
@@ -100,7 +100,7 @@ pub fn parse_references(assets: &[String]) -> Result<Vec<String>, ApiError> {
 }
 
 /// Declared variable names: `[a-z_][a-z0-9_]*`, at most 64 bytes, each once.
-pub fn parse_variables(variables: &[String]) -> Result<Vec<String>, ApiError> {
+pub fn parse_variables(variables: &[String]) -> Result<Vec<String>, Problem> {
     let mut seen = BTreeSet::new();
     for variable in variables {
         let valid = !variable.is_empty()
@@ -110,7 +110,7 @@ pub fn parse_variables(variables: &[String]) -> Result<Vec<String>, ApiError> {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::InvalidVariable,
                 format!(
                     "variable name `{variable}` must match [a-z_][a-z0-9_]* (at most {MAX_VARIABLE_LEN} bytes)"
@@ -118,7 +118,7 @@ pub fn parse_variables(variables: &[String]) -> Result<Vec<String>, ApiError> {
             ));
         }
         if !seen.insert(variable.as_str()) {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::InvalidVariable,
                 format!("variable `{variable}` is declared twice"),
             ));
@@ -135,10 +135,10 @@ fn environment() -> minijinja::Environment<'static> {
 }
 
 /// Checks that `body` parses and uses exactly the declared variables.
-pub fn check_template(body: &str, declared: &[String]) -> Result<(), ApiError> {
+pub fn check_template(body: &str, declared: &[String]) -> Result<(), Problem> {
     let environment = environment();
     let template = environment.template_from_str(body).map_err(|err| {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::TemplateSyntax,
             format!("template does not parse: {err}"),
         )
@@ -148,7 +148,7 @@ pub fn check_template(body: &str, declared: &[String]) -> Result<(), ApiError> {
     let declared: BTreeSet<String> = declared.iter().cloned().collect();
     let undeclared: Vec<&String> = used.difference(&declared).collect();
     if !undeclared.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::UndeclaredVariable,
             format!("the body uses undeclared variables: {}", join(&undeclared)),
         )
@@ -156,7 +156,7 @@ pub fn check_template(body: &str, declared: &[String]) -> Result<(), ApiError> {
     }
     let unused: Vec<&String> = declared.difference(&used).collect();
     if !unused.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::UnusedVariable,
             format!("declared variables the body never uses: {}", join(&unused)),
         )
@@ -170,7 +170,7 @@ pub fn render(
     body: &str,
     declared: &[String],
     vars: &BTreeMap<String, String>,
-) -> Result<String, ApiError> {
+) -> Result<String, Problem> {
     let declared_set: BTreeSet<&String> = declared.iter().collect();
     let missing: Vec<&String> = declared
         .iter()
@@ -188,7 +188,7 @@ pub fn render(
         if !unknown.is_empty() {
             problems.push(format!("unknown {}", join(&unknown)));
         }
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::TemplateVariables,
             format!("template variables do not match: {}", problems.join("; ")),
         )
@@ -199,7 +199,7 @@ pub fn render(
     }
     let environment = environment();
     let template = environment.template_from_str(body).map_err(|err| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Internal,
             ErrorCode::TemplateSyntax,
             format!("stored template does not parse: {err}"),
@@ -210,7 +210,7 @@ pub fn render(
     template
         .render(minijinja::Value::from_pairs(context))
         .map_err(|err| {
-            ApiError::validation(
+            Problem::validation(
                 ErrorCode::TemplateRender,
                 format!("rendering failed: {err}"),
             )

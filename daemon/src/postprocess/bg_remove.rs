@@ -14,7 +14,7 @@ use image::{DynamicImage, GrayImage, RgbaImage};
 use kroma_protocol::{ErrorCode, ErrorKind};
 
 use super::resize::lanczos_resize;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::postprocess::onnx::Model;
 
 /// The model's input side.
@@ -39,18 +39,14 @@ pub struct Options {
 }
 
 /// Removes the background of `image` with `model`. Blocking: one inference.
-pub fn remove(
-    model: &Model,
-    image: &RgbaImage,
-    options: Options,
-) -> Result<DynamicImage, ApiError> {
+pub fn remove(model: &Model, image: &RgbaImage, options: Options) -> Result<DynamicImage, Problem> {
     let (width, height) = (image.width() as usize, image.height() as usize);
     let rgb: Vec<u8> = image.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect();
     let input = input_tensor(&rgb, (width, height));
     let (shape, output) = model.run([1, 3, SIDE, SIDE], &input)?;
     let side = SIDE as i64;
     if shape.len() != 4 || shape[2] != side || shape[3] != side || output.len() < SIDE * SIDE {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Infra,
             ErrorCode::ModelInterface,
             format!(
@@ -67,9 +63,9 @@ pub fn remove(
 }
 
 /// `#RRGGBB`.
-pub fn parse_colour(text: &str) -> Result<[u8; 3], ApiError> {
+pub fn parse_colour(text: &str) -> Result<[u8; 3], Problem> {
     let invalid = || {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::InvalidColour,
             format!("`{text}` is not a colour like #ffffff"),
         )

@@ -12,16 +12,16 @@ use protocol::{ErrorCode, ErrorKind};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
+use crate::error::Problem;
 
 /// Largest image file any step reads: the same cap as import.
 pub const MAX_IMAGE_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Reads a whole image file of at most [`MAX_IMAGE_FILE_BYTES`], refusing anything larger, or
 /// anything that is not a regular file, before reading it. Blocking.
-pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ApiError> {
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>, Problem> {
     let io_error = |err: std::io::Error| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Infra,
             ErrorCode::IoError,
             format!("reading {}: {err}", path.display()),
@@ -31,7 +31,7 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ApiError> {
     // A FIFO or device named like an image would block or never end: checked before opening,
     // and opened without blocking in case it is swapped in between.
     let not_a_file = || {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::NotAFile,
             format!("{} is not a regular file", path.display()),
         )
@@ -52,7 +52,7 @@ pub fn read_image_file(path: &Path) -> Result<Vec<u8>, ApiError> {
         return Err(not_a_file());
     }
     let too_large = || {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::FileTooLarge,
             format!(
                 "{} is larger than {} MiB",
@@ -95,11 +95,11 @@ pub fn load_image(
     memory: &MemoryBudget,
     cost: StepCost,
     stop: &CancellationToken,
-) -> Result<Loaded, ApiError> {
+) -> Result<Loaded, Problem> {
     check(stop)?;
     let bytes = read_image_file(path)?;
     let problem = |problem: crate::files::images::ImageProblem| {
-        let err = ApiError::validation(problem.code(), format!("{}: {problem}", path.display()));
+        let err = Problem::validation(problem.code(), format!("{}: {problem}", path.display()));
         match problem {
             crate::files::images::ImageProblem::TooManyPixels { .. } => err.with_hint(
                 "raise limits.max_image_pixels in kromad.toml if the machine has the memory",
@@ -192,10 +192,10 @@ impl MemoryBudget {
         path: &Path,
         cost: StepCost,
         (width, height): (u32, u32),
-    ) -> Result<Reservation, ApiError> {
+    ) -> Result<Reservation, Problem> {
         let needed = cost.megabytes(width, height);
         if needed > u64::from(self.total_mb) {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::ImageTooLarge,
                 format!(
                     "{}: this step on a {width}×{height} image needs about {needed} MiB, more than the {} MiB local steps may use",
@@ -216,8 +216,8 @@ impl MemoryBudget {
 }
 
 /// The error of work stopped because kromad is stopping or its caller left.
-pub fn stopped() -> ApiError {
-    ApiError::new(
+pub fn stopped() -> Problem {
+    Problem::new(
         ErrorKind::Infra,
         ErrorCode::Stopped,
         "stopped before it finished: kromad is stopping or the caller left",
@@ -227,7 +227,7 @@ pub fn stopped() -> ApiError {
 
 /// Fails with [`stopped`] once `stop` is cancelled; long local work calls it between tiles and
 /// files.
-pub fn check(stop: &CancellationToken) -> Result<(), ApiError> {
+pub fn check(stop: &CancellationToken) -> Result<(), Problem> {
     if stop.is_cancelled() {
         Err(stopped())
     } else {

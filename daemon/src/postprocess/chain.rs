@@ -16,7 +16,7 @@ use super::color::{self, ColorProfile};
 use super::local_models::{Installed, ModelKind};
 use super::onnx::{Engine, Model};
 use super::{bg_remove, upscale};
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::png::{self, Provenance};
 use crate::runs::settings::Settings;
 
@@ -43,7 +43,7 @@ pub enum Step {
 
 impl Step {
     /// The steps `settings` turn on, in the fixed order of a run's chain.
-    pub fn chain(settings: &Settings) -> Result<Vec<Step>, ApiError> {
+    pub fn chain(settings: &Settings) -> Result<Vec<Step>, Problem> {
         let chain = &settings.postprocess;
         let named = |name: &str| (!name.is_empty()).then(|| name.to_owned());
         let mut steps = Vec::new();
@@ -105,13 +105,13 @@ impl Step {
 
     /// The installed model the step runs, loaded (or taken from the engine's cache); `None` for
     /// a step without a model. Blocking.
-    pub fn load_model(&self, engine: &Engine) -> Result<Option<Arc<Model>>, ApiError> {
+    pub fn load_model(&self, engine: &Engine) -> Result<Option<Arc<Model>>, Problem> {
         let model = match self {
             Step::BgRemove { model, .. } => engine.model(ModelKind::BgRemoval, model.as_deref())?,
             Step::Upscale { model, .. } => {
                 let model = engine.model(ModelKind::Upscale, model.as_deref())?;
                 if model.installed.scale != 4 {
-                    return Err(ApiError::validation(
+                    return Err(Problem::validation(
                         ErrorCode::UnsupportedModel,
                         format!(
                             "{} upscales ×{}; kroma runs ×4 models",
@@ -185,9 +185,9 @@ impl Step {
         progress: &mut dyn FnMut(usize, usize),
         stop: &CancellationToken,
         out: &mut dyn std::io::Write,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Problem> {
         let needs_model = || {
-            ApiError::new(
+            Problem::new(
                 ErrorKind::Internal,
                 ErrorCode::Internal,
                 format!("the {} step ran without its model", self.name()),
@@ -211,11 +211,11 @@ impl Step {
             }
         };
         budget::check(stop)?;
-        let internal = |err: String| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err);
+        let internal = |err: String| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err);
         let encoded = png::encode_png(&out_image).map_err(internal)?;
         let encoded = png::with_provenance(encoded, provenance).map_err(internal)?;
         out.write_all(&encoded).map_err(|err| {
-            ApiError::new(
+            Problem::new(
                 ErrorKind::Infra,
                 ErrorCode::IoError,
                 format!("writing the {} output: {err}", self.name()),
@@ -227,14 +227,14 @@ impl Step {
 
 /// The colour profile `name`: the user's own (`[color_profiles.<name>]` in the settings) first,
 /// then the built-in ones.
-pub fn find_profile(settings: &Settings, name: &str) -> Result<ColorProfile, ApiError> {
+pub fn find_profile(settings: &Settings, name: &str) -> Result<ColorProfile, Problem> {
     if let Some(profile) = settings.color_profiles.get(name) {
         return Ok(profile.clone());
     }
     color::builtin().remove(name).ok_or_else(|| {
         let mut known: Vec<String> = color::builtin().into_keys().collect();
         known.extend(settings.color_profiles.keys().cloned());
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::UnknownProfile,
             format!("there is no colour profile `{name}`"),
         )

@@ -10,7 +10,7 @@ use protocol::{ErrorCode, ErrorKind};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 
 /// What installs or repairs the runtime and the default models.
 pub fn install_hint() -> Hint {
@@ -87,9 +87,9 @@ pub struct Installed {
 
 /// The installed model `name` of `kind`, or the default (non-quality) one of `kind`. Checks that
 /// its file and the runtime are in place with their recorded sizes. Blocking.
-pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed, ApiError> {
+pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed, Problem> {
     let not_installed = |message: String| {
-        ApiError::new(ErrorKind::Infra, ErrorCode::ModelsMissing, message).with_hint(install_hint())
+        Problem::new(ErrorKind::Infra, ErrorCode::ModelsMissing, message).with_hint(install_hint())
     };
     let manifest_path = dir.join("manifest.json");
     let bytes = std::fs::read(&manifest_path).map_err(|err| {
@@ -112,7 +112,7 @@ pub fn find(dir: &Path, kind: ModelKind, name: Option<&str>) -> Result<Installed
     let item = match name {
         Some(name) => of_kind.iter().find(|item| item.name == name).ok_or_else(|| {
             let known: Vec<&str> = of_kind.iter().map(|item| item.name.as_str()).collect();
-            let mut err = ApiError::validation(
+            let mut err = Problem::validation(
                 ErrorCode::UnknownModel,
                 format!("no {} model `{name}` is installed", kind.as_str()),
             );

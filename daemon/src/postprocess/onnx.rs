@@ -20,7 +20,7 @@ use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 
 use crate::config::ModelLimits;
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 use crate::postprocess::local_models::{self, Installed, ModelKind};
 
 /// The process's one ONNX Runtime environment (`ort` allows one per process, for good).
@@ -42,7 +42,7 @@ pub struct Model {
 impl Model {
     /// Runs the model on one `f32` tensor and answers its first output and that output's shape.
     /// `shape` is the input's (NCHW).
-    pub fn run(&self, shape: [usize; 4], input: &[f32]) -> Result<(Vec<i64>, Vec<f32>), ApiError> {
+    pub fn run(&self, shape: [usize; 4], input: &[f32]) -> Result<(Vec<i64>, Vec<f32>), Problem> {
         let mut session = self.session()?;
         let tensor = ort::value::TensorRef::from_array_view((shape, input))
             .map_err(|err| inference_error(&self.installed, err))?;
@@ -50,7 +50,7 @@ impl Model {
             .run(ort::inputs![self.installed.input.as_str() => tensor])
             .map_err(|err| inference_error(&self.installed, err))?;
         let output = outputs.get(self.installed.output.as_str()).ok_or_else(|| {
-            ApiError::new(
+            Problem::new(
                 ErrorKind::Infra,
                 ErrorCode::ModelInterface,
                 format!(
@@ -71,7 +71,7 @@ impl Model {
     }
 
     /// A free session, else the next one in turn once it is free.
-    fn session(&self) -> Result<MutexGuard<'_, Session>, ApiError> {
+    fn session(&self) -> Result<MutexGuard<'_, Session>, Problem> {
         for session in &self.sessions {
             if let Ok(guard) = session.try_lock() {
                 return Ok(guard);
@@ -101,7 +101,7 @@ impl Engine {
     }
 
     /// The installed model `name`, or the default model of `kind`, loaded. Blocking.
-    pub fn model(&self, kind: ModelKind, name: Option<&str>) -> Result<Arc<Model>, ApiError> {
+    pub fn model(&self, kind: ModelKind, name: Option<&str>) -> Result<Arc<Model>, Problem> {
         let installed = local_models::find(&self.dir, kind, name)?;
         let mut cache = self
             .cache
@@ -118,7 +118,7 @@ impl Engine {
         for _ in 0..self.limits.sessions {
             let session = load_session(environment, &installed.path, self.limits.intra_threads)
                 .map_err(|err| {
-                    ApiError::new(
+                    Problem::new(
                         ErrorKind::Infra,
                         ErrorCode::ModelUnloadable,
                         format!(
@@ -181,7 +181,7 @@ impl Engine {
     }
 
     /// Loads the ONNX Runtime library at `path` if it is not loaded yet: proof that it works.
-    pub fn check_runtime(&self, path: &Path) -> Result<(), ApiError> {
+    pub fn check_runtime(&self, path: &Path) -> Result<(), Problem> {
         environment(path).map(|_| ())
     }
 
@@ -192,7 +192,7 @@ impl Engine {
 }
 
 /// Loads the runtime library at `path` into this process, once.
-fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
+fn environment(path: &Path) -> Result<&'static Environment, Problem> {
     if let Some(environment) = ENVIRONMENT.get() {
         return Ok(environment);
     }
@@ -204,7 +204,7 @@ fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
     }
     // `ort` panics on a library it cannot find; it returns errors for one it cannot load.
     if !path.is_file() {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Infra,
             ErrorCode::RuntimeMissing,
             format!("the ONNX Runtime library {} is missing", path.display()),
@@ -212,7 +212,7 @@ fn environment(path: &Path) -> Result<&'static Environment, ApiError> {
         .with_hint(local_models::install_hint()));
     }
     let unusable = |err: String| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Infra,
             ErrorCode::RuntimeUnusable,
             format!(
@@ -238,14 +238,14 @@ fn load_session(environment: &Environment, model: &Path, threads: usize) -> ort:
         .commit_from_file(model)
 }
 
-fn inference_error(model: &Installed, err: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
+fn inference_error(model: &Installed, err: impl std::fmt::Display) -> Problem {
+    Problem::new(
         ErrorKind::Internal,
         ErrorCode::InferenceFailed,
         format!("{} failed: {err}", model.name),
     )
 }
 
-fn internal(message: &str) -> ApiError {
-    ApiError::new(ErrorKind::Internal, ErrorCode::Internal, message)
+fn internal(message: &str) -> Problem {
+    Problem::new(ErrorKind::Internal, ErrorCode::Internal, message)
 }

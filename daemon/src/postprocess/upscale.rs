@@ -12,7 +12,7 @@
 use image::RgbaImage;
 use kroma_protocol::{ErrorCode, ErrorKind};
 
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::png::{self, Provenance};
 use crate::postprocess::onnx::Model;
 
@@ -40,7 +40,7 @@ pub fn overlap_for(model: &str) -> usize {
 }
 
 /// The model: a `3×h×w` block of RGB in 0..1, NCHW, in; its `3×4h×4w` upscale out.
-pub type Infer<'a> = dyn FnMut(&[f32], usize, usize) -> Result<Vec<f32>, ApiError> + 'a;
+pub type Infer<'a> = dyn FnMut(&[f32], usize, usize) -> Result<Vec<f32>, Problem> + 'a;
 
 /// Upscales `image` by `scale` (2 or 4) with a ×4 model. `progress(done, total)` follows the
 /// tiles; `sink` receives the output rows (RGBA, `width × scale` pixels each), top to bottom, a
@@ -51,12 +51,12 @@ pub fn upscale(
     tiling: Tiling,
     infer: &mut Infer,
     progress: &mut dyn FnMut(usize, usize),
-    sink: &mut dyn FnMut(&[u8]) -> Result<(), ApiError>,
-) -> Result<(), ApiError> {
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), Problem>,
+) -> Result<(), Problem> {
     const MODEL_SCALE: usize = 4;
     let scale = scale as usize;
     if scale != 2 && scale != 4 {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidScale,
             format!("scale {scale} is not 2 or 4"),
         ));
@@ -99,11 +99,11 @@ pub fn upscale(
                 }
                 block
             };
-            let mut run = |channels: [usize; 3]| -> Result<Vec<f32>, ApiError> {
+            let mut run = |channels: [usize; 3]| -> Result<Vec<f32>, Problem> {
                 let out = infer(&planes(channels), block_width, block_height)?;
                 let expected = 3 * block_width * block_height * MODEL_SCALE * MODEL_SCALE;
                 if out.len() != expected {
-                    return Err(ApiError::new(
+                    return Err(Problem::new(
                         ErrorKind::Infra,
                         ErrorCode::ModelInterface,
                         format!(
@@ -165,10 +165,10 @@ pub fn run_model(
     block: &[f32],
     width: usize,
     height: usize,
-) -> Result<Vec<f32>, ApiError> {
+) -> Result<Vec<f32>, Problem> {
     let (shape, out) = model.run([1, 3, height, width], block)?;
     if shape != [1, 3, 4 * height as i64, 4 * width as i64] {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Infra,
             ErrorCode::ModelInterface,
             format!(
@@ -196,10 +196,10 @@ pub fn encode_png(
     progress: &mut dyn FnMut(usize, usize),
     stop: &tokio_util::sync::CancellationToken,
     out: &mut impl std::io::Write,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let size = (image.width() * scale, image.height() * scale);
     let io_error = |err: std::io::Error| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Infra,
             ErrorCode::IoError,
             format!("writing the upscaled PNG: {err}"),
@@ -249,7 +249,7 @@ mod tests {
 
     /// A stand-in "model" for the tiling arithmetic only: nearest-neighbour ×4. The real model is
     /// tested in `tests/e2e/postprocess.rs`.
-    fn nearest(block: &[f32], width: usize, height: usize) -> Result<Vec<f32>, ApiError> {
+    fn nearest(block: &[f32], width: usize, height: usize) -> Result<Vec<f32>, Problem> {
         let mut out = vec![0f32; 3 * width * height * 16];
         for c in 0..3 {
             for y in 0..height * 4 {

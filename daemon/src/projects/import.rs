@@ -10,7 +10,7 @@ use kroma_protocol as protocol;
 use protocol::{ErrorCode, ErrorKind};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::images::{self, ImageInfo};
 use crate::files::write::Uncommitted;
 
@@ -50,7 +50,7 @@ pub fn has_extension(path: &Path, extensions: &[&str]) -> bool {
 /// it (sorted, hidden entries skipped). Each entry is either a file to import or the reason it
 /// cannot be. Every real file and folder is visited once (by device and inode), so links that
 /// loop or repeat add nothing, and a walk stops with an error after [`MAX_WALK_ENTRIES`] entries.
-pub fn expand(named: &[String]) -> Vec<Result<Candidate, (PathBuf, ApiError)>> {
+pub fn expand(named: &[String]) -> Vec<Result<Candidate, (PathBuf, Problem)>> {
     let mut walk = Walk::default();
     for name in named {
         let shown = PathBuf::from(name);
@@ -97,7 +97,7 @@ pub fn expand(named: &[String]) -> Vec<Result<Candidate, (PathBuf, ApiError)>> {
 /// The state of one expansion.
 #[derive(Default)]
 struct Walk {
-    found: Vec<Result<Candidate, (PathBuf, ApiError)>>,
+    found: Vec<Result<Candidate, (PathBuf, Problem)>>,
     /// Device and inode of every file and folder seen.
     seen: std::collections::HashSet<(u64, u64)>,
     entries: usize,
@@ -129,7 +129,7 @@ impl Walk {
                 self.stopped = true;
                 self.found.push(Err((
                     at.to_owned(),
-                    ApiError::validation(
+                    Problem::validation(
                         ErrorCode::TooManyEntries,
                         format!(
                             "stopped at {}: the folders hold more than {MAX_WALK_ENTRIES} entries",
@@ -180,7 +180,7 @@ impl Walk {
             if !real.starts_with(folder) {
                 self.found.push(Err((
                     path.clone(),
-                    ApiError::new(
+                    Problem::new(
                         ErrorKind::Validation,
                         ErrorCode::PathEscape,
                         format!(
@@ -219,16 +219,16 @@ impl Walk {
 
 /// A named path must be absolute (the daemon does not share the caller's working directory) and
 /// must not climb with `..`.
-fn check_named(path: &Path) -> Result<(), ApiError> {
+fn check_named(path: &Path) -> Result<(), Problem> {
     if !path.is_absolute() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::RelativePath,
             format!("{} is not an absolute path", path.display()),
         )
         .with_hint("send absolute paths: kromad does not share the caller's working directory"));
     }
     if path.components().any(|part| part == Component::ParentDir) {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::PathEscape,
             format!("{} contains `..`", path.display()),
         )
@@ -238,7 +238,7 @@ fn check_named(path: &Path) -> Result<(), ApiError> {
 }
 
 /// Reads and checks one file. Blocking.
-pub fn read_and_check(candidate: &Candidate, max_pixels: u64) -> Result<Checked, ApiError> {
+pub fn read_and_check(candidate: &Candidate, max_pixels: u64) -> Result<Checked, Problem> {
     let shown = &candidate.shown;
     let file = fs::File::open(&candidate.real).map_err(|err| io_error("opening", shown, &err))?;
     let mut bytes = Vec::new();
@@ -252,7 +252,7 @@ pub fn read_and_check(candidate: &Candidate, max_pixels: u64) -> Result<Checked,
         ));
     }
     let info = images::inspect(&bytes, max_pixels).map_err(|problem| {
-        ApiError::validation(problem.code(), format!("{}: {problem}", shown.display()))
+        Problem::validation(problem.code(), format!("{}: {problem}", shown.display()))
             .with_hint("import PNG, JPEG or WebP files up to 16384×16384 pixels")
     })?;
     let sha256 = format!("{:x}", Sha256::digest(&bytes));
@@ -294,15 +294,15 @@ pub fn relative_path(folder: &str, original_name: &str, sha256: &str, extension:
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename); the file goes again unless
 /// the asset row commits.
-pub fn write_new(path: &Path, bytes: &[u8]) -> Result<Uncommitted, ApiError> {
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<Uncommitted, Problem> {
     Uncommitted::write(path, bytes).map_err(|err| io_error("writing", path, &err))
 }
 
-fn bad_file(path: &Path, what: &str) -> ApiError {
-    ApiError::validation(ErrorCode::BadFile, format!("{} {what}", path.display()))
+fn bad_file(path: &Path, what: &str) -> Problem {
+    Problem::validation(ErrorCode::BadFile, format!("{} {what}", path.display()))
 }
 
-fn io_error(doing: &str, path: &Path, err: &io::Error) -> ApiError {
+fn io_error(doing: &str, path: &Path, err: &io::Error) -> Problem {
     let (kind, code, hint) = match err.kind() {
         io::ErrorKind::NotFound => (
             ErrorKind::NotFound,
@@ -320,7 +320,7 @@ fn io_error(doing: &str, path: &Path, err: &io::Error) -> ApiError {
             "check the disk and the file, then import again",
         ),
     };
-    ApiError::new(kind, code, format!("{doing} {}: {err}", path.display())).with_hint(hint)
+    Problem::new(kind, code, format!("{doing} {}: {err}", path.display())).with_hint(hint)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::write;
 use crate::projects::layout::{FOLDERS as LAYOUT, MARKER};
 
@@ -27,11 +27,11 @@ pub struct CreatedRoot {
 }
 
 /// Creates the layout under `root`, which must be absent or an empty folder.
-pub fn create(root: &Path, id: &str, slug: &str) -> Result<CreatedRoot, ApiError> {
+pub fn create(root: &Path, id: &str, slug: &str) -> Result<CreatedRoot, Problem> {
     let root_existed = match fs::read_dir(root) {
         Ok(mut entries) => {
             if entries.next().is_some() {
-                return Err(ApiError::new(
+                return Err(Problem::new(
                     kroma_protocol::ErrorKind::Conflict,
                     kroma_protocol::ErrorCode::RootNotEmpty,
                     format!("project root {} exists and is not empty", root.display()),
@@ -52,7 +52,7 @@ pub fn create(root: &Path, id: &str, slug: &str) -> Result<CreatedRoot, ApiError
     Ok(created)
 }
 
-fn write_layout(root: &Path, id: &str, slug: &str) -> Result<(), ApiError> {
+fn write_layout(root: &Path, id: &str, slug: &str) -> Result<(), Problem> {
     for folder in LAYOUT {
         let path = root.join(folder);
         fs::create_dir_all(&path).map_err(|err| io_error("creating folder", &path, &err))?;
@@ -62,7 +62,7 @@ fn write_layout(root: &Path, id: &str, slug: &str) -> Result<(), ApiError> {
         slug: slug.to_owned(),
     })
     .map_err(|err| {
-        ApiError::new(
+        Problem::new(
             kroma_protocol::ErrorKind::Internal,
             kroma_protocol::ErrorCode::Internal,
             err.to_string(),
@@ -113,7 +113,7 @@ pub struct DetachedRoot {
 
 impl DetachedRoot {
     /// Deletes the files. Blocking.
-    pub fn purge(mut self) -> Result<(), ApiError> {
+    pub fn purge(mut self) -> Result<(), Problem> {
         let Some(aside) = self.aside.take() else {
             return Ok(());
         };
@@ -133,7 +133,7 @@ impl Drop for DetachedRoot {
 
 /// Moves a project root aside so the caller can commit the row deletion, then purge the files.
 /// Refuses roots whose marker does not name project `id`. A root that is already gone is fine.
-pub fn detach(root: &Path, id: &str) -> Result<DetachedRoot, ApiError> {
+pub fn detach(root: &Path, id: &str) -> Result<DetachedRoot, Problem> {
     let marker_path = root.join(MARKER);
     let marker = match fs::read(&marker_path) {
         Ok(bytes) => serde_json::from_slice::<Marker>(&bytes).ok(),
@@ -146,7 +146,7 @@ pub fn detach(root: &Path, id: &str) -> Result<DetachedRoot, ApiError> {
         Err(_) => None,
     };
     if marker.as_ref().map(|marker| marker.id.as_str()) != Some(id) {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             kroma_protocol::ErrorKind::Policy,
             kroma_protocol::ErrorCode::RootNotOwned,
             format!(
@@ -213,8 +213,8 @@ pub fn resolve_all<'a>(roots: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf>
         .collect()
 }
 
-fn io_error(doing: &str, path: &Path, err: &io::Error) -> ApiError {
-    ApiError::new(
+fn io_error(doing: &str, path: &Path, err: &io::Error) -> Problem {
+    Problem::new(
         kroma_protocol::ErrorKind::Infra,
         kroma_protocol::ErrorCode::IoError,
         format!("{doing} {}: {err}", path.display()),

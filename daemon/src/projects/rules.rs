@@ -5,15 +5,23 @@ use std::path::{Path, PathBuf};
 use kroma_protocol as protocol;
 use kroma_protocol::ErrorCode;
 
-use crate::error::ApiError;
-use crate::store::S3Row;
+use crate::error::Problem;
+
+/// Where a project's exports go on S3, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub prefix: String,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+}
 
 const MAX_SLUG_LEN: usize = 64;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_DESCRIPTION_CHARS: usize = 10_000;
 
 /// Checks a slug given by the user.
-pub fn parse_slug(slug: &str) -> Result<String, ApiError> {
+pub fn parse_slug(slug: &str) -> Result<String, Problem> {
     let valid = !slug.is_empty()
         && slug.len() <= MAX_SLUG_LEN
         && slug
@@ -23,7 +31,7 @@ pub fn parse_slug(slug: &str) -> Result<String, ApiError> {
     if valid {
         Ok(slug.to_owned())
     } else {
-        Err(ApiError::validation(
+        Err(Problem::validation(
             ErrorCode::InvalidSlug,
             format!(
                 "slug `{slug}` is invalid: it must match {}",
@@ -35,12 +43,12 @@ pub fn parse_slug(slug: &str) -> Result<String, ApiError> {
 }
 
 /// Derives a slug from a project name: `Night Harbor (vol. 2)` becomes `night-harbor-vol-2`.
-pub fn derive_slug(name: &str) -> Result<String, ApiError> {
+pub fn derive_slug(name: &str) -> Result<String, Problem> {
     let mut slug = slug::slugify(name);
     slug.truncate(MAX_SLUG_LEN);
     let slug = slug.trim_end_matches('-').to_owned();
     if slug.is_empty() {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidSlug,
             format!("cannot derive a slug from the name `{name}`"),
         )
@@ -53,13 +61,13 @@ pub fn derive_slug(name: &str) -> Result<String, ApiError> {
     parse_slug(&slug)
 }
 
-pub fn parse_name(name: &str) -> Result<String, ApiError> {
+pub fn parse_name(name: &str) -> Result<String, Problem> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
         || name.chars().any(char::is_control)
     {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidName,
             format!(
                 "project name must be 1 to {MAX_NAME_CHARS} characters without control characters"
@@ -69,9 +77,9 @@ pub fn parse_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-pub fn parse_description(description: &str) -> Result<String, ApiError> {
+pub fn parse_description(description: &str) -> Result<String, Problem> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::InvalidDescription,
             format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
         ));
@@ -84,7 +92,7 @@ pub fn parse_root(
     requested: Option<&str>,
     data_dir: &Path,
     slug: &str,
-) -> Result<PathBuf, ApiError> {
+) -> Result<PathBuf, Problem> {
     match requested {
         None => Ok(data_dir.join("projects").join(slug)),
         Some(root) => {
@@ -93,14 +101,14 @@ pub fn parse_root(
                 .components()
                 .any(|part| part == std::path::Component::ParentDir)
             {
-                return Err(ApiError::validation(
+                return Err(Problem::validation(
                     ErrorCode::InvalidRoot,
                     format!("project root `{}` contains `..`", root.display()),
                 )
                 .with_hint("name the folder by its plain absolute path"));
             }
             if !root.is_absolute() {
-                return Err(ApiError::validation(
+                return Err(Problem::validation(
                     ErrorCode::InvalidRoot,
                     format!("project root `{}` is not an absolute path", root.display()),
                 )
@@ -112,9 +120,9 @@ pub fn parse_root(
 }
 
 /// Validates S3 settings before they are stored.
-pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Row, ApiError> {
+pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Settings, Problem> {
     let invalid = |what: String| {
-        ApiError::validation(ErrorCode::InvalidS3Settings, what)
+        Problem::validation(ErrorCode::InvalidS3Settings, what)
             .with_hint("rpc.discover describes each S3 setting (the `s3` param)")
             .with_action(protocol::Action::call::<protocol::rpc::Discover>([], &[]))
     };
@@ -159,7 +167,7 @@ pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Row, ApiError> {
             )));
         }
     }
-    Ok(S3Row {
+    Ok(S3Settings {
         bucket: bucket.clone(),
         prefix: prefix.to_owned(),
         region: s3.region.clone(),
@@ -283,7 +291,7 @@ pub fn check_root_apart<P: AsRef<Path>>(
     root: &Path,
     data_dir: &Path,
     other_roots: &[P],
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let other_roots: Vec<&Path> = other_roots.iter().map(AsRef::as_ref).collect();
     let overlap = |other: &Path| root.starts_with(other) || other.starts_with(root);
     let projects_dir = data_dir.join("projects");
@@ -291,7 +299,7 @@ pub fn check_root_apart<P: AsRef<Path>>(
         || (root.starts_with(data_dir) && !root.starts_with(&projects_dir))
         || root == projects_dir
     {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             protocol::ErrorKind::Conflict,
             ErrorCode::RootOverlaps,
             format!(
@@ -303,7 +311,7 @@ pub fn check_root_apart<P: AsRef<Path>>(
         .with_hint("pick a folder of its own for the project"));
     }
     if let Some(other) = other_roots.iter().find(|other| overlap(other)) {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             protocol::ErrorKind::Conflict,
             ErrorCode::RootOverlaps,
             format!(

@@ -19,7 +19,7 @@ use super::context::{self, Context};
 use super::outcomes::Books;
 use super::runner;
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::png::{self, Provenance};
 use crate::files::write;
 use crate::postprocess::chain::Step;
@@ -28,7 +28,7 @@ use crate::store::runs as rows;
 use crate::store::{NewAsset, StoreError, asset_queries};
 
 /// Runs the chain of candidate `id` if it is pending, and records how it ended.
-pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
+pub async fn run(daemon: &Daemon, id: &str) -> Result<(), Problem> {
     let lookup = id.to_owned();
     let candidate = daemon
         .store
@@ -43,13 +43,13 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
         .local_slots()
         .acquire_owned()
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     // A panic in a step (a bug) fails this chain with the reason instead of leaving it pending.
     let ran = std::panic::AssertUnwindSafe(steps(daemon, &context))
         .catch_unwind()
         .await
         .unwrap_or_else(|panic| {
-            Err(ApiError::new(
+            Err(Problem::new(
                 ErrorKind::Internal,
                 ErrorCode::Internal,
                 format!(
@@ -97,9 +97,9 @@ fn target(step: &Step, stem: &str) -> (String, AssetKind) {
 }
 
 /// Runs every step, each on the previous one's output; answers the outputs, in order.
-async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiError> {
+async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, Problem> {
     let generated = context.candidate.output_path.clone().ok_or_else(|| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Internal,
             ErrorCode::Internal,
             "succeeded without an output",
@@ -161,7 +161,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, ApiEr
             record_tile(daemon, context, step_name, done, total).await;
         }
         let output = output.map_err(|err| {
-            ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
         })??;
         written.push(output);
     }
@@ -217,17 +217,17 @@ fn run_step(
     step: &Step,
     limits: &Resources<'_>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Written, ApiError> {
+) -> Result<Written, Problem> {
     let source = root.join(source_rel);
     let io = |doing: &str, err: std::io::Error| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Infra,
             ErrorCode::IoError,
             format!("{doing} {}: {err}", source.display()),
         )
         .with_hint("check that the project folder is readable and writable")
     };
-    let internal = |err: String| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err);
+    let internal = |err: String| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err);
     let (rel_path, kind) = target(step, stem);
     let target = root.join(&rel_path);
     if let Some(bytes) = png::holds_candidate(&target, candidate) {
@@ -289,8 +289,8 @@ fn run_step(
 async fn record(
     daemon: &Daemon,
     context: &Context,
-    outcome: Result<Vec<Written>, ApiError>,
-) -> Result<(), ApiError> {
+    outcome: Result<Vec<Written>, Problem>,
+) -> Result<(), Problem> {
     let id = context.candidate.id.clone();
     let project_id = context.run.project_id.clone();
     let books = Books::of(context);

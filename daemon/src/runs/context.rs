@@ -8,7 +8,7 @@ use protocol::events::EventData;
 use protocol::run::{Plan, PlannedJob};
 
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::projects::layout;
 use crate::providers::image_models::{self};
 use crate::runs::settings::Settings;
@@ -48,7 +48,7 @@ impl Context {
     }
 }
 
-pub(crate) async fn load(daemon: &Daemon, candidate: CandidateRow) -> Result<Context, ApiError> {
+pub(crate) async fn load(daemon: &Daemon, candidate: CandidateRow) -> Result<Context, Problem> {
     let run_id = candidate.run_id.clone();
     let run = daemon
         .store

@@ -1,6 +1,6 @@
 //! The runner's decisions, as pure functions: what a failed call leads to (another attempt after a
 //! delay, or an end and whether it may have been billed), the delay, what a candidate left
-//! `calling` by a crash or a panic becomes, whether a candidate still has work, and the ETA.
+//! `calling` by a crash or a panic becomes.
 //! The runner (`runner.rs`) and recovery (`recover.rs`) do the I/O around them.
 
 use std::hash::{BuildHasher, Hasher};
@@ -9,24 +9,23 @@ use std::time::Duration;
 use kroma_protocol::run::CandidateStatus;
 use kroma_protocol::{ErrorCode, ErrorKind};
 
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 use crate::providers::image_models::Usage;
 use crate::providers::{CallError, Generated};
-use crate::store::runs::CandidateRow;
 
 /// How one call ended, for the books.
 pub(crate) enum Ended {
     Succeeded(Generated),
     /// Not billed.
-    Failed(ApiError),
+    Failed(Problem),
     /// Billed, unusable.
     FailedBilled {
-        error: ApiError,
+        error: Problem,
         usage: Option<Usage>,
         request_id: Option<String>,
     },
     /// May have been billed; no result.
-    Unknown(ApiError),
+    Unknown(Problem),
     Canceled,
     /// Nothing is in flight and nothing was billed (kromad is stopping between attempts): back
     /// to the queue.
@@ -67,7 +66,7 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt<'_>) -> Next {
         CallError::Lost { message } if attempt.honors_idempotency_key => (message, None),
         CallError::Lost { message } => {
             return Next::End(Ended::Unknown(
-                ApiError::new(
+                Problem::new(
                     ErrorKind::Provider,
                     ErrorCode::CallLost,
                     format!("{message}; the provider may have billed this call"),
@@ -83,7 +82,7 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt<'_>) -> Next {
             code,
             hint,
         } => {
-            let error = ApiError::new(ErrorKind::Provider, code, message).with_hint(hint);
+            let error = Problem::new(ErrorKind::Provider, code, message).with_hint(hint);
             // A refusal to fix and retry names this run, not any run.
             let error = match code {
                 ErrorCode::ProviderRejected => error.with_action(retry_action(attempt.run)),
@@ -97,7 +96,7 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt<'_>) -> Next {
             request_id,
         } => {
             return Next::End(Ended::FailedBilled {
-                error: ApiError::new(ErrorKind::Provider, ErrorCode::BadAnswer, message).with_hint(
+                error: Problem::new(ErrorKind::Provider, ErrorCode::BadAnswer, message).with_hint(
                     retry_hint(
                         attempt.run,
                         "the provider billed this call; retrying the run tries again",
@@ -110,7 +109,7 @@ pub(crate) fn after_failure(error: CallError, attempt: Attempt<'_>) -> Next {
     };
     if attempt.number >= attempt.max {
         return Next::End(Ended::Failed(
-            ApiError::new(
+            Problem::new(
                 ErrorKind::Provider,
                 ErrorCode::ProviderUnavailable,
                 format!("{message} (gave up after {} attempts)", attempt.number),
@@ -187,37 +186,6 @@ pub(crate) fn backoff(base_ms: u64, attempt: u32, retry_after: Option<Duration>)
     hasher.write_u32(attempt);
     let jitter = hasher.finish() % (full / 2 + 1);
     Duration::from_millis(full / 2 + jitter).min(cap)
-}
-
-/// Whether a candidate still has work: a call to make or finish, or a chain to run.
-pub(crate) fn is_pending(candidate: &CandidateRow) -> bool {
-    let waiting = [CandidateStatus::Planned, CandidateStatus::Calling];
-    waiting
-        .iter()
-        .any(|status| candidate.status == status.as_str())
-        || candidate.postprocess == "pending"
-}
-
-/// Seconds left: the mean time of the finished calls, times the calls left, spread over the
-/// provider-call slots.
-pub(crate) fn eta_secs(candidates: &[CandidateRow], remaining: usize, slots: usize) -> Option<u64> {
-    let parse = |at: &str| {
-        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-    };
-    let durations: Vec<f64> = candidates
-        .iter()
-        .filter_map(|c| {
-            let started = parse(c.started_at.as_deref()?)?;
-            let finished = parse(c.finished_at.as_deref()?)?;
-            Some((finished - started).as_seconds_f64().max(0.0))
-        })
-        .collect();
-    if durations.is_empty() {
-        return None;
-    }
-    let mean = durations.iter().sum::<f64>() / durations.len() as f64;
-    let waves = remaining.div_ceil(slots.max(1));
-    Some((mean * waves as f64).ceil() as u64)
 }
 
 #[cfg(test)]

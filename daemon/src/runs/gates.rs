@@ -11,18 +11,18 @@ use protocol::{Action, ErrorCode, ErrorKind};
 
 use crate::Daemon;
 use crate::api::find_project;
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 use crate::providers::image_models as models;
 use crate::runs::inputs::resolve_settings;
 use crate::runs::settings::{self, Resolved};
 use crate::store::runs::{self as rows};
 
 /// Money confirmed by a human must be a real, non-negative amount.
-pub(crate) fn parse_confirmation(usd: f64) -> Result<f64, ApiError> {
+pub(crate) fn parse_confirmation(usd: f64) -> Result<f64, Problem> {
     if usd.is_finite() && usd >= 0.0 {
         Ok(usd)
     } else {
-        Err(ApiError::validation(
+        Err(Problem::validation(
             ErrorCode::InvalidConfirmation,
             "confirm_cost_usd must be a number ≥ 0",
         ))
@@ -41,7 +41,7 @@ pub(crate) fn check_budgets(
     budget: &settings::Budget,
     amount: f64,
     today: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let (spent_total, spent_today) = rows::project_spend(conn, project_id, today)?;
     let reserved = rows::project_reserved(conn, project_id)?;
     let over = |cap: Option<f64>, spent: f64| {
@@ -49,7 +49,7 @@ pub(crate) fn check_budgets(
             .filter(|cap| spent + reserved + amount > *cap + 1e-9)
     };
     if let Some(cap) = over(budget.project_usd, spent_total) {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Policy,
             ErrorCode::BudgetExceeded,
             format!(
@@ -60,7 +60,7 @@ pub(crate) fn check_budgets(
         .with_hint("raise budget.project_usd in the project's .kroma/settings.toml, or plan fewer candidates"));
     }
     if let Some(cap) = over(budget.daily_usd, spent_today) {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Policy,
             ErrorCode::BudgetExceeded,
             format!(
@@ -78,7 +78,7 @@ pub(crate) async fn preflight(
     daemon: &Daemon,
     plan: &Plan,
     resolved: &Resolved,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let provider_name = plan.provider.clone();
     let provider = daemon
         .store
@@ -88,9 +88,9 @@ pub(crate) async fn preflight(
     let secret = provider.secret_name.clone();
     let readable = tokio::task::spawn_blocking(move || secrets.get(&secret).map(|_| ()))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     if let Err(err) = readable {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Provider,
             ErrorCode::NoKey,
             format!(
@@ -115,7 +115,7 @@ pub(crate) async fn preflight(
     if let Some(model) = models.iter().find(|model| model.id == plan.model)
         && model.lifecycle == Lifecycle::Retired
     {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::ModelRetired,
             format!(
                 "model `{}` was shut down on {}",
@@ -140,11 +140,11 @@ pub(crate) fn check_confirmation(
     max: f64,
     what: &str,
     action: Action,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     if confirmed + 1e-9 >= max {
         return Ok(());
     }
-    Err(ApiError::new(
+    Err(Problem::new(
         ErrorKind::Policy,
         ErrorCode::ConfirmationTooLow,
         format!(
@@ -161,7 +161,7 @@ pub(crate) fn check_confirmation(
 pub(crate) async fn spend_gate(
     daemon: &Daemon,
     detail: &RunDetail,
-) -> Result<settings::Budget, ApiError> {
+) -> Result<settings::Budget, Problem> {
     let project = find_project(daemon, &detail.run.project).await?;
     let (resolved, _) = resolve_settings(daemon, Some(PathBuf::from(&project.root)), None).await?;
     preflight(daemon, &detail.plan, &resolved).await?;

@@ -10,7 +10,7 @@ use protocol::run::{Plan, PlanParams};
 use protocol::{Action, ErrorCode, ErrorKind};
 
 use crate::Daemon;
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 use crate::providers::image_models as models;
 use crate::runs::planner::{self, ImageRef};
 use crate::runs::settings::{self, Layer, Resolved, Settings, Source};
@@ -23,7 +23,7 @@ pub(crate) async fn resolve_settings(
     daemon: &Daemon,
     project_root: Option<PathBuf>,
     request: Option<Layer>,
-) -> Result<(Resolved, Vec<protocol::settings::SettingsFile>), ApiError> {
+) -> Result<(Resolved, Vec<protocol::settings::SettingsFile>), Problem> {
     let user = daemon.config.user_settings.clone();
     let read = tokio::task::spawn_blocking(move || {
         let mut files = Vec::new();
@@ -48,11 +48,11 @@ pub(crate) async fn resolve_settings(
             );
             layers.extend(settings::read_file(&path, Source::Project(path.clone()))?);
         }
-        Ok::<_, ApiError>((layers, files))
+        Ok::<_, Problem>((layers, files))
     });
-    let (mut layers, files) = read.await.map_err(|err| {
-        ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
-    })??;
+    let (mut layers, files) = read
+        .await
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))??;
     layers.extend(request);
     Ok((settings::resolve(layers)?, files))
 }
@@ -108,10 +108,10 @@ pub(crate) enum SceneSpec {
     Path(String),
 }
 
-pub(crate) fn scene_specs(scenes: &[String]) -> Result<Vec<SceneSpec>, ApiError> {
+pub(crate) fn scene_specs(scenes: &[String]) -> Result<Vec<SceneSpec>, Problem> {
     if scenes.is_empty() {
         return Err(
-            ApiError::validation(ErrorCode::NoScenes, "a run needs at least one scene")
+            Problem::validation(ErrorCode::NoScenes, "a run needs at least one scene")
                 .with_hint("name scene assets, image files or a folder of images"),
         );
     }
@@ -123,7 +123,7 @@ pub(crate) fn scene_specs(scenes: &[String]) -> Result<Vec<SceneSpec>, ApiError>
             } else if Path::new(scene).is_absolute() {
                 Ok(SceneSpec::Path(scene.clone()))
             } else {
-                Err(ApiError::validation(
+                Err(Problem::validation(
                     ErrorCode::InvalidScene,
                     format!("scene `{scene}` is neither an asset id nor an absolute path"),
                 )
@@ -140,7 +140,7 @@ pub(crate) async fn resolve_scenes(
     project: &ProjectRow,
     specs: Vec<SceneSpec>,
     import: bool,
-) -> Result<Vec<planner::Scene>, ApiError> {
+) -> Result<Vec<planner::Scene>, Problem> {
     let root = PathBuf::from(&project.root);
     let mut scenes = Vec::new();
     for spec in specs {
@@ -163,7 +163,7 @@ pub(crate) async fn resolve_scenes(
                 })
                 .await
                 .map_err(|err| {
-                    ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                    Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
                 })?;
                 let mut any = false;
                 for entry in found {
@@ -172,7 +172,7 @@ pub(crate) async fn resolve_scenes(
                         &candidate.shown,
                         &crate::files::images::UNREAD_EXTENSIONS,
                     ) {
-                        return Err(ApiError::validation(
+                        return Err(Problem::validation(
                             ErrorCode::UnsupportedScene,
                             format!(
                                 "{}: BMP and TIFF scenes are not supported",
@@ -222,7 +222,7 @@ pub(crate) async fn resolve_scenes(
                     }
                 }
                 if !any {
-                    return Err(ApiError::validation(
+                    return Err(Problem::validation(
                         ErrorCode::NoScenes,
                         format!(
                             "{path} holds no image files ({})",
@@ -348,7 +348,7 @@ pub(crate) async fn make_plan(
     project: &ProjectRow,
     params: &PlanParams,
     import: bool,
-) -> Result<Plan, ApiError> {
+) -> Result<Plan, Problem> {
     let specs = scene_specs(&params.scenes)?;
     let (resolved, _) = resolve_settings(
         daemon,
@@ -369,7 +369,7 @@ pub(crate) async fn make_plan(
             .map_err(|err| match err {
                 StoreError::EntityNotFound {
                     what: "provider", ..
-                } => ApiError::validation(
+                } => Problem::validation(
                     ErrorCode::NoProvider,
                     format!("there is no provider account `{provider_name}`"),
                 )
@@ -410,7 +410,7 @@ pub(crate) async fn make_plan(
 pub(crate) async fn check_chain_models(
     daemon: &Daemon,
     settings: &Settings,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     use crate::postprocess::local_models::{self, ModelKind};
     let chain = &settings.postprocess;
     let named = |name: &str| (!name.is_empty()).then(|| name.to_owned());
@@ -429,11 +429,11 @@ pub(crate) async fn check_chain_models(
         for (kind, name) in needed {
             local_models::find(&dir, kind, name.as_deref()).map_err(|err| {
                 let message = format!("the post-process chain cannot run: {}", err.message);
-                ApiError { message, ..err }
+                Problem { message, ..err }
             })?;
         }
         Ok(())
     })
     .await
-    .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
+    .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
 }

@@ -24,7 +24,7 @@ use protocol::run::{
 };
 use protocol::{ErrorCode, ErrorData};
 
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::store::StoreError;
 use crate::store::runs::{CandidateRow, RunRow};
 
@@ -152,10 +152,10 @@ pub fn detail(
 }
 
 /// Writes the run record atomically.
-pub fn write_record(detail: &RunDetail, written_at: String) -> Result<(), ApiError> {
+pub fn write_record(detail: &RunDetail, written_at: String) -> Result<(), Problem> {
     let record = record::Record::of(detail, written_at);
     let mut json = serde_json::to_vec_pretty(&record).map_err(|err| {
-        ApiError::new(
+        Problem::new(
             protocol::ErrorKind::Internal,
             ErrorCode::Internal,
             format!("run record does not serialize: {err}"),
@@ -164,7 +164,7 @@ pub fn write_record(detail: &RunDetail, written_at: String) -> Result<(), ApiErr
     json.push(b'\n');
     let path = Path::new(&detail.run.record);
     crate::files::write::replace(path, &json).map_err(|err| {
-        ApiError::new(
+        Problem::new(
             protocol::ErrorKind::Infra,
             ErrorCode::IoError,
             format!("writing run record {}: {err}", path.display()),

@@ -9,9 +9,8 @@ use protocol::run::{CandidateStatus, JobStatus, RunStatus};
 use protocol::{ErrorCode, ErrorKind};
 
 use super::context::{Context, event};
-use super::decide::{eta_secs, is_pending};
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::{png, write};
 use crate::providers::Generated;
 use crate::providers::image_models::{self, Usage};
@@ -47,9 +46,9 @@ pub(crate) async fn record_end(
     daemon: &Daemon,
     context: &Context,
     status: CandidateStatus,
-    error: &ApiError,
+    error: &Problem,
     cost: Option<Cost>,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let id = context.candidate.id.clone();
     let at = daemon.clock.now();
     let error = error.to_data();
@@ -240,14 +239,14 @@ pub(crate) async fn store_success(
     daemon: &Daemon,
     context: &Context,
     generated: Generated,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let _local = daemon
         .runner
         .local
         .clone()
         .acquire_owned()
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     let cost = cost_of(context, generated.usage.as_ref());
     let info = match crate::files::images::inspect(
         &generated.bytes,
@@ -255,7 +254,7 @@ pub(crate) async fn store_success(
     ) {
         Ok(info) => info,
         Err(problem) => {
-            let error = ApiError::new(
+            let error = Problem::new(
                 ErrorKind::Provider,
                 ErrorCode::BadAnswer,
                 format!("the provider's image is unusable: {problem}"),
@@ -289,7 +288,7 @@ pub(crate) async fn store_success(
     }
     let (bytes, rel_path) = if info.format == "png" {
         let tagged = png::with_provenance(generated.bytes, &provenance)
-            .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err))?;
+            .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err))?;
         (tagged, context.rel_path())
     } else {
         // Only PNG carries the provenance chunks; other formats keep their own extension.
@@ -303,9 +302,9 @@ pub(crate) async fn store_success(
     let written_bytes = bytes.clone();
     tokio::task::spawn_blocking(move || write::place(&root, &write_rel, &written_bytes, &stamp))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
         .map_err(|err| {
-            ApiError::new(
+            Problem::new(
                 ErrorKind::Infra,
                 ErrorCode::IoError,
                 format!("writing the output {rel_path}: {err}"),
@@ -333,7 +332,7 @@ pub(crate) async fn record_success(
     rel_path: String,
     cost: Cost,
     request_id: Option<String>,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let sha256 = crate::runs::planner::hex_sha256(bytes);
     let at = daemon.clock.now();
     let id = context.candidate.id.clone();
@@ -422,7 +421,7 @@ pub(crate) async fn record_success(
 }
 
 /// Closes a run whose candidates are all settled, and rewrites its record.
-pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), ApiError> {
+pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Problem> {
     let id = run_id.to_owned();
     let at = daemon.clock.now();
     let finished = daemon
@@ -477,11 +476,42 @@ pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Api
         let written = tokio::task::spawn_blocking(move || super::write_record(&detail, written_at))
             .await
             .map_err(|err| {
-                ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
             })?;
         if let Err(err) = written {
             tracing::error!(run = %run_id, message = %err.message, "could not write the run record");
         }
     }
     Ok(())
+}
+
+/// Whether a candidate still has work: a call to make or finish, or a chain to run.
+fn is_pending(candidate: &CandidateRow) -> bool {
+    let waiting = [CandidateStatus::Planned, CandidateStatus::Calling];
+    waiting
+        .iter()
+        .any(|status| candidate.status == status.as_str())
+        || candidate.postprocess == "pending"
+}
+
+/// Seconds left: the mean time of the finished calls, times the calls left, spread over the
+/// provider-call slots.
+fn eta_secs(candidates: &[CandidateRow], remaining: usize, slots: usize) -> Option<u64> {
+    let parse = |at: &str| {
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+    };
+    let durations: Vec<f64> = candidates
+        .iter()
+        .filter_map(|c| {
+            let started = parse(c.started_at.as_deref()?)?;
+            let finished = parse(c.finished_at.as_deref()?)?;
+            Some((finished - started).as_seconds_f64().max(0.0))
+        })
+        .collect();
+    if durations.is_empty() {
+        return None;
+    }
+    let mean = durations.iter().sum::<f64>() / durations.len() as f64;
+    let waves = remaining.div_ceil(slots.max(1));
+    Some((mean * waves as f64).ceil() as u64)
 }

@@ -11,7 +11,7 @@ use protocol::run::{CostEstimate, Endpoint, InputImage, InputRole, Plan, Planned
 use protocol::{ErrorCode, ErrorKind};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 use crate::providers::image_models;
 use crate::runs::settings::{self, Settings};
 
@@ -87,17 +87,17 @@ pub struct Inputs {
     pub models: Vec<protocol::image_model::ModelInfo>,
 }
 
-pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
+pub fn plan(inputs: &Inputs) -> Result<Plan, Problem> {
     let generation = &inputs.settings.generation;
     let (time, weather) = stage_options(inputs)?;
     if inputs.scenes.is_empty() {
         return Err(
-            ApiError::validation(ErrorCode::NoScenes, "a run needs at least one scene")
+            Problem::validation(ErrorCode::NoScenes, "a run needs at least one scene")
                 .with_hint("name scene assets, image files or a folder of images"),
         );
     }
     if inputs.scenes.len() > generation.safe_batch_limit as usize {
-        return Err(ApiError::new(
+        return Err(Problem::new(
             ErrorKind::Policy,
             ErrorCode::BatchLimit,
             format!(
@@ -116,7 +116,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, ApiError> {
     let mut warnings = Vec::new();
     check_model(inputs, &model, &mut warnings)?;
     let pricing = image_models::pricing(&inputs.settings, &model).ok_or_else(|| {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::UnpricedModel,
             format!("Kroma has no price table for model `{model}`, so it cannot cap the spend"),
         )
@@ -231,10 +231,10 @@ pub fn postprocess_steps(settings: &Settings) -> Vec<String> {
 }
 
 /// Checks the stage's time and weather (reference §3.3) and fills their defaults.
-fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), ApiError> {
+fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Problem> {
     let stage = inputs.stage;
     if inputs.time.is_some() && !matches!(stage, Stage::Time | Stage::Weather) {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::TimeNotAllowed,
             format!(
                 "`time` applies to the time and weather stages, not `{}`",
@@ -243,7 +243,7 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
         ));
     }
     if inputs.weather.is_some() && stage != Stage::Weather {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::WeatherNotAllowed,
             format!(
                 "`weather` applies to the weather stage, not `{}`",
@@ -253,14 +253,14 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
     }
     match stage {
         Stage::Character if inputs.characters.is_empty() => {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::NoCharacters,
                 "the character stage needs at least one character",
             )
             .with_hint("name the characters to put into the scenes"));
         }
         Stage::Style | Stage::Time | Stage::Weather if !inputs.characters.is_empty() => {
-            return Err(ApiError::validation(
+            return Err(Problem::validation(
                 ErrorCode::CharactersNotAllowed,
                 format!(
                     "characters are put into scenes in the character stage, not `{}`",
@@ -283,7 +283,7 @@ fn stage_options(inputs: &Inputs) -> Result<(Option<String>, Option<String>), Ap
     Ok((time, weather))
 }
 
-fn check_model(inputs: &Inputs, model: &str, warnings: &mut Vec<String>) -> Result<(), ApiError> {
+fn check_model(inputs: &Inputs, model: &str, warnings: &mut Vec<String>) -> Result<(), Problem> {
     let Some(info) = inputs.models.iter().find(|info| info.id == model) else {
         return Ok(());
     };
@@ -294,7 +294,7 @@ fn check_model(inputs: &Inputs, model: &str, warnings: &mut Vec<String>) -> Resu
         .map(|replacement| format!("; use `{replacement}` instead"))
         .unwrap_or_default();
     match info.lifecycle {
-        Lifecycle::Retired => Err(ApiError::validation(
+        Lifecycle::Retired => Err(Problem::validation(
             ErrorCode::ModelRetired,
             format!("model `{model}` was shut down on {date}{instead}"),
         )
@@ -326,12 +326,12 @@ fn compose_prompt(
     scene: &Scene,
     time: Option<&str>,
     weather: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<String, Problem> {
     let prompts = &inputs.settings.prompts;
-    let prompt_key = |key: String| -> Result<String, ApiError> {
+    let prompt_key = |key: String| -> Result<String, Problem> {
         prompts.get(&key).cloned().ok_or_else(|| {
             let known: Vec<&str> = prompts.keys().map(String::as_str).collect();
-            ApiError::validation(ErrorCode::MissingPrompt, format!("missing prompts.{key}"))
+            Problem::validation(ErrorCode::MissingPrompt, format!("missing prompts.{key}"))
                 .with_hint(format!(
                     "add `{key}` under [prompts] in the settings; known: {}",
                     known.join(", ")
@@ -383,7 +383,7 @@ fn compose_prompt(
         .collect::<Vec<_>>()
         .join(" ");
     if prompt.chars().count() > MAX_PROMPT_CHARS {
-        return Err(ApiError::validation(
+        return Err(Problem::validation(
             ErrorCode::PromptTooLong,
             format!(
                 "the composed prompt has {} characters; the provider takes at most {MAX_PROMPT_CHARS}",
@@ -403,7 +403,7 @@ fn render_template(
     scene: &Scene,
     time: Option<&str>,
     weather: Option<&str>,
-) -> Result<String, ApiError> {
+) -> Result<String, Problem> {
     let builtins = [
         ("stage", inputs.stage.as_str().to_owned()),
         ("time", time.unwrap_or_default().to_owned()),

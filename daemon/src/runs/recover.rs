@@ -10,7 +10,7 @@ use super::context::{Context, load};
 use super::decide::{Settle, after_crash, after_panic};
 use super::outcomes::{Cost, cost_of, finish_run_if_done, record_end, record_success};
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::files::png;
 use crate::providers::image_models::Usage;
 use crate::store::StoreError;
@@ -24,7 +24,7 @@ pub(crate) async fn settle_after_panic(
     daemon: &Daemon,
     id: &str,
     reason: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let lookup = id.to_owned();
     let candidate = daemon
         .store
@@ -37,7 +37,7 @@ pub(crate) async fn settle_after_panic(
         _ => None,
     };
     let error = |message: &str| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Internal,
             ErrorCode::Internal,
             format!("{message} (kromad panicked: {reason})"),
@@ -60,7 +60,7 @@ pub(crate) async fn settle_after_panic(
 }
 
 /// Settles what a stopped daemon left `calling`, then closes runs that have nothing left.
-pub async fn recover(daemon: &Daemon) -> Result<(), ApiError> {
+pub async fn recover(daemon: &Daemon) -> Result<(), Problem> {
     let calling = daemon.store.read(rows::calling).await?;
     for candidate in calling {
         let id = candidate.id.clone();
@@ -82,7 +82,7 @@ pub async fn recover(daemon: &Daemon) -> Result<(), ApiError> {
 }
 
 /// `calling` → `planned`, keeping the idempotency key.
-pub(crate) async fn requeue(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
+pub(crate) async fn requeue(daemon: &Daemon, id: &str) -> Result<(), Problem> {
     let id = id.to_owned();
     daemon
         .store
@@ -97,7 +97,7 @@ pub(crate) async fn requeue(daemon: &Daemon, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), ApiError> {
+pub(crate) async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Problem> {
     let context = load(daemon, candidate).await?;
     let found = stored_output(&context).await?;
     let provider_name = context.plan.provider.clone();
@@ -112,7 +112,7 @@ pub(crate) async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Res
         // Same idempotency key: the provider answers with the first result and bills once.
         (Settle::Requeue, _) => requeue(daemon, &context.candidate.id).await,
         _ => {
-            let error = ApiError::new(
+            let error = Problem::new(
                 ErrorKind::Provider,
                 ErrorCode::CallLost,
                 "kromad stopped during this call; the provider may have billed it and the result is lost",
@@ -128,7 +128,7 @@ pub(crate) async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Res
 
 /// Ends a candidate whose call may have been billed and whose result is lost: `unknown`, with the
 /// estimate counted against the budgets.
-async fn record_lost(daemon: &Daemon, context: &Context, error: &ApiError) -> Result<(), ApiError> {
+async fn record_lost(daemon: &Daemon, context: &Context, error: &Problem) -> Result<(), Problem> {
     let cost = Cost {
         usd: context.estimated_usd(),
         source: "estimate_unknown",
@@ -139,12 +139,12 @@ async fn record_lost(daemon: &Daemon, context: &Context, error: &ApiError) -> Re
 
 /// The candidate's output file, when it is already in place (it was written, then kromad stopped
 /// or panicked before recording it).
-async fn stored_output(context: &Context) -> Result<Option<Vec<u8>>, ApiError> {
+async fn stored_output(context: &Context) -> Result<Option<Vec<u8>>, Problem> {
     let path = context.root().join(context.rel_path());
     let id = context.candidate.id.clone();
     tokio::task::spawn_blocking(move || png::holds_candidate(&path, &id))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))
 }
 
 /// Records a candidate from its output file, with the cost its provenance recorded.
@@ -152,10 +152,10 @@ async fn record_from_output(
     daemon: &Daemon,
     context: &Context,
     bytes: Vec<u8>,
-) -> Result<(), ApiError> {
+) -> Result<(), Problem> {
     let provenance = png::read_provenance(&bytes);
     let info = crate::files::images::inspect(&bytes, u64::MAX).map_err(|problem| {
-        ApiError::new(
+        Problem::new(
             ErrorKind::Infra,
             ErrorCode::IoError,
             format!("recovered output: {problem}"),

@@ -34,7 +34,7 @@ use super::outcomes::{Cost, cost_of, finish_run_if_done, record_end, store_succe
 use super::recover::{recover, requeue, settle_after_panic};
 use crate::Daemon;
 use crate::config::RunLimits;
-use crate::error::{ApiError, Hint};
+use crate::error::{Hint, Problem};
 use crate::providers::{self, ImageCall, InputFile};
 use crate::store::StoreError;
 use crate::store::runs::{self as rows, CandidateRow};
@@ -268,7 +268,7 @@ pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Calls for one candidate and records how it ended; answers whether its post-process chain is
 /// now pending.
-async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, ApiError> {
+async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, Problem> {
     let context = load(daemon, candidate).await?;
     if context.run.status != "running" {
         return Ok(false);
@@ -331,7 +331,7 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
             .await
         }
         Ended::Canceled => {
-            let error = ApiError::new(
+            let error = Problem::new(
                 ErrorKind::Policy,
                 ErrorCode::Canceled,
                 "the run was canceled",
@@ -343,7 +343,7 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
     stored.map(|()| false)
 }
 
-async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
+async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, Problem> {
     let id = context.candidate.id.clone();
     let at = daemon.clock.now();
     let mut events = vec![event(
@@ -379,15 +379,15 @@ async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, ApiError> {
         .await?)
 }
 
-async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, ApiError> {
+async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, Problem> {
     let secrets = daemon.secrets.get().await;
     let name = secret.to_owned();
     tokio::task::spawn_blocking(move || secrets.get(&name))
         .await
-        .map_err(|err| ApiError::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
         .map(|(key, _)| key)
         .map_err(|err| {
-            ApiError::new(
+            Problem::new(
                 ErrorKind::Provider,
                 ErrorCode::NoKey,
                 format!("the provider key (secret `{secret}`) cannot be read: {err}"),
@@ -400,13 +400,13 @@ async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, Api
 }
 
 /// Reads the job's input images and checks they are still the files that were planned.
-fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
+fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, Problem> {
     job.input_images
         .iter()
         .map(|image| {
             let path = Path::new(&image.path);
             let bytes = crate::postprocess::budget::read_image_file(path).map_err(|err| {
-                ApiError::new(
+                Problem::new(
                     ErrorKind::Infra,
                     ErrorCode::InputUnreadable,
                     format!("cannot read input image: {}", err.message),
@@ -416,7 +416,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, ApiError> {
             if let Some(expected) = &image.sha256
                 && crate::runs::planner::hex_sha256(&bytes) != *expected
             {
-                return Err(ApiError::validation(
+                return Err(Problem::validation(
                     ErrorCode::InputChanged,
                     format!(
                         "input image {} changed since the run was planned",
@@ -445,7 +445,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
     {
         Ok(provider) => provider,
         Err(err) => {
-            return Ended::Failed(ApiError::from(err).with_hint(Hint::new(
+            return Ended::Failed(Problem::from(err).with_hint(Hint::new(
                 format!(
                     "recreate provider account `{}`, then retry the run",
                     context.plan.provider
@@ -470,7 +470,7 @@ async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
         Ok(Ok(inputs)) => inputs,
         Ok(Err(err)) => return Ended::Failed(err),
         Err(err) => {
-            return Ended::Failed(ApiError::new(
+            return Ended::Failed(Problem::new(
                 ErrorKind::Internal,
                 ErrorCode::Internal,
                 err.to_string(),

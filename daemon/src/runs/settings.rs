@@ -12,7 +12,7 @@ use kroma_protocol as protocol;
 use protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::Problem;
 
 /// The prompt chunks of reference §3.2, used when no layer sets them.
 pub const DEFAULT_PROMPTS: [(&str, &str); 5] = [
@@ -198,12 +198,12 @@ pub struct Resolved {
 }
 
 /// Reads a settings file; a missing file is an empty layer.
-pub fn read_file(path: &Path, source: Source) -> Result<Option<Layer>, ApiError> {
+pub fn read_file(path: &Path, source: Source) -> Result<Option<Layer>, Problem> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(err) => {
-            return Err(ApiError::new(
+            return Err(Problem::new(
                 protocol::ErrorKind::Infra,
                 ErrorCode::SettingsUnreadable,
                 format!("cannot read settings file {}: {err}", path.display()),
@@ -214,9 +214,9 @@ pub fn read_file(path: &Path, source: Source) -> Result<Option<Layer>, ApiError>
 }
 
 /// Parses and checks one layer on its own.
-pub fn parse(text: &str, source: Source) -> Result<Layer, ApiError> {
+pub fn parse(text: &str, source: Source) -> Result<Layer, Problem> {
     let bad = |message: String| {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::InvalidSettings,
             format!("settings in {}: {message}", source.describe()),
         )
@@ -256,9 +256,9 @@ fn check_shape(table: &toml::Table) -> Result<(), String> {
 }
 
 /// Merges layers given lowest first (defaults are added below them) and checks the result.
-pub fn resolve(layers: Vec<Layer>) -> Result<Resolved, ApiError> {
+pub fn resolve(layers: Vec<Layer>) -> Result<Resolved, Problem> {
     let defaults = toml::Table::try_from(Settings::default()).map_err(|err| {
-        ApiError::new(
+        Problem::new(
             protocol::ErrorKind::Internal,
             ErrorCode::Internal,
             format!("default settings do not serialize: {err}"),
@@ -274,7 +274,7 @@ pub fn resolve(layers: Vec<Layer>) -> Result<Resolved, ApiError> {
         insert(&mut merged, path, value.clone());
     }
     let settings = Settings::deserialize(toml::Value::Table(merged)).map_err(|err| {
-        ApiError::validation(
+        Problem::validation(
             ErrorCode::InvalidSettings,
             format!("merged settings: {}", err.message()),
         )
@@ -344,11 +344,11 @@ impl Resolved {
         self.leaves.get(&path).map(|(_, source)| source)
     }
 
-    fn out_of_range(&self, path: &[&str], rule: &str) -> ApiError {
+    fn out_of_range(&self, path: &[&str], rule: &str) -> Problem {
         let key = display_key(&path.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>());
         let source = self.source_of(path);
         let from = source.map_or_else(|| "default".to_owned(), Source::describe);
-        let err = ApiError::validation(
+        let err = Problem::validation(
             ErrorCode::InvalidSettings,
             format!("`{key}` (from {from}) {rule}"),
         )
@@ -362,7 +362,7 @@ impl Resolved {
         }
     }
 
-    fn check_ranges(&self) -> Result<(), ApiError> {
+    fn check_ranges(&self) -> Result<(), Problem> {
         let generation = &self.settings.generation;
         let g = |key: &'static str| ["generation", key];
         if generation.provider.trim().is_empty() {

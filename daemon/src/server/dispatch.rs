@@ -16,7 +16,8 @@ use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
+use crate::error::Problem;
+use crate::server::wire::ToWire;
 
 /// Most requests a batch may hold.
 pub const MAX_BATCH_LEN: usize = 10_000;
@@ -197,7 +198,7 @@ fn reply_too_large(text: &str, limit: usize) -> Option<String> {
     let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
     let id = envelope.id.filter(|id| valid_id(id))?;
     Some(
-        ApiError::new(
+        Problem::new(
             ErrorKind::Infra,
             ErrorCode::ReplyTooLarge,
             format!(
@@ -255,7 +256,7 @@ async fn handle_single(
     };
     let callback = methods.method(&method);
     if callback.is_none() {
-        let err = ApiError::new(
+        let err = Problem::new(
             ErrorKind::NotFound,
             ErrorCode::MethodNotFound,
             format!("method `{method}` does not exist"),
@@ -280,7 +281,7 @@ async fn handle_single(
         match bounds.subscriptions.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
-                let err = ApiError::new(
+                let err = Problem::new(
                     ErrorKind::Infra,
                     ErrorCode::TooManySubscriptions,
                     "this connection already holds as many subscriptions as kromad allows",
@@ -334,7 +335,7 @@ async fn handle_single(
         Ok(Err(_panic)) => {
             tracing::error!(%method, "a method handler panicked");
             (
-                ApiError::new(
+                Problem::new(
                     ErrorKind::Internal,
                     ErrorCode::Internal,
                     format!("`{method}` failed inside kromad"),
@@ -345,7 +346,7 @@ async fn handle_single(
             )
         }
         Err(_elapsed) => (
-            ApiError::new(
+            Problem::new(
                 ErrorKind::Infra,
                 ErrorCode::RequestTimeout,
                 format!(
@@ -490,21 +491,21 @@ fn valid_id(id: &RawValue) -> bool {
         || text.starts_with(|c: char| c.is_ascii_digit())
 }
 
-fn error_reply(err: ApiError, id: &str) -> Reply {
+fn error_reply(err: Problem, id: &str) -> Reply {
     Reply {
         response: Some(err.to_response(id)),
         subscriptions: Vec::new(),
     }
 }
 
-pub fn parse_error(detail: &str) -> ApiError {
-    ApiError::validation(ErrorCode::ParseError, format!("parse error: {detail}"))
+pub fn parse_error(detail: &str) -> Problem {
+    Problem::validation(ErrorCode::ParseError, format!("parse error: {detail}"))
         .with_hint("send one JSON-RPC 2.0 request (or batch) per line, UTF-8 encoded")
         .with_rpc_code(protocol::error::PARSE_ERROR)
 }
 
-pub fn invalid_request(detail: &str) -> ApiError {
-    ApiError::validation(
+pub fn invalid_request(detail: &str) -> Problem {
+    Problem::validation(
         ErrorCode::InvalidRequest,
         format!("invalid request: {detail}"),
     )

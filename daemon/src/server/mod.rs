@@ -6,6 +6,7 @@
 
 pub mod dispatch;
 pub mod socket;
+pub mod wire;
 
 use std::sync::Arc;
 
@@ -22,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Limits;
-use crate::error::ApiError;
+use crate::error::Problem;
+use crate::server::wire::ToWire;
 use socket::Listener;
 
 /// Who is on the other end of a connection. Handlers read it from the request extensions.
@@ -60,7 +62,7 @@ pub async fn accept_loop(
         let peer = peer_of(&stream);
         if own_uid.is_some() && peer.uid != own_uid {
             tracing::warn!(peer_uid = ?peer.uid, pid = ?peer.pid, "refused a connection from another user");
-            let err = ApiError::new(
+            let err = Problem::new(
                 ErrorKind::Policy,
                 ErrorCode::PermissionDenied,
                 "this kromad serves only the user who started it",
@@ -75,7 +77,7 @@ pub async fn accept_loop(
                 max = limits.max_connections,
                 "refused a connection: too many open"
             );
-            let err = ApiError::new(
+            let err = Problem::new(
                 ErrorKind::Infra,
                 ErrorCode::TooManyConnections,
                 format!(
@@ -99,7 +101,7 @@ pub async fn accept_loop(
 }
 
 /// Writes one error line to a connection that will not be served, then closes it.
-async fn refuse(stream: Stream, err: ApiError) {
+async fn refuse(stream: Stream, err: Problem) {
     let mut send = stream;
     let line = format!("{}\n", err.to_response("null"));
     let write = async {

@@ -11,6 +11,7 @@ mod assets;
 mod audit;
 mod events;
 pub mod knowledge;
+mod problems;
 mod projects;
 pub mod providers;
 pub mod runs;
@@ -28,7 +29,7 @@ use tokio::sync::broadcast;
 pub use assets::{AssetRow, LinkRow, NewAsset};
 pub use audit::{NewAuditEntry, insert as insert_audit, set_outcome as set_audit_outcome};
 pub use events::NewEvent;
-pub use projects::{NewProject, ProjectChanges, ProjectRow, S3Row};
+pub use projects::{NewProject, ProjectChanges, ProjectRow};
 
 /// Append-only: never edit or reorder an entry, add a new file instead.
 const MIGRATIONS: &[M<'static>] = &[

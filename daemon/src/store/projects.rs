@@ -17,13 +17,8 @@ pub struct ProjectRow {
     pub updated_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Row {
-    pub bucket: String,
-    pub prefix: String,
-    pub region: Option<String>,
-    pub endpoint: Option<String>,
-}
+/// A project's S3 export settings, as the project rules checked them.
+pub use crate::projects::rules::S3Settings as S3Row;
 
 /// A validated new project.
 #[derive(Debug, Clone)]

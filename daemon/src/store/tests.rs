@@ -87,7 +87,7 @@ async fn slugs_are_unique_and_deletes_cascade() {
     };
     insert("a").await.unwrap();
     assert!(matches!(insert("a").await, Err(StoreError::SlugTaken(slug)) if slug == "a"));
-    let s3 = S3Row {
+    let s3 = crate::projects::rules::S3Settings {
         bucket: "comics".into(),
         prefix: "a".into(),
         region: None,

@@ -8,7 +8,7 @@ use protocol::knowledge as wire;
 use super::{changed, delete_entity, new_common, optional_text, read_all, read_one};
 use crate::Daemon;
 use crate::api::find_project;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::knowledge::{parse_name, parse_references, parse_text};
 use crate::store::StoreError;
 use crate::store::knowledge::{self as rows, CharacterRow, Entity};
@@ -16,7 +16,7 @@ use crate::store::knowledge::{self as rows, CharacterRow, Entity};
 pub async fn character_create(
     daemon: Arc<Daemon>,
     params: wire::CharacterCreate,
-) -> Result<wire::Character, ApiError> {
+) -> Result<wire::Character, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = parse_name("character", &params.name)?;
     let character = CharacterRow {
@@ -46,7 +46,7 @@ pub async fn character_create(
 pub async fn character_update(
     daemon: Arc<Daemon>,
     params: wire::CharacterUpdate,
-) -> Result<wire::Character, ApiError> {
+) -> Result<wire::Character, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = params
         .name
@@ -92,7 +92,7 @@ pub async fn character_update(
 pub async fn character_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
-) -> Result<wire::Character, ApiError> {
+) -> Result<wire::Character, Problem> {
     let row = read_one(&daemon, Entity::Character, params, rows::get_character).await?;
     Ok(character_to_proto(&row))
 }
@@ -100,7 +100,7 @@ pub async fn character_get(
 pub async fn character_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
-) -> Result<wire::CharacterList, ApiError> {
+) -> Result<wire::CharacterList, Problem> {
     let rows = read_all(&daemon, Entity::Character, params, rows::get_character).await?;
     Ok(wire::CharacterList {
         characters: rows.iter().map(character_to_proto).collect(),
@@ -110,7 +110,7 @@ pub async fn character_list(
 pub async fn character_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
-) -> Result<wire::Deleted, ApiError> {
+) -> Result<wire::Deleted, Problem> {
     delete_entity(&daemon, Entity::Character, params, |_, _| Ok(())).await
 }
 

@@ -26,7 +26,7 @@ use protocol::knowledge as wire;
 
 use super::{find_project, unconfirmed_delete};
 use crate::Daemon;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::knowledge::parse_text;
 use crate::store::knowledge::{self as rows, Common, Entity};
 use crate::store::{NewEvent, StoreError};
@@ -78,7 +78,7 @@ pub(super) fn new_common(project_slug: &str, name: String, at: String) -> Common
 pub(super) fn optional_text(
     field: &str,
     value: Option<&String>,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, Problem> {
     value.map(|text| parse_text(field, text)).transpose()
 }
 
@@ -89,7 +89,7 @@ pub(super) async fn delete_entity(
     entity: Entity,
     params: wire::DeleteParams,
     after: fn(&rusqlite::Connection, &str) -> Result<(), StoreError>,
-) -> Result<wire::Deleted, ApiError> {
+) -> Result<wire::Deleted, Problem> {
     if !params.confirm {
         let what = format!("{} `{}`", entity.what(), params.id);
         let known = [
@@ -138,7 +138,7 @@ pub(super) async fn read_one<R: Send + 'static>(
     entity: Entity,
     params: wire::EntityRef,
     get: fn(&rusqlite::Connection, &str) -> Result<R, StoreError>,
-) -> Result<R, ApiError> {
+) -> Result<R, Problem> {
     let project = find_project(daemon, &params.project).await?;
     let row = daemon
         .store
@@ -153,7 +153,7 @@ pub(super) async fn read_all<R: Send + 'static>(
     entity: Entity,
     params: wire::ProjectParams,
     get: fn(&rusqlite::Connection, &str) -> Result<R, StoreError>,
-) -> Result<Vec<R>, ApiError> {
+) -> Result<Vec<R>, Problem> {
     let project = find_project(daemon, &params.project).await?;
     let rows = daemon
         .store

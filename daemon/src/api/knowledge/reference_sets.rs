@@ -9,12 +9,12 @@ use protocol::{ErrorCode, ErrorKind};
 use super::{changed, delete_entity, new_common, optional_text, read_all, read_one};
 use crate::Daemon;
 use crate::api::find_project;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::knowledge::{self, parse_name, parse_references, parse_text};
 use crate::store::StoreError;
 use crate::store::knowledge::{self as rows, Entity, ItemRow, ReferenceSetRow};
 
-pub(super) fn parse_items(items: &[wire::ReferenceItem]) -> Result<Vec<ItemRow>, ApiError> {
+pub(super) fn parse_items(items: &[wire::ReferenceItem]) -> Result<Vec<ItemRow>, Problem> {
     let assets: Vec<String> = items.iter().map(|item| item.asset.clone()).collect();
     parse_references(&assets)?;
     items
@@ -33,7 +33,7 @@ pub(super) fn parse_items(items: &[wire::ReferenceItem]) -> Result<Vec<ItemRow>,
 pub async fn reference_set_create(
     daemon: Arc<Daemon>,
     params: wire::ReferenceSetCreate,
-) -> Result<wire::ReferenceSet, ApiError> {
+) -> Result<wire::ReferenceSet, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = parse_name("reference set", &params.name)?;
     let set = ReferenceSetRow {
@@ -55,7 +55,7 @@ pub async fn reference_set_create(
 pub async fn reference_set_update(
     daemon: Arc<Daemon>,
     params: wire::ReferenceSetUpdate,
-) -> Result<wire::ReferenceSet, ApiError> {
+) -> Result<wire::ReferenceSet, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = params
         .name
@@ -93,7 +93,7 @@ pub async fn reference_set_update(
 pub async fn reference_set_add_item(
     daemon: Arc<Daemon>,
     params: wire::ReferenceItemAdd,
-) -> Result<wire::ReferenceSet, ApiError> {
+) -> Result<wire::ReferenceSet, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let item = parse_items(&[wire::ReferenceItem {
         asset: params.asset,
@@ -122,7 +122,7 @@ pub async fn reference_set_add_item(
             {
                 Some(existing) => *existing = item,
                 None if full => {
-                    return Err(ApiError::validation(
+                    return Err(Problem::validation(
                         ErrorCode::TooManyReferences,
                         format!(
                             "a reference set holds at most {} items",
@@ -141,7 +141,7 @@ pub async fn reference_set_add_item(
 pub async fn reference_set_remove_item(
     daemon: Arc<Daemon>,
     params: wire::ReferenceItemRemove,
-) -> Result<wire::ReferenceSet, ApiError> {
+) -> Result<wire::ReferenceSet, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let key = params.set;
     let asset = params.asset;
@@ -159,7 +159,7 @@ pub async fn reference_set_remove_item(
             let before = set.items.len();
             set.items.retain(|item| item.asset_id != asset);
             if set.items.len() == before {
-                return Err(ApiError::new(
+                return Err(Problem::new(
                     ErrorKind::NotFound,
                     ErrorCode::ItemNotFound,
                     format!(
@@ -180,8 +180,8 @@ pub(super) async fn save_reference_set(
     project_id: String,
     project_slug: String,
     action: protocol::events::Change,
-    change: impl FnOnce(&rusqlite::Connection) -> Result<ReferenceSetRow, ApiError> + Send + 'static,
-) -> Result<wire::ReferenceSet, ApiError> {
+    change: impl FnOnce(&rusqlite::Connection) -> Result<ReferenceSetRow, Problem> + Send + 'static,
+) -> Result<wire::ReferenceSet, Problem> {
     let clock = daemon.clock;
     let saved = daemon
         .store
@@ -191,7 +191,7 @@ pub(super) async fn save_reference_set(
             rows::put_reference_set(tx, &project_id, &set)?;
             let saved = rows::get_reference_set(tx, &set.common.id)?;
             let event = changed(Entity::ReferenceSet, &project_slug, action, &saved.common);
-            Ok::<_, ApiError>((saved, vec![event]))
+            Ok::<_, Problem>((saved, vec![event]))
         })
         .await?;
     reference_set_to_proto(&saved)
@@ -200,7 +200,7 @@ pub(super) async fn save_reference_set(
 pub async fn reference_set_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
-) -> Result<wire::ReferenceSet, ApiError> {
+) -> Result<wire::ReferenceSet, Problem> {
     let row = read_one(
         &daemon,
         Entity::ReferenceSet,
@@ -214,7 +214,7 @@ pub async fn reference_set_get(
 pub async fn reference_set_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
-) -> Result<wire::ReferenceSetList, ApiError> {
+) -> Result<wire::ReferenceSetList, Problem> {
     let rows = read_all(
         &daemon,
         Entity::ReferenceSet,
@@ -233,16 +233,14 @@ pub async fn reference_set_list(
 pub async fn reference_set_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
-) -> Result<wire::Deleted, ApiError> {
+) -> Result<wire::Deleted, Problem> {
     delete_entity(&daemon, Entity::ReferenceSet, params, |_, _| Ok(())).await
 }
 
-pub(super) fn reference_set_to_proto(
-    row: &ReferenceSetRow,
-) -> Result<wire::ReferenceSet, ApiError> {
+pub(super) fn reference_set_to_proto(row: &ReferenceSetRow) -> Result<wire::ReferenceSet, Problem> {
     let kind =
         serde_json::from_value(serde_json::Value::String(row.kind.clone())).map_err(|_| {
-            ApiError::from(StoreError::Corrupt(format!(
+            Problem::from(StoreError::Corrupt(format!(
                 "reference set kind `{}`",
                 row.kind
             )))

@@ -9,7 +9,7 @@ use protocol::knowledge as wire;
 use super::{changed, delete_entity, new_common, optional_text, read_all, read_one};
 use crate::Daemon;
 use crate::api::find_project;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::knowledge::{parse_name, parse_references, parse_required_text, parse_text};
 use crate::store::StoreError;
 use crate::store::knowledge::{self as rows, Entity, StyleGuideRow};
@@ -17,7 +17,7 @@ use crate::store::knowledge::{self as rows, Entity, StyleGuideRow};
 pub async fn style_guide_create(
     daemon: Arc<Daemon>,
     params: wire::StyleGuideCreate,
-) -> Result<wire::StyleGuide, ApiError> {
+) -> Result<wire::StyleGuide, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = parse_name("style guide", &params.name)?;
     let mut guide = StyleGuideRow {
@@ -51,7 +51,7 @@ pub async fn style_guide_create(
 pub async fn style_guide_update(
     daemon: Arc<Daemon>,
     params: wire::StyleGuideUpdate,
-) -> Result<wire::StyleGuide, ApiError> {
+) -> Result<wire::StyleGuide, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = params
         .name
@@ -79,7 +79,7 @@ pub async fn style_guide_update(
             let id = rows::resolve(tx, Entity::StyleGuide, &project.id, &params.id)?;
             let mut guide = rows::get_style_guide(tx, &id)?;
             if params.is_default == Some(false) && guide.is_default {
-                return Err(ApiError::validation(
+                return Err(Problem::validation(
                     ErrorCode::DefaultRequired,
                     format!(
                         "`{}` is the default style guide; a project keeps one while it has any",
@@ -107,7 +107,7 @@ pub async fn style_guide_update(
                 protocol::events::Change::Updated,
                 &saved.common,
             );
-            Ok::<_, ApiError>((saved, vec![event]))
+            Ok::<_, Problem>((saved, vec![event]))
         })
         .await?;
     Ok(style_guide_to_proto(&saved))
@@ -116,7 +116,7 @@ pub async fn style_guide_update(
 pub async fn style_guide_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
-) -> Result<wire::StyleGuide, ApiError> {
+) -> Result<wire::StyleGuide, Problem> {
     let row = read_one(&daemon, Entity::StyleGuide, params, rows::get_style_guide).await?;
     Ok(style_guide_to_proto(&row))
 }
@@ -124,7 +124,7 @@ pub async fn style_guide_get(
 pub async fn style_guide_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
-) -> Result<wire::StyleGuideList, ApiError> {
+) -> Result<wire::StyleGuideList, Problem> {
     let rows = read_all(&daemon, Entity::StyleGuide, params, rows::get_style_guide).await?;
     Ok(wire::StyleGuideList {
         style_guides: rows.iter().map(style_guide_to_proto).collect(),
@@ -134,7 +134,7 @@ pub async fn style_guide_list(
 pub async fn style_guide_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
-) -> Result<wire::Deleted, ApiError> {
+) -> Result<wire::Deleted, Problem> {
     delete_entity(
         &daemon,
         Entity::StyleGuide,

@@ -8,7 +8,7 @@ use protocol::knowledge as wire;
 use super::{changed, delete_entity, new_common, read_all, read_one};
 use crate::Daemon;
 use crate::api::find_project;
-use crate::error::ApiError;
+use crate::error::Problem;
 use crate::knowledge::{self, parse_name, parse_required_text};
 use crate::store::StoreError;
 use crate::store::knowledge::{self as rows, Entity, PromptTemplateRow};
@@ -16,7 +16,7 @@ use crate::store::knowledge::{self as rows, Entity, PromptTemplateRow};
 pub async fn prompt_template_create(
     daemon: Arc<Daemon>,
     params: wire::PromptTemplateCreate,
-) -> Result<wire::PromptTemplate, ApiError> {
+) -> Result<wire::PromptTemplate, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = parse_name("prompt template", &params.name)?;
     let body = parse_required_text("body", &params.body)?;
@@ -47,7 +47,7 @@ pub async fn prompt_template_create(
 pub async fn prompt_template_update(
     daemon: Arc<Daemon>,
     params: wire::PromptTemplateUpdate,
-) -> Result<wire::PromptTemplate, ApiError> {
+) -> Result<wire::PromptTemplate, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let name = params
         .name
@@ -85,7 +85,7 @@ pub async fn prompt_template_update(
                 protocol::events::Change::Updated,
                 &saved.common,
             );
-            Ok::<_, ApiError>((saved, vec![event]))
+            Ok::<_, Problem>((saved, vec![event]))
         })
         .await?;
     Ok(prompt_template_to_proto(&saved))
@@ -94,7 +94,7 @@ pub async fn prompt_template_update(
 pub async fn prompt_template_get(
     daemon: Arc<Daemon>,
     params: wire::EntityRef,
-) -> Result<wire::PromptTemplate, ApiError> {
+) -> Result<wire::PromptTemplate, Problem> {
     let row = read_one(
         &daemon,
         Entity::PromptTemplate,
@@ -108,7 +108,7 @@ pub async fn prompt_template_get(
 pub async fn prompt_template_list(
     daemon: Arc<Daemon>,
     params: wire::ProjectParams,
-) -> Result<wire::PromptTemplateList, ApiError> {
+) -> Result<wire::PromptTemplateList, Problem> {
     let rows = read_all(
         &daemon,
         Entity::PromptTemplate,
@@ -124,14 +124,14 @@ pub async fn prompt_template_list(
 pub async fn prompt_template_delete(
     daemon: Arc<Daemon>,
     params: wire::DeleteParams,
-) -> Result<wire::Deleted, ApiError> {
+) -> Result<wire::Deleted, Problem> {
     delete_entity(&daemon, Entity::PromptTemplate, params, |_, _| Ok(())).await
 }
 
 pub async fn prompt_template_render(
     daemon: Arc<Daemon>,
     params: wire::RenderParams,
-) -> Result<wire::Rendered, ApiError> {
+) -> Result<wire::Rendered, Problem> {
     let project = find_project(&daemon, &params.project).await?;
     let key = params.id;
     let template = daemon

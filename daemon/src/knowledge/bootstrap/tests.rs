@@ -206,7 +206,7 @@ fn applying_a_plan_twice_is_a_no_op_the_second_time() {
     }
 }
 
-fn plan_error(json: serde_json::Value) -> ApiError {
+fn plan_error(json: serde_json::Value) -> Problem {
     plan(&snapshot(), &doc(json), ImportMode::Merge, NOW).unwrap_err()
 }
 
