@@ -58,6 +58,8 @@ pub fn new_file_with<E>(
 }
 
 /// Writes a file so that readers see the old content or the new one, never a half-written file.
+/// On Unix the file has mode 0600 from its creation on (the temporary file is made so), which the
+/// secrets' file store relies on.
 pub fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::NamedTempFile::new_in(folder)?;
@@ -187,6 +189,20 @@ mod tests {
         let kept = root.path().join("inputs/b.png");
         Uncommitted::write(&kept, b"b").expect("write").keep();
         assert_eq!(fs::read(&kept).expect("read"), b"b");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_is_private_from_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("temp dir");
+        let target = root.path().join("secrets.age");
+        replace(&target, b"sealed").expect("write");
+        let mode = fs::metadata(&target)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

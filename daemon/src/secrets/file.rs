@@ -213,17 +213,11 @@ fn check_private(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes a file atomically with mode 0600 from its creation on.
+/// Writes a file atomically with mode 0600 from its creation on (`files::write::replace`).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     let folder = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(folder)?;
-    // tempfile creates files with mode 0600 on Unix.
-    let mut temp = tempfile::NamedTempFile::new_in(folder)?;
-    temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|err| err.error)?;
-    Ok(())
+    crate::files::write::replace(path, bytes)
 }
 
 #[cfg(test)]
