@@ -17,7 +17,6 @@ use protocol::{ErrorCode, ErrorKind};
 
 use super::context::{self, Context};
 use super::outcomes::Books;
-use super::runner;
 use crate::Daemon;
 use crate::error::Problem;
 use crate::files::png::{self, Provenance};
@@ -54,7 +53,7 @@ pub async fn run(daemon: &Daemon, id: &str) -> Result<(), Problem> {
                 ErrorCode::Internal,
                 format!(
                     "a post-process step panicked: {}",
-                    runner::panic_message(panic.as_ref())
+                    super::panic_message(panic.as_ref())
                 ),
             )
             .with_hint("this is a bug in kromad; the log has the details"))

@@ -172,3 +172,12 @@ pub fn write_record(detail: &RunDetail, written_at: String) -> Result<(), Proble
         .with_hint("check that the project folder is writable and the disk is not full")
     })
 }
+
+/// The text a panic carried.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}

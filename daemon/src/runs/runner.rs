@@ -225,7 +225,7 @@ async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSema
             false
         }
         Err(panic) => {
-            let reason = panic_message(panic.as_ref());
+            let reason = super::panic_message(panic.as_ref());
             tracing::error!(candidate = %id, %reason, "a candidate's task panicked");
             if let Err(err) = settle_after_panic(&daemon, &id, &reason).await {
                 tracing::error!(candidate = %id, message = %err.message, "could not settle a candidate after a panic; the next start does");
@@ -255,15 +255,6 @@ fn debug_panic_point() {
     if std::env::var_os("KROMA_DEBUG_PANIC_AFTER_CALL").is_some() {
         panic!("KROMA_DEBUG_PANIC_AFTER_CALL is set");
     }
-}
-
-/// The text a panic carried.
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|text| (*text).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 /// Calls for one candidate and records how it ended; answers whether its post-process chain is
