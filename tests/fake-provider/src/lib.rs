@@ -580,9 +580,7 @@ async fn generations(
             )
         })
         .and_then(|body| request::parse_generation(&body));
-    shared
-        .answer_image_request(Endpoint::Generations, &headers, parsed)
-        .await
+    answer_to_the_end(shared, Endpoint::Generations, headers, parsed).await
 }
 
 async fn edits(
@@ -601,9 +599,31 @@ async fn edits(
             None,
         )),
     };
-    shared
-        .answer_image_request(Endpoint::Edits, &headers, parsed)
-        .await
+    answer_to_the_end(shared, Endpoint::Edits, headers, parsed).await
+}
+
+/// Answers a request that has been read, on a task of its own: like a real provider, the fake
+/// works on (and bills) a request to the end even when the client hangs up while it waits.
+async fn answer_to_the_end(
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    parsed: Result<RawImageRequest, OpenAiError>,
+) -> Answer {
+    let task = tokio::spawn(async move {
+        shared
+            .answer_image_request(endpoint, &headers, parsed)
+            .await
+    });
+    task.await.unwrap_or_else(|err| {
+        Answer::error(&OpenAiError {
+            status: 500,
+            message: format!("The fake provider failed: {err}"),
+            error_type: "server_error",
+            param: None,
+            code: None,
+        })
+    })
 }
 
 /// `POST /_fake/faults`: appends a JSON array of [`Fault`]s; answers `{"queued": <queue length>}`.
