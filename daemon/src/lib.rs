@@ -37,21 +37,31 @@ pub use store::StoreError;
 /// The kromad version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What every handler can reach.
+/// What every handler can reach: the daemon's own parts (its configuration, connections and
+/// stop) and, through `Deref`, the [`Services`] background work shares.
 pub(crate) struct Daemon {
     pub(crate) config: Config,
     /// `config.data_dir` with its links resolved, once at start: roots and output folders are
     /// kept out of it as the files really lie.
     pub(crate) real_data_dir: std::path::PathBuf,
-    pub(crate) store: store::Store,
     pub(crate) started: Instant,
-    /// Cancelled once the daemon is stopping: connections stop reading, subscriptions end.
-    pub(crate) shutdown: CancellationToken,
     /// Cancelled by `daemon.shutdown`; `run` then records `daemon.stopping` before it cancels
     /// `shutdown`, so followers see the stop however it was asked for.
     pub(crate) stop_requested: CancellationToken,
     /// One permit per open connection.
     pub(crate) connections: Arc<Semaphore>,
+    /// What the runner and its tasks get, rather than all of the daemon.
+    pub(crate) services: Arc<Services>,
+}
+
+/// The narrow handle background work (the runner, its candidates and chains) is given: the
+/// store, secrets, provider HTTP, local models, the clock and the stop. Not the connections,
+/// the configuration or the daemon's own stop.
+pub(crate) struct Services {
+    pub(crate) store: store::Store,
+    /// Cancelled once the daemon is stopping: connections stop reading, subscriptions end, work
+    /// stops between tiles and files.
+    pub(crate) shutdown: CancellationToken,
     /// Opened on first use.
     pub(crate) secrets: secrets::LazySecrets,
     /// The HTTP client for provider APIs (connection pools are shared), built on first use.
@@ -64,9 +74,19 @@ pub(crate) struct Daemon {
     pub(crate) clock: clock::Clock,
     /// The memory the local steps running at once may use (`limits.step_memory_mb`).
     pub(crate) memory: postprocess::budget::MemoryBudget,
+    /// `limits.max_image_pixels`.
+    pub(crate) max_image_pixels: u64,
 }
 
-impl Daemon {
+impl std::ops::Deref for Daemon {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
+}
+
+impl Services {
     /// The HTTP client for provider APIs, built by the first caller: its TLS roots take memory a
     /// daemon that never calls a provider should not hold.
     pub(crate) fn http(&self) -> Result<&reqwest::Client, error::Problem> {
@@ -136,21 +156,24 @@ pub async fn run_with_clock(
     // on this tracker; shutdown cancels `token` and waits for it (`Runner::drain`).
     let background = TaskTracker::new();
     let daemon = Arc::new(Daemon {
-        http: std::sync::OnceLock::new(),
-        runner: runs::runner::Runner::new(&config.runs, background.clone()),
-        engine: Arc::new(postprocess::onnx::Engine::new(
-            config.models_dir.clone(),
-            config.local_models.clone(),
-        )),
-        secrets: secrets::LazySecrets::new(config.secrets.clone(), data_dir.clone()),
-        memory: postprocess::budget::MemoryBudget::new(config.limits.step_memory_mb),
-        clock,
+        services: Arc::new(Services {
+            http: std::sync::OnceLock::new(),
+            runner: runs::runner::Runner::new(&config.runs, background.clone()),
+            engine: Arc::new(postprocess::onnx::Engine::new(
+                config.models_dir.clone(),
+                config.local_models.clone(),
+            )),
+            secrets: secrets::LazySecrets::new(config.secrets.clone(), data_dir.clone()),
+            memory: postprocess::budget::MemoryBudget::new(config.limits.step_memory_mb),
+            clock,
+            store: store.clone(),
+            shutdown: token.clone(),
+            max_image_pixels: config.limits.max_image_pixels,
+        }),
         real_data_dir,
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         config,
-        store: store.clone(),
         started: Instant::now(),
-        shutdown: token.clone(),
         stop_requested: CancellationToken::new(),
     });
     store
@@ -165,7 +188,7 @@ pub async fn run_with_clock(
         .await?;
     tracing::info!(socket = %listener.path().display(), data_dir = %data_dir.display(), version = VERSION, "kromad is serving");
 
-    background.spawn(runs::runner::run(daemon.clone()));
+    background.spawn(runs::runner::run(daemon.services.clone()));
     background.spawn(free_idle_models(daemon.engine.clone(), token.clone()));
     let methods: jsonrpsee::Methods = api::module(daemon.clone()).into();
     let tracker = TaskTracker::new();

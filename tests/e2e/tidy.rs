@@ -342,3 +342,19 @@ fn daemon_hints_never_name_kromactl() {
     }
     assert!(found.is_empty(), "{found:#?}");
 }
+
+/// Background work gets the narrow `Services` handle, never the whole `Daemon` (its connections,
+/// configuration and stop).
+#[test]
+fn background_work_gets_a_narrow_handle() {
+    for file in [
+        "daemon/src/runs/runner.rs",
+        "daemon/src/runs/context.rs",
+        "daemon/src/runs/outcomes.rs",
+        "daemon/src/runs/recover.rs",
+        "daemon/src/runs/chain.rs",
+    ] {
+        let text = std::fs::read_to_string(workspace_root().join(file)).unwrap();
+        assert!(!text.contains("Daemon"), "{file} reaches the whole Daemon");
+    }
+}

@@ -414,7 +414,7 @@ pub async fn retry(
         .await?;
     let (summary, chains) = summary;
     for candidate in chains {
-        daemon.runner.run_chain(daemon.clone(), candidate);
+        daemon.runner.run_chain(daemon.services.clone(), candidate);
     }
     daemon.runner.wake();
     Ok(summary)

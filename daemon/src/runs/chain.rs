@@ -17,7 +17,7 @@ use protocol::{ErrorCode, ErrorKind};
 
 use super::context::{self, Context};
 use super::outcomes::Books;
-use crate::Daemon;
+use crate::Services;
 use crate::error::Problem;
 use crate::files::png::{self, Provenance};
 use crate::files::write;
@@ -27,7 +27,7 @@ use crate::store::runs as rows;
 use crate::store::{NewAsset, StoreError, asset_queries};
 
 /// Runs the chain of candidate `id` if it is pending, and records how it ended.
-pub async fn run(daemon: &Daemon, id: &str) -> Result<(), Problem> {
+pub async fn run(daemon: &Services, id: &str) -> Result<(), Problem> {
     let lookup = id.to_owned();
     let candidate = daemon
         .store
@@ -96,7 +96,7 @@ fn target(step: &Step, stem: &str) -> (String, AssetKind) {
 }
 
 /// Runs every step, each on the previous one's output; answers the outputs, in order.
-async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, Problem> {
+async fn steps(daemon: &Services, context: &Context) -> Result<Vec<Written>, Problem> {
     let generated = context.candidate.output_path.clone().ok_or_else(|| {
         Problem::new(
             ErrorKind::Internal,
@@ -118,7 +118,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, Probl
         let ids = (context.candidate.id.clone(), context.run.id.clone());
         let engine = daemon.engine.clone();
         let memory = daemon.memory.clone();
-        let max_pixels = daemon.config.limits.max_image_pixels;
+        let max_pixels = daemon.max_image_pixels;
         let stop = daemon.shutdown.clone();
         let clock = daemon.clock;
         let stem = stem.clone();
@@ -172,7 +172,7 @@ async fn steps(daemon: &Daemon, context: &Context) -> Result<Vec<Written>, Probl
 
 /// Records a `postprocess.progress` event for the tiles of a candidate's step.
 async fn record_tile(
-    daemon: &Daemon,
+    daemon: &Services,
     context: &Context,
     step: protocol::postprocess::Step,
     done: usize,
@@ -286,7 +286,7 @@ fn run_step(
 
 /// One transaction: the outputs as assets with their lineage, the chain's outcome, the events.
 async fn record(
-    daemon: &Daemon,
+    daemon: &Services,
     context: &Context,
     outcome: Result<Vec<Written>, Problem>,
 ) -> Result<(), Problem> {

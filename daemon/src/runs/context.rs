@@ -7,7 +7,7 @@ use kroma_protocol as protocol;
 use protocol::events::EventData;
 use protocol::run::{Plan, PlannedJob};
 
-use crate::Daemon;
+use crate::Services;
 use crate::error::Problem;
 use crate::projects::layout;
 use crate::providers::image_models::{self};
@@ -48,7 +48,7 @@ impl Context {
     }
 }
 
-pub(crate) async fn load(daemon: &Daemon, candidate: CandidateRow) -> Result<Context, Problem> {
+pub(crate) async fn load(daemon: &Services, candidate: CandidateRow) -> Result<Context, Problem> {
     let run_id = candidate.run_id.clone();
     let run = daemon
         .store

@@ -9,7 +9,7 @@ use protocol::run::{CandidateStatus, JobStatus, RunStatus};
 use protocol::{ErrorCode, ErrorKind};
 
 use super::context::{Context, event};
-use crate::Daemon;
+use crate::Services;
 use crate::error::Problem;
 use crate::files::{png, write};
 use crate::providers::Generated;
@@ -43,7 +43,7 @@ pub(crate) fn cost_of(context: &Context, usage: Option<&Usage>) -> Cost {
 
 /// Records a candidate that ended without an output.
 pub(crate) async fn record_end(
-    daemon: &Daemon,
+    daemon: &Services,
     context: &Context,
     status: CandidateStatus,
     error: &Problem,
@@ -236,7 +236,7 @@ impl Books {
 
 /// Checks the answer, writes it with its provenance and records it.
 pub(crate) async fn store_success(
-    daemon: &Daemon,
+    daemon: &Services,
     context: &Context,
     generated: Generated,
 ) -> Result<(), Problem> {
@@ -248,10 +248,7 @@ pub(crate) async fn store_success(
         .await
         .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
     let cost = cost_of(context, generated.usage.as_ref());
-    let info = match crate::files::images::inspect(
-        &generated.bytes,
-        daemon.config.limits.max_image_pixels,
-    ) {
+    let info = match crate::files::images::inspect(&generated.bytes, daemon.max_image_pixels) {
         Ok(info) => info,
         Err(problem) => {
             let error = Problem::new(
@@ -325,7 +322,7 @@ pub(crate) async fn store_success(
 
 /// One transaction: the output asset, its lineage, the candidate's success and its cost event.
 pub(crate) async fn record_success(
-    daemon: &Daemon,
+    daemon: &Services,
     context: &Context,
     bytes: &[u8],
     info: crate::files::images::ImageInfo,
@@ -421,7 +418,7 @@ pub(crate) async fn record_success(
 }
 
 /// Closes a run whose candidates are all settled, and rewrites its record.
-pub async fn finish_run_if_done(daemon: &Daemon, run_id: &str) -> Result<(), Problem> {
+pub async fn finish_run_if_done(daemon: &Services, run_id: &str) -> Result<(), Problem> {
     let id = run_id.to_owned();
     let at = daemon.clock.now();
     let finished = daemon

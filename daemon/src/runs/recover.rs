@@ -9,7 +9,7 @@ use protocol::{ErrorCode, ErrorKind};
 use super::context::{Context, load};
 use super::decide::{Settle, after_crash, after_panic};
 use super::outcomes::{Cost, cost_of, finish_run_if_done, record_end, record_success};
-use crate::Daemon;
+use crate::Services;
 use crate::error::Problem;
 use crate::files::png;
 use crate::providers::image_models::Usage;
@@ -21,7 +21,7 @@ use crate::store::runs::{self as rows, CandidateRow};
 /// estimate counted; one not yet claimed ends `failed` at no cost. Never called again: a bug
 /// that panicked once would panic again.
 pub(crate) async fn settle_after_panic(
-    daemon: &Daemon,
+    daemon: &Services,
     id: &str,
     reason: &str,
 ) -> Result<(), Problem> {
@@ -60,7 +60,7 @@ pub(crate) async fn settle_after_panic(
 }
 
 /// Settles what a stopped daemon left `calling`, then closes runs that have nothing left.
-pub async fn recover(daemon: &Daemon) -> Result<(), Problem> {
+pub async fn recover(daemon: &Services) -> Result<(), Problem> {
     let calling = daemon.store.read(rows::calling).await?;
     for candidate in calling {
         let id = candidate.id.clone();
@@ -82,7 +82,7 @@ pub async fn recover(daemon: &Daemon) -> Result<(), Problem> {
 }
 
 /// `calling` → `planned`, keeping the idempotency key.
-pub(crate) async fn requeue(daemon: &Daemon, id: &str) -> Result<(), Problem> {
+pub(crate) async fn requeue(daemon: &Services, id: &str) -> Result<(), Problem> {
     let id = id.to_owned();
     daemon
         .store
@@ -97,7 +97,7 @@ pub(crate) async fn requeue(daemon: &Daemon, id: &str) -> Result<(), Problem> {
     Ok(())
 }
 
-pub(crate) async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Result<(), Problem> {
+pub(crate) async fn recover_one(daemon: &Services, candidate: CandidateRow) -> Result<(), Problem> {
     let context = load(daemon, candidate).await?;
     let found = stored_output(&context).await?;
     let provider_name = context.plan.provider.clone();
@@ -128,7 +128,7 @@ pub(crate) async fn recover_one(daemon: &Daemon, candidate: CandidateRow) -> Res
 
 /// Ends a candidate whose call may have been billed and whose result is lost: `unknown`, with the
 /// estimate counted against the budgets.
-async fn record_lost(daemon: &Daemon, context: &Context, error: &Problem) -> Result<(), Problem> {
+async fn record_lost(daemon: &Services, context: &Context, error: &Problem) -> Result<(), Problem> {
     let cost = Cost {
         usd: context.estimated_usd(),
         source: "estimate_unknown",
@@ -149,7 +149,7 @@ async fn stored_output(context: &Context) -> Result<Option<Vec<u8>>, Problem> {
 
 /// Records a candidate from its output file, with the cost its provenance recorded.
 async fn record_from_output(
-    daemon: &Daemon,
+    daemon: &Services,
     context: &Context,
     bytes: Vec<u8>,
 ) -> Result<(), Problem> {

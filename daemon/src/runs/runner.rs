@@ -32,7 +32,7 @@ use super::context::{Context, event, load};
 use super::decide::{Attempt, Ended, Next, after_failure};
 use super::outcomes::{Cost, cost_of, finish_run_if_done, record_end, store_success};
 use super::recover::{recover, requeue, settle_after_panic};
-use crate::Daemon;
+use crate::Services;
 use crate::config::RunLimits;
 use crate::error::{Hint, Problem};
 use crate::providers::{self, ImageCall, InputFile};
@@ -79,7 +79,7 @@ impl Runner {
 
     /// Runs a candidate's pending post-process chain in the background (a retried chain), then
     /// closes its run if nothing else is left.
-    pub fn run_chain(&self, daemon: Arc<Daemon>, candidate: String) {
+    pub fn run_chain(&self, daemon: Arc<Services>, candidate: String) {
         self.tasks.spawn(async move {
             if let Err(err) = super::chain::run(&daemon, &candidate).await {
                 tracing::error!(%candidate, message = %err.message, "the post-process chain could not be recorded");
@@ -130,7 +130,7 @@ impl Runner {
 }
 
 /// Recovers what a stopped daemon left, then executes candidates until shutdown.
-pub async fn run(daemon: Arc<Daemon>) {
+pub async fn run(daemon: Arc<Services>) {
     if let Err(err) = recover(&daemon).await {
         tracing::error!(%err.message, "recovering runs failed; they stay as they are");
     }
@@ -149,7 +149,7 @@ pub async fn run(daemon: Arc<Daemon>) {
 }
 
 /// Starts one task per runnable candidate while provider-call permits are free.
-async fn dispatch(daemon: &Arc<Daemon>) -> Result<(), StoreError> {
+async fn dispatch(daemon: &Arc<Services>) -> Result<(), StoreError> {
     loop {
         let permit = tokio::select! {
             permit = daemon.runner.provider_calls.clone().acquire_owned() => match permit {
@@ -210,7 +210,7 @@ async fn dispatch(daemon: &Arc<Daemon>) -> Result<(), StoreError> {
     }
 }
 
-async fn process(daemon: Arc<Daemon>, candidate: CandidateRow, permit: OwnedSemaphorePermit) {
+async fn process(daemon: Arc<Services>, candidate: CandidateRow, permit: OwnedSemaphorePermit) {
     let run_id = candidate.run_id.clone();
     let id = candidate.id.clone();
     // A panic (a bug) must not leave the candidate `calling`, its slot taken and its run open
@@ -259,7 +259,7 @@ fn debug_panic_point() {
 
 /// Calls for one candidate and records how it ended; answers whether its post-process chain is
 /// now pending.
-async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, Problem> {
+async fn execute(daemon: &Arc<Services>, candidate: CandidateRow) -> Result<bool, Problem> {
     let context = load(daemon, candidate).await?;
     if context.run.status != "running" {
         return Ok(false);
@@ -334,7 +334,7 @@ async fn execute(daemon: &Arc<Daemon>, candidate: CandidateRow) -> Result<bool, 
     stored.map(|()| false)
 }
 
-async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, Problem> {
+async fn claim(daemon: &Services, context: &Context) -> Result<bool, Problem> {
     let id = context.candidate.id.clone();
     let at = daemon.clock.now();
     let mut events = vec![event(
@@ -370,7 +370,7 @@ async fn claim(daemon: &Daemon, context: &Context) -> Result<bool, Problem> {
         .await?)
 }
 
-async fn provider_key(daemon: &Daemon, secret: &str) -> Result<SecretString, Problem> {
+async fn provider_key(daemon: &Services, secret: &str) -> Result<SecretString, Problem> {
     let secrets = daemon.secrets.get().await;
     let name = secret.to_owned();
     tokio::task::spawn_blocking(move || secrets.get(&name))
@@ -427,7 +427,7 @@ fn read_inputs(job: &PlannedJob) -> Result<Vec<InputFile>, Problem> {
         .collect()
 }
 
-async fn call_with_retries(daemon: &Arc<Daemon>, context: &Context) -> Ended {
+async fn call_with_retries(daemon: &Arc<Services>, context: &Context) -> Ended {
     let provider_name = context.plan.provider.clone();
     let provider = match daemon
         .store
