@@ -9,6 +9,7 @@
 
 mod assets;
 mod audit;
+mod costs;
 mod events;
 pub mod knowledge;
 mod problems;
