@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 mod error;
 mod files;
+mod instructions;
 mod knowledge;
 pub mod lock;
 pub mod logging;
@@ -190,6 +191,7 @@ pub async fn run_with_clock(
 
     background.spawn(runs::runner::run(daemon.services.clone()));
     background.spawn(free_idle_models(daemon.engine.clone(), token.clone()));
+    background.spawn(instructions::recover(daemon.clone()));
     let methods: jsonrpsee::Methods = api::module(daemon.clone()).into();
     let tracker = TaskTracker::new();
     let accept = server::accept_loop(

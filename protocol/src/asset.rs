@@ -170,6 +170,7 @@ impl Method for List {
     const NAME: &'static str = "asset.list";
     const SUMMARY: &'static str = "List a project's assets, oldest first";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = ListParams;
     type Output = AssetList;
 }
@@ -195,6 +196,7 @@ impl Method for Get {
     const NAME: &'static str = "asset.get";
     const SUMMARY: &'static str = "Show one asset";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = AssetRef;
     type Output = Asset;
 }
@@ -263,6 +265,7 @@ impl Method for Lineage {
     const NAME: &'static str = "asset.lineage";
     const SUMMARY: &'static str = "Walk the links from an asset to its ancestors and descendants";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = AssetRef;
     type Output = LineageGraph;
 }

@@ -44,6 +44,7 @@ impl Method for Summary {
     const NAME: &'static str = "cost.summary";
     const SUMMARY: &'static str = "Sum recorded spend by project, model and day";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = SummaryParams;
     type Output = CostSummary;
 }

@@ -12,6 +12,7 @@ impl Method for Version {
     const NAME: &'static str = "daemon.version";
     const SUMMARY: &'static str = "Report the daemon version and the protocol version";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = NoParams;
     type Output = VersionInfo;
 }
@@ -31,6 +32,7 @@ impl Method for Status {
     const NAME: &'static str = "daemon.status";
     const SUMMARY: &'static str = "Report pid, uptime, socket, data dir, schema version and counts";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = NoParams;
     type Output = DaemonStatus;
 }

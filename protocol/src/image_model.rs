@@ -76,6 +76,7 @@ impl Method for List {
     const SUMMARY: &'static str =
         "List known image models with prices and shutdown dates (optionally refreshed)";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = ListParams;
     type Output = ModelList;
 }

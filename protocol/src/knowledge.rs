@@ -371,6 +371,7 @@ macro_rules! crud {
             const NAME: &'static str = concat!($namespace, ".list");
             const SUMMARY: &'static str = concat!("List a project's ", $what, "s by name");
             const MUTATING: bool = false;
+            const FOR_AGENTS: bool = true;
             type Params = super::ProjectParams;
             type Output = $list;
         }
@@ -380,6 +381,7 @@ macro_rules! crud {
             const NAME: &'static str = concat!($namespace, ".get");
             const SUMMARY: &'static str = concat!("Show one ", $what, " by UUID or name");
             const MUTATING: bool = false;
+            const FOR_AGENTS: bool = true;
             type Params = super::EntityRef;
             type Output = $entity;
         }
@@ -483,6 +485,7 @@ pub mod prompt_template {
         const SUMMARY: &'static str =
             "Fill a template's variables; fails naming any missing or unknown variable";
         const MUTATING: bool = false;
+        const FOR_AGENTS: bool = true;
         type Params = RenderParams;
         type Output = Rendered;
     }

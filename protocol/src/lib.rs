@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod error;
 pub mod events;
 pub mod image_model;
+pub mod instruction;
 pub mod knowledge;
 pub mod local_model;
 pub mod openrpc;
@@ -52,6 +53,9 @@ pub trait Method {
     /// Whether the call's length follows its input (local steps over folders): the daemon's
     /// request timeout does not apply, and the work stops when the caller disconnects.
     const UNBOUNDED: bool = false;
+    /// Whether a connection that called `agent.hello` may call it. Off unless a method says so:
+    /// approving spend, showing a code and setting the allowance stay a person's.
+    const FOR_AGENTS: bool = false;
 
     type Params: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
     type Output: Serialize + DeserializeOwned + JsonSchema + Send + 'static;
@@ -149,6 +153,16 @@ macro_rules! for_each_method {
                 $crate::postprocess::Color,
                 $crate::postprocess::BgRemove,
                 $crate::postprocess::Upscale,
+                $crate::instruction::Create,
+                $crate::instruction::List,
+                $crate::instruction::Get,
+                $crate::instruction::Confirm,
+                $crate::instruction::Cancel,
+                $crate::instruction::Code,
+                $crate::instruction::ConfirmCode,
+                $crate::instruction::AllowanceGet,
+                $crate::instruction::AllowanceSet,
+                $crate::instruction::Hello,
                 $crate::rpc::Discover,
             ],
             subscriptions: [

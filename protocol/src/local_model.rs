@@ -86,6 +86,7 @@ impl Method for List {
     const SUMMARY: &'static str =
         "List the local ONNX runtime and models with path, hash, licence and size, checked";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = ListParams;
     type Output = LocalModels;
 }

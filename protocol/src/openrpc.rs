@@ -18,6 +18,8 @@ pub struct MethodInfo {
     pub mutating: bool,
     /// Not bound by the request timeout (see [`Method::UNBOUNDED`]).
     pub unbounded: bool,
+    /// Open to connections that called `agent.hello` (see [`Method::FOR_AGENTS`]).
+    pub for_agents: bool,
     /// For subscriptions, the notification method that carries the items.
     pub notification: Option<&'static str>,
 }
@@ -30,6 +32,7 @@ macro_rules! collect_infos {
                 summary: <$method as Method>::SUMMARY,
                 mutating: <$method as Method>::MUTATING,
                 unbounded: <$method as Method>::UNBOUNDED,
+                for_agents: <$method as Method>::FOR_AGENTS,
                 notification: None,
             },)*
             $(MethodInfo {
@@ -37,6 +40,8 @@ macro_rules! collect_infos {
                 summary: <$sub as Subscription>::SUMMARY,
                 mutating: false,
                 unbounded: false,
+                // Reading the event log spends and changes nothing.
+                for_agents: true,
                 notification: Some(<$sub as Subscription>::NOTIFICATION),
             },)*
         ]
@@ -58,6 +63,7 @@ macro_rules! describe_all {
                 <$method as Method>::SUMMARY,
                 <$method as Method>::MUTATING,
                 <$method as Method>::UNBOUNDED,
+                <$method as Method>::FOR_AGENTS,
                 None,
             ),)*
             $(describe::<<$sub as Subscription>::Params, <$sub as Subscription>::Item>(
@@ -66,6 +72,7 @@ macro_rules! describe_all {
                 <$sub as Subscription>::SUMMARY,
                 false,
                 false,
+                true,
                 Some(<$sub as Subscription>::NOTIFICATION),
             ),)*
         ];
@@ -135,6 +142,7 @@ fn describe<P: JsonSchema, O: JsonSchema>(
     summary: &str,
     mutating: bool,
     unbounded: bool,
+    for_agents: bool,
     notification: Option<&str>,
 ) -> Value {
     let params_schema = generator.subschema_for::<P>();
@@ -151,6 +159,10 @@ fn describe<P: JsonSchema, O: JsonSchema>(
     if unbounded {
         // Not bound by the request timeout; stops when the caller disconnects.
         method["x-unbounded"] = json!(true);
+    }
+    if for_agents {
+        // Open to agents' connections; every other method answers them `not_for_agents`.
+        method["x-for-agents"] = json!(true);
     }
     if let Some(notification) = notification {
         method["x-subscription"] = json!({ "notification": notification });

@@ -85,6 +85,7 @@ impl Method for List {
     const NAME: &'static str = "project.list";
     const SUMMARY: &'static str = "List all projects, oldest first";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = NoParams;
     type Output = ProjectList;
 }
@@ -101,6 +102,7 @@ impl Method for Get {
     const NAME: &'static str = "project.get";
     const SUMMARY: &'static str = "Show one project";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = ProjectRef;
     type Output = Project;
 }

@@ -9,6 +9,7 @@ impl Method for Discover {
     const NAME: &'static str = "rpc.discover";
     const SUMMARY: &'static str = "Return the OpenRPC document describing every method";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = NoParams;
     type Output = serde_json::Value;
 }

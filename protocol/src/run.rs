@@ -219,6 +219,7 @@ impl Method for PlanRun {
     const SUMMARY: &'static str =
         "Plan a run: jobs, composed prompts, provider calls and the cost estimate (no spend)";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = PlanParams;
     type Output = Plan;
 }
@@ -459,6 +460,7 @@ impl Method for List {
     const NAME: &'static str = "run.list";
     const SUMMARY: &'static str = "List runs, newest first";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = ListParams;
     type Output = RunList;
 }
@@ -470,6 +472,7 @@ impl Method for Show {
     const NAME: &'static str = "run.show";
     const SUMMARY: &'static str = "Show a run: its plan and every job and candidate";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = RunRef;
     type Output = RunDetail;
 }

@@ -50,6 +50,7 @@ impl Method for Effective {
     const NAME: &'static str = "settings.effective";
     const SUMMARY: &'static str = "Show every run setting in force and the layer it came from";
     const MUTATING: bool = false;
+    const FOR_AGENTS: bool = true;
     type Params = EffectiveParams;
     type Output = EffectiveSettings;
 }

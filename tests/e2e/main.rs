@@ -10,6 +10,7 @@ mod doctor;
 mod events;
 mod framing;
 mod hostile;
+mod instructions;
 mod knowledge;
 mod lifecycle;
 mod local_models;

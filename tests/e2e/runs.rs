@@ -218,7 +218,7 @@ pub async fn finished(client: &Client, id: &str) -> RunDetail {
     }
 }
 
-async fn last_event_id(client: &Client) -> u64 {
+pub async fn last_event_id(client: &Client) -> u64 {
     client
         .call::<protocol::events::List>(&protocol::events::ListParams {
             since: None,
@@ -229,7 +229,7 @@ async fn last_event_id(client: &Client) -> u64 {
         .last_id
 }
 
-async fn events_since(client: &Client, since: u64) -> Vec<protocol::events::Event> {
+pub async fn events_since(client: &Client, since: u64) -> Vec<protocol::events::Event> {
     client
         .call::<protocol::events::List>(&protocol::events::ListParams {
             since: Some(since),
@@ -240,7 +240,7 @@ async fn events_since(client: &Client, since: u64) -> Vec<protocol::events::Even
         .events
 }
 
-fn error_of(result: Result<impl std::fmt::Debug, ClientError>) -> protocol::ErrorData {
+pub fn error_of(result: Result<impl std::fmt::Debug, ClientError>) -> protocol::ErrorData {
     match result {
         Err(ClientError::Rpc {
             data: Some(data), ..

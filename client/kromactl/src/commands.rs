@@ -63,18 +63,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Upscale(args) => crate::postprocess::upscale(global, &socket, args).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,
+        Command::Instruction(command) => {
+            crate::instructions::instruction(global, &socket, command).await
+        }
+        Command::Agent(command) => crate::instructions::agent(global, &socket, command).await,
         Command::Audit(AuditCommand::List { since, limit }) => {
-            let client = Client::connect(&socket).await?;
-            let page = client
-                .call::<protocol::audit::List>(&protocol::audit::ListParams {
-                    since,
-                    limit: Some(limit),
-                })
-                .await?;
-            print(global, &page, || {
-                output::audit_table(&page.entries).to_string()
-            });
-            Ok(())
+            crate::instructions::audit(global, &socket, since, limit).await
         }
         Command::Rpc(RpcCommand::Call { method, params }) => {
             let params = match params {

@@ -12,6 +12,7 @@ mod commands;
 mod common;
 mod dev;
 mod doctor;
+mod instructions;
 mod knowledge;
 mod local_models;
 mod output;
@@ -114,6 +115,12 @@ pub enum Command {
     Doctor,
     /// Show the event log, or follow it live
     Events(EventsArgs),
+    /// Work agents proposed: list, show, approve (confirm or a one-time code), cancel
+    #[command(subcommand)]
+    Instruction(crate::instructions::InstructionCommand),
+    /// What agents may do without asking a person
+    #[command(subcommand)]
+    Agent(crate::instructions::AgentCommand),
     /// Read the audit log of mutating calls
     #[command(subcommand)]
     Audit(AuditCommand),

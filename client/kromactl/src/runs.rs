@@ -297,7 +297,7 @@ pub async fn cost(global: &Global, socket: &Path, args: CostArgs) -> Result<(), 
 
 /// `amount` as a number for `--max-cost`: the shortest decimal of two or four places that is not
 /// below it, because the daemon refuses a confirmation below the run's maximum.
-fn max_cost_text(amount: f64) -> String {
+pub(crate) fn max_cost_text(amount: f64) -> String {
     let covers = |text: &str| text.parse::<f64>().is_ok_and(|parsed| parsed >= amount);
     for places in [2, 4] {
         let text = format!("{amount:.places$}");
@@ -314,7 +314,7 @@ fn max_cost_text(amount: f64) -> String {
 }
 
 /// `--max-cost`: a positive amount in USD; a leading `$` is allowed.
-fn parse_usd(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_usd(text: &str) -> Result<f64, String> {
     let amount: f64 = text
         .strip_prefix('$')
         .unwrap_or(text)
@@ -944,13 +944,13 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// How much of each job's prompt a plan shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PromptDetail {
+pub(crate) enum PromptDetail {
     Full,
     None,
 }
 
 /// The plan for people: settings, each job, warnings and the cost.
-fn plan_text(plan: &wire::Plan, prompts: PromptDetail) -> String {
+pub(crate) fn plan_text(plan: &wire::Plan, prompts: PromptDetail) -> String {
     let mut stage = plan.stage.as_str().to_owned();
     if let Some(time) = &plan.time {
         stage.push_str(&format!(", time {time}"));

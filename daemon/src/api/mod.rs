@@ -7,23 +7,25 @@ pub(crate) mod assets;
 mod bootstrap;
 mod daemon;
 mod events;
+mod instructions;
 mod knowledge;
-mod postprocess;
+pub(crate) mod postprocess;
 mod projects;
 mod providers;
-mod runs;
+pub(crate) mod runs;
 mod secrets;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use jsonrpsee::{Extensions, RpcModule};
+use jsonrpsee::RpcModule;
 use kroma_protocol as protocol;
 use protocol::{ErrorCode, Method};
 use serde::de::DeserializeOwned;
 
 use crate::Daemon;
 use crate::error::Problem;
+use crate::instructions::Caller;
 use crate::projects::rules as project;
 use crate::server::Peer;
 use crate::server::wire::ToWire;
@@ -145,6 +147,23 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
             .await?;
         Ok(protocol::audit::AuditPage { entries })
     });
+    {
+        use protocol::instruction as ins;
+        register_calling::<ins::Create, _, _>(&mut module, instructions::create);
+        register::<ins::List, _, _>(&mut module, instructions::list);
+        register::<ins::Get, _, _>(&mut module, instructions::get);
+        register_calling::<ins::Confirm, _, _>(&mut module, instructions::confirm);
+        register::<ins::Cancel, _, _>(&mut module, instructions::cancel);
+        register_calling::<ins::Code, _, _>(&mut module, instructions::make_code);
+        register::<ins::ConfirmCode, _, _>(&mut module, instructions::confirm_code);
+        register::<ins::AllowanceGet, _, _>(&mut module, |daemon, _| {
+            instructions::allowance_get(daemon)
+        });
+        register_calling::<ins::AllowanceSet, _, _>(&mut module, instructions::allowance_set);
+        register_calling::<ins::Hello, _, _>(&mut module, |_, caller, params| async move {
+            instructions::hello(&caller.agent_slot, params)
+        });
+    }
     register::<protocol::rpc::Discover, _, _>(&mut module, |_, _| async {
         static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
         Ok(DOCUMENT
@@ -163,18 +182,35 @@ where
     F: Fn(Arc<Daemon>, M::Params) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<M::Output, Problem>> + Send + 'static,
 {
+    register_calling::<M, _, _>(module, move |daemon, _, params| handler(daemon, params));
+}
+
+/// [`register`] for handlers that need to know who calls. A connection that called
+/// `agent.hello` gets `not_for_agents` for every method not open to agents
+/// ([`Method::FOR_AGENTS`]), audited like any refusal.
+fn register_calling<M, F, Fut>(module: &mut RpcModule<Daemon>, handler: F)
+where
+    M: Method,
+    M::Output: Clone,
+    F: Fn(Arc<Daemon>, Caller, M::Params) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<M::Output, Problem>> + Send + 'static,
+{
     let result = module.register_async_method(M::NAME, move |params, daemon, extensions| {
         let handler = handler.clone();
         async move {
             let raw = params.as_str();
             let started = std::time::Instant::now();
+            let caller = Caller::of_peer(extensions.get::<Peer>());
             let audit = store::CallAudit::new(
-                audit_entry(&extensions, M::NAME),
+                audit_entry(&caller, M::NAME),
                 raw,
                 M::SECRET_FIELDS,
                 daemon.clock.now_utc(),
             );
             let call = async {
+                if caller.is_agent() && !M::FOR_AGENTS {
+                    return Err(instructions::not_for_agents(M::NAME));
+                }
                 let params = parse_params::<M::Params>(raw)?;
                 // A call that writes files rather than rows is on record before it touches one.
                 if M::MUTATING && M::UNBOUNDED {
@@ -183,7 +219,7 @@ where
                         .write(|_| Ok::<_, Problem>(((), Vec::new())))
                         .await?;
                 }
-                handler(daemon.clone(), params).await
+                handler(daemon.clone(), caller.clone(), params).await
             };
             let result = store::audited(audit.clone(), call).await;
             // The method and its outcome, never its params.
@@ -196,7 +232,11 @@ where
             } else {
                 tracing::debug!(method = M::NAME, outcome, micros, "call");
             }
-            finish_audit(&daemon, &audit, M::MUTATING, outcome).await;
+            // A refused agent is on record even for a method that changes nothing.
+            let refused = result
+                .as_ref()
+                .is_err_and(|err| err.code == ErrorCode::NotForAgents);
+            finish_audit(&daemon, &audit, M::MUTATING || refused, outcome).await;
             result.map_err(|err| err.to_rpc())
         }
     });
@@ -271,13 +311,17 @@ fn parse_limit(limit: Option<u32>) -> Result<u32, Problem> {
     }
 }
 
-/// The audit entry of a call, before its outcome is known.
-fn audit_entry(extensions: &Extensions, method: &'static str) -> NewAuditEntry {
-    let peer = extensions.get::<Peer>();
+/// The audit entry of a call, before its outcome is known: the program as the OS names it and,
+/// for an agent's connection, the name the agent declared.
+fn audit_entry(caller: &Caller, method: &'static str) -> NewAuditEntry {
+    let client = match &caller.agent {
+        Some(agent) => format!("{} (agent: {agent})", caller.program),
+        None => caller.program.clone(),
+    };
     NewAuditEntry {
         at: String::new(),
-        peer_uid: peer.and_then(|peer| peer.uid),
-        client: peer.map_or_else(|| "in-process".to_owned(), |peer| peer.client.clone()),
+        peer_uid: caller.uid,
+        client,
         method,
         params_digest: String::new(),
         outcome: "ok".to_owned(),

@@ -465,7 +465,11 @@ pub async fn finish_run_if_done(daemon: &Services, run_id: &str) -> Result<(), P
                     spent_usd: image_models::round_usd(spent),
                 },
             );
-            Ok((Some(detail), vec![event]))
+            let mut events = vec![event];
+            events.extend(crate::instructions::after_run_finished(
+                tx, &id, status, spent, &at,
+            )?);
+            Ok((Some(detail), events))
         })
         .await?;
     if let Some(detail) = finished {

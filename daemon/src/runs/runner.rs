@@ -77,6 +77,12 @@ impl Runner {
         self.local.clone()
     }
 
+    /// Runs `work` in the background on the tracker shutdown waits for (an instruction's local
+    /// step).
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(work);
+    }
+
     /// Runs a candidate's pending post-process chain in the background (a retried chain), then
     /// closes its run if nothing else is left.
     pub fn run_chain(&self, daemon: Arc<Services>, candidate: String) {

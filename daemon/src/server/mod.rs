@@ -34,6 +34,9 @@ pub struct Peer {
     pub pid: Option<u32>,
     /// The calling program's name, where the OS tells it.
     pub client: String,
+    /// The name the connection declared with `agent.hello`; once set, the connection may call
+    /// only the methods open to agents, for the rest of its life.
+    pub agent: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Accepts connections until `shutdown` is cancelled. Connection tasks are spawned on `tracker`.
@@ -447,6 +450,7 @@ fn peer_of(stream: &Stream) -> Peer {
         client: pid
             .and_then(process_name)
             .unwrap_or_else(|| "unknown".to_owned()),
+        agent: Arc::default(),
     }
 }
 

@@ -11,6 +11,7 @@ mod assets;
 mod audit;
 mod costs;
 mod events;
+pub mod instructions;
 pub mod knowledge;
 mod problems;
 mod projects;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0006_runs.sql")),
     M::up(include_str!("../../migrations/0007_run_jobs.sql")),
     M::up(include_str!("../../migrations/0008_run_postprocess.sql")),
+    M::up(include_str!("../../migrations/0009_instructions.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -510,6 +510,52 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
             args: &[],
         },
     ],
+    &[
+        Spelling {
+            method: "instruction.list",
+            command: "instruction list",
+            args: &[
+                flag("project", "--project", "PROJECT"),
+                flag("state", "--state", "STATE"),
+                flag("limit", "--limit", "LIMIT"),
+            ],
+        },
+        Spelling {
+            method: "instruction.get",
+            command: "instruction show",
+            args: &[positional("id", "ID")],
+        },
+        // Shows the plan and its maximum cost and asks the person to confirm it.
+        Spelling {
+            method: "instruction.confirm",
+            command: "instruction confirm",
+            args: &[positional("id", "ID"), asked("confirm_cost_usd")],
+        },
+        Spelling {
+            method: "instruction.cancel",
+            command: "instruction cancel",
+            args: &[positional("id", "ID")],
+        },
+        Spelling {
+            method: "instruction.code",
+            command: "instruction code",
+            args: &[positional("id", "ID")],
+        },
+        Spelling {
+            method: "agent.allowance_get",
+            command: "agent allowance show",
+            args: &[],
+        },
+        Spelling {
+            method: "agent.allowance_set",
+            command: "agent allowance set",
+            args: &[
+                flag("per_instruction_usd", "--per-instruction", "USD"),
+                flag("per_project_daily_usd", "--per-project-daily", "USD"),
+                flag("daily_usd", "--daily", "USD"),
+            ],
+        },
+    ],
     &knowledge_spellings!("style_guide", "style"),
     &knowledge_spellings!("character", "character"),
     &knowledge_spellings!("reference_set", "refset"),

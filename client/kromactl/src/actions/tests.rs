@@ -587,6 +587,46 @@ fn cases() -> Vec<(protocol::Action, String)> {
              --model realesr-general-x4v3 --tile 128",
         ),
         (call("rpc.discover", json!({}), &[]), "kromactl rpc schema"),
+        (
+            call(
+                "instruction.list",
+                json!({"project": "harbor", "state": "awaiting_confirmation"}),
+                &[],
+            ),
+            "kromactl instruction list --project harbor --state awaiting_confirmation",
+        ),
+        (
+            call("instruction.get", json!({"id": "i1"}), &[]),
+            "kromactl instruction show i1",
+        ),
+        (
+            call(
+                "instruction.confirm",
+                json!({"id": "i1"}),
+                &["confirm_cost_usd"],
+            ),
+            "kromactl instruction confirm i1",
+        ),
+        (
+            call("instruction.cancel", json!({"id": "i1"}), &[]),
+            "kromactl instruction cancel i1",
+        ),
+        (
+            call("instruction.code", json!({"id": "i1"}), &[]),
+            "kromactl instruction code i1",
+        ),
+        (
+            call("agent.allowance_get", json!({}), &[]),
+            "kromactl agent allowance show",
+        ),
+        (
+            call(
+                "agent.allowance_set",
+                json!({"per_instruction_usd": 1.5, "daily_usd": 5}),
+                &[],
+            ),
+            "kromactl agent allowance set --per-instruction 1.5 --daily 5",
+        ),
     ];
     cases
         .into_iter()
@@ -821,8 +861,15 @@ fn steps_outside_kromad() {
     );
 }
 
-/// Methods of the contract kromactl has no command for.
-const UNSPELLED: &[&str] = &["daemon.version", "events.subscribe"];
+/// Methods of the contract kromactl has no command for: agents propose instructions, submit
+/// codes and say hello through the MCP server (or `kromactl rpc call`).
+const UNSPELLED: &[&str] = &[
+    "daemon.version",
+    "events.subscribe",
+    "instruction.create",
+    "instruction.confirm_code",
+    "agent.hello",
+];
 
 #[test]
 fn every_method_in_the_map_is_in_the_contract_and_every_method_is_decided() {

@@ -1,0 +1,392 @@
+//! `kromactl instruction …` and `kromactl agent …`: what agents proposed, and a person's say over
+//! it. Confirming shows the plan and its maximum cost and asks on the terminal (or takes
+//! `--yes --max-cost USD`); `instruction code` shows a one-time code to read back to a voice or
+//! chat agent; `agent allowance set` is what agents may spend without asking. These run on the
+//! local socket only: the MCP server never offers them. `kromactl audit list` shows who
+//! approved, refused or tried what.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use kroma_client::Client;
+use kroma_protocol as protocol;
+use protocol::instruction as wire;
+
+use crate::Global;
+use crate::output::{self, Failure, print, usd};
+use crate::runs::{PromptDetail, max_cost_text, parse_usd, plan_text};
+
+#[derive(Debug, Subcommand)]
+pub enum InstructionCommand {
+    /// List instructions, newest first
+    List {
+        /// Only this project (slug)
+        #[arg(long)]
+        project: Option<String>,
+        /// Only instructions in this state
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        /// At most this many
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show an instruction: objective, plan, cost, state and outcome
+    Show {
+        /// The instruction's id
+        id: String,
+    },
+    /// Approve an instruction that waits for a person, after reading its plan and maximum cost
+    Confirm {
+        /// The instruction's id
+        id: String,
+        /// Do not ask; agree to spend up to --max-cost
+        #[arg(long, short, requires = "max_cost")]
+        yes: bool,
+        /// The most you agree to spend, in USD; at least the instruction's maximum
+        #[arg(long, value_name = "USD", value_parser = parse_usd)]
+        max_cost: Option<f64>,
+    },
+    /// Make a one-time code to read out to a voice or chat agent (valid 10 minutes, single use)
+    Code {
+        /// The instruction's id
+        id: String,
+    },
+    /// Cancel an instruction (and the run it started)
+    Cancel {
+        /// The instruction's id
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// What agents may spend without asking
+    #[command(subcommand)]
+    Allowance(AllowanceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowanceCommand {
+    /// Show the allowance and what agents used of it today
+    Show,
+    /// Set what agents may spend without asking; amounts not given keep their value (0 = none)
+    Set(AllowanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AllowanceArgs {
+    /// The most one instruction may cost, in USD
+    #[arg(long, value_name = "USD", value_parser = parse_amount)]
+    per_instruction: Option<f64>,
+    /// The most agents' instructions may cost per project per UTC day, in USD
+    #[arg(long, value_name = "USD", value_parser = parse_amount)]
+    per_project_daily: Option<f64>,
+    /// The most agents' instructions may cost per UTC day in all, in USD
+    #[arg(long, value_name = "USD", value_parser = parse_amount)]
+    daily: Option<f64>,
+}
+
+/// Spelled as on the wire, e.g. `awaiting_confirmation`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum StateArg {
+    Proposed,
+    AwaitingConfirmation,
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Canceled,
+}
+
+impl From<StateArg> for wire::InstructionState {
+    fn from(state: StateArg) -> wire::InstructionState {
+        match state {
+            StateArg::Proposed => wire::InstructionState::Proposed,
+            StateArg::AwaitingConfirmation => wire::InstructionState::AwaitingConfirmation,
+            StateArg::Queued => wire::InstructionState::Queued,
+            StateArg::Running => wire::InstructionState::Running,
+            StateArg::Done => wire::InstructionState::Done,
+            StateArg::Failed => wire::InstructionState::Failed,
+            StateArg::Canceled => wire::InstructionState::Canceled,
+        }
+    }
+}
+
+pub async fn instruction(
+    global: &Global,
+    socket: &Path,
+    command: InstructionCommand,
+) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    match command {
+        InstructionCommand::List {
+            project,
+            state,
+            limit,
+        } => {
+            let list = client
+                .call::<wire::List>(&wire::ListParams {
+                    project,
+                    state: state.map(Into::into),
+                    limit: Some(limit),
+                })
+                .await?;
+            print(global, &list, || list_text(&list.instructions));
+        }
+        InstructionCommand::Show { id } => {
+            let instruction = client
+                .call::<wire::Get>(&wire::InstructionRef { id })
+                .await?;
+            print(global, &instruction, || details_text(&instruction));
+        }
+        InstructionCommand::Confirm { id, yes, max_cost } => {
+            let instruction = client
+                .call::<wire::Get>(&wire::InstructionRef { id: id.clone() })
+                .await?;
+            let amount = agreed_amount(&instruction, yes, max_cost)?;
+            let confirmed = client
+                .call::<wire::Confirm>(&wire::ConfirmParams {
+                    id,
+                    confirm_cost_usd: amount,
+                })
+                .await?;
+            print(global, &confirmed, || details_text(&confirmed));
+        }
+        InstructionCommand::Code { id } => {
+            let code = client
+                .call::<wire::Code>(&wire::InstructionRef { id })
+                .await?;
+            print(global, &code, || {
+                format!(
+                    "code {}\napproves instruction {} for up to {}; valid until {}, once\n",
+                    grouped(&code.code),
+                    code.id,
+                    usd(code.max_cost_usd),
+                    code.expires_at
+                )
+            });
+        }
+        InstructionCommand::Cancel { id } => {
+            let instruction = client
+                .call::<wire::Cancel>(&wire::InstructionRef { id })
+                .await?;
+            print(global, &instruction, || details_text(&instruction));
+        }
+    }
+    Ok(())
+}
+
+pub async fn agent(global: &Global, socket: &Path, command: AgentCommand) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    let AgentCommand::Allowance(command) = command;
+    let status = match command {
+        AllowanceCommand::Show => {
+            client
+                .call::<wire::AllowanceGet>(&protocol::NoParams {})
+                .await?
+        }
+        AllowanceCommand::Set(args) => {
+            let current = client
+                .call::<wire::AllowanceGet>(&protocol::NoParams {})
+                .await?
+                .allowance;
+            let allowance = wire::Allowance {
+                per_instruction_usd: args.per_instruction.unwrap_or(current.per_instruction_usd),
+                per_project_daily_usd: args
+                    .per_project_daily
+                    .unwrap_or(current.per_project_daily_usd),
+                daily_usd: args.daily.unwrap_or(current.daily_usd),
+            };
+            client.call::<wire::AllowanceSet>(&allowance).await?
+        }
+    };
+    print(global, &status, || allowance_text(&status));
+    Ok(())
+}
+
+/// `kromactl audit list`: every mutating call and every refusal, with the caller's uid and
+/// program (and an agent's declared name).
+pub async fn audit(
+    global: &Global,
+    socket: &Path,
+    since: Option<u64>,
+    limit: u32,
+) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    let page = client
+        .call::<protocol::audit::List>(&protocol::audit::ListParams {
+            since,
+            limit: Some(limit),
+        })
+        .await?;
+    print(global, &page, || {
+        output::audit_table(&page.entries).to_string()
+    });
+    Ok(())
+}
+
+/// The amount to confirm: `--max-cost` with `--yes`, else what the person agrees to on the
+/// terminal after seeing the plan.
+fn agreed_amount(
+    instruction: &wire::Instruction,
+    yes: bool,
+    max_cost: Option<f64>,
+) -> Result<f64, Failure> {
+    let max_usd = instruction.max_cost_usd;
+    if let Some(max_cost) = max_cost
+        && max_cost + 1e-9 < max_usd
+    {
+        return Err(Failure::other(
+            format!(
+                "--max-cost {} is below the most this can cost, {}",
+                usd(max_cost),
+                usd(max_usd)
+            ),
+            Some(&format!(
+                "pass --max-cost {} or more",
+                max_cost_text(max_usd)
+            )),
+        ));
+    }
+    if let (true, Some(max_cost)) = (yes, max_cost) {
+        return Ok(max_cost);
+    }
+    eprint!("{}", details_text(instruction));
+    let amount = max_cost.unwrap_or(max_usd);
+    let question = format!(
+        "Approve this instruction from {} and spend up to ${}?",
+        requester_text(&instruction.requested_by),
+        max_cost_text(amount)
+    );
+    if !crate::common::confirm(&question)? {
+        return Err(Failure::other(
+            "not approved; nothing was spent",
+            Some("pass --yes --max-cost USD to skip the question"),
+        ));
+    }
+    Ok(amount)
+}
+
+fn list_text(instructions: &[wire::Instruction]) -> String {
+    if instructions.is_empty() {
+        return "no instructions\n".to_owned();
+    }
+    let mut table = output::table(&["id", "project", "kind", "state", "max", "objective"]);
+    for instruction in instructions {
+        table.add_row(vec![
+            instruction.id.clone(),
+            instruction.project.clone(),
+            instruction.kind.as_str().to_owned(),
+            instruction.state.as_str().to_owned(),
+            usd(instruction.max_cost_usd),
+            shorten(&instruction.objective, 48),
+        ]);
+    }
+    format!("{table}\n")
+}
+
+fn details_text(instruction: &wire::Instruction) -> String {
+    let mut rows = vec![
+        ("id", instruction.id.clone()),
+        ("project", instruction.project.clone()),
+        ("kind", instruction.kind.as_str().to_owned()),
+        ("state", instruction.state.as_str().to_owned()),
+        ("from", requester_text(&instruction.requested_by)),
+        ("objective", instruction.objective.clone()),
+        ("max cost", usd(instruction.max_cost_usd)),
+    ];
+    if let Some(source) = &instruction.source_text {
+        rows.push(("said", source.clone()));
+    }
+    if let Some(approval) = instruction.approval {
+        rows.push(("approved by", approval.as_str().to_owned()));
+    }
+    if let Some(waiting) = &instruction.waiting_for {
+        rows.push(("waits because", waiting.clone()));
+    }
+    match &instruction.outcome {
+        Some(wire::InstructionOutcome::Run {
+            run,
+            status,
+            spent_usd,
+        }) => rows.push((
+            "outcome",
+            format!("run {run} {}, spent {}", status.as_str(), usd(*spent_usd)),
+        )),
+        Some(wire::InstructionOutcome::Postprocess { report }) => rows.push((
+            "outcome",
+            format!("{} files written, {} failed", report.done, report.failed),
+        )),
+        Some(wire::InstructionOutcome::Acknowledged) => {
+            rows.push(("outcome", "acknowledged".to_owned()))
+        }
+        None => {}
+    }
+    if let Some(error) = &instruction.error {
+        rows.push(("error", error.message.clone()));
+    }
+    let mut text = format!("{}\n", output::details(&rows));
+    if let Some(plan) = &instruction.plan {
+        text.push('\n');
+        text.push_str(&plan_text(plan, PromptDetail::Full));
+    }
+    text
+}
+
+fn requester_text(requester: &wire::Requester) -> String {
+    match &requester.client_name {
+        Some(name) => format!("agent {name:?} via {}", requester.program),
+        None => requester.program.clone(),
+    }
+}
+
+fn allowance_text(status: &wire::AllowanceStatus) -> String {
+    let allowance = &status.allowance;
+    let rows = vec![
+        ("per instruction", usd(allowance.per_instruction_usd)),
+        ("per project per day", usd(allowance.per_project_daily_usd)),
+        ("per day", usd(allowance.daily_usd)),
+        ("used today", usd(status.used_today_usd)),
+        (
+            "set",
+            status
+                .set_at
+                .clone()
+                .unwrap_or_else(|| "never (agents may spend nothing without asking)".to_owned()),
+        ),
+    ];
+    format!("{}\n", output::details(&rows))
+}
+
+/// A six-digit code as it is easiest to read out: `482 017`.
+fn grouped(code: &str) -> String {
+    match (code.get(..3), code.get(3..)) {
+        (Some(head), Some(tail)) if code.len() == 6 => format!("{head} {tail}"),
+        _ => code.to_owned(),
+    }
+}
+
+/// At most `chars` characters of `text` on one line.
+fn shorten(text: &str, chars: usize) -> String {
+    let line: String = text.lines().next().unwrap_or_default().to_owned();
+    if line.chars().count() <= chars && !text.contains('\n') {
+        return line;
+    }
+    let mut short: String = line.chars().take(chars.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+/// An allowance amount: 0 or more USD; a leading `$` is allowed.
+fn parse_amount(text: &str) -> Result<f64, String> {
+    let amount: f64 = text
+        .strip_prefix('$')
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| format!("`{text}` is not an amount in USD, e.g. 1.50"))?;
+    if !amount.is_finite() || amount < 0.0 {
+        return Err(format!("the amount must be 0 or more, not `{text}`"));
+    }
+    Ok(amount)
+}

@@ -1,0 +1,472 @@
+//! `instruction.*` and `agent.*` handlers. The rules live in `crate::instructions`; these
+//! functions read the caller, run each decision in one transaction, and carry out what became
+//! queued.
+//!
+//! `instruction.confirm`, `instruction.code` and `agent.allowance_set` are closed to agents'
+//! connections by the registration (`Method::FOR_AGENTS`); they check the caller again here,
+//! so a mistake in one place is not enough to let an agent approve its own spending.
+
+use std::sync::Arc;
+
+use kroma_protocol as protocol;
+use protocol::instruction::{
+    Allowance, AllowanceStatus, Approval, ConfirmCodeParams, ConfirmParams, CreateParams, HelloAck,
+    HelloParams, Instruction, InstructionKind, InstructionList, InstructionRef, InstructionState,
+    ListParams, OneTimeCode,
+};
+use protocol::{ErrorCode, ErrorKind};
+
+use super::{find_project, parse_limit};
+use crate::Daemon;
+use crate::error::Problem;
+use crate::instructions::approval::{self, Decision, UsedToday};
+use crate::instructions::state::Step;
+use crate::instructions::{self, Caller, apply, changed_event, code, load, to_proto};
+use crate::store::instructions::{self as rows, Change, InstructionRow};
+
+pub async fn create(
+    daemon: Arc<Daemon>,
+    caller: Caller,
+    params: CreateParams,
+) -> Result<Instruction, Problem> {
+    instructions::check_text("objective", &params.objective, true)?;
+    if let Some(text) = &params.source_text {
+        instructions::check_text("source text", text, false)?;
+    }
+    let planned = instructions::plan(&daemon, &params.project, &params.payload).await?;
+    let kind = params.payload.kind();
+    let payload_json = serde_json::to_string(&params.payload)
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let at = daemon.clock.now();
+    let today = daemon.clock.today();
+    let requester = caller.requester();
+    let row = InstructionRow {
+        id: id.clone(),
+        project_id: planned.project.id.clone(),
+        project_slug: planned.project.slug.clone(),
+        project_root: planned.project.root.clone(),
+        kind: kind.as_str().to_owned(),
+        state: InstructionState::Proposed.as_str().to_owned(),
+        objective: params.objective,
+        source_text: params.source_text,
+        payload_json,
+        plan_json: planned.plan_json,
+        max_cost_usd: planned.max_cost_usd,
+        approval: None,
+        approved_max_usd: None,
+        waiting_for: None,
+        channel: requester.channel,
+        program: requester.program,
+        client_name: requester.client_name,
+        peer_uid: requester.uid,
+        run_id: None,
+        outcome_json: None,
+        error_json: None,
+        code_hash: None,
+        code_max_usd: None,
+        code_expires_at: None,
+        code_tries: 0,
+        created_at: at.clone(),
+        updated_at: at.clone(),
+    };
+    let queued = daemon
+        .store
+        .write(move |tx| {
+            rows::insert(tx, &row, None)?;
+            let created = changed_event(&at, &row, None, InstructionState::Proposed, None);
+            // Read and decided in this transaction: concurrent instructions see each other's
+            // reservations and cannot overrun the allowance together.
+            let decision = if kind == InstructionKind::Custom {
+                Decision::NeedsPerson(
+                    "Kroma does not carry out custom instructions: a person reads and acknowledges it"
+                        .to_owned(),
+                )
+            } else {
+                let (allowance, _) = rows::allowance(tx)?;
+                let used = UsedToday {
+                    project_usd: rows::allowance_used(tx, &today, Some(&row.project_id))?,
+                    all_usd: rows::allowance_used(tx, &today, None)?,
+                };
+                approval::decide(row.max_cost_usd, &allowance, used)
+            };
+            let (step, change, reason) = match decision {
+                Decision::Free => (Step::Approve, approved(Approval::Free, 0.0, &today), None),
+                Decision::WithinAllowance => (
+                    Step::Approve,
+                    approved(Approval::Allowance, row.max_cost_usd, &today),
+                    None,
+                ),
+                Decision::NeedsPerson(why) => (
+                    Step::Wait,
+                    Change {
+                        waiting_for: Some(Some(why.clone())),
+                        ..Change::default()
+                    },
+                    Some(why),
+                ),
+            };
+            let (_, moved) = apply(tx, &row.id, step, &change, reason.as_deref(), &at)?;
+            Ok::<_, Problem>((step == Step::Approve, vec![created, moved]))
+        })
+        .await?;
+    if queued {
+        instructions::execute(daemon.clone(), id.clone()).await?;
+    }
+    get(daemon, InstructionRef { id }).await
+}
+
+pub async fn list(daemon: Arc<Daemon>, params: ListParams) -> Result<InstructionList, Problem> {
+    let limit = parse_limit(params.limit)?;
+    let project_id = match &params.project {
+        Some(project) => Some(find_project(&daemon, project).await?.id),
+        None => None,
+    };
+    let rows = daemon
+        .store
+        .read(move |conn| rows::list(conn, project_id.as_deref(), params.state, limit))
+        .await?;
+    Ok(InstructionList {
+        instructions: rows.iter().map(to_proto).collect::<Result<_, _>>()?,
+    })
+}
+
+pub async fn get(daemon: Arc<Daemon>, params: InstructionRef) -> Result<Instruction, Problem> {
+    let row = daemon
+        .store
+        .read(move |conn| Ok(load(conn, &params.id)))
+        .await??;
+    to_proto(&row)
+}
+
+/// A person's approval on the local socket.
+pub async fn confirm(
+    daemon: Arc<Daemon>,
+    caller: Caller,
+    params: ConfirmParams,
+) -> Result<Instruction, Problem> {
+    refuse_agents(
+        &caller,
+        <protocol::instruction::Confirm as protocol::Method>::NAME,
+    )?;
+    let confirmed = crate::runs::gates::parse_confirmation(params.confirm_cost_usd)?;
+    let id = params.id;
+    let at = daemon.clock.now();
+    let today = daemon.clock.today();
+    let moved = id.clone();
+    daemon
+        .store
+        .write(move |tx| {
+            let row = load(tx, &moved)?;
+            crate::runs::gates::check_confirmation(
+                confirmed,
+                row.max_cost_usd,
+                "the instruction",
+                protocol::Action::call::<protocol::instruction::Confirm>(
+                    [("id", moved.as_str().into())],
+                    &["confirm_cost_usd"],
+                ),
+            )?;
+            let change = approved(Approval::Terminal, row.max_cost_usd, &today);
+            let (_, event) = apply(tx, &moved, Step::Approve, &change, None, &at)?;
+            Ok::<_, Problem>(((), vec![event]))
+        })
+        .await?;
+    instructions::execute(daemon.clone(), id.clone()).await?;
+    get(daemon, InstructionRef { id }).await
+}
+
+pub async fn cancel(daemon: Arc<Daemon>, params: InstructionRef) -> Result<Instruction, Problem> {
+    let id = params.id;
+    let row = {
+        let id = id.clone();
+        daemon.store.read(move |conn| Ok(load(conn, &id))).await??
+    };
+    match (row.state()?, &row.run_id) {
+        // The run's end settles the instruction, with what its calls in flight cost.
+        (InstructionState::Running, Some(run)) => {
+            super::runs::cancel(daemon.clone(), protocol::run::RunRef { run: run.clone() }).await?;
+        }
+        (InstructionState::Running, None) => {
+            return Err(Problem::new(
+                ErrorKind::Conflict,
+                ErrorCode::IllegalTransition,
+                "the instruction's local work is running and stops by itself; it spends nothing",
+            ));
+        }
+        _ => {
+            let at = daemon.clock.now();
+            let moved = id.clone();
+            daemon
+                .store
+                .write(move |tx| {
+                    let (_, event) =
+                        apply(tx, &moved, Step::Cancel, &Change::default(), None, &at)?;
+                    Ok::<_, Problem>(((), vec![event]))
+                })
+                .await?;
+        }
+    }
+    get(daemon, InstructionRef { id }).await
+}
+
+/// A fresh one-time code for a person to read back to the agent.
+pub async fn make_code(
+    daemon: Arc<Daemon>,
+    caller: Caller,
+    params: InstructionRef,
+) -> Result<OneTimeCode, Problem> {
+    refuse_agents(
+        &caller,
+        <protocol::instruction::Code as protocol::Method>::NAME,
+    )?;
+    let id = params.id;
+    let instruction = id.clone();
+    let fresh = code::new_code();
+    let hash = code::hash(&id, &fresh);
+    let expires = daemon.clock.now_utc()
+        + std::time::Duration::from_secs(protocol::instruction::CODE_TTL_SECS);
+    let expires_at = crate::clock::format(expires);
+    let stored_expiry = expires_at.clone();
+    let max_cost_usd = daemon
+        .store
+        .write(move |tx| {
+            let row = load(tx, &id)?;
+            if row.state()? != InstructionState::AwaitingConfirmation {
+                return Err(Problem::new(
+                    ErrorKind::Conflict,
+                    ErrorCode::IllegalTransition,
+                    format!(
+                        "instruction {id} is {}; only an instruction waiting for a person takes a code",
+                        row.state
+                    ),
+                ));
+            }
+            rows::set_code(tx, &id, &hash, row.max_cost_usd, &stored_expiry)?;
+            Ok::<_, Problem>((row.max_cost_usd, Vec::new()))
+        })
+        .await?;
+    Ok(OneTimeCode {
+        id: instruction,
+        code: fresh,
+        expires_at,
+        max_cost_usd,
+    })
+}
+
+fn approved(approval: Approval, max_usd: f64, today: &str) -> Change {
+    Change {
+        approval: Some((approval.as_str().to_owned(), max_usd, today.to_owned())),
+        waiting_for: Some(None),
+        ..Change::default()
+    }
+}
+
+fn refuse_agents(caller: &Caller, method: &str) -> Result<(), Problem> {
+    if caller.is_agent() {
+        return Err(not_for_agents(method));
+    }
+    Ok(())
+}
+
+/// The refusal an agent's connection gets for a person's method.
+pub fn not_for_agents(method: &str) -> Problem {
+    Problem::new(
+        ErrorKind::Policy,
+        ErrorCode::NotForAgents,
+        format!("{method} is a person's to call, not an agent's"),
+    )
+    .with_hint("a person approves spending on their own terminal, with a one-time code they read out, or on the confirmation page")
+}
+
+/// What a code check found; refusals are answered after the transaction commits, so the wrong
+/// try it counted stays counted.
+enum Verdict {
+    Approved,
+    Refused(Problem),
+}
+
+/// An agent submits the code a person read out to it.
+pub async fn confirm_code(
+    daemon: Arc<Daemon>,
+    params: ConfirmCodeParams,
+) -> Result<Instruction, Problem> {
+    let id = params.id;
+    let typed = params.code;
+    let now = daemon.clock.now();
+    let today = daemon.clock.today();
+    let checked = id.clone();
+    let verdict = daemon
+        .store
+        .write(move |tx| {
+            let row = load(tx, &checked)?;
+            let verdict = check_code(tx, &row, &typed, &now)?;
+            if !matches!(verdict, Verdict::Approved) {
+                return Ok::<_, Problem>((verdict, Vec::new()));
+            }
+            let change = approved(Approval::Code, row.max_cost_usd, &today);
+            let (_, event) = apply(tx, &checked, Step::Approve, &change, None, &now)?;
+            Ok((verdict, vec![event]))
+        })
+        .await?;
+    if let Verdict::Refused(problem) = verdict {
+        return Err(problem);
+    }
+    instructions::execute(daemon.clone(), id.clone()).await?;
+    get(daemon, InstructionRef { id }).await
+}
+
+fn check_code(
+    tx: &rusqlite::Transaction,
+    row: &InstructionRow,
+    typed: &str,
+    now: &str,
+) -> Result<Verdict, Problem> {
+    let max_tries = protocol::instruction::MAX_CODE_TRIES;
+    let locked = || {
+        Verdict::Refused(
+            Problem::new(
+                ErrorKind::Policy,
+                ErrorCode::CodeLocked,
+                format!(
+                    "instruction {} takes no more codes after {max_tries} wrong ones",
+                    row.id
+                ),
+            )
+            .with_hint("the person confirms it on their terminal or on the confirmation page"),
+        )
+    };
+    if row.state()? != InstructionState::AwaitingConfirmation {
+        return Ok(Verdict::Refused(Problem::new(
+            ErrorKind::Conflict,
+            ErrorCode::IllegalTransition,
+            format!(
+                "instruction {} is {}, not waiting for a person",
+                row.id, row.state
+            ),
+        )));
+    }
+    if row.code_tries >= max_tries {
+        return Ok(locked());
+    }
+    let usable = row.code_hash.as_deref().filter(|_| {
+        row.code_expires_at
+            .as_deref()
+            .is_some_and(|expiry| expiry > now)
+            && row
+                .code_max_usd
+                .is_some_and(|max| (max - row.max_cost_usd).abs() < 1e-9)
+    });
+    let matches = match (code::normalize(typed), usable) {
+        (Some(typed), Some(stored)) => code::same_hash(&code::hash(&row.id, &typed), stored),
+        _ => false,
+    };
+    if matches {
+        return Ok(Verdict::Approved);
+    }
+    let tries = rows::count_wrong_code(tx, &row.id)?;
+    if tries >= max_tries {
+        return Ok(locked());
+    }
+    let why = if usable.is_none() {
+        "no code is valid for it now (none was made, it expired, or the cost changed)"
+    } else {
+        "the code is wrong"
+    };
+    Ok(Verdict::Refused(
+        Problem::new(
+            ErrorKind::Policy,
+            ErrorCode::InvalidCode,
+            format!(
+                "instruction {} was not approved: {why}; {} tries left",
+                row.id,
+                max_tries - tries
+            ),
+        )
+        .with_hint("ask the person to read the code again, or to make a new one"),
+    ))
+}
+
+pub async fn allowance_get(daemon: Arc<Daemon>) -> Result<AllowanceStatus, Problem> {
+    let today = daemon.clock.today();
+    let status = daemon
+        .store
+        .read(move |conn| {
+            let (allowance, set_at) = rows::allowance(conn)?;
+            let used_today_usd = rows::allowance_used(conn, &today, None)?;
+            Ok(AllowanceStatus {
+                allowance,
+                used_today_usd,
+                set_at,
+            })
+        })
+        .await?;
+    Ok(status)
+}
+
+/// A person's standing permission for agents' spending.
+pub async fn allowance_set(
+    daemon: Arc<Daemon>,
+    caller: Caller,
+    params: Allowance,
+) -> Result<AllowanceStatus, Problem> {
+    refuse_agents(
+        &caller,
+        <protocol::instruction::AllowanceSet as protocol::Method>::NAME,
+    )?;
+    for (name, amount) in [
+        ("per_instruction_usd", params.per_instruction_usd),
+        ("per_project_daily_usd", params.per_project_daily_usd),
+        ("daily_usd", params.daily_usd),
+    ] {
+        if !approval::valid_amount(amount) {
+            return Err(Problem::validation(
+                ErrorCode::InvalidAllowance,
+                format!("{name} must be a number of dollars from 0 to 1000000"),
+            ));
+        }
+    }
+    let at = daemon.clock.now();
+    daemon
+        .store
+        .write(move |tx| {
+            rows::set_allowance(tx, &params, &at, caller.uid)?;
+            Ok::<_, Problem>(((), Vec::new()))
+        })
+        .await?;
+    allowance_get(daemon).await
+}
+
+/// Marks the connection an agent's. Irreversible for the connection's life.
+pub fn hello(
+    agent: &std::sync::OnceLock<String>,
+    params: HelloParams,
+) -> Result<HelloAck, Problem> {
+    let name = params.client_name.trim();
+    if name.is_empty()
+        || name.chars().count() > protocol::instruction::MAX_CLIENT_NAME_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(Problem::validation(
+            ErrorCode::InvalidName,
+            format!(
+                "client_name must be 1 to {} characters without control characters",
+                protocol::instruction::MAX_CLIENT_NAME_CHARS
+            ),
+        ));
+    }
+    if agent.set(name.to_owned()).is_err() {
+        return Err(Problem::new(
+            ErrorKind::Conflict,
+            ErrorCode::AlreadyAgent,
+            "this connection already said it is an agent's",
+        ));
+    }
+    Ok(HelloAck {
+        methods: protocol::openrpc::method_infos()
+            .into_iter()
+            .filter(|info| info.for_agents)
+            .map(|info| info.name.to_owned())
+            .collect(),
+    })
+}

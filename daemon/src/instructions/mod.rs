@@ -1,0 +1,351 @@
+//! Instructions: work an agent (or a script) proposes. Each is validated and planned when it is
+//! created, so it carries its plan and maximum cost; then it is queued at once when it is free or
+//! fits the allowance a person set, and otherwise waits for a person (`instruction.confirm` on
+//! the local socket, a one-time code read back to the agent). Every state change goes through
+//! [`state::next`] and writes an `instruction.changed` event in the same transaction.
+//!
+//! What an agent writes (objective, source text, file names) is stored and shown as data; no
+//! text anywhere can approve anything: approval is a method a person calls, or the allowance.
+
+pub mod approval;
+pub mod code;
+mod execute;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+use kroma_protocol as protocol;
+use protocol::instruction::{
+    Approval, Instruction, InstructionChanged, InstructionKind, InstructionPayload,
+    InstructionState, PostprocessRequest, Requester,
+};
+use protocol::{ErrorCode, ErrorKind};
+
+use crate::Daemon;
+use crate::api::find_project;
+use crate::error::Problem;
+use crate::store::instructions::{self as rows, Change, InstructionRow};
+use crate::store::{NewEvent, ProjectRow, StoreError};
+
+pub use execute::{after_run_finished, execute, recover};
+use state::Step;
+
+/// Who is calling: what the OS says of the connection, and the name an agent declared.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub uid: Option<u32>,
+    pub program: String,
+    /// Set once the connection called `agent.hello`.
+    pub agent: Option<String>,
+    /// Where `agent.hello` sets the name, shared by every call of the connection.
+    pub agent_slot: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+impl Caller {
+    /// The caller of a call made in-process (no connection): the daemon itself.
+    pub fn of_peer(peer: Option<&crate::server::Peer>) -> Caller {
+        match peer {
+            Some(peer) => Caller {
+                uid: peer.uid,
+                program: peer.client.clone(),
+                agent: peer.agent.get().cloned(),
+                agent_slot: peer.agent.clone(),
+            },
+            None => Caller {
+                program: "in-process".to_owned(),
+                ..Caller::default()
+            },
+        }
+    }
+
+    pub fn is_agent(&self) -> bool {
+        self.agent.is_some()
+    }
+
+    pub(crate) fn requester(&self) -> Requester {
+        Requester {
+            channel: if self.is_agent() { "agent" } else { "socket" }.to_owned(),
+            program: self.program.clone(),
+            client_name: self.agent.clone(),
+            uid: self.uid,
+        }
+    }
+}
+
+/// The instruction as the wire shows it.
+pub fn to_proto(row: &InstructionRow) -> Result<Instruction, Problem> {
+    let corrupt = |what: &str, err: serde_json::Error| {
+        Problem::from(StoreError::Corrupt(format!(
+            "instruction {} {what}: {err}",
+            row.id
+        )))
+    };
+    let payload: InstructionPayload =
+        serde_json::from_str(&row.payload_json).map_err(|err| corrupt("payload", err))?;
+    let plan = row
+        .plan_json
+        .as_deref()
+        .map(stored_plan)
+        .transpose()
+        .map_err(|err| {
+            Problem::from(StoreError::Corrupt(format!(
+                "instruction {}: {err}",
+                row.id
+            )))
+        })?;
+    let outcome = row
+        .outcome_json
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|err| corrupt("outcome", err))?;
+    let error = row
+        .error_json
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|err| corrupt("error", err))?;
+    Ok(Instruction {
+        id: row.id.clone(),
+        project: row.project_slug.clone(),
+        kind: payload.kind(),
+        state: row.state()?,
+        objective: row.objective.clone(),
+        source_text: row.source_text.clone(),
+        payload,
+        plan,
+        max_cost_usd: row.max_cost_usd,
+        approval: row.approval.as_deref().and_then(Approval::parse),
+        waiting_for: row.waiting_for.clone(),
+        requested_by: Requester {
+            channel: row.channel.clone(),
+            program: row.program.clone(),
+            client_name: row.client_name.clone(),
+            uid: row.peer_uid,
+        },
+        outcome,
+        error,
+        created_at: row.created_at.clone(),
+        updated_at: row.updated_at.clone(),
+    })
+}
+
+/// A stored plan, as the wire type.
+pub(crate) fn stored_plan(
+    json: &str,
+) -> Result<protocol::run::Plan, crate::runs::stored::ReadError> {
+    crate::runs::stored::StoredPlan::read(json).map(protocol::run::Plan::from)
+}
+
+/// `instruction.changed` for a move of `row` from `previous` to `state`.
+pub(crate) fn changed_event(
+    at: &str,
+    row: &InstructionRow,
+    previous: Option<InstructionState>,
+    state: InstructionState,
+    reason: Option<&str>,
+) -> NewEvent {
+    let kind = serde_json::from_value(serde_json::Value::String(row.kind.clone()))
+        .unwrap_or(InstructionKind::Custom);
+    NewEvent::of(
+        at.to_owned(),
+        Some(row.project_slug.clone()),
+        &InstructionChanged {
+            instruction: row.id.clone(),
+            kind,
+            state,
+            previous,
+            approval: row.approval.as_deref().and_then(Approval::parse),
+            run: row.run_id.clone(),
+            reason: reason.map(str::to_owned),
+        },
+    )
+}
+
+/// Moves `id` by `step` in one transaction with its event; answers the row after the move.
+pub(crate) fn apply(
+    tx: &rusqlite::Transaction,
+    id: &str,
+    step: Step,
+    change: &Change,
+    reason: Option<&str>,
+    at: &str,
+) -> Result<(InstructionRow, NewEvent), Problem> {
+    let row = load(tx, id)?;
+    let from = row.state()?;
+    let to = state::next(from, step).map_err(illegal)?;
+    if !rows::transition(tx, id, from, to, change, at)? {
+        return Err(Problem::new(
+            ErrorKind::Conflict,
+            ErrorCode::IllegalTransition,
+            format!("instruction {id} changed meanwhile"),
+        ));
+    }
+    let row = load(tx, id)?;
+    let event = changed_event(at, &row, Some(from), to, reason);
+    Ok((row, event))
+}
+
+pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<InstructionRow, Problem> {
+    rows::get(conn, id)?.ok_or_else(|| not_found(id))
+}
+
+pub(crate) fn not_found(id: &str) -> Problem {
+    Problem::new(
+        ErrorKind::NotFound,
+        ErrorCode::InstructionNotFound,
+        format!("instruction `{id}` not found"),
+    )
+    .with_hint("listing the instructions shows their ids")
+    .with_action(protocol::Action::call::<protocol::instruction::List>(
+        [],
+        &[],
+    ))
+}
+
+pub(crate) fn illegal(err: state::IllegalTransition) -> Problem {
+    Problem::new(
+        ErrorKind::Conflict,
+        ErrorCode::IllegalTransition,
+        err.to_string(),
+    )
+}
+
+/// Checks an objective or source text: not empty (objective), not too long, no control
+/// characters but line breaks and tabs.
+pub(crate) fn check_text(what: &str, text: &str, required: bool) -> Result<(), Problem> {
+    let chars = text.chars().count();
+    let problem = if required && text.trim().is_empty() {
+        Some(format!("the {what} is empty"))
+    } else if chars > protocol::instruction::MAX_TEXT_CHARS {
+        Some(format!(
+            "the {what} has {chars} characters; at most {} are kept",
+            protocol::instruction::MAX_TEXT_CHARS
+        ))
+    } else if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        Some(format!("the {what} holds control characters"))
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(Problem::validation(ErrorCode::InvalidText, message)),
+        None => Ok(()),
+    }
+}
+
+/// What creating an instruction found out before anything is stored: its plan and cost.
+pub(crate) struct Planned {
+    pub project: ProjectRow,
+    pub plan_json: Option<String>,
+    pub max_cost_usd: f64,
+}
+
+/// Validates the payload against its project and plans it.
+pub(crate) async fn plan(
+    daemon: &Daemon,
+    project: &str,
+    payload: &InstructionPayload,
+) -> Result<Planned, Problem> {
+    let project = find_project(daemon, project).await?;
+    match payload {
+        InstructionPayload::PipelineRun(params) => {
+            let named = find_project(daemon, &params.project).await?;
+            if named.id != project.id {
+                return Err(Problem::validation(
+                    ErrorCode::InvalidInstruction,
+                    format!(
+                        "the instruction is for project `{}` but its plan names `{}`",
+                        project.slug, named.slug
+                    ),
+                ));
+            }
+            let plan = crate::runs::inputs::make_plan(daemon, &project, params, false).await?;
+            let plan_json = crate::runs::stored::StoredPlan::from(&plan)
+                .to_json()
+                .map_err(|err| {
+                    Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+                })?;
+            Ok(Planned {
+                max_cost_usd: plan.cost.max_usd,
+                plan_json: Some(plan_json),
+                project,
+            })
+        }
+        InstructionPayload::Postprocess(request) => {
+            check_inside_project(&project, request).await?;
+            Ok(Planned {
+                project,
+                plan_json: None,
+                max_cost_usd: 0.0,
+            })
+        }
+        InstructionPayload::Custom(_) => Ok(Planned {
+            project,
+            plan_json: None,
+            max_cost_usd: 0.0,
+        }),
+    }
+}
+
+/// Every path a post-process instruction names, and its output folder, must lie inside the
+/// project's folder once links are resolved: an agent works on the files a person put there.
+async fn check_inside_project(
+    project: &ProjectRow,
+    request: &PostprocessRequest,
+) -> Result<(), Problem> {
+    let (paths, output_dir) = match request {
+        PostprocessRequest::Color(params) => (&params.paths, &params.output_dir),
+        PostprocessRequest::BgRemove(params) => (&params.paths, &params.output_dir),
+        PostprocessRequest::Upscale(params) => (&params.paths, &params.output_dir),
+    };
+    if paths.is_empty() {
+        return Err(Problem::validation(
+            ErrorCode::InvalidInstruction,
+            "a post-process instruction names at least one file or folder",
+        ));
+    }
+    let root = PathBuf::from(&project.root);
+    let mut named: Vec<String> = paths.clone();
+    named.extend(output_dir.iter().cloned());
+    tokio::task::spawn_blocking(move || {
+        let root = crate::projects::root::resolve(&root).map_err(|err| {
+            Problem::new(
+                ErrorKind::Infra,
+                ErrorCode::IoError,
+                format!("resolving the project folder {}: {err}", root.display()),
+            )
+        })?;
+        for path in &named {
+            if !Path::new(path).is_absolute() {
+                return Err(Problem::validation(
+                    ErrorCode::InvalidInstruction,
+                    format!("{path} is not an absolute path"),
+                ));
+            }
+            let resolved = crate::projects::root::resolve(Path::new(path)).map_err(|err| {
+                Problem::new(
+                    ErrorKind::NotFound,
+                    ErrorCode::FileNotFound,
+                    format!("{path}: {err}"),
+                )
+            })?;
+            if !resolved.starts_with(&root) {
+                return Err(Problem::new(
+                    ErrorKind::Policy,
+                    ErrorCode::PathOutsideProject,
+                    format!(
+                        "{path} lies outside the project's folder {}",
+                        root.display()
+                    ),
+                )
+                .with_hint("agents work only on files inside the project's folder; copy the files there first"));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
+}
