@@ -13,6 +13,7 @@ mod hostile;
 mod knowledge;
 mod lifecycle;
 mod local_models;
+mod mcp;
 mod other_uid;
 mod postprocess;
 mod projects;
