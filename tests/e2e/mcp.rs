@@ -2,6 +2,7 @@
 //! install.sh puts in a venv; `KROMA_TEST_PYTHON` names its python), over stdio in both MCP eras
 //! (the 2025-11-25 `initialize` handshake and 2026-07-28 per-request metadata), against the real
 //! kromad and a finished run from the fake provider. The tool list is a snapshotted contract.
+//! `http.rs` does the same over streamable HTTP.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,6 +11,8 @@ use kroma_protocol as protocol;
 use serde_json::{Value, json};
 
 use crate::runs::{World, create, fake, finished, params, setup, start};
+
+mod http;
 
 /// The Python with `mcp` installed: `KROMA_TEST_PYTHON`, else where install.sh puts the venv.
 fn python() -> PathBuf {
