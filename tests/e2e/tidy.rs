@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The folders whose Rust files the conventions cover; every workspace member lies in one.
-const CHECKED_FOLDERS: [&str; 4] = ["protocol", "daemon", "client", "tests"];
+const CHECKED_FOLDERS: [&str; 5] = ["protocol", "daemon", "client", "agent", "tests"];
 
 /// The dependency tables whose packages end up in a built library or binary.
 const SHIPPED: &[&str] = &["dependencies", "build-dependencies"];
@@ -129,7 +129,7 @@ fn dependencies(crate_dir: &str, kinds: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn dependencies_point_one_way() {
-    for crate_dir in ["protocol", "client", "client/kromactl", "tests"] {
+    for crate_dir in ["protocol", "client", "client/kromactl", "agent", "tests"] {
         assert!(
             !manifest(crate_dir).contains("kroma-daemon"),
             "{crate_dir} depends on the daemon"
@@ -142,6 +142,7 @@ fn dependencies_point_one_way() {
         "protocol",
         "daemon",
         "client",
+        "agent",
         "tests",
         "tests/fake-provider",
     ] {
@@ -182,7 +183,7 @@ fn the_client_library_depends_only_on_what_it_needs() {
 #[test]
 fn no_production_package_depends_on_the_fake_provider() {
     // Only kromactl (`dev fake-provider`, `bench runs`) and the tests may serve it.
-    for crate_dir in ["protocol", "daemon", "client"] {
+    for crate_dir in ["protocol", "daemon", "client", "agent"] {
         assert!(
             !dependencies(crate_dir, SHIPPED).contains("kroma-fake-provider"),
             "{crate_dir} depends on the fake provider"
@@ -246,6 +247,7 @@ fn source_files_stay_small() {
         "protocol/src",
         "client/src",
         "client/kromactl/src",
+        "agent/src",
     ] {
         rust_files(&root.join(folder), &mut files);
     }

@@ -1,0 +1,24 @@
+//! `kroma-mcp`, the MCP server of Kroma: agent hosts (desktop assistants, coding agents) read
+//! projects, plan runs and look at candidates through it, and it reaches kromad only through the
+//! `kroma-client` library, so the daemon's own checks apply to everything an agent does.
+//!
+//! [`server::KromaServer`] is the MCP service: tools ([`tools`]), resources ([`resources`]) and
+//! prompts ([`prompts`]). [`selection`] decides which tools a server offers (`--read-only`,
+//! `--tools`); [`kromad`] holds the lazy connection to the daemon; [`thumbnail`] makes the
+//! bounded PNG a candidate is shown as. `main.rs` reads the command line and serves stdio, or
+//! streamable HTTP through [`http`] behind the bearer token of [`token`].
+//!
+//! Text that comes from kromad (project notes, names, prompts) is returned as data, in structured
+//! content and JSON resources, never spliced into instructions the agent would follow.
+
+pub mod http;
+pub mod kromad;
+pub mod prompts;
+pub mod resources;
+pub mod selection;
+pub mod server;
+pub mod thumbnail;
+pub mod token;
+pub mod tools;
+
+pub use server::KromaServer;
