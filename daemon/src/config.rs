@@ -65,6 +65,8 @@ pub struct Config {
     /// The local runtime and models (`$XDG_DATA_HOME/kroma/models`).
     pub models_dir: PathBuf,
     pub local_models: ModelLimits,
+    /// Where the confirmation pages are served: always a loopback address; `None`: not served.
+    pub confirm_page: Option<std::net::SocketAddr>,
 }
 
 /// How the local ONNX models run.
@@ -128,9 +130,21 @@ pub struct RawConfig {
     pub runs: RawRuns,
     #[serde(default)]
     pub local_models: RawModels,
+    #[serde(default)]
+    pub confirm_page: RawConfirmPage,
 }
 
 /// `[local_models]`: how the ONNX models run.
+/// `[confirm_page]`: the loopback HTTP server of instructions' confirmation pages.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfirmPage {
+    /// Serve the pages (default true).
+    pub enabled: Option<bool>,
+    /// A loopback address and port; port 0 (the default) takes a free one at each start.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModels {
@@ -299,6 +313,7 @@ impl Config {
             env: Default::default(),
         };
         Ok(Config {
+            confirm_page: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             models_dir: data_dir.join("models"),
             local_models: ModelLimits::default(),
             data_dir,
@@ -372,6 +387,25 @@ impl Config {
             )?,
             local_jobs: check(raw.local_jobs, defaults.local_jobs, "runs.local_jobs")?,
         };
+        Ok(self)
+    }
+
+    /// Applies `[confirm_page]`: only a loopback address, so the page is for this machine's
+    /// browser alone.
+    pub fn with_confirm_page(mut self, raw: &RawConfirmPage) -> Result<Config, ConfigError> {
+        if raw.enabled == Some(false) {
+            self.confirm_page = None;
+            return Ok(self);
+        }
+        if let Some(listen) = raw.listen {
+            if !listen.ip().is_loopback() {
+                return Err(ConfigError::Runs {
+                    key: "confirm_page.listen",
+                    rule: "a loopback address (127.0.0.1 or [::1]) and a port",
+                });
+            }
+            self.confirm_page = Some(listen);
+        }
         Ok(self)
     }
 

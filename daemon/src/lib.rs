@@ -13,6 +13,7 @@ mod instructions;
 mod knowledge;
 pub mod lock;
 pub mod logging;
+mod page;
 pub mod postprocess;
 mod projects;
 mod providers;
@@ -53,6 +54,15 @@ pub(crate) struct Daemon {
     pub(crate) connections: Arc<Semaphore>,
     /// What the runner and its tasks get, rather than all of the daemon.
     pub(crate) services: Arc<Services>,
+    /// Where the confirmation pages are served (loopback), when they are.
+    pub(crate) confirm_page: Option<std::net::SocketAddr>,
+}
+
+impl Daemon {
+    /// `http://127.0.0.1:PORT`, the origin of the confirmation pages, when they are served.
+    pub(crate) fn confirm_page_base(&self) -> Option<String> {
+        self.confirm_page.map(|addr| format!("http://{addr}"))
+    }
 }
 
 /// The narrow handle background work (the runner, its candidates and chains) is given: the
@@ -110,6 +120,14 @@ impl Services {
     }
 }
 
+/// The loopback listener of the confirmation pages, when they are served.
+async fn daemon_page_listener(config: &Config) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    match config.confirm_page {
+        Some(addr) => Ok(Some(tokio::net::TcpListener::bind(addr).await?)),
+        None => Ok(None),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("creating data dir {path}: {source}")]
@@ -152,6 +170,17 @@ pub async fn run_with_clock(
         .await
         .map_err(|err| StoreError::Task(err.to_string()))??;
 
+    // Bound before the daemon exists, so instructions can name the page's address.
+    let page_listener = match daemon_page_listener(&config).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::warn!(%err, "the confirmation pages are not served; confirm on the terminal or with a code");
+            None
+        }
+    };
+    let confirm_page = page_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
     let token = CancellationToken::new();
     // Every background task (the runner's loop and its candidates, chains, the model sweeper) is
     // on this tracker; shutdown cancels `token` and waits for it (`Runner::drain`).
@@ -176,6 +205,7 @@ pub async fn run_with_clock(
         config,
         started: Instant::now(),
         stop_requested: CancellationToken::new(),
+        confirm_page,
     });
     store
         .append_events(vec![store::NewEvent::of(
@@ -192,6 +222,9 @@ pub async fn run_with_clock(
     background.spawn(runs::runner::run(daemon.services.clone()));
     background.spawn(free_idle_models(daemon.engine.clone(), token.clone()));
     background.spawn(instructions::recover(daemon.clone()));
+    if let Some(listener) = page_listener {
+        background.spawn(page::serve(daemon.clone(), listener, token.clone()));
+    }
     let methods: jsonrpsee::Methods = api::module(daemon.clone()).into();
     let tracker = TaskTracker::new();
     let accept = server::accept_loop(

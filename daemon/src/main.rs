@@ -81,7 +81,8 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             kroma_daemon::secrets::env_overrides(std::env::vars()),
         )?
         .with_runs(&raw.runs)?
-        .with_local_models(&raw.local_models)?;
+        .with_local_models(&raw.local_models)?
+        .with_confirm_page(&raw.confirm_page)?;
     if let Some(dir) = cli.models_dir {
         config.models_dir = cwd.join(dir);
     } else if let Some(dirs) = &dirs {

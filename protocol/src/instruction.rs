@@ -230,6 +230,10 @@ pub struct Instruction {
     /// Why it waits, while it waits for a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// While it waits: the loopback page where a person reads the plan and confirms or declines
+    /// it in a browser (the target of an MCP URL-mode elicitation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_url: Option<String>,
     pub requested_by: Requester,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<InstructionOutcome>,

@@ -14,10 +14,10 @@ use protocol::instruction::{
 
 use crate::runs::{World, error_of, events_since, fake, last_event_id, params, setup};
 
-const FAST: &str = "[generation]\nretry_base_ms = 10\ntimeout_secs = 2\nmax_attempts = 3\n";
+pub const FAST: &str = "[generation]\nretry_base_ms = 10\ntimeout_secs = 2\nmax_attempts = 3\n";
 
 /// A connection that said it is an agent's, as kroma-mcp's is.
-async fn agent(world: &World, name: &str) -> Client {
+pub async fn agent(world: &World, name: &str) -> Client {
     let client = world.client().await;
     let ack = client
         .call::<wire::Hello>(&wire::HelloParams {
@@ -30,7 +30,7 @@ async fn agent(world: &World, name: &str) -> Client {
     client
 }
 
-async fn propose(client: &Client, scene: &str, candidates: u32) -> Instruction {
+pub async fn propose(client: &Client, scene: &str, candidates: u32) -> Instruction {
     client
         .call::<wire::Create>(&wire::CreateParams {
             project: "noir".into(),
@@ -45,7 +45,7 @@ async fn propose(client: &Client, scene: &str, candidates: u32) -> Instruction {
         .expect("create")
 }
 
-async fn get(client: &Client, id: &str) -> Instruction {
+pub async fn get(client: &Client, id: &str) -> Instruction {
     client
         .call::<wire::Get>(&wire::InstructionRef { id: id.into() })
         .await
@@ -53,7 +53,7 @@ async fn get(client: &Client, id: &str) -> Instruction {
 }
 
 /// Polls until the instruction is done, failed or canceled.
-async fn settled(client: &Client, id: &str) -> Instruction {
+pub async fn settled(client: &Client, id: &str) -> Instruction {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let instruction = get(client, id).await;

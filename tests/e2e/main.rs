@@ -6,6 +6,7 @@ mod bootstrap;
 mod broken_connections;
 mod cli;
 mod concurrency;
+mod confirm_page;
 mod doctor;
 mod events;
 mod framing;

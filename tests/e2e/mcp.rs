@@ -14,8 +14,9 @@ use crate::runs::{World, create, fake, finished, params, setup, start};
 
 mod http;
 
-/// The Python with `mcp` installed: `KROMA_TEST_PYTHON`, else where install.sh puts the venv.
-fn python() -> PathBuf {
+/// The tests' Python (with `mcp` and `selenium`): `KROMA_TEST_PYTHON`, else where install.sh
+/// puts the venv.
+pub fn python() -> PathBuf {
     let python = std::env::var_os("KROMA_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -24,12 +25,12 @@ fn python() -> PathBuf {
                 .unwrap_or_else(|| {
                     PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share")
                 });
-            data.join("kroma/test-tools/mcp-python-2.3.0/bin/python")
+            data.join("kroma/test-tools/python/bin/python")
         });
     assert!(
         python.is_file(),
-        "{} is missing: run packaging/install.sh (it installs the Python MCP SDK the MCP tests \
-         drive kroma-mcp with), or point KROMA_TEST_PYTHON at a python with `mcp==2.3.0`",
+        "{} is missing: run packaging/install.sh (it installs the tests' Python tools: the MCP \
+         SDK and Selenium), or point KROMA_TEST_PYTHON at a python with `mcp==2.3.0` and `selenium`",
         python.display()
     );
     python

@@ -67,6 +67,8 @@ pub async fn create(
         code_max_usd: None,
         code_expires_at: None,
         code_tries: 0,
+        page_id: None,
+        page_token: None,
         created_at: at.clone(),
         updated_at: at.clone(),
     };
@@ -127,7 +129,10 @@ pub async fn list(daemon: Arc<Daemon>, params: ListParams) -> Result<Instruction
         .read(move |conn| rows::list(conn, project_id.as_deref(), params.state, limit))
         .await?;
     Ok(InstructionList {
-        instructions: rows.iter().map(to_proto).collect::<Result<_, _>>()?,
+        instructions: rows
+            .iter()
+            .map(|row| to_proto(row, daemon.confirm_page_base().as_deref()))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -136,7 +141,7 @@ pub async fn get(daemon: Arc<Daemon>, params: InstructionRef) -> Result<Instruct
         .store
         .read(move |conn| Ok(load(conn, &params.id)))
         .await??;
-    to_proto(&row)
+    to_proto(&row, daemon.confirm_page_base().as_deref())
 }
 
 /// A person's approval on the local socket.

@@ -16,6 +16,15 @@ pub fn new_code() -> String {
     }
 }
 
+/// 244 random bits (two v4 UUIDs) as hex: a confirmation page's id or its form's token.
+pub fn random_token() -> String {
+    let mut token = String::with_capacity(64);
+    for _ in 0..2 {
+        token.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    token
+}
+
 /// What is stored of `code`: tied to the instruction, so a code shown for one instruction is
 /// worth nothing for another.
 pub fn hash(instruction_id: &str, code: &str) -> String {

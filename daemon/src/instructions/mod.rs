@@ -72,8 +72,9 @@ impl Caller {
     }
 }
 
-/// The instruction as the wire shows it.
-pub fn to_proto(row: &InstructionRow) -> Result<Instruction, Problem> {
+/// The instruction as the wire shows it; `page_base` is the confirmation page server's
+/// `http://127.0.0.1:PORT`, when it runs.
+pub fn to_proto(row: &InstructionRow, page_base: Option<&str>) -> Result<Instruction, Problem> {
     let corrupt = |what: &str, err: serde_json::Error| {
         Problem::from(StoreError::Corrupt(format!(
             "instruction {} {what}: {err}",
@@ -117,6 +118,12 @@ pub fn to_proto(row: &InstructionRow) -> Result<Instruction, Problem> {
         max_cost_usd: row.max_cost_usd,
         approval: row.approval.as_deref().and_then(Approval::parse),
         waiting_for: row.waiting_for.clone(),
+        confirm_url: match (page_base, &row.page_id, row.state()?) {
+            (Some(base), Some(page), InstructionState::AwaitingConfirmation) => {
+                Some(format!("{base}/confirm/{page}"))
+            }
+            _ => None,
+        },
         requested_by: Requester {
             channel: row.channel.clone(),
             program: row.program.clone(),
@@ -180,6 +187,9 @@ pub(crate) fn apply(
             ErrorCode::IllegalTransition,
             format!("instruction {id} changed meanwhile"),
         ));
+    }
+    if to == InstructionState::AwaitingConfirmation {
+        rows::set_page(tx, id, &code::random_token(), &code::random_token())?;
     }
     let row = load(tx, id)?;
     let event = changed_event(at, &row, Some(from), to, reason);

@@ -273,10 +273,9 @@ async fn serve_connection(
         // a task of its own, and the next frame is read meanwhile.
         match futures::poll!(call.as_mut()) {
             std::task::Poll::Ready((reply, shared)) => {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = deliver(reply, &shared, true) => {}
-                }
+                // An answer that is ready goes out even while kromad stops (`daemon.shutdown`'s
+                // own answer is one); a caller that stopped reading is cut off by `run`'s grace.
+                deliver(reply, &shared, true).await;
                 drop(permit);
             }
             std::task::Poll::Pending => {

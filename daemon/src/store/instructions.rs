@@ -37,6 +37,8 @@ pub struct InstructionRow {
     pub code_max_usd: Option<f64>,
     pub code_expires_at: Option<String>,
     pub code_tries: u32,
+    pub page_id: Option<String>,
+    pub page_token: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -52,7 +54,7 @@ const COLUMNS: &str = "i.id, i.project_id, p.slug, p.root, i.kind, i.state, i.ob
     i.source_text, i.payload_json, i.plan_json, i.max_cost_usd, i.approval, i.approved_max_usd,
     i.waiting_for, i.channel, i.program, i.client_name, i.peer_uid, i.run_id, i.outcome_json,
     i.error_json, i.code_hash, i.code_max_usd, i.code_expires_at, i.code_tries, i.created_at,
-    i.updated_at";
+    i.updated_at, i.page_id, i.page_token";
 
 fn from_row(row: &Row) -> rusqlite::Result<InstructionRow> {
     Ok(InstructionRow {
@@ -83,6 +85,8 @@ fn from_row(row: &Row) -> rusqlite::Result<InstructionRow> {
         code_tries: row.get(24)?,
         created_at: row.get(25)?,
         updated_at: row.get(26)?,
+        page_id: row.get(27)?,
+        page_token: row.get(28)?,
     })
 }
 
@@ -214,7 +218,8 @@ pub fn transition(
                 spent_usd = COALESCE(?11, spent_usd),
                 outcome_json = COALESCE(?12, outcome_json),
                 error_json = COALESCE(?13, error_json),
-                code_hash = CASE WHEN ?3 IN ('awaiting_confirmation') THEN code_hash ELSE NULL END
+                code_hash = CASE WHEN ?3 = 'awaiting_confirmation' THEN code_hash ELSE NULL END,
+                page_token = CASE WHEN ?3 = 'awaiting_confirmation' THEN page_token ELSE NULL END
              WHERE id = ?1 AND state = ?2",
         )?
         .execute(params![
@@ -256,6 +261,25 @@ pub fn replan(
     )?
     .execute(params![id, plan_json, max_cost_usd])?;
     Ok(())
+}
+
+/// Gives a waiting instruction a fresh confirmation page: a new id for its URL and a new token
+/// for its form. Pages made before are dead.
+pub fn set_page(conn: &Connection, id: &str, page_id: &str, token: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE instructions SET page_id = ?2, page_token = ?3 WHERE id = ?1")?
+        .execute(params![id, page_id, token])?;
+    Ok(())
+}
+
+/// The instruction whose confirmation page has this id.
+pub fn by_page(conn: &Connection, page_id: &str) -> Result<Option<InstructionRow>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM instructions i JOIN projects p ON p.id = i.project_id
+             WHERE i.page_id = ?1"
+        ))?
+        .query_row([page_id], from_row)
+        .optional()?)
 }
 
 /// Stores a fresh one-time code (replacing any earlier one) and clears the wrong tries.

@@ -29,7 +29,9 @@ use rusqlite_migration::{M, Migrations, SchemaVersion};
 use tokio::sync::broadcast;
 
 pub use assets::{AssetRow, LinkRow, NewAsset};
-pub use audit::{NewAuditEntry, insert as insert_audit, set_outcome as set_audit_outcome};
+pub use audit::{
+    NewAuditEntry, insert as insert_audit, params_digest, set_outcome as set_audit_outcome,
+};
 pub use events::NewEvent;
 pub use projects::{NewProject, ProjectChanges, ProjectRow};
 
@@ -46,6 +48,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0007_run_jobs.sql")),
     M::up(include_str!("../../migrations/0008_run_postprocess.sql")),
     M::up(include_str!("../../migrations/0009_instructions.sql")),
+    M::up(include_str!("../../migrations/0010_confirmation_pages.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -1,0 +1,122 @@
+"""Drives kromad's confirmation page in a real headless Chromium (Selenium with the OS's
+chromedriver), and forges what a browser would not send with http.client.
+
+Usage: python3 confirm_page.py CROSS_ORIGIN_URL CONFIRM_URL EXPECTED_TEXT
+
+CROSS_ORIGIN_URL is the page of an instruction that must stay waiting: another origin's page
+posts to it. CONFIRM_URL is the page of an instruction the person confirms, after which the
+same POST replayed is refused. EXPECTED_TEXT must appear on the page (a prompt).
+"""
+
+import http.client
+import http.server
+import sys
+import threading
+import urllib.parse
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def post(url, fields, origin=None, host=None):
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if origin is not None:
+        headers["Origin"] = origin
+    if host is not None:
+        headers["Host"] = host
+    connection.request("POST", parts.path, urllib.parse.urlencode(fields), headers)
+    response = connection.getresponse()
+    return response.status, response.read().decode()
+
+
+def get(url, host=None):
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    headers = {} if host is None else {"Host": host}
+    connection.request("GET", parts.path, headers=headers)
+    response = connection.getresponse()
+    return response.status, response.read().decode(), {k.lower(): v for k, v in response.getheaders()}
+
+
+def token_of(driver):
+    return driver.find_element(By.NAME, "token").get_attribute("value")
+
+
+def main(cross_url, confirm_url, expected):
+    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(confirm_url))
+
+    # GET changes nothing and says what it costs; the page forbids framing and caching.
+    status, body, headers = get(confirm_url)
+    assert status == 200, (status, body)
+    assert "Maximum cost" in body and expected in body, body
+    assert headers.get("x-frame-options") == "DENY", headers
+    assert "frame-ancestors 'none'" in headers.get("content-security-policy", ""), headers
+    status, _, _ = get(confirm_url, host="evil.example:80")
+    assert status == 421, status
+
+    driver = browser()
+    try:
+        # Another site's page posts a confirmation to the first instruction: the browser sends
+        # that site's Origin, and kromad refuses it.
+        driver.get(cross_url)
+        stolen = token_of(driver)
+        form = (
+            '<form id="f" method="post" action="{url}">'
+            '<input name="token" value="{token}"><input name="decision" value="confirm"></form>'
+            "<script>document.getElementById('f').submit()</script>"
+        ).format(url=cross_url, token=stolen)
+
+        class Evil(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(form.encode())
+
+            def log_message(self, *args):
+                pass
+
+        # Threaded: Chromium opens spare connections that a one-at-a-time server would wait on.
+        evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        driver.get("http://127.0.0.1:{}/".format(evil.server_address[1]))
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "must come from the page itself" in body, body
+        evil.shutdown()
+
+        # Forgeries without a browser: no Origin, a foreign Origin, a foreign Host.
+        fields = {"token": stolen, "decision": "confirm"}
+        assert post(cross_url, fields)[0] == 403
+        assert post(cross_url, fields, origin="http://evil.example")[0] == 403
+        assert post(cross_url, fields, origin=origin, host="evil.example")[0] == 421
+        assert post(cross_url, {"token": "0" * 64, "decision": "confirm"}, origin=origin)[0] == 409
+
+        # The person confirms the second instruction in the browser.
+        driver.get(confirm_url)
+        token = token_of(driver)
+        driver.find_element(By.CSS_SELECTOR, "button.confirm").click()
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "Confirmed" in body, body
+        assert "Confirm and spend" not in body, body
+
+        # The same POST again (a replay) is refused: the token was single use.
+        status, body = post(confirm_url, {"token": token, "decision": "confirm"}, origin=origin)
+        assert status == 409, (status, body)
+    finally:
+        driver.quit()
+    print("confirmation page ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3])
