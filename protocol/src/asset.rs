@@ -30,6 +30,9 @@ pub enum AssetKind {
     ColorCorrected,
     /// Anything else; stored in `inputs/`.
     Other,
+    /// A voice recording a chat message transcribes (`chat.append`); stored in `audio/`. Never
+    /// an input of a run.
+    Audio,
 }
 
 impl AssetKind {
@@ -43,6 +46,7 @@ impl AssetKind {
             AssetKind::Upscaled => "upscaled",
             AssetKind::ColorCorrected => "color_corrected",
             AssetKind::Other => "other",
+            AssetKind::Audio => "audio",
         }
     }
 }

@@ -424,6 +424,8 @@ error_codes! {
     PlanChanged = "plan_changed", Policy;
     /// A path an agent named lies outside the project's folder.
     PathOutsideProject = "path_outside_project", Policy;
+    /// No chat session has this id.
+    ChatNotFound = "chat_not_found", NotFound;
 
     // The machine and kromad itself.
     /// Reading or writing a file or folder failed.

@@ -60,6 +60,9 @@ pub mod kind {
     pub const POSTPROCESS_PROGRESS: &str = "postprocess.progress";
     /// An instruction moved from one state to another: `{instruction, state, previous?, …}`.
     pub const INSTRUCTION_CHANGED: &str = "instruction.changed";
+    pub const CHAT_CREATED: &str = "chat.created";
+    /// A message was added to a chat session (its text is not in the event).
+    pub const CHAT_APPENDED: &str = "chat.appended";
 
     /// Every kind above, in declaration order.
     pub const ALL: &[&str] = &[
@@ -91,6 +94,8 @@ pub mod kind {
         POSTPROCESS_FILE,
         POSTPROCESS_PROGRESS,
         INSTRUCTION_CHANGED,
+        CHAT_CREATED,
+        CHAT_APPENDED,
     ];
 }
 
@@ -131,85 +136,8 @@ impl Event {
     }
 }
 
-/// Calls `$callback!` with every [`EventData`] type, so the OpenRPC document and the tests walk
-/// one list.
-macro_rules! for_each_event_data {
-    ($callback:ident) => {
-        $callback! {
-            $crate::events::DaemonStarted,
-            $crate::events::DaemonStopping,
-            $crate::events::ProjectCreated,
-            $crate::events::ProjectUpdated,
-            $crate::events::ProjectDeleted,
-            $crate::events::AssetImported,
-            $crate::events::AssetDeleted,
-            $crate::events::AssetLinked,
-            $crate::events::StyleGuideChanged,
-            $crate::events::CharacterChanged,
-            $crate::events::ReferenceSetChanged,
-            $crate::events::PromptTemplateChanged,
-            $crate::events::BootstrapImported,
-            $crate::events::SecretChanged,
-            $crate::events::ProviderChanged,
-            $crate::events::RunCreated,
-            $crate::events::RunStarted,
-            $crate::events::RunProgress,
-            $crate::events::RunFinished,
-            $crate::events::JobStarted,
-            $crate::events::JobFinished,
-            $crate::events::CandidateStarted,
-            $crate::events::CandidateFinished,
-            $crate::events::CandidateFailed,
-            $crate::events::CandidatePostprocessed,
-            $crate::events::PostprocessFile,
-            $crate::events::PostprocessProgress,
-            $crate::instruction::InstructionChanged,
-        }
-    };
-}
-pub(crate) use for_each_event_data;
-
-macro_rules! event_data {
-    ($($payload:ident => $kind:ident),+ $(,)?) => {
-        $(impl EventData for $payload {
-            const KIND: &'static str = kind::$kind;
-        })+
-    };
-}
-
-event_data! {
-    DaemonStarted => DAEMON_STARTED,
-    DaemonStopping => DAEMON_STOPPING,
-    ProjectCreated => PROJECT_CREATED,
-    ProjectUpdated => PROJECT_UPDATED,
-    ProjectDeleted => PROJECT_DELETED,
-    AssetImported => ASSET_IMPORTED,
-    AssetDeleted => ASSET_DELETED,
-    AssetLinked => ASSET_LINKED,
-    StyleGuideChanged => STYLE_GUIDE_CHANGED,
-    CharacterChanged => CHARACTER_CHANGED,
-    ReferenceSetChanged => REFERENCE_SET_CHANGED,
-    PromptTemplateChanged => PROMPT_TEMPLATE_CHANGED,
-    BootstrapImported => BOOTSTRAP_IMPORTED,
-    SecretChanged => SECRET_CHANGED,
-    ProviderChanged => PROVIDER_CHANGED,
-    RunCreated => RUN_CREATED,
-    RunStarted => RUN_STARTED,
-    RunProgress => RUN_PROGRESS,
-    RunFinished => RUN_FINISHED,
-    JobStarted => JOB_STARTED,
-    JobFinished => JOB_FINISHED,
-    CandidateStarted => CANDIDATE_STARTED,
-    CandidateFinished => CANDIDATE_FINISHED,
-    CandidateFailed => CANDIDATE_FAILED,
-    CandidatePostprocessed => CANDIDATE_POSTPROCESSED,
-    PostprocessFile => POSTPROCESS_FILE,
-    PostprocessProgress => POSTPROCESS_PROGRESS,
-}
-
-impl EventData for crate::instruction::InstructionChanged {
-    const KIND: &'static str = kind::INSTRUCTION_CHANGED;
-}
+mod registry;
+pub(crate) use registry::for_each_event_data;
 
 /// `daemon.started`: kromad is serving.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -218,6 +218,9 @@ pub struct Instruction {
     /// The chat message or voice transcript the instruction came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_text: Option<String>,
+    /// The chat message that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     pub payload: InstructionPayload,
     /// The run plan of a `pipeline_run`, made when the instruction was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,6 +257,9 @@ pub struct CreateParams {
     /// The chat message or voice transcript it came from (at most 4000 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_text: Option<String>,
+    /// The id of the chat message that produced it (`chat.append`), in the same project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     pub payload: InstructionPayload,
 }
 
@@ -491,8 +497,8 @@ pub struct InstructionChanged {
 mod tests {
     use crate::openrpc::method_infos;
 
-    /// Agents read, and propose, cancel or approve-with-a-code their own work; nothing else
-    /// they may call changes anything. The list is a contract: a change to it is a visible diff.
+    /// Agents read, propose, cancel or approve-with-a-code their own work, and record their
+    /// conversations; nothing else they may call changes anything. The list is a contract: a change to it is a visible diff.
     #[test]
     fn agents_may_read_and_handle_instructions_only() {
         let open: Vec<_> = method_infos()
@@ -505,7 +511,9 @@ mod tests {
                     [
                         "instruction.create",
                         "instruction.cancel",
-                        "instruction.confirm_code"
+                        "instruction.confirm_code",
+                        "chat.create",
+                        "chat.append",
                     ]
                     .contains(&info.name),
                     "{} changes something and is open to agents",

@@ -10,6 +10,7 @@ pub mod action;
 pub mod asset;
 pub mod audit;
 pub mod bootstrap;
+pub mod chat;
 pub mod cost;
 pub mod daemon;
 pub mod error;
@@ -163,6 +164,10 @@ macro_rules! for_each_method {
                 $crate::instruction::AllowanceGet,
                 $crate::instruction::AllowanceSet,
                 $crate::instruction::Hello,
+                $crate::chat::Create,
+                $crate::chat::List,
+                $crate::chat::Append,
+                $crate::chat::Log,
                 $crate::rpc::Discover,
             ],
             subscriptions: [

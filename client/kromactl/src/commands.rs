@@ -1,5 +1,5 @@
 //! The dispatcher: `run` sends each kromactl command to its function, here for the daemon,
-//! project, events, audit, rpc, bootstrap, secret and provider commands, else in the command's
+//! project, events, rpc, bootstrap, secret and provider commands, else in the command's
 //! own module. Each builds typed params, calls kromad and prints the result. Subcommand modules
 //! import shared helpers from `output` and `common`, never from here.
 
@@ -17,9 +17,8 @@ use protocol::NoParams;
 use crate::common::{confirm, kromad_binary};
 use crate::output::{self, Failure, print};
 use crate::{
-    AuditCommand, BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global,
-    ImportModeArg, ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, S3Args,
-    SecretCommand,
+    BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global, ImportModeArg,
+    ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, S3Args, SecretCommand,
 };
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -67,9 +66,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             crate::instructions::instruction(global, &socket, command).await
         }
         Command::Agent(command) => crate::instructions::agent(global, &socket, command).await,
-        Command::Audit(AuditCommand::List { since, limit }) => {
-            crate::instructions::audit(global, &socket, since, limit).await
-        }
+        Command::Chat(command) => crate::instructions::chat(global, &socket, command).await,
+        Command::Audit(command) => crate::instructions::audit(global, &socket, command).await,
         Command::Rpc(RpcCommand::Call { method, params }) => {
             let params = match params {
                 None => None,

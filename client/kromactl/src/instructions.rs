@@ -3,7 +3,8 @@
 //! `--yes --max-cost USD`); `instruction code` shows a one-time code to read back to a voice or
 //! chat agent; `agent allowance set` is what agents may spend without asking. These run on the
 //! local socket only: the MCP server never offers them. `kromactl audit list` shows who
-//! approved, refused or tried what.
+//! approved, refused or tried what; `kromactl chat log` a conversation with the instructions it
+//! produced.
 
 use std::path::Path;
 
@@ -55,6 +56,30 @@ pub enum InstructionCommand {
     Cancel {
         /// The instruction's id
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChatCommand {
+    /// List chat sessions, most recently active first
+    List {
+        /// Only this project (slug)
+        #[arg(long)]
+        project: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show a session's messages with the instructions they produced and their outcomes
+    Log {
+        /// The session's id
+        session: String,
+        /// Only messages after this one (its number in the session)
+        #[arg(long, value_name = "SEQ")]
+        since: Option<u32>,
+        /// At most this many messages
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
     },
 }
 
@@ -205,14 +230,120 @@ pub async fn agent(global: &Global, socket: &Path, command: AgentCommand) -> Res
     Ok(())
 }
 
+pub async fn chat(global: &Global, socket: &Path, command: ChatCommand) -> Result<(), Failure> {
+    let client = Client::connect(socket).await?;
+    match command {
+        ChatCommand::List { project, limit } => {
+            let list = client
+                .call::<protocol::chat::List>(&protocol::chat::ListParams {
+                    project,
+                    limit: Some(limit),
+                })
+                .await?;
+            print(global, &list, || {
+                let mut table = output::table(&["id", "project", "title", "messages", "active"]);
+                for session in &list.sessions {
+                    table.add_row(vec![
+                        session.id.clone(),
+                        session.project.clone(),
+                        session.title.clone(),
+                        session.messages.to_string(),
+                        session.updated_at.clone(),
+                    ]);
+                }
+                format!("{table}\n")
+            });
+        }
+        ChatCommand::Log {
+            session,
+            since,
+            limit,
+        } => {
+            let log = client
+                .call::<protocol::chat::Log>(&protocol::chat::LogParams {
+                    session,
+                    since,
+                    limit: Some(limit),
+                })
+                .await?;
+            print(global, &log, || chat_text(&log));
+        }
+    }
+    Ok(())
+}
+
+/// A session as a conversation: each message, then the instructions it produced.
+fn chat_text(log: &protocol::chat::ChatLog) -> String {
+    let mut text = format!(
+        "{} ({}, {} messages)\n",
+        log.session.title, log.session.project, log.session.messages
+    );
+    for message in &log.messages {
+        let voice = if message.audio_asset.is_some() {
+            " (voice)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "\n[{}] {}{voice}, {}:\n",
+            message.seq,
+            message.role.as_str(),
+            message.created_at
+        ));
+        for line in message.text.lines() {
+            text.push_str(&format!("    {line}\n"));
+        }
+        for instruction in log
+            .instructions
+            .iter()
+            .filter(|instruction| instruction.message.as_deref() == Some(message.id.as_str()))
+        {
+            text.push_str(&format!(
+                "    → instruction {} ({}, {}, max {}){}\n",
+                instruction.id,
+                instruction.kind.as_str(),
+                instruction.state.as_str(),
+                usd(instruction.max_cost_usd),
+                outcome_text(instruction)
+                    .map(|outcome| format!(": {outcome}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    text
+}
+
+fn outcome_text(instruction: &wire::Instruction) -> Option<String> {
+    match &instruction.outcome {
+        Some(wire::InstructionOutcome::Run {
+            run,
+            status,
+            spent_usd,
+        }) => Some(format!(
+            "run {run} {}, spent {}",
+            status.as_str(),
+            usd(*spent_usd)
+        )),
+        Some(wire::InstructionOutcome::Postprocess { report }) => Some(format!(
+            "{} files written, {} failed",
+            report.done, report.failed
+        )),
+        Some(wire::InstructionOutcome::Acknowledged) => Some("acknowledged".to_owned()),
+        None => instruction
+            .error
+            .as_ref()
+            .map(|error| error.message.clone()),
+    }
+}
+
 /// `kromactl audit list`: every mutating call and every refusal, with the caller's uid and
 /// program (and an agent's declared name).
 pub async fn audit(
     global: &Global,
     socket: &Path,
-    since: Option<u64>,
-    limit: u32,
+    command: crate::AuditCommand,
 ) -> Result<(), Failure> {
+    let crate::AuditCommand::List { since, limit } = command;
     let client = Client::connect(socket).await?;
     let page = client
         .call::<protocol::audit::List>(&protocol::audit::ListParams {
@@ -305,23 +436,8 @@ fn details_text(instruction: &wire::Instruction) -> String {
     if let Some(waiting) = &instruction.waiting_for {
         rows.push(("waits because", waiting.clone()));
     }
-    match &instruction.outcome {
-        Some(wire::InstructionOutcome::Run {
-            run,
-            status,
-            spent_usd,
-        }) => rows.push((
-            "outcome",
-            format!("run {run} {}, spent {}", status.as_str(), usd(*spent_usd)),
-        )),
-        Some(wire::InstructionOutcome::Postprocess { report }) => rows.push((
-            "outcome",
-            format!("{} files written, {} failed", report.done, report.failed),
-        )),
-        Some(wire::InstructionOutcome::Acknowledged) => {
-            rows.push(("outcome", "acknowledged".to_owned()))
-        }
-        None => {}
+    if let (Some(outcome), Some(_)) = (outcome_text(instruction), &instruction.outcome) {
+        rows.push(("outcome", outcome));
     }
     if let Some(error) = &instruction.error {
         rows.push(("error", error.message.clone()));

@@ -121,6 +121,9 @@ pub enum Command {
     /// What agents may do without asking a person
     #[command(subcommand)]
     Agent(crate::instructions::AgentCommand),
+    /// Conversations with agents and the instructions they produced
+    #[command(subcommand)]
+    Chat(crate::instructions::ChatCommand),
     /// Read the audit log of mutating calls
     #[command(subcommand)]
     Audit(AuditCommand),

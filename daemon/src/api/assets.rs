@@ -97,7 +97,7 @@ pub async fn import(
     Ok(report)
 }
 
-/// Imports one file: read and check it, then, unless the bytes are already an asset, write the
+/// Imports one file: read and check it (an image, or for `audio` a recording), then, unless the bytes are already an asset, write the
 /// copy and record the row in one transaction (the copy is removed if the row does not commit).
 pub(crate) async fn import_one(
     daemon: &Daemon,
@@ -106,12 +106,12 @@ pub(crate) async fn import_one(
     kind: AssetKind,
 ) -> Result<(ImportOutcome, AssetRow), Problem> {
     let max_pixels = daemon.config.limits.max_image_pixels;
-    let checked =
-        tokio::task::spawn_blocking(move || import::read_and_check(&candidate, max_pixels))
-            .await
-            .map_err(|err| {
-                Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
-            })??;
+    let checked = tokio::task::spawn_blocking(move || match kind {
+        AssetKind::Audio => import::read_and_check_audio(&candidate),
+        _ => import::read_and_check(&candidate, max_pixels),
+    })
+    .await
+    .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))??;
     let project_id = project.id.clone();
     let root = project.root.clone();
     let slug = project.slug.clone();

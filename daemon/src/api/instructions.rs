@@ -29,9 +29,10 @@ pub async fn create(
     caller: Caller,
     params: CreateParams,
 ) -> Result<Instruction, Problem> {
-    instructions::check_text("objective", &params.objective, true)?;
+    let max = protocol::instruction::MAX_TEXT_CHARS;
+    instructions::check_text("objective", &params.objective, max, true)?;
     if let Some(text) = &params.source_text {
-        instructions::check_text("source text", text, false)?;
+        instructions::check_text("source text", text, max, false)?;
     }
     let planned = instructions::plan(&daemon, &params.project, &params.payload).await?;
     let kind = params.payload.kind();
@@ -69,12 +70,22 @@ pub async fn create(
         code_tries: 0,
         page_id: None,
         page_token: None,
+        message_id: params.message.clone(),
         created_at: at.clone(),
         updated_at: at.clone(),
     };
     let queued = daemon
         .store
         .write(move |tx| {
+            if let Some(message) = &row.message_id
+                && crate::store::chat::project_of_message(tx, message)?.as_deref()
+                    != Some(row.project_id.as_str())
+            {
+                return Err(Problem::validation(
+                    ErrorCode::InvalidInstruction,
+                    format!("message `{message}` is not a chat message of project `{}`", row.project_slug),
+                ));
+            }
             rows::insert(tx, &row, None)?;
             let created = changed_event(&at, &row, None, InstructionState::Proposed, None);
             // Read and decided in this transaction: concurrent instructions see each other's

@@ -5,6 +5,7 @@
 
 pub(crate) mod assets;
 mod bootstrap;
+mod chat;
 mod daemon;
 mod events;
 mod instructions;
@@ -164,6 +165,10 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
             instructions::hello(&caller.agent_slot, params)
         });
     }
+    register::<protocol::chat::Create, _, _>(&mut module, chat::create);
+    register::<protocol::chat::List, _, _>(&mut module, chat::list);
+    register_calling::<protocol::chat::Append, _, _>(&mut module, chat::append);
+    register::<protocol::chat::Log, _, _>(&mut module, chat::log);
     register::<protocol::rpc::Discover, _, _>(&mut module, |_, _| async {
         static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
         Ok(DOCUMENT

@@ -23,7 +23,7 @@ pub const MAX_DECODE_BYTES: u64 = 1024 * 1024 * 1024;
 pub struct ImageInfo {
     pub width: u32,
     pub height: u32,
-    /// `png`, `jpeg` or `webp`.
+    /// `png`, `jpeg` or `webp` (an audio asset's file info reuses this type, with no size).
     pub format: &'static str,
     pub mime: &'static str,
     /// The usual file extension.

@@ -113,6 +113,7 @@ pub fn to_proto(row: &InstructionRow, page_base: Option<&str>) -> Result<Instruc
         state: row.state()?,
         objective: row.objective.clone(),
         source_text: row.source_text.clone(),
+        message: row.message_id.clone(),
         payload,
         plan,
         max_cost_usd: row.max_cost_usd,
@@ -221,20 +222,24 @@ pub(crate) fn illegal(err: state::IllegalTransition) -> Problem {
     )
 }
 
-/// Checks an objective or source text: not empty (objective), not too long, no control
-/// characters but line breaks and tabs.
-pub(crate) fn check_text(what: &str, text: &str, required: bool) -> Result<(), Problem> {
+/// Checks a text an agent or a person wrote: not empty when `required`, at most `max_chars`
+/// characters, no control characters but line breaks and tabs.
+pub(crate) fn check_text(
+    what: &str,
+    text: &str,
+    max_chars: usize,
+    required: bool,
+) -> Result<(), Problem> {
     let chars = text.chars().count();
     let problem = if required && text.trim().is_empty() {
         Some(format!("the {what} is empty"))
-    } else if chars > protocol::instruction::MAX_TEXT_CHARS {
+    } else if chars > max_chars {
         Some(format!(
-            "the {what} has {chars} characters; at most {} are kept",
-            protocol::instruction::MAX_TEXT_CHARS
+            "the {what} has {chars} characters; at most {max_chars} are kept"
         ))
     } else if text
         .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
     {
         Some(format!("the {what} holds control characters"))
     } else {

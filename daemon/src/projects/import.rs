@@ -239,6 +239,42 @@ fn check_named(path: &Path) -> Result<(), Problem> {
 
 /// Reads and checks one file. Blocking.
 pub fn read_and_check(candidate: &Candidate, max_pixels: u64) -> Result<Checked, Problem> {
+    let bytes = read_limited(candidate)?;
+    let info = images::inspect(&bytes, max_pixels).map_err(|problem| {
+        Problem::validation(
+            problem.code(),
+            format!("{}: {problem}", candidate.shown.display()),
+        )
+        .with_hint("import PNG, JPEG or WebP files up to 16384×16384 pixels")
+    })?;
+    Ok(checked(candidate, bytes, info))
+}
+
+/// Reads a voice recording and checks that it is audio (by its first bytes, whatever its name);
+/// its `info` has no size (0×0).
+pub fn read_and_check_audio(candidate: &Candidate) -> Result<Checked, Problem> {
+    let bytes = read_limited(candidate)?;
+    let Some(format) = crate::files::audio::sniff(&bytes) else {
+        return Err(Problem::validation(
+            ErrorCode::BadFile,
+            format!(
+                "{} is not a WAV, MP3, OGG, FLAC, M4A or WebM recording",
+                candidate.shown.display()
+            ),
+        ));
+    };
+    let info = ImageInfo {
+        width: 0,
+        height: 0,
+        format: format.name,
+        mime: format.mime,
+        extension: format.extension,
+    };
+    Ok(checked(candidate, bytes, info))
+}
+
+/// The file's bytes, at most [`MAX_FILE_BYTES`].
+fn read_limited(candidate: &Candidate) -> Result<Vec<u8>, Problem> {
     let shown = &candidate.shown;
     let file = fs::File::open(&candidate.real).map_err(|err| io_error("opening", shown, &err))?;
     let mut bytes = Vec::new();
@@ -251,21 +287,22 @@ pub fn read_and_check(candidate: &Candidate, max_pixels: u64) -> Result<Checked,
             &format!("is larger than {} MiB", MAX_FILE_BYTES / 1024 / 1024),
         ));
     }
-    let info = images::inspect(&bytes, max_pixels).map_err(|problem| {
-        Problem::validation(problem.code(), format!("{}: {problem}", shown.display()))
-            .with_hint("import PNG, JPEG or WebP files up to 16384×16384 pixels")
-    })?;
+    Ok(bytes)
+}
+
+fn checked(candidate: &Candidate, bytes: Vec<u8>, info: ImageInfo) -> Checked {
     let sha256 = format!("{:x}", Sha256::digest(&bytes));
-    let original_name = shown
+    let original_name = candidate
+        .shown
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Ok(Checked {
+    Checked {
         bytes,
         sha256,
         info,
         original_name,
-    })
+    }
 }
 
 /// The project-relative path of an asset: `<folder>/<stem>-<first 12 hex of sha256>.<ext>`. The

@@ -14,6 +14,7 @@ pub const FOLDERS: &[&str] = &[
     BG_REMOVED,
     UPSCALED,
     COLOR_CORRECTED,
+    AUDIO,
     "archive/bad",
     REPLACED,
     "exports",
@@ -31,6 +32,7 @@ const RUNS: &str = "runs";
 const BG_REMOVED: &str = "background_removed";
 const UPSCALED: &str = "upscaled";
 const COLOR_CORRECTED: &str = "color_corrected";
+const AUDIO: &str = "audio";
 /// Where a file that would have been overwritten goes instead.
 pub const REPLACED: &str = "archive/replaced";
 
@@ -43,6 +45,7 @@ pub fn folder_of(kind: AssetKind) -> &'static str {
         AssetKind::BgRemoved => BG_REMOVED,
         AssetKind::Upscaled => UPSCALED,
         AssetKind::ColorCorrected => COLOR_CORRECTED,
+        AssetKind::Audio => AUDIO,
     }
 }
 
@@ -106,6 +109,7 @@ mod tests {
             AssetKind::BgRemoved,
             AssetKind::Upscaled,
             AssetKind::ColorCorrected,
+            AssetKind::Audio,
         ] {
             assert!(FOLDERS.contains(&folder_of(kind)), "{kind:?}");
         }

@@ -94,12 +94,19 @@ pub(crate) fn request_layer(params: &PlanParams) -> Layer {
     settings::request_layer(&values)
 }
 
-pub(crate) fn image_of(root: &Path, asset: &crate::store::AssetRow) -> ImageRef {
-    ImageRef {
+pub(crate) fn image_of(
+    root: &Path,
+    asset: &crate::store::AssetRow,
+) -> Result<ImageRef, StoreError> {
+    // A voice recording is an asset too, but never an image a run may send.
+    if asset.kind == AssetKind::Audio {
+        return Err(StoreError::NotAnImage(asset.id.clone()));
+    }
+    Ok(ImageRef {
         asset: Some(asset.id.clone()),
         path: root.join(&asset.rel_path).display().to_string(),
         sha256: Some(asset.sha256.clone()),
-    }
+    })
 }
 
 /// A scene named by the caller: an asset id, or a path to import.
@@ -153,7 +160,7 @@ pub(crate) async fn resolve_scenes(
                     .await?;
                 scenes.push(planner::Scene {
                     name: asset.original_name.clone(),
-                    image: image_of(&root, &asset),
+                    image: image_of(&root, &asset)?,
                 });
             }
             SceneSpec::Path(path) => {
@@ -208,7 +215,7 @@ pub(crate) async fn resolve_scenes(
                         .await?;
                         scenes.push(planner::Scene {
                             name: asset.original_name.clone(),
-                            image: image_of(&root, &asset),
+                            image: image_of(&root, &asset)?,
                         });
                     } else {
                         scenes.push(planner::Scene {
@@ -256,7 +263,7 @@ pub(crate) fn read_knowledge(
     let images = |ids: &[String]| -> Result<Vec<ImageRef>, StoreError> {
         ids.iter()
             .map(|id| {
-                asset_queries::get(conn, &project.id, id).map(|asset| image_of(&root, &asset))
+                asset_queries::get(conn, &project.id, id).and_then(|asset| image_of(&root, &asset))
             })
             .collect()
     };

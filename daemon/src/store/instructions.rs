@@ -39,6 +39,8 @@ pub struct InstructionRow {
     pub code_tries: u32,
     pub page_id: Option<String>,
     pub page_token: Option<String>,
+    /// The chat message that produced it.
+    pub message_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -54,7 +56,7 @@ const COLUMNS: &str = "i.id, i.project_id, p.slug, p.root, i.kind, i.state, i.ob
     i.source_text, i.payload_json, i.plan_json, i.max_cost_usd, i.approval, i.approved_max_usd,
     i.waiting_for, i.channel, i.program, i.client_name, i.peer_uid, i.run_id, i.outcome_json,
     i.error_json, i.code_hash, i.code_max_usd, i.code_expires_at, i.code_tries, i.created_at,
-    i.updated_at, i.page_id, i.page_token";
+    i.updated_at, i.page_id, i.page_token, i.message_id";
 
 fn from_row(row: &Row) -> rusqlite::Result<InstructionRow> {
     Ok(InstructionRow {
@@ -87,6 +89,7 @@ fn from_row(row: &Row) -> rusqlite::Result<InstructionRow> {
         updated_at: row.get(26)?,
         page_id: row.get(27)?,
         page_token: row.get(28)?,
+        message_id: row.get(29)?,
     })
 }
 
@@ -99,8 +102,10 @@ pub fn insert(
     conn.prepare_cached(
         "INSERT INTO instructions (id, project_id, kind, state, objective, source_text,
             payload_json, plan_json, max_cost_usd, approval, approved_max_usd, approved_day,
-            waiting_for, channel, program, client_name, peer_uid, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
+            waiting_for, channel, program, client_name, peer_uid, created_at, updated_at,
+            message_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18,
+            ?19)",
     )?
     .execute(params![
         row.id,
@@ -121,6 +126,7 @@ pub fn insert(
         row.client_name,
         row.peer_uid,
         row.created_at,
+        row.message_id,
     ])?;
     Ok(())
 }
@@ -164,6 +170,26 @@ pub fn unfinished(conn: &Connection) -> Result<Vec<InstructionRow>, StoreError> 
              WHERE i.state IN ('queued', 'running') ORDER BY i.created_at, i.rowid"
         ))?
         .query_map([], from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// The instructions produced by the messages of `session_id` with `seq` in `after..=through`,
+/// oldest first.
+pub fn by_messages(
+    conn: &Connection,
+    session_id: &str,
+    after: u32,
+    through: u32,
+) -> Result<Vec<InstructionRow>, StoreError> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM instructions i JOIN projects p ON p.id = i.project_id
+             JOIN chat_messages m ON m.id = i.message_id
+             WHERE m.session_id = ?1 AND m.seq > ?2 AND m.seq <= ?3
+             ORDER BY m.seq, i.created_at, i.rowid"
+        ))?
+        .query_map(params![session_id, after, through], from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -9,6 +9,7 @@
 
 mod assets;
 mod audit;
+pub mod chat;
 mod costs;
 mod events;
 pub mod instructions;
@@ -49,6 +50,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0008_run_postprocess.sql")),
     M::up(include_str!("../../migrations/0009_instructions.sql")),
     M::up(include_str!("../../migrations/0010_confirmation_pages.sql")),
+    M::up(include_str!("../../migrations/0011_chat.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.
@@ -144,6 +146,8 @@ pub enum StoreError {
     SlugTaken(String),
     #[error("asset `{0}` not found in this project")]
     AssetNotFound(String),
+    #[error("asset `{0}` is not an image")]
+    NotAnImage(String),
     #[error("this link already exists")]
     LinkExists,
     #[error("{what} `{key}` not found in this project")]

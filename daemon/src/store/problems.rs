@@ -34,6 +34,11 @@ impl From<StoreError> for Problem {
                 "the project's asset list shows its assets",
                 protocol::Action::call::<protocol::asset::List>([], &["project"]),
             )),
+            StoreError::NotAnImage(id) => Problem::validation(
+                ErrorCode::NotAnImage,
+                format!("asset `{id}` is a voice recording, not an image"),
+            )
+            .with_hint("name an image asset of the project"),
             StoreError::LinkExists => Problem::new(
                 ErrorKind::Conflict,
                 ErrorCode::LinkExists,

@@ -542,6 +542,23 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
             args: &[positional("id", "ID")],
         },
         Spelling {
+            method: "chat.list",
+            command: "chat list",
+            args: &[
+                flag("project", "--project", "PROJECT"),
+                flag("limit", "--limit", "LIMIT"),
+            ],
+        },
+        Spelling {
+            method: "chat.log",
+            command: "chat log",
+            args: &[
+                positional("session", "SESSION"),
+                flag("since", "--since", "SEQ"),
+                flag("limit", "--limit", "LIMIT"),
+            ],
+        },
+        Spelling {
             method: "agent.allowance_get",
             command: "agent allowance show",
             args: &[],

@@ -616,6 +616,14 @@ fn cases() -> Vec<(protocol::Action, String)> {
             "kromactl instruction code i1",
         ),
         (
+            call("chat.list", json!({"project": "harbor"}), &[]),
+            "kromactl chat list --project harbor",
+        ),
+        (
+            call("chat.log", json!({"session": "s1", "limit": 50}), &[]),
+            "kromactl chat log s1 --limit 50",
+        ),
+        (
             call("agent.allowance_get", json!({}), &[]),
             "kromactl agent allowance show",
         ),
@@ -869,6 +877,8 @@ const UNSPELLED: &[&str] = &[
     "instruction.create",
     "instruction.confirm_code",
     "agent.hello",
+    "chat.create",
+    "chat.append",
 ];
 
 #[test]
