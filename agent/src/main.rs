@@ -17,8 +17,8 @@ use kroma_agent::token::BearerToken;
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
-/// The Kroma MCP server: lets agent hosts read projects, plan runs and see candidates through
-/// kromad, over stdio (the default) or streamable HTTP
+/// The Kroma MCP server: lets agent hosts read projects, plan runs, see candidates and propose
+/// work through kromad, over stdio (the default) or streamable HTTP
 #[derive(Debug, Parser)]
 #[command(name = "kroma-mcp", version)]
 struct Cli {

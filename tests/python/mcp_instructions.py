@@ -2,7 +2,8 @@
 tests/e2e/mcp/instructions.rs. It plays the agent (and its host); the Rust test plays the person.
 
     python mcp_instructions.py --mode legacy|2026-07-28 --scenario approval|allowance|rounds|burst \
-        [--elicitation none|auto|form] [--url URL --token-file PATH] --scene ASSET -- kroma-mcp ARGS...
+        [--elicitation none|auto|form] [--url URL --token-file PATH] --scene ASSET [--panel PATH] \
+        -- kroma-mcp ARGS...
 
 It writes one JSON object per line on stdout. `{"need_code": ID}` asks the person for the
 instruction's one-time code, which the test writes back as one line on stdin; the last line is
@@ -103,6 +104,11 @@ async def allowance(client, args, seen):
     instruction_id = seen["submit"]["structured"]["instruction"]["id"]
     seen["status_after"] = await until_settled(client, instruction_id)
     seen["cancel_done"] = await call(client, "cancel_instruction", {"id": instruction_id})
+    utility = {"step": "color", "params": {"paths": [args.panel], "profile": "cinematic_warm"}}
+    seen["utility"] = await call(client, "run_local_utility", {"project": "studio", "objective": "warm the panel", "utility": utility})
+    seen["utility_after"] = await until_settled(client, seen["utility"]["structured"]["instruction"]["id"])
+    outside = {"step": "color", "params": {"paths": ["/etc/hostname"], "profile": "cinematic_warm"}}
+    seen["utility_outside"] = await call(client, "run_local_utility", {"project": "studio", "objective": "x", "utility": outside})
 
 
 async def rounds(client, args, seen):
@@ -165,6 +171,7 @@ async def main():
     parser.add_argument("--scenario", required=True, choices=["approval", "allowance", "rounds", "burst"])
     parser.add_argument("--elicitation", default="auto", choices=["none", "auto", "form"])
     parser.add_argument("--scene", required=True)
+    parser.add_argument("--panel", help="an image inside the project's folder")
     parser.add_argument("--url")
     parser.add_argument("--token-file")
     parser.add_argument("server", nargs=argparse.REMAINDER)

@@ -369,6 +369,22 @@ async fn mcp_within_the_allowance_a_person_set_the_same_instruction_runs_at_once
     let (world, scene) = world().await;
     let socket = world.socket().display().to_string();
     let person = world.client().await;
+    // A project in a folder of the person's own, where local steps may write.
+    let studio = tempfile::tempdir().expect("temp");
+    let root = studio.path().join("studio");
+    person
+        .call::<protocol::project::Create>(&protocol::project::CreateParams {
+            name: "Studio".into(),
+            slug: Some("studio".into()),
+            description: None,
+            root: Some(root.display().to_string()),
+            s3: None,
+        })
+        .await
+        .expect("project");
+    let panel = root.join("panel.png");
+    crate::runs::write_png(&panel, [200, 120, 40]);
+    let panel_bytes = std::fs::read(&panel).expect("panel");
     person
         .call::<wire::AllowanceSet>(&wire::Allowance {
             per_instruction_usd: 5.0,
@@ -385,6 +401,8 @@ async fn mcp_within_the_allowance_a_person_set_the_same_instruction_runs_at_once
             "allowance",
             "--scene",
             &scene,
+            "--panel",
+            &panel.display().to_string(),
         ],
         Transport::Stdio(&["--socket", &socket]),
         None,
@@ -403,6 +421,22 @@ async fn mcp_within_the_allowance_a_person_set_the_same_instruction_runs_at_once
     assert_eq!(world.fake.stats().requests, 2);
     // Canceling finished work changes nothing.
     assert_eq!(ok(&seen["cancel_done"])["next"], "done");
+
+    // A local utility is free: it runs at once and writes a new file beside the old one.
+    let utility = ok(&seen["utility_after"]);
+    assert_eq!(utility["next"], "done", "{utility:#}");
+    assert_eq!(utility["instruction"]["approval"], "free");
+    let report = &utility["instruction"]["outcome"]["report"];
+    let output = report["results"][0]["output"].as_str().expect("an output");
+    assert!(Path::new(output).is_file() && Path::new(output) != panel);
+    assert_eq!(
+        std::fs::read(&panel).expect("panel"),
+        panel_bytes,
+        "not overwritten"
+    );
+    let outside = error_text(&seen["utility_outside"]);
+    assert!(outside.contains("outside"), "{outside}");
+    assert_eq!(world.fake.stats().requests, 2, "the utility spent nothing");
 }
 
 #[tokio::test]
