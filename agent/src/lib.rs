@@ -1,9 +1,12 @@
 //! `kroma-mcp`, the MCP server of Kroma: agent hosts (desktop assistants, coding agents) read
-//! projects, plan runs and look at candidates through it, and it reaches kromad only through the
-//! `kroma-client` library, so the daemon's own checks apply to everything an agent does.
+//! projects, plan runs, look at candidates and propose work through it, and it reaches kromad
+//! only through the `kroma-client` library, on connections that said `agent.hello` first, so the
+//! daemon's own checks apply to everything an agent does and no person's method is open to it.
 //!
-//! [`server::KromaServer`] is the MCP service: tools ([`tools`]), resources ([`resources`]) and
-//! prompts ([`prompts`]). [`selection`] decides which tools a server offers (`--read-only`,
+//! [`server::KromaServer`] is the MCP service: tools ([`tools`] read and plan, [`instructions`]
+//! propose and follow work, answering with a [`report`]), resources ([`resources`]) and prompts
+//! ([`prompts`]). [`rounds`] seals the state of a 2026-07-28 input round; [`rate`] limits how
+//! often a client proposes work. [`selection`] decides which tools a server offers (`--read-only`,
 //! `--tools`); [`kromad`] holds the lazy connection to the daemon; [`thumbnail`] makes the
 //! bounded PNG a candidate is shown as. `main.rs` reads the command line and serves stdio, or
 //! streamable HTTP through [`http`] behind the bearer token of [`token`].
@@ -12,9 +15,13 @@
 //! content and JSON resources, never spliced into instructions the agent would follow.
 
 pub mod http;
+pub mod instructions;
 pub mod kromad;
 pub mod prompts;
+pub mod rate;
+pub mod report;
 pub mod resources;
+pub mod rounds;
 pub mod selection;
 pub mod server;
 pub mod thumbnail;

@@ -4,6 +4,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,19 +12,21 @@ use anyhow::Context;
 use clap::Parser;
 use kroma_agent::KromaServer;
 use kroma_agent::selection::ToolSelection;
+use kroma_agent::server::ServerOptions;
 use kroma_agent::token::BearerToken;
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
-/// The Kroma MCP server: lets agent hosts read projects, plan runs and see candidates through
-/// kromad, over stdio (the default) or streamable HTTP
+/// The Kroma MCP server: lets agent hosts read projects, plan runs, see candidates and propose
+/// work through kromad, over stdio (the default) or streamable HTTP
 #[derive(Debug, Parser)]
 #[command(name = "kroma-mcp", version)]
 struct Cli {
     /// kromad's local socket [default: $KROMA_SOCKET, else $XDG_RUNTIME_DIR/kroma/kromad.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
-    /// Offer only the tools that change nothing
+    /// Offer only the tools that change nothing (no instruction tools that propose, approve with
+    /// a code, cancel or run work)
     #[arg(long)]
     read_only: bool,
     /// Offer only these tools (names separated by commas)
@@ -33,6 +36,9 @@ struct Cli {
     /// send the bearer token kept in <config dir>/kroma/mcp-token
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// Instructions one client (by its declared name) may submit per minute
+    #[arg(long, value_name = "N", default_value_t = NonZeroU32::new(kroma_agent::rate::DEFAULT_PER_MINUTE).unwrap_or(NonZeroU32::MIN))]
+    max_submissions_per_minute: NonZeroU32,
     /// Let --http listen on an address that is not loopback (other machines can then reach it)
     #[arg(long, requires = "http")]
     bind: bool,
@@ -59,16 +65,19 @@ fn main() -> ExitCode {
 }
 
 fn serve(cli: Cli) -> anyhow::Result<()> {
-    let selection = ToolSelection {
-        read_only: cli.read_only,
-        allow: cli
-            .tools
-            .as_deref()
-            .map(ToolSelection::parse_allow_list)
-            .transpose()?,
+    let options = ServerOptions {
+        selection: ToolSelection {
+            read_only: cli.read_only,
+            allow: cli
+                .tools
+                .as_deref()
+                .map(ToolSelection::parse_allow_list)
+                .transpose()?,
+        },
+        max_submissions_per_minute: cli.max_submissions_per_minute,
     };
     let socket = kroma_client::discovery::discover_socket(cli.socket.as_deref());
-    let server = KromaServer::new(&socket, &selection)?;
+    let server = KromaServer::new(&socket, &options)?;
     if let Some(address) = cli.http {
         kroma_agent::http::check_address(address, cli.bind)?;
     }

@@ -51,10 +51,13 @@ fn segment(text: &str) -> Option<String> {
 }
 
 /// The index resource and one resource per project.
-pub async fn list(server: &KromaServer) -> Result<ListResourcesResult, ErrorData> {
+pub async fn list(
+    server: &KromaServer,
+    client_name: &str,
+) -> Result<ListResourcesResult, ErrorData> {
     let projects = server
         .kromad()
-        .call::<protocol::project::List>(&protocol::NoParams {})
+        .call::<protocol::project::List>(client_name, &protocol::NoParams {})
         .await
         .map_err(internal)?
         .projects;
@@ -91,7 +94,11 @@ pub fn templates() -> Vec<ResourceTemplate> {
 }
 
 /// Reads one resource.
-pub async fn read(server: &KromaServer, uri: &str) -> Result<ReadResourceResult, ErrorData> {
+pub async fn read(
+    server: &KromaServer,
+    client_name: &str,
+    uri: &str,
+) -> Result<ReadResourceResult, ErrorData> {
     let not_ours = || {
         ErrorData::resource_not_found(
             format!("{uri} is not a Kroma resource; see resources/templates/list"),
@@ -102,21 +109,21 @@ pub async fn read(server: &KromaServer, uri: &str) -> Result<ReadResourceResult,
     match KromaUri::parse(uri).ok_or_else(not_ours)? {
         KromaUri::Projects => {
             let projects = kromad
-                .call::<protocol::project::List>(&protocol::NoParams {})
+                .call::<protocol::project::List>(client_name, &protocol::NoParams {})
                 .await
                 .map_err(internal)?;
             json(uri, &projects)
         }
         KromaUri::Project { slug } => {
             let knowledge = server
-                .project_knowledge(&slug)
+                .project_knowledge(client_name, &slug)
                 .await
                 .map_err(|err| not_found_or_internal(uri, err))?;
             json(uri, &knowledge)
         }
         KromaUri::Run { id } => {
             let detail = kromad
-                .call::<protocol::run::Show>(&protocol::run::RunRef { run: id })
+                .call::<protocol::run::Show>(client_name, &protocol::run::RunRef { run: id })
                 .await
                 .map_err(|err| not_found_or_internal(uri, err))?;
             json(uri, &detail)

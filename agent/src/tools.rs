@@ -1,17 +1,18 @@
-//! The tools, in the order `tools/list` shows them (by name). Every tool of this slice only reads
-//! or plans: each is annotated read-only, not destructive, idempotent and closed-world, takes the
-//! params of the kromad method it calls and answers with that method's result as structured
-//! content, so the schemas agents see are the wire contract's own.
+//! The tools that read or plan (`tools/list` shows every tool by name, these and those of
+//! [`crate::instructions`]): each is annotated read-only, not destructive, idempotent and
+//! closed-world, takes the params of the kromad method it calls and answers with that method's
+//! result as structured content, so the schemas agents see are the wire contract's own.
 
 use base64::Engine;
 use kroma_protocol as protocol;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::{tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::server::KromaServer;
+use crate::server::{KromaServer, caller};
 use crate::thumbnail;
 
 /// Everything a project knows about its world, as `read_project_knowledge` returns it.
@@ -72,8 +73,11 @@ impl KromaServer {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    pub async fn list_projects(&self) -> Result<Json<protocol::project::ProjectList>, String> {
-        self.call::<protocol::project::List>(&protocol::NoParams {})
+    pub async fn list_projects(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<protocol::project::ProjectList>, String> {
+        self.call::<protocol::project::List>(&caller(&context), &protocol::NoParams {})
             .await
             .map(Json)
     }
@@ -91,8 +95,9 @@ impl KromaServer {
     pub async fn read_project_knowledge(
         &self,
         Parameters(params): Parameters<protocol::knowledge::ProjectParams>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<ProjectKnowledge>, String> {
-        self.project_knowledge(&params.project)
+        self.project_knowledge(&caller(&context), &params.project)
             .await
             .map(Json)
             .map_err(|err| err.for_agent())
@@ -112,8 +117,11 @@ impl KromaServer {
     pub async fn plan_run(
         &self,
         Parameters(params): Parameters<protocol::run::PlanParams>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<protocol::run::Plan>, String> {
-        self.call::<protocol::run::PlanRun>(&params).await.map(Json)
+        self.call::<protocol::run::PlanRun>(&caller(&context), &params)
+            .await
+            .map(Json)
     }
 
     /// Shows one run: its status, costs (maximum, confirmed, spent), plan, and every job and
@@ -128,8 +136,11 @@ impl KromaServer {
     pub async fn run_status(
         &self,
         Parameters(params): Parameters<protocol::run::RunRef>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<protocol::run::RunDetail>, String> {
-        self.call::<protocol::run::Show>(&params).await.map(Json)
+        self.call::<protocol::run::Show>(&caller(&context), &params)
+            .await
+            .map(Json)
     }
 
     /// Lists runs, newest first, optionally of one project or in one status.
@@ -143,8 +154,11 @@ impl KromaServer {
     pub async fn list_runs(
         &self,
         Parameters(params): Parameters<protocol::run::ListParams>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<protocol::run::RunList>, String> {
-        self.call::<protocol::run::List>(&params).await.map(Json)
+        self.call::<protocol::run::List>(&caller(&context), &params)
+            .await
+            .map(Json)
     }
 
     /// Shows a run's candidate image as a PNG thumbnail (longest side at most 512 pixels), the
@@ -159,17 +173,25 @@ impl KromaServer {
     pub async fn candidate_thumbnail(
         &self,
         Parameters(params): Parameters<ThumbnailParams>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, String> {
+        let client = caller(&context);
         let detail = self
-            .call::<protocol::run::Show>(&protocol::run::RunRef {
-                run: params.run.clone(),
-            })
+            .call::<protocol::run::Show>(
+                &client,
+                &protocol::run::RunRef {
+                    run: params.run.clone(),
+                },
+            )
             .await?;
         let shown = pick_candidate(&detail, &params)?;
         let project = self
-            .call::<protocol::project::Get>(&protocol::project::ProjectRef {
-                slug: detail.run.project.clone(),
-            })
+            .call::<protocol::project::Get>(
+                &client,
+                &protocol::project::ProjectRef {
+                    slug: detail.run.project.clone(),
+                },
+            )
             .await?;
         let root = std::path::PathBuf::from(&project.root);
         let file = std::path::PathBuf::from(&shown.path);

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::runs::{World, create, fake, finished, params, setup, start};
 
 mod http;
+mod instructions;
 
 /// The tests' Python (with `mcp` and `selenium`): `KROMA_TEST_PYTHON`, else where install.sh
 /// puts the venv.
@@ -256,20 +257,41 @@ fn tool_names(seen: &Value) -> Vec<String> {
 async fn read_only_and_the_allow_list_choose_the_tools_and_a_missing_kromad_is_a_tool_error() {
     let temp = tempfile::tempdir().expect("temp");
     let socket = temp.path().join("nobody-here.sock").display().to_string();
-    let all = [
+    let read_only = [
         "candidate_thumbnail",
+        "instruction_status",
+        "list_instructions",
         "list_projects",
         "list_runs",
         "plan_run",
         "read_project_knowledge",
         "run_status",
     ];
+    let all = [
+        "cancel_instruction",
+        "candidate_thumbnail",
+        "confirm_with_code",
+        "instruction_status",
+        "list_instructions",
+        "list_projects",
+        "list_runs",
+        "plan_run",
+        "read_project_knowledge",
+        "run_local_utility",
+        "run_status",
+        "submit_instruction",
+    ];
     for (mode, server_args, expected) in [
         ("legacy", vec!["--socket", &socket], all.as_slice()),
         (
             "2026-07-28",
             vec!["--socket", &socket, "--read-only"],
-            all.as_slice(),
+            read_only.as_slice(),
+        ),
+        (
+            "legacy",
+            vec!["--socket", &socket, "--read-only"],
+            read_only.as_slice(),
         ),
         (
             "2026-07-28",
@@ -317,7 +339,7 @@ fn unknown_tool_names_stop_kroma_mcp_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(
-            "unknown tool `plan_runs`; the tools are: candidate_thumbnail, list_projects"
+            "unknown tool `plan_runs`; the tools are: cancel_instruction, candidate_thumbnail, confirm_with_code"
         ),
         "{stderr}"
     );

@@ -13,9 +13,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A running `kroma-mcp --http`, killed when dropped.
-struct HttpServer {
+pub(super) struct HttpServer {
     _child: tokio::process::Child,
-    url: String,
+    pub(super) url: String,
     /// Everything it wrote to stderr so far.
     stderr: Arc<Mutex<String>>,
 }
@@ -36,7 +36,7 @@ fn kroma_mcp(socket: &Path, config_home: &Path) -> tokio::process::Command {
 }
 
 /// Starts `kroma-mcp --http 127.0.0.1:0` and waits for the line that says where it serves.
-async fn start_http(socket: &Path, config_home: &Path) -> HttpServer {
+pub(super) async fn start_http(socket: &Path, config_home: &Path) -> HttpServer {
     let mut child = kroma_mcp(socket, config_home)
         .args(["--http", "127.0.0.1:0"])
         .spawn()
@@ -141,7 +141,7 @@ async fn http_serves_both_eras_behind_a_token_and_refuses_everything_else() {
     ] {
         let seen = &eras[mode];
         assert_eq!(seen["protocol_version"], version, "{mode}: {seen:#}");
-        assert_eq!(seen["tools"].as_array().map(Vec::len), Some(6), "{seen:#}");
+        assert_eq!(seen["tools"].as_array().map(Vec::len), Some(12), "{seen:#}");
         assert_eq!(seen["list_projects"]["is_error"], false);
         assert_eq!(
             seen["list_projects"]["structured"]["projects"][0]["slug"],
