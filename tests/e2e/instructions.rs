@@ -365,6 +365,11 @@ async fn codes_are_bound_to_one_instruction_and_lock_after_five_wrong_tries() {
         settled(&person, &first.id).await.state,
         InstructionState::Done
     );
+    // The same work re-submitted with more candidates is new work: it waits for a person again,
+    // the earlier approval counts for nothing.
+    let dearer = propose(&agent, &scene, 2).await;
+    assert_eq!(dearer.state, InstructionState::AwaitingConfirmation);
+    assert!(dearer.max_cost_usd > first.max_cost_usd);
 
     // Canceling the second spends nothing; a canceled instruction takes no code.
     let canceled = agent
@@ -547,6 +552,27 @@ async fn text_from_an_agent_is_data_and_bad_instructions_are_refused() {
     check(
         agent
             .call::<wire::Create>(&upscale(format!("{root}/../../secret.png")))
+            .await,
+        "path_escape",
+    );
+    // A folder inside the project that links out is refused as a whole.
+    check(
+        agent.call::<wire::Create>(&upscale(root.clone())).await,
+        "path_escape",
+    );
+    // A run's scenes named by path must be the project's files too: nothing else is sent.
+    check(
+        agent
+            .call::<wire::Create>(&wire::CreateParams {
+                project: "noir".into(),
+                objective: "x".into(),
+                source_text: None,
+                message: None,
+                payload: InstructionPayload::PipelineRun(Box::new(params(
+                    vec![image.display().to_string()],
+                    1,
+                ))),
+            })
             .await,
         "path_outside_project",
     );

@@ -15,8 +15,11 @@ import threading
 import urllib.parse
 
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 
 def browser():
@@ -47,6 +50,16 @@ def get(url, host=None):
     connection.request("GET", parts.path, headers=headers)
     response = connection.getresponse()
     return response.status, response.read().decode(), {k.lower(): v for k, v in response.getheaders()}
+
+
+def body_text_once_it_says(driver, words):
+    """The page's text once it contains `words`: a form's answer replaces the page a moment after
+    the submit, so reading at once could read the page that is going away."""
+    # While the page changes, its old elements go away under the reader: try again then.
+    WebDriverWait(driver, 20, ignored_exceptions=(WebDriverException,)).until(
+        lambda driver: words in driver.find_element(By.TAG_NAME, "body").text
+    )
+    return driver.find_element(By.TAG_NAME, "body").text
 
 
 def token_of(driver):
@@ -91,8 +104,7 @@ def main(cross_url, confirm_url, expected):
         evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
         threading.Thread(target=evil.serve_forever, daemon=True).start()
         driver.get("http://127.0.0.1:{}/".format(evil.server_address[1]))
-        body = driver.find_element(By.TAG_NAME, "body").text
-        assert "must come from the page itself" in body, body
+        body_text_once_it_says(driver, "must come from the page itself")
         evil.shutdown()
 
         # Forgeries without a browser: no Origin, a foreign Origin, a foreign Host.
@@ -105,9 +117,10 @@ def main(cross_url, confirm_url, expected):
         # The person confirms the second instruction in the browser.
         driver.get(confirm_url)
         token = token_of(driver)
+        page = driver.find_element(By.TAG_NAME, "body")
         driver.find_element(By.CSS_SELECTOR, "button.confirm").click()
-        body = driver.find_element(By.TAG_NAME, "body").text
-        assert "Confirmed" in body, body
+        WebDriverWait(driver, 20).until(expected_conditions.staleness_of(page))
+        body = body_text_once_it_says(driver, "Confirmed")
         assert "Confirm and spend" not in body, body
 
         # The same POST again (a replay) is refused: the token was single use.

@@ -486,3 +486,109 @@ pub fn hello(
             .collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewProject, Store, StoreError, insert_project};
+
+    const ISSUED: &str = "2026-01-01T00:00:00.000Z";
+    const EXPIRES: &str = "2026-01-01T00:10:00.000Z";
+
+    fn waiting(max_cost_usd: f64) -> InstructionRow {
+        InstructionRow {
+            id: "i1".into(),
+            project_id: "p1".into(),
+            project_slug: "noir".into(),
+            project_root: "/p/noir".into(),
+            kind: "pipeline_run".into(),
+            state: InstructionState::AwaitingConfirmation.as_str().into(),
+            objective: "draw".into(),
+            source_text: None,
+            payload_json: r#"{"type":"custom","params":{}}"#.into(),
+            plan_json: None,
+            max_cost_usd,
+            approval: None,
+            approved_max_usd: None,
+            waiting_for: Some("no allowance".into()),
+            channel: "agent".into(),
+            program: "kroma-mcp".into(),
+            client_name: Some("voice".into()),
+            peer_uid: None,
+            run_id: None,
+            outcome_json: None,
+            error_json: None,
+            code_hash: None,
+            code_max_usd: None,
+            code_expires_at: None,
+            code_tries: 0,
+            page_id: None,
+            page_token: None,
+            message_id: None,
+            created_at: ISSUED.into(),
+            updated_at: ISSUED.into(),
+        }
+    }
+
+    /// What `check_code` says of `typed` at `now`, for an instruction of `max_cost_usd` whose
+    /// code "123456" was made for 0.5 USD and expires at [`EXPIRES`].
+    async fn check(
+        typed: &'static str,
+        now: &'static str,
+        max_cost_usd: f64,
+    ) -> Result<(), String> {
+        let temp = tempfile::tempdir().unwrap();
+        let store = Store::open(&temp.path().join("kroma.db")).unwrap();
+        store
+            .write(move |tx| {
+                insert_project(
+                    tx,
+                    &NewProject {
+                        id: "p1".into(),
+                        slug: "noir".into(),
+                        name: "Noir".into(),
+                        description: String::new(),
+                        root: "/p/noir".into(),
+                        s3: None,
+                        at: ISSUED.into(),
+                    },
+                )?;
+                rows::insert(tx, &waiting(max_cost_usd), None)?;
+                rows::set_code(tx, "i1", &code::hash("i1", "123456"), 0.5, EXPIRES)?;
+                let row = rows::get(tx, "i1")?.unwrap();
+                let verdict = match check_code(tx, &row, typed, now) {
+                    Ok(Verdict::Approved) => Ok(()),
+                    Ok(Verdict::Refused(problem)) => Err(problem.code.as_str().to_owned()),
+                    Err(problem) => Err(format!("error {}", problem.code)),
+                };
+                Ok::<_, StoreError>((verdict, Vec::new()))
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_code_approves_only_before_it_expires_and_only_the_cost_it_was_made_for() {
+        let before = "2026-01-01T00:09:59.999Z";
+        let after = "2026-01-01T00:10:00.001Z";
+        assert_eq!(check("123456", before, 0.5).await, Ok(()));
+        assert_eq!(check("123 456", before, 0.5).await, Ok(()));
+        assert_eq!(
+            check("123456", after, 0.5).await,
+            Err("invalid_code".into())
+        );
+        assert_eq!(
+            check("123456", EXPIRES, 0.5).await,
+            Err("invalid_code".into())
+        );
+        // The plan got dearer after the code was made: the code is worth nothing.
+        assert_eq!(
+            check("123456", before, 0.75).await,
+            Err("invalid_code".into())
+        );
+        assert_eq!(
+            check("654321", before, 0.5).await,
+            Err("invalid_code".into())
+        );
+    }
+}

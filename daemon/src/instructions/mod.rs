@@ -277,6 +277,14 @@ pub(crate) async fn plan(
                     ),
                 ));
             }
+            // Scenes named by path must be the project's files; asset ids are the project's.
+            let paths: Vec<String> = params
+                .scenes
+                .iter()
+                .filter(|scene| uuid::Uuid::parse_str(scene).is_err())
+                .cloned()
+                .collect();
+            check_inside_project(&project, paths, Vec::new()).await?;
             let plan = crate::runs::inputs::make_plan(daemon, &project, params, false).await?;
             let plan_json = crate::runs::stored::StoredPlan::from(&plan)
                 .to_json()
@@ -290,7 +298,7 @@ pub(crate) async fn plan(
             })
         }
         InstructionPayload::Postprocess(request) => {
-            check_inside_project(&project, request).await?;
+            check_postprocess(&project, request).await?;
             Ok(Planned {
                 project,
                 plan_json: None,
@@ -305,9 +313,8 @@ pub(crate) async fn plan(
     }
 }
 
-/// Every path a post-process instruction names, and its output folder, must lie inside the
-/// project's folder once links are resolved: an agent works on the files a person put there.
-async fn check_inside_project(
+/// The files a post-process instruction names (and its output folder) as paths to check.
+async fn check_postprocess(
     project: &ProjectRow,
     request: &PostprocessRequest,
 ) -> Result<(), Problem> {
@@ -322,9 +329,19 @@ async fn check_inside_project(
             "a post-process instruction names at least one file or folder",
         ));
     }
+    check_inside_project(project, paths.clone(), output_dir.iter().cloned().collect()).await
+}
+
+/// Every file an instruction names, every image found in a folder it names, and every output
+/// folder, must lie inside the project's folder once links are resolved: an agent works on the
+/// files a person put there, and cannot send or read anything else. (Checked when the
+/// instruction is created; the files are read again when it runs.)
+async fn check_inside_project(
+    project: &ProjectRow,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+) -> Result<(), Problem> {
     let root = PathBuf::from(&project.root);
-    let mut named: Vec<String> = paths.clone();
-    named.extend(output_dir.iter().cloned());
     tokio::task::spawn_blocking(move || {
         let root = crate::projects::root::resolve(&root).map_err(|err| {
             Problem::new(
@@ -333,30 +350,48 @@ async fn check_inside_project(
                 format!("resolving the project folder {}: {err}", root.display()),
             )
         })?;
-        for path in &named {
+        let outside = |path: &Path| {
+            Problem::new(
+                ErrorKind::Policy,
+                ErrorCode::PathOutsideProject,
+                format!(
+                    "{} lies outside the project's folder {}",
+                    path.display(),
+                    root.display()
+                ),
+            )
+            .with_hint(
+                "agents work only on files inside the project's folder; copy the files there first",
+            )
+        };
+        for path in inputs.iter().chain(&outputs) {
             if !Path::new(path).is_absolute() {
                 return Err(Problem::validation(
                     ErrorCode::InvalidInstruction,
                     format!("{path} is not an absolute path"),
                 ));
             }
-            let resolved = crate::projects::root::resolve(Path::new(path)).map_err(|err| {
+        }
+        for output in &outputs {
+            let resolved = crate::projects::root::resolve(Path::new(output)).map_err(|err| {
                 Problem::new(
                     ErrorKind::NotFound,
                     ErrorCode::FileNotFound,
-                    format!("{path}: {err}"),
+                    format!("{output}: {err}"),
                 )
             })?;
             if !resolved.starts_with(&root) {
-                return Err(Problem::new(
-                    ErrorKind::Policy,
-                    ErrorCode::PathOutsideProject,
-                    format!(
-                        "{path} lies outside the project's folder {}",
-                        root.display()
-                    ),
-                )
-                .with_hint("agents work only on files inside the project's folder; copy the files there first"));
+                return Err(outside(Path::new(output)));
+            }
+        }
+        // Folders are walked as the work will walk them, links followed: each file found counts.
+        for found in crate::projects::import::expand(&inputs) {
+            match found {
+                Ok(candidate) if !candidate.real.starts_with(&root) => {
+                    return Err(outside(&candidate.shown));
+                }
+                Ok(_) => {}
+                Err((_, problem)) => return Err(problem),
             }
         }
         Ok(())
