@@ -2,7 +2,7 @@
 //! install.sh puts in a venv; `KROMA_TEST_PYTHON` names its python), over stdio in both MCP eras
 //! (the 2025-11-25 `initialize` handshake and 2026-07-28 per-request metadata), against the real
 //! kromad and a finished run from the fake provider. The tool list is a snapshotted contract.
-//! `http.rs` does the same over streamable HTTP.
+//! `http.rs` does the same over streamable HTTP; `assets.rs` reads the asset resources.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::runs::{World, create, fake, finished, params, setup, start};
 
+mod assets;
 mod http;
 mod instructions;
 
@@ -198,7 +199,15 @@ fn check_tour(seen: &Value, run: &protocol::run::RunDetail, scene: &str) {
         .iter()
         .filter_map(|template| template["uriTemplate"].as_str())
         .collect();
-    assert_eq!(templates, ["kroma://projects/{slug}", "kroma://runs/{id}"]);
+    assert_eq!(
+        templates,
+        [
+            "kroma://projects/{slug}",
+            "kroma://projects/{slug}/assets",
+            "kroma://projects/{slug}/assets/{id}",
+            "kroma://runs/{id}",
+        ]
+    );
     let reads = &seen["read_resource"];
     assert_eq!(
         reads["kroma://projects"][0]["mime_type"],
