@@ -59,6 +59,8 @@ impl KromaServer {
     /// anything dearer waits for a person, who approves it on their terminal, on Kroma's
     /// confirmation page, or by reading a one-time code to you (pass it to `confirm_with_code`).
     /// You cannot approve spending yourself, and neither can the host's answer to a prompt.
+    /// When the work was asked for in a chat, pass `message`, the id of the chat message that
+    /// produced it (from `record_message`): `read_chat` then shows the instruction under it.
     /// Returns the instruction's id at once when the work takes longer than a moment.
     #[tool(
         annotations(

@@ -4,16 +4,18 @@
 //! daemon's own checks apply to everything an agent does and no person's method is open to it.
 //!
 //! [`server::KromaServer`] is the MCP service: tools ([`tools`] read and plan, [`instructions`]
-//! propose and follow work, answering with a [`report`]), resources ([`resources`]) and prompts
+//! propose and follow work, answering with a [`report`], [`chat`] keeps a conversation and the
+//! voice recordings in it), resources ([`resources`]) and prompts
 //! ([`prompts`]). [`rounds`] seals the state of a 2026-07-28 input round; [`rate`] limits how
 //! often a client proposes work. [`selection`] decides which tools a server offers (`--read-only`,
 //! `--tools`); [`kromad`] holds the lazy connection to the daemon; [`thumbnail`] makes the
 //! bounded PNG a candidate is shown as. `main.rs` reads the command line and serves stdio, or
 //! streamable HTTP through [`http`] behind the bearer token of [`token`].
 //!
-//! Text that comes from kromad (project notes, names, prompts) is returned as data, in structured
+//! Text that comes from kromad (project notes, names, prompts, chat messages) is returned as data, in structured
 //! content and JSON resources, never spliced into instructions the agent would follow.
 
+pub mod chat;
 pub mod http;
 pub mod instructions;
 pub mod kromad;

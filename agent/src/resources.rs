@@ -1,7 +1,11 @@
 //! Resources: `kroma://projects` (every project), `kroma://projects/{slug}` (one project with
-//! everything it knows) and `kroma://runs/{id}` (one run with its plan, jobs and candidates),
-//! each read from kromad and given as JSON, the same shapes the tools answer with.
+//! everything it knows), `kroma://projects/{slug}/assets` (its assets) and `kroma://runs/{id}`
+//! (one run with its plan, jobs and candidates), each read from kromad and given as JSON, the
+//! same shapes the tools answer with. `kroma://projects/{slug}/assets/{id}` is an image asset as
+//! a bounded PNG thumbnail ([`crate::thumbnail`]: only a file inside the project's folder), or
+//! the metadata of an `audio` asset as JSON: a voice recording's bytes are never served.
 
+use base64::Engine;
 use kroma_protocol as protocol;
 use rmcp::ErrorData;
 use rmcp::model::{
@@ -11,17 +15,22 @@ use serde::Serialize;
 
 use crate::kromad::KromadError;
 use crate::server::KromaServer;
+use crate::thumbnail;
 
 const PROJECTS: &str = "kroma://projects";
 const PROJECT_PREFIX: &str = "kroma://projects/";
 const RUN_PREFIX: &str = "kroma://runs/";
+const ASSETS: &str = "assets";
 const JSON: &str = "application/json";
+const PNG: &str = "image/png";
 
 /// What a `kroma://` URI names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KromaUri {
     Projects,
     Project { slug: String },
+    Assets { slug: String },
+    Asset { slug: String, id: String },
     Run { id: String },
 }
 
@@ -31,8 +40,17 @@ impl KromaUri {
         if uri == PROJECTS {
             return Some(KromaUri::Projects);
         }
-        if let Some(slug) = uri.strip_prefix(PROJECT_PREFIX) {
-            return segment(slug).map(|slug| KromaUri::Project { slug });
+        if let Some(rest) = uri.strip_prefix(PROJECT_PREFIX) {
+            let parts: Vec<&str> = rest.split('/').collect();
+            return match parts.as_slice() {
+                [slug] => segment(slug).map(|slug| KromaUri::Project { slug }),
+                [slug, ASSETS] => segment(slug).map(|slug| KromaUri::Assets { slug }),
+                [slug, ASSETS, id] => Some(KromaUri::Asset {
+                    slug: segment(slug)?,
+                    id: segment(id)?,
+                }),
+                _ => None,
+            };
         }
         uri.strip_prefix(RUN_PREFIX)
             .and_then(segment)
@@ -77,7 +95,7 @@ pub async fn list(
     Ok(ListResourcesResult::with_all_items(resources))
 }
 
-/// The URI templates of one project and one run.
+/// The URI templates of one project, its assets, one asset and one run.
 pub fn templates() -> Vec<ResourceTemplate> {
     vec![
         ResourceTemplate::new(format!("{PROJECT_PREFIX}{{slug}}"), "project")
@@ -86,6 +104,20 @@ pub fn templates() -> Vec<ResourceTemplate> {
                 "A project with its style guides, characters, reference sets and prompt templates",
             )
             .with_mime_type(JSON),
+        ResourceTemplate::new(format!("{PROJECT_PREFIX}{{slug}}/{ASSETS}"), "assets")
+            .with_title("A Kroma project's assets")
+            .with_description(
+                "Every asset of a project (inputs, references, generated and processed images, \
+                 voice recordings), oldest first",
+            )
+            .with_mime_type(JSON),
+        ResourceTemplate::new(format!("{PROJECT_PREFIX}{{slug}}/{ASSETS}/{{id}}"), "asset")
+            .with_title("A Kroma asset")
+            .with_description(
+                "An image asset as a PNG thumbnail (longest side at most 512 pixels, at most \
+                 1 MiB); an audio asset (a voice recording) as its metadata in JSON, never its \
+                 bytes",
+            ),
         ResourceTemplate::new(format!("{RUN_PREFIX}{{id}}"), "run")
             .with_title("A Kroma run")
             .with_description("A run with its plan, costs, jobs and candidates")
@@ -121,6 +153,20 @@ pub async fn read(
                 .map_err(|err| not_found_or_internal(uri, err))?;
             json(uri, &knowledge)
         }
+        KromaUri::Assets { slug } => {
+            let assets = kromad
+                .call::<protocol::asset::List>(
+                    client_name,
+                    &protocol::asset::ListParams {
+                        project: slug,
+                        kind: None,
+                    },
+                )
+                .await
+                .map_err(|err| not_found_or_internal(uri, err))?;
+            json(uri, &assets)
+        }
+        KromaUri::Asset { slug, id } => asset(server, client_name, uri, slug, id).await,
         KromaUri::Run { id } => {
             let detail = kromad
                 .call::<protocol::run::Show>(client_name, &protocol::run::RunRef { run: id })
@@ -129,6 +175,54 @@ pub async fn read(
             json(uri, &detail)
         }
     }
+}
+
+/// An image asset as its thumbnail; an audio asset as its metadata.
+async fn asset(
+    server: &KromaServer,
+    client_name: &str,
+    uri: &str,
+    slug: String,
+    id: String,
+) -> Result<ReadResourceResult, ErrorData> {
+    let kromad = server.kromad();
+    let asset = kromad
+        .call::<protocol::asset::Get>(
+            client_name,
+            &protocol::asset::AssetRef { project: slug, id },
+        )
+        .await
+        .map_err(|err| not_found_or_internal(uri, err))?;
+    if asset.kind == protocol::asset::AssetKind::Audio {
+        return json(uri, &asset);
+    }
+    let project = kromad
+        .call::<protocol::project::Get>(
+            client_name,
+            &protocol::project::ProjectRef {
+                slug: asset.project.clone(),
+            },
+        )
+        .await
+        .map_err(|err| not_found_or_internal(uri, err))?;
+    let root = std::path::PathBuf::from(&project.root);
+    let file = root.join(&asset.path);
+    let made = tokio::task::spawn_blocking(move || {
+        let real = thumbnail::inside_project(&root, &file)?;
+        thumbnail::from_file(&real)
+    })
+    .await
+    .map_err(|err| {
+        ErrorData::internal_error(
+            format!("making the thumbnail of {uri} stopped: {err}"),
+            None,
+        )
+    })?
+    .map_err(|err| ErrorData::invalid_request(format!("{uri}: {err}"), None))?;
+    let png = base64::engine::general_purpose::STANDARD.encode(&made.png);
+    Ok(ReadResourceResult::new(vec![
+        ResourceContents::blob(png, uri).with_mime_type(PNG),
+    ]))
 }
 
 fn json(uri: &str, value: &impl Serialize) -> Result<ReadResourceResult, ErrorData> {
@@ -160,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn uris_name_projects_and_runs_and_nothing_else() {
+    fn uris_name_projects_assets_and_runs_and_nothing_else() {
         let project = |slug: &str| {
             Some(KromaUri::Project {
                 slug: slug.to_owned(),
@@ -168,6 +262,19 @@ mod tests {
         };
         check("kroma://projects", Some(KromaUri::Projects));
         check("kroma://projects/noir", project("noir"));
+        check(
+            "kroma://projects/noir/assets",
+            Some(KromaUri::Assets {
+                slug: "noir".to_owned(),
+            }),
+        );
+        check(
+            "kroma://projects/noir/assets/5d1c-a9",
+            Some(KromaUri::Asset {
+                slug: "noir".to_owned(),
+                id: "5d1c-a9".to_owned(),
+            }),
+        );
         check(
             "kroma://runs/0b9f4a5e-8a43-4b8e-9d0c-1f2e3d4c5b6a",
             Some(KromaUri::Run {
@@ -177,6 +284,12 @@ mod tests {
         for wrong in [
             "kroma://projects/",
             "kroma://projects/noir/extra",
+            "kroma://projects/noir/assets/",
+            "kroma://projects/noir/assets/a/b",
+            "kroma://projects/noir/assets/..",
+            "kroma://projects/noir/assets/a%2Fb",
+            "kroma://projects//assets",
+            "kroma://projects/noir/runs/1",
             "kroma://projects/../runs",
             "kroma://projects/noir?x=1",
             "kroma://projects/n%6Fir",

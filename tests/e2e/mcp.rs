@@ -2,7 +2,8 @@
 //! install.sh puts in a venv; `KROMA_TEST_PYTHON` names its python), over stdio in both MCP eras
 //! (the 2025-11-25 `initialize` handshake and 2026-07-28 per-request metadata), against the real
 //! kromad and a finished run from the fake provider. The tool list is a snapshotted contract.
-//! `http.rs` does the same over streamable HTTP.
+//! `http.rs` does the same over streamable HTTP; `assets.rs` reads the asset resources;
+//! `instructions.rs` and `chat.rs` drive the tools that propose work and keep a chat.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::runs::{World, create, fake, finished, params, setup, start};
 
+mod assets;
+mod chat;
 mod http;
 mod instructions;
 
@@ -198,7 +201,15 @@ fn check_tour(seen: &Value, run: &protocol::run::RunDetail, scene: &str) {
         .iter()
         .filter_map(|template| template["uriTemplate"].as_str())
         .collect();
-    assert_eq!(templates, ["kroma://projects/{slug}", "kroma://runs/{id}"]);
+    assert_eq!(
+        templates,
+        [
+            "kroma://projects/{slug}",
+            "kroma://projects/{slug}/assets",
+            "kroma://projects/{slug}/assets/{id}",
+            "kroma://runs/{id}",
+        ]
+    );
     let reads = &seen["read_resource"];
     assert_eq!(
         reads["kroma://projects"][0]["mime_type"],
@@ -264,6 +275,7 @@ async fn read_only_and_the_allow_list_choose_the_tools_and_a_missing_kromad_is_a
         "list_projects",
         "list_runs",
         "plan_run",
+        "read_chat",
         "read_project_knowledge",
         "run_status",
     ];
@@ -276,9 +288,12 @@ async fn read_only_and_the_allow_list_choose_the_tools_and_a_missing_kromad_is_a
         "list_projects",
         "list_runs",
         "plan_run",
+        "read_chat",
         "read_project_knowledge",
+        "record_message",
         "run_local_utility",
         "run_status",
+        "start_chat",
         "submit_instruction",
     ];
     for (mode, server_args, expected) in [

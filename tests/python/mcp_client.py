@@ -1,7 +1,7 @@
 """Drives kroma-mcp with the independent Python MCP SDK (PyPI `mcp`, pinned by install.sh) and
 prints what it saw as one JSON document on stdout, for tests/e2e/mcp.rs to check.
 
-    python mcp_client.py --mode legacy|auto|2026-07-28 --scenario tour|tools|thumbnail \
+    python mcp_client.py --mode legacy|auto|2026-07-28 --scenario tour|tools|thumbnail|assets \
         [--project P] [--scene ASSET] [--run RUN] -- kroma-mcp --socket PATH [...]
 
 `legacy` makes the 2025-11-25 `initialize` handshake, `2026-07-28` adopts that version with no
@@ -42,6 +42,16 @@ def tool_result(result):
         else:
             blocks.append({"type": block.type})
     return {"is_error": bool(result.is_error), "content": blocks, "structured": result.structured_content}
+
+
+def resource_content(content):
+    """One resource content as plain data: a blob as its size (and a PNG's pixels), text as JSON."""
+    blob = getattr(content, "blob", None)
+    if blob is not None:
+        data = base64.b64decode(blob)
+        size = png_size(data) if data[:8] == b"\x89PNG\r\n\x1a\n" else None
+        return {"mime_type": content.mime_type, "blob_bytes": len(data), "size": size}
+    return {"mime_type": content.mime_type, "json": json.loads(content.text)}
 
 
 async def protocol_error(call):
@@ -112,10 +122,32 @@ async def tour(client, args):
     return seen
 
 
+async def assets(client, args):
+    """Reads a project's asset list, then every asset in it; a refusal is kept as the error."""
+    templates = await client.list_resource_templates()
+    seen = {"resource_templates": [dump(template) for template in templates.resource_templates]}
+    prefix = f"kroma://projects/{args.project}/assets"
+    listed = (await client.read_resource(prefix)).contents
+    seen["assets"] = [resource_content(content) for content in listed]
+    reads = {}
+    for asset in seen["assets"][0]["json"]["assets"]:
+        try:
+            contents = (await client.read_resource(f"{prefix}/{asset['id']}")).contents
+            reads[asset["id"]] = [resource_content(content) for content in contents]
+        except MCPError as err:
+            reads[asset["id"]] = {"code": err.code, "message": err.message}
+    seen["reads"] = reads
+    seen["missing_asset"] = await protocol_error(
+        client.read_resource(f"{prefix}/00000000-0000-4000-8000-000000000000")
+    )
+    seen["unknown_project"] = await protocol_error(client.read_resource("kroma://projects/nowhere/assets"))
+    return seen
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", required=True)
-    parser.add_argument("--scenario", required=True, choices=["tour", "tools", "thumbnail"])
+    parser.add_argument("--scenario", required=True, choices=["tour", "tools", "thumbnail", "assets"])
     parser.add_argument("--project", default="noir")
     parser.add_argument("--scene")
     parser.add_argument("--run")
@@ -132,6 +164,8 @@ async def main():
         elif args.scenario == "tools":
             seen["tools"] = await tools(client)
             seen["list_projects"] = tool_result(await client.call_tool("list_projects", {}))
+        elif args.scenario == "assets":
+            seen.update(await assets(client, args))
         else:
             seen["candidate_thumbnail"] = tool_result(await client.call_tool("candidate_thumbnail", {"run": args.run}))
     json.dump(seen, sys.stdout, indent=1, sort_keys=True)

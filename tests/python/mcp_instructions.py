@@ -1,9 +1,10 @@
 """Drives kroma-mcp's instruction tools with the independent Python MCP SDK, for
 tests/e2e/mcp/instructions.rs. It plays the agent (and its host); the Rust test plays the person.
 
-    python mcp_instructions.py --mode legacy|2026-07-28 --scenario approval|allowance|rounds|burst \
-        [--elicitation none|auto|form] [--url URL --token-file PATH] --scene ASSET [--panel PATH] \
-        -- kroma-mcp ARGS...
+    python mcp_instructions.py --mode legacy|2026-07-28 \
+        --scenario approval|allowance|rounds|burst|chat [--elicitation none|auto|form] \
+        [--url URL --token-file PATH] --scene ASSET [--panel PATH] \
+        [--recording PATH --outside PATH] -- kroma-mcp ARGS...
 
 It writes one JSON object per line on stdout. `{"need_code": ID}` asks the person for the
 instruction's one-time code, which the test writes back as one line on stdin; the last line is
@@ -142,6 +143,22 @@ async def burst(client, args, seen):
     seen["submits"] = [await call(client, "submit_instruction", instruction(args, candidates=1)) for _ in range(3)]
 
 
+async def chat(client, args, seen):
+    """A voice agent: starts a chat, records what the person said with its recording, proposes
+    the work it asked for as an instruction of that message, and reads the chat back."""
+    seen["tools"] = [tool.name for tool in (await client.list_tools()).tools]
+    seen["start_chat"] = await call(client, "start_chat", {"project": "noir", "title": "Night alley"})
+    session = seen["start_chat"]["structured"]["id"]
+    said = {"session": session, "role": "user", "text": "make me the alley scene, two takes. " + INJECTION}
+    seen["record_outside"] = await call(client, "record_message", dict(said, audio_path=args.outside))
+    seen["record_message"] = await call(client, "record_message", dict(said, audio_path=args.recording))
+    message = seen["record_message"]["structured"]["id"]
+    seen["submit"] = await call(client, "submit_instruction", dict(instruction(args), message=message))
+    reply = {"session": session, "role": "assistant", "text": "It waits for your approval."}
+    seen["record_reply"] = await call(client, "record_message", reply)
+    seen["read_chat"] = await call(client, "read_chat", {"session": session})
+
+
 async def accept_everything(context, params):
     """A host that answers for the person: the forgery kroma-mcp must not believe."""
     elicited.append({"url": getattr(params, "url", None), "message": params.message})
@@ -168,10 +185,12 @@ def declare_form_only():
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", required=True)
-    parser.add_argument("--scenario", required=True, choices=["approval", "allowance", "rounds", "burst"])
+    parser.add_argument("--scenario", required=True, choices=["approval", "allowance", "rounds", "burst", "chat"])
     parser.add_argument("--elicitation", default="auto", choices=["none", "auto", "form"])
     parser.add_argument("--scene", required=True)
     parser.add_argument("--panel", help="an image inside the project's folder")
+    parser.add_argument("--recording", help="a voice recording inside the project's folder")
+    parser.add_argument("--outside", help="a voice recording outside the project's folder")
     parser.add_argument("--url")
     parser.add_argument("--token-file")
     parser.add_argument("server", nargs=argparse.REMAINDER)
@@ -194,7 +213,7 @@ async def main():
     seen = {}
     async with Client(transport, **options) as client:
         seen["protocol_version"] = client.protocol_version
-        scenario = {"approval": approval, "allowance": allowance, "rounds": rounds, "burst": burst}[args.scenario]
+        scenario = {"approval": approval, "allowance": allowance, "rounds": rounds, "burst": burst, "chat": chat}[args.scenario]
         await scenario(client, args, seen)
     seen["elicited"] = elicited
     say({"result": seen})
