@@ -848,3 +848,32 @@ async fn chat_keeps_messages_voice_and_the_instructions_they_produced() {
     );
     assert!(text.contains("awaiting_confirmation"), "{text}");
 }
+
+#[tokio::test]
+async fn a_scene_named_by_its_path_in_the_project_runs_as_it_was_approved() {
+    let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let person = world.client().await;
+    setup(&person, &world.fake, false).await;
+    let agent = agent(&world, "chat").await;
+    let root = person
+        .call::<protocol::project::Get>(&protocol::project::ProjectRef {
+            slug: "noir".into(),
+        })
+        .await
+        .expect("project")
+        .root;
+    let street = std::path::Path::new(&root).join("street.png");
+    crate::runs::write_png(&street, [90, 90, 120]);
+    set_allowance(&person, 1.0, 1.0, 1.0).await;
+    // Planned with the file where it is; the run imports it as an asset first. That is the
+    // plan that was approved, not a changed one.
+    let instruction = propose(&agent, &street.display().to_string(), 1).await;
+    assert_eq!(
+        instruction.approval,
+        Some(Approval::Allowance),
+        "{instruction:#?}"
+    );
+    let done = settled(&person, &instruction.id).await;
+    assert_eq!(done.state, InstructionState::Done, "{done:#?}");
+    assert_eq!(world.fake.stats().requests, 1);
+}

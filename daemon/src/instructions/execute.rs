@@ -235,10 +235,39 @@ fn plan_changed(
         && before.size == now.size
         && before.quality == now.quality
         && before.candidates == now.candidates
-        && serde_json::to_value(&before.jobs).ok() == serde_json::to_value(&now.jobs).ok();
+        && before.jobs.len() == now.jobs.len()
+        && before
+            .jobs
+            .iter()
+            .zip(&now.jobs)
+            .all(|(before, now)| same_job(before, now));
     Ok((!same).then(|| {
         "its plan changed since it was approved (settings, knowledge or files)".to_owned()
     }))
+}
+
+/// Whether a job is the one approved. Scenes named by path become assets when the run is
+/// created, so their ids and paths may differ; the prompt, the cost and each input's role (and
+/// its content, where both plans know it) may not.
+fn same_job(before: &protocol::run::PlannedJob, now: &protocol::run::PlannedJob) -> bool {
+    before.key == now.key
+        && before.scene == now.scene
+        && before.prompt_sha256 == now.prompt_sha256
+        && before.endpoint == now.endpoint
+        && before.candidates == now.candidates
+        && (before.max_cost_usd - now.max_cost_usd).abs() < 1e-9
+        && before.input_images.len() == now.input_images.len()
+        && before
+            .input_images
+            .iter()
+            .zip(&now.input_images)
+            .all(|(before, now)| {
+                before.role == now.role
+                    && match (&before.sha256, &now.sha256) {
+                        (Some(before), Some(now)) => before == now,
+                        _ => true,
+                    }
+            })
 }
 
 /// Puts the instruction back before a person with its new plan and cost.
