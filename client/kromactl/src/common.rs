@@ -1,5 +1,5 @@
 //! What several commands share besides printing (which is `output.rs`): asking on the terminal,
-//! and finding the kromad binary to start.
+//! agreeing to spend, amounts in USD, and finding the kromad binary to start.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -20,6 +20,82 @@ pub fn confirm(question: &str) -> Result<bool, Failure> {
         .read_line(&mut answer)
         .map_err(|err| Failure::other(format!("reading the answer: {err}"), None))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+/// The most a person agrees to spend on something that may cost up to `max_usd`: `max_cost`
+/// with `yes`, else what they answer on the terminal to `question(amount)`. `refused` is the
+/// error when they say no.
+pub fn agree_to_spend(
+    max_usd: f64,
+    yes: bool,
+    max_cost: Option<f64>,
+    question: impl FnOnce(f64) -> String,
+    refused: &str,
+) -> Result<f64, Failure> {
+    if let Some(max_cost) = max_cost
+        && max_cost + 1e-9 < max_usd
+    {
+        return Err(Failure::other(
+            format!(
+                "--max-cost {} is below the most this can cost, {}",
+                crate::output::usd(max_cost),
+                crate::output::usd(max_usd)
+            ),
+            Some(&format!(
+                "pass --max-cost {} or more",
+                max_cost_text(max_usd)
+            )),
+        ));
+    }
+    if let (true, Some(max_cost)) = (yes, max_cost) {
+        return Ok(max_cost);
+    }
+    let amount = max_cost.unwrap_or(max_usd);
+    let question = question(amount);
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Usage(format!(
+            "{question} needs an answer, but stdin is not a terminal; pass `--yes --max-cost {}`",
+            max_cost_text(amount)
+        )));
+    }
+    if !confirm(&question)? {
+        return Err(Failure::other(
+            refused,
+            Some("pass --yes --max-cost USD to skip the question"),
+        ));
+    }
+    Ok(amount)
+}
+
+/// `amount` as a number for `--max-cost`: the shortest decimal of two or four places that is not
+/// below it, because the daemon refuses a confirmation below the run's maximum.
+pub fn max_cost_text(amount: f64) -> String {
+    let covers = |text: &str| text.parse::<f64>().is_ok_and(|parsed| parsed >= amount);
+    for places in [2, 4] {
+        let text = format!("{amount:.places$}");
+        if covers(&text) {
+            return text;
+        }
+    }
+    let text = format!("{:.4}", (amount * 10_000.0).ceil() / 10_000.0);
+    if covers(&text) {
+        return text;
+    }
+    // Always parses back to exactly `amount`.
+    amount.to_string()
+}
+
+/// `--max-cost`: a positive amount in USD; a leading `$` is allowed.
+pub fn parse_usd(text: &str) -> Result<f64, String> {
+    let amount: f64 = text
+        .strip_prefix('$')
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| format!("`{text}` is not an amount in USD, e.g. 1.50"))?;
+    if !amount.is_finite() || amount <= 0.0 {
+        return Err(format!("the amount must be above 0, not `{text}`"));
+    }
+    Ok(amount)
 }
 
 /// `--kromad`, else the `kromad` next to this executable, else the one on PATH.
@@ -46,4 +122,41 @@ pub fn kromad_binary(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
                 Some("install it next to kromactl or on PATH, or pass --kromad PATH"),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_cost_text_never_falls_below_the_amount() {
+        let cases = [
+            (1.26, "1.26"),
+            (0.29, "0.29"),
+            (1.2345, "1.2345"),
+            (1.23456, "1.2346"),
+            (1.23444, "1.2345"),
+            (0.1 + 0.2, "0.3001"),
+            (0.0042, "0.0042"),
+            (3.0, "3.00"),
+        ];
+        for (amount, expected) in cases {
+            let text = max_cost_text(amount);
+            assert_eq!(text, expected, "{amount}");
+            assert!(text.parse::<f64>().unwrap() >= amount, "{amount}");
+        }
+        for cents in 0..10_000 {
+            let amount = f64::from(cents) * 0.0137;
+            assert!(max_cost_text(amount).parse::<f64>().unwrap() >= amount);
+        }
+    }
+
+    #[test]
+    fn parse_usd_takes_positive_amounts() {
+        assert_eq!(parse_usd("1.50"), Ok(1.5));
+        assert_eq!(parse_usd("$2"), Ok(2.0));
+        for bad in ["", "abc", "0", "-1", "nan", "inf", "1,50"] {
+            assert!(parse_usd(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -14,8 +14,9 @@ use kroma_protocol as protocol;
 use protocol::instruction as wire;
 
 use crate::Global;
+use crate::common::{max_cost_text, parse_usd};
 use crate::output::{self, Failure, print, usd};
-use crate::runs::{PromptDetail, max_cost_text, parse_usd, plan_text};
+use crate::runs::{PromptDetail, plan_text};
 
 #[derive(Debug, Subcommand)]
 pub enum InstructionCommand {
@@ -358,45 +359,26 @@ pub async fn audit(
 }
 
 /// The amount to confirm: `--max-cost` with `--yes`, else what the person agrees to on the
-/// terminal after seeing the plan.
+/// terminal after reading the instruction and its plan.
 fn agreed_amount(
     instruction: &wire::Instruction,
     yes: bool,
     max_cost: Option<f64>,
 ) -> Result<f64, Failure> {
-    let max_usd = instruction.max_cost_usd;
-    if let Some(max_cost) = max_cost
-        && max_cost + 1e-9 < max_usd
-    {
-        return Err(Failure::other(
+    crate::common::agree_to_spend(
+        instruction.max_cost_usd,
+        yes,
+        max_cost,
+        |amount| {
+            eprint!("{}", details_text(instruction));
             format!(
-                "--max-cost {} is below the most this can cost, {}",
-                usd(max_cost),
-                usd(max_usd)
-            ),
-            Some(&format!(
-                "pass --max-cost {} or more",
-                max_cost_text(max_usd)
-            )),
-        ));
-    }
-    if let (true, Some(max_cost)) = (yes, max_cost) {
-        return Ok(max_cost);
-    }
-    eprint!("{}", details_text(instruction));
-    let amount = max_cost.unwrap_or(max_usd);
-    let question = format!(
-        "Approve this instruction from {} and spend up to ${}?",
-        requester_text(&instruction.requested_by),
-        max_cost_text(amount)
-    );
-    if !crate::common::confirm(&question)? {
-        return Err(Failure::other(
-            "not approved; nothing was spent",
-            Some("pass --yes --max-cost USD to skip the question"),
-        ));
-    }
-    Ok(amount)
+                "Approve this instruction from {} and spend up to ${}?",
+                requester_text(&instruction.requested_by),
+                max_cost_text(amount)
+            )
+        },
+        "not approved; nothing was spent",
+    )
 }
 
 fn list_text(instructions: &[wire::Instruction]) -> String {

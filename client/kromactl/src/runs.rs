@@ -17,7 +17,7 @@ use kroma_protocol as protocol;
 use protocol::run as wire;
 
 use crate::Global;
-use crate::common::confirm;
+use crate::common::{max_cost_text, parse_usd};
 use crate::output::{self, Failure, print, usd};
 
 #[derive(Debug, Subcommand)]
@@ -293,37 +293,6 @@ pub async fn cost(global: &Global, socket: &Path, args: CostArgs) -> Result<(), 
         .await?;
     print(global, &summary, || cost_text(&summary));
     Ok(())
-}
-
-/// `amount` as a number for `--max-cost`: the shortest decimal of two or four places that is not
-/// below it, because the daemon refuses a confirmation below the run's maximum.
-pub(crate) fn max_cost_text(amount: f64) -> String {
-    let covers = |text: &str| text.parse::<f64>().is_ok_and(|parsed| parsed >= amount);
-    for places in [2, 4] {
-        let text = format!("{amount:.places$}");
-        if covers(&text) {
-            return text;
-        }
-    }
-    let text = format!("{:.4}", (amount * 10_000.0).ceil() / 10_000.0);
-    if covers(&text) {
-        return text;
-    }
-    // Always parses back to exactly `amount`.
-    amount.to_string()
-}
-
-/// `--max-cost`: a positive amount in USD; a leading `$` is allowed.
-pub(crate) fn parse_usd(text: &str) -> Result<f64, String> {
-    let amount: f64 = text
-        .strip_prefix('$')
-        .unwrap_or(text)
-        .parse()
-        .map_err(|_| format!("`{text}` is not an amount in USD, e.g. 1.50"))?;
-    if !amount.is_finite() || amount <= 0.0 {
-        return Err(format!("the amount must be above 0, not `{text}`"));
-    }
-    Ok(amount)
 }
 
 /// `--var NAME=VALUE` pairs as a map; a pair without `=`, an empty name or a name given twice is
@@ -609,45 +578,21 @@ fn confirm_spend(
     max_usd: f64,
     calls: u32,
 ) -> Result<f64, Failure> {
-    if let Some(max_cost) = args.max_cost
-        && max_cost < max_usd
-    {
-        return Err(Failure::other(
+    crate::common::agree_to_spend(
+        max_usd,
+        args.yes,
+        args.max_cost,
+        |amount| {
             format!(
-                "--max-cost {} is below the most this can cost, {}",
-                usd(max_cost),
-                usd(max_usd)
-            ),
-            Some(&format!(
-                "pass --max-cost {} or more",
-                max_cost_text(max_usd)
-            )),
-        ));
-    }
-    if let (true, Some(max_cost)) = (args.yes, args.max_cost) {
-        return Ok(max_cost);
-    }
-    let amount = args.max_cost.unwrap_or(max_usd);
-    let question = format!(
-        "Spend up to ${} on {} to {} at {}?",
-        max_cost_text(amount),
-        plural(calls as usize, "call"),
-        plan.model,
-        plan.provider
-    );
-    if !std::io::stdin().is_terminal() {
-        return Err(Failure::Usage(format!(
-            "{question} needs an answer, but stdin is not a terminal; pass `--yes --max-cost {}`",
-            max_cost_text(amount)
-        )));
-    }
-    if !confirm(&question)? {
-        return Err(Failure::other(
-            "not started; nothing was spent",
-            Some("pass --yes --max-cost USD to skip the question"),
-        ));
-    }
-    Ok(amount)
+                "Spend up to ${} on {} to {} at {}?",
+                max_cost_text(amount),
+                plural(calls as usize, "call"),
+                plan.model,
+                plan.provider
+            )
+        },
+        "not started; nothing was spent",
+    )
 }
 
 /// Subscribes after the newest event in the log, before the caller reads or changes a run, so
@@ -1290,38 +1235,6 @@ async fn follow_started(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn max_cost_text_never_falls_below_the_amount() {
-        let cases = [
-            (1.26, "1.26"),
-            (0.29, "0.29"),
-            (1.2345, "1.2345"),
-            (1.23456, "1.2346"),
-            (1.23444, "1.2345"),
-            (0.1 + 0.2, "0.3001"),
-            (0.0042, "0.0042"),
-            (3.0, "3.00"),
-        ];
-        for (amount, expected) in cases {
-            let text = max_cost_text(amount);
-            assert_eq!(text, expected, "{amount}");
-            assert!(text.parse::<f64>().unwrap() >= amount, "{amount}");
-        }
-        for cents in 0..10_000 {
-            let amount = f64::from(cents) * 0.0137;
-            assert!(max_cost_text(amount).parse::<f64>().unwrap() >= amount);
-        }
-    }
-
-    #[test]
-    fn parse_usd_takes_positive_amounts() {
-        assert_eq!(parse_usd("1.50"), Ok(1.5));
-        assert_eq!(parse_usd("$2"), Ok(2.0));
-        for bad in ["", "abc", "0", "-1", "nan", "inf", "1,50"] {
-            assert!(parse_usd(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn parse_vars_reads_pairs_and_names_the_bad_one() {
