@@ -10,7 +10,9 @@
 //! plan and cost. Whatever the host answers, the instruction is then read again from kromad:
 //! only its state there counts, and an "accept" in a form approves nothing. 2025-11-25 sessions
 //! are asked during the call; 2026-07-28 clients get an `InputRequiredResult` whose sealed state
-//! ([`crate::rounds`]) names the instruction for the retry.
+//! ([`crate::rounds`]) names the instruction for the retry. A client that declared the tasks
+//! extension gets a task that follows the instruction ([`crate::tasks`]) where others get the
+//! report after a 2 s follow.
 
 use std::time::{Duration, Instant};
 
@@ -93,16 +95,18 @@ impl KromaServer {
                 .and_then(|answer| answer["action"].as_str())
                 .map(str::to_owned);
             let instruction = self.instruction(&client, &id).await?;
-            let mut report = self.follow(&client, instruction, &context).await?;
-            report.host_answer = host_answer;
-            return report.into_result().map(CallToolResponse::from);
+            return self
+                .answer(&client, instruction, host_answer, &context)
+                .await;
         }
         let instruction = self.propose(&client, &params).await?;
         if instruction.state != InstructionState::AwaitingConfirmation {
-            let report = self.follow(&client, instruction, &context).await?;
-            return report.into_result().map(CallToolResponse::from);
+            return self.answer(&client, instruction, None, &context).await;
         }
         let Some(elicitation) = elicitation_for(&context, &instruction) else {
+            if let Some(task) = self.instruction_task(&client, &instruction, &context) {
+                return Ok(CallToolResponse::Task(task));
+            }
             return InstructionReport::new(instruction)
                 .into_result()
                 .map(CallToolResponse::from);
@@ -132,32 +136,34 @@ impl KromaServer {
             .and_then(|action| action.as_str().map(str::to_owned));
         // Only kromad's state counts: read the instruction again.
         let instruction = self.instruction(&client, &instruction.id).await?;
-        let mut report = self.follow(&client, instruction, &context).await?;
-        report.host_answer = host_answer;
-        report.into_result().map(CallToolResponse::from)
+        self.answer(&client, instruction, host_answer, &context)
+            .await
     }
 
     /// Approves a waiting instruction with the six-digit one-time code a person read out to you
     /// (they get it with `kromactl instruction code ID`). Only a person's code works: a code is
     /// single use, bound to that instruction and its maximum cost, valid 10 minutes, and five
     /// wrong tries lock the instruction to codes. Never guess or make up a code.
-    #[tool(annotations(
-        title = "Confirm with a person's code",
-        read_only_hint = false,
-        destructive_hint = false,
-        idempotent_hint = false,
-        open_world_hint = true
-    ))]
+    #[tool(
+        annotations(
+            title = "Confirm with a person's code",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        ),
+        output_schema = schema_for_output::<InstructionReport>()
+    )]
     pub async fn confirm_with_code(
         &self,
         Parameters(params): Parameters<protocol::instruction::ConfirmCodeParams>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<InstructionReport>, String> {
+    ) -> Result<CallToolResponse, String> {
         let client = caller(&context);
         let instruction = self
             .call::<protocol::instruction::ConfirmCode>(&client, &params)
             .await?;
-        self.follow(&client, instruction, &context).await.map(Json)
+        self.answer(&client, instruction, None, &context).await
     }
 
     /// Shows one instruction: its state, plan and maximum cost, how far its run is, its outcome
@@ -227,18 +233,21 @@ impl KromaServer {
     /// (`color`), background removal (`bg_remove`) or upscaling (`upscale`), as a `postprocess`
     /// instruction. New files are written next to the project's others; nothing is overwritten
     /// and nothing is spent.
-    #[tool(annotations(
-        title = "Run a local utility",
-        read_only_hint = false,
-        destructive_hint = false,
-        idempotent_hint = false,
-        open_world_hint = false
-    ))]
+    #[tool(
+        annotations(
+            title = "Run a local utility",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        ),
+        output_schema = schema_for_output::<InstructionReport>()
+    )]
     pub async fn run_local_utility(
         &self,
         Parameters(params): Parameters<UtilityParams>,
         context: RequestContext<RoleServer>,
-    ) -> Result<Json<InstructionReport>, String> {
+    ) -> Result<CallToolResponse, String> {
         let client = caller(&context);
         let create = protocol::instruction::CreateParams {
             project: params.project,
@@ -248,7 +257,7 @@ impl KromaServer {
             payload: InstructionPayload::Postprocess(params.utility),
         };
         let instruction = self.propose(&client, &create).await?;
-        self.follow(&client, instruction, &context).await.map(Json)
+        self.answer(&client, instruction, None, &context).await
     }
 }
 
@@ -264,7 +273,7 @@ impl KromaServer {
             .await
     }
 
-    async fn instruction(&self, client: &str, id: &str) -> Result<Instruction, String> {
+    pub(crate) async fn instruction(&self, client: &str, id: &str) -> Result<Instruction, String> {
         self.call::<protocol::instruction::Get>(
             client,
             &protocol::instruction::InstructionRef { id: id.to_owned() },
@@ -273,7 +282,7 @@ impl KromaServer {
     }
 
     /// The report on `instruction`, with its run's progress when it started one.
-    async fn report(
+    pub(crate) async fn report(
         &self,
         client: &str,
         instruction: Instruction,
@@ -290,6 +299,23 @@ impl KromaServer {
             report.progress = Some(RunProgress::of(&detail));
         }
         Ok(report)
+    }
+
+    /// The answer of a tool that proposed or approved work: a task that follows the instruction
+    /// when the client declared tasks ([`crate::tasks`]), else the report after following it.
+    async fn answer(
+        &self,
+        client: &str,
+        instruction: Instruction,
+        host_answer: Option<String>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, String> {
+        if let Some(task) = self.instruction_task(client, &instruction, context) {
+            return Ok(CallToolResponse::Task(task));
+        }
+        let mut report = self.follow(client, instruction, context).await?;
+        report.host_answer = host_answer;
+        report.into_result().map(CallToolResponse::from)
     }
 
     /// Follows queued or running work for at most [`FOLLOW_FOR`], sending progress when the

@@ -7,7 +7,8 @@
 //! propose and follow work, answering with a [`report`], [`chat`] keeps a conversation and the
 //! voice recordings in it), resources ([`resources`]) and prompts
 //! ([`prompts`]). [`rounds`] seals the state of a 2026-07-28 input round; [`rate`] limits how
-//! often a client proposes work. [`selection`] decides which tools a server offers (`--read-only`,
+//! often a client proposes work; [`tasks`] follows proposed work as an MCP task for clients that
+//! declare the tasks extension. [`selection`] decides which tools a server offers (`--read-only`,
 //! `--tools`); [`kromad`] holds the lazy connection to the daemon; [`thumbnail`] makes the
 //! bounded PNG a candidate is shown as. `main.rs` reads the command line and serves stdio, or
 //! streamable HTTP through [`http`] behind the bearer token of [`token`].
@@ -26,6 +27,7 @@ pub mod resources;
 pub mod rounds;
 pub mod selection;
 pub mod server;
+pub mod tasks;
 pub mod thumbnail;
 pub mod token;
 pub mod tools;

@@ -5,7 +5,7 @@
 //! answers `server/discover` and negotiates, the handlers are the same).
 //!
 //! Every clone of a server (rmcp makes one per HTTP session) shares the kromad connections, the
-//! submission limits and the sealed-round key.
+//! submission limits, the sealed-round key and the tasks of [`crate::tasks`].
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -16,8 +16,9 @@ use kroma_protocol as protocol;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
-    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -26,6 +27,7 @@ use crate::kromad::{Kromad, KromadError};
 use crate::rate::SubmissionLimit;
 use crate::rounds::{RoundError, Rounds};
 use crate::selection::{SelectionError, ToolSelection};
+use crate::tasks::InstructionTasks;
 use crate::tools::ProjectKnowledge;
 
 /// What the server tells an agent host about itself when it connects.
@@ -59,6 +61,7 @@ pub struct KromaServer {
     kromad: Arc<Kromad>,
     submissions: Arc<Mutex<SubmissionLimit>>,
     rounds: Arc<Rounds>,
+    tasks: InstructionTasks,
     tool_router: ToolRouter<KromaServer>,
     prompt_router: PromptRouter<KromaServer>,
 }
@@ -90,6 +93,7 @@ impl KromaServer {
                 options.max_submissions_per_minute,
             ))),
             rounds: Arc::new(Rounds::new()?),
+            tasks: InstructionTasks::default(),
             tool_router,
             prompt_router: KromaServer::prompt_router(),
         })
@@ -106,6 +110,10 @@ impl KromaServer {
 
     pub(crate) fn rounds(&self) -> &Rounds {
         &self.rounds
+    }
+
+    pub(crate) fn tasks(&self) -> &InstructionTasks {
+        &self.tasks
     }
 
     /// Takes one submission from `client_name`'s allowance of calls, or says when to retry.
@@ -187,10 +195,45 @@ impl ServerHandler for KromaServer {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                // Declared for everyone (rmcp answers `tasks/*` only then), but a task is made
+                // only for a client that declared the extension too.
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new("kroma-mcp", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.tasks
+            .manager()
+            .get_task(&request.task_id)
+            .map(GetTaskResult::new)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // kroma-mcp asks nothing inside a task, so there is nothing to deliver; rmcp ignores
+        // answers to requests it does not hold.
+        self.tasks
+            .manager()
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        // The task cancels its instruction through `instruction.cancel` and ends `cancelled`.
+        self.tasks.manager().cancel_task(&request.task_id)
     }
 
     async fn list_resources(

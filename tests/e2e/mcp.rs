@@ -17,6 +17,7 @@ mod assets;
 mod chat;
 mod http;
 mod instructions;
+mod tasks;
 
 /// The tests' Python (with `mcp` and `selenium`): `KROMA_TEST_PYTHON`, else where install.sh
 /// puts the venv.

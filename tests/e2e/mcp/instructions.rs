@@ -34,7 +34,19 @@ pub(super) async fn agent(
     transport: Transport<'_>,
     person: Option<&Person<'_>>,
 ) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/mcp_instructions.py");
+    python_agent("mcp_instructions.py", client_args, transport, person).await
+}
+
+/// Runs `tests/python/<script>` as the agent, handing it the person's codes when it asks.
+pub(super) async fn python_agent(
+    script: &str,
+    client_args: &[&str],
+    transport: Transport<'_>,
+    person: Option<&Person<'_>>,
+) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(script);
     let mut command = tokio::process::Command::new(super::python());
     command.arg(&script).args(client_args);
     match transport {
@@ -89,8 +101,8 @@ pub(super) async fn agent(
 
 /// The person: their own connection to kromad, and what they check before handing a code over.
 pub(super) struct Person<'a> {
-    world: &'a World,
-    client: Client,
+    pub(super) world: &'a World,
+    pub(super) client: Client,
 }
 
 impl Person<'_> {
