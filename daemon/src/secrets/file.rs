@@ -88,10 +88,13 @@ impl FileStore {
         read: impl FnOnce(&BTreeMap<String, String>) -> Result<T, SecretError>,
     ) -> Result<T, SecretError> {
         let mut cache = self.lock();
-        if cache.is_none() {
-            *cache = Some(self.load()?);
-        }
-        read(cache.as_ref().expect("filled above"))
+        let map = match cache.take() {
+            Some(map) => map,
+            None => self.load()?,
+        };
+        let result = read(&map);
+        *cache = Some(map);
+        result
     }
 
     fn update(
