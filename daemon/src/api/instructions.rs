@@ -21,7 +21,7 @@ use crate::Daemon;
 use crate::error::Problem;
 use crate::instructions::approval::{self, Decision, UsedToday};
 use crate::instructions::state::Step;
-use crate::instructions::{self, Caller, apply, changed_event, code, load, to_proto};
+use crate::instructions::{self, Caller, apply, approved, changed_event, code, load, to_proto};
 use crate::store::instructions::{self as rows, Change, InstructionRow};
 
 pub async fn create(
@@ -268,14 +268,6 @@ pub async fn make_code(
         expires_at,
         max_cost_usd,
     })
-}
-
-fn approved(approval: Approval, max_usd: f64, today: &str) -> Change {
-    Change {
-        approval: Some((approval.as_str().to_owned(), max_usd, today.to_owned())),
-        waiting_for: Some(None),
-        ..Change::default()
-    }
 }
 
 fn refuse_agents(caller: &Caller, method: &str) -> Result<(), Problem> {

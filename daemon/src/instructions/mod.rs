@@ -197,6 +197,16 @@ pub(crate) fn apply(
     Ok((row, event))
 }
 
+/// What an approval writes: how, the cost approved and its UTC day (the allowance's day); the
+/// instruction no longer waits.
+pub(crate) fn approved(approval: Approval, max_usd: f64, today: &str) -> Change {
+    Change {
+        approval: Some((approval.as_str().to_owned(), max_usd, today.to_owned())),
+        waiting_for: Some(None),
+        ..Change::default()
+    }
+}
+
 pub(crate) fn load(conn: &rusqlite::Connection, id: &str) -> Result<InstructionRow, Problem> {
     rows::get(conn, id)?.ok_or_else(|| not_found(id))
 }

@@ -227,11 +227,7 @@ async fn judge(daemon: &Arc<Daemon>, page: &str, decision: Decision) -> Result<V
             let (step, change, verdict) = match decision.decision.as_str() {
                 "confirm" => (
                     Step::Approve,
-                    Change {
-                        approval: Some((Approval::Page.as_str().to_owned(), row.max_cost_usd, today)),
-                        waiting_for: Some(None),
-                        ..Change::default()
-                    },
+                    instructions::approved(Approval::Page, row.max_cost_usd, &today),
                     Verdict::Approved(row.id.clone()),
                 ),
                 "decline" => (Step::Cancel, Change::default(), Verdict::Declined(row.id.clone())),
