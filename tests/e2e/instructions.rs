@@ -141,6 +141,16 @@ async fn paid_work_waits_for_a_person_and_only_a_persons_channel_approves_it() {
         })
         .await;
     assert_eq!(code_of(&error_of(again)), "already_agent");
+    // A declared name is a label for the log: no escape sequences, no essays.
+    let fresh = world.client().await;
+    for name in ["\u{1b}[2Jkromactl", "", &"x".repeat(101)] {
+        let refused = fresh
+            .call::<wire::Hello>(&wire::HelloParams {
+                client_name: name.to_owned(),
+            })
+            .await;
+        assert_eq!(code_of(&error_of(refused)), "invalid_name", "{name:?}");
+    }
 
     // The person makes a code; a wrong code counts, the right one approves once.
     let code = person
@@ -776,6 +786,13 @@ async fn chat_keeps_messages_voice_and_the_instructions_they_produced() {
         .await
         .expect("reply");
     assert_eq!(reply.seq, 2);
+    let huge = agent
+        .call::<protocol::chat::Append>(&append(
+            &"a".repeat(protocol::chat::MAX_MESSAGE_CHARS + 1),
+            None,
+        ))
+        .await;
+    assert_eq!(code_of(&error_of(huge)), "invalid_text");
     let instruction = agent
         .call::<wire::Create>(&wire::CreateParams {
             project: "noir".into(),
