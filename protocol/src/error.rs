@@ -427,6 +427,17 @@ error_codes! {
     /// No chat session has this id.
     ChatNotFound = "chat_not_found", NotFound;
 
+    // Drop folders.
+    /// No drop-folder rule has this name or id.
+    WatchNotFound = "watch_not_found", NotFound;
+    /// Another rule has this name.
+    WatchNameTaken = "watch_name_taken", Conflict;
+    /// A rule's folder, output folder, patterns or settings cannot work (a folder inside another
+    /// rule's or a project's, an output inside the watched folder, …).
+    InvalidWatch = "invalid_watch", Validation;
+    /// The OS refused one more watch (inotify's `max_user_watches` or `max_user_instances`).
+    WatchLimit = "watch_limit", Infra;
+
     // The machine and kromad itself.
     /// Reading or writing a file or folder failed.
     IoError = "io_error", Infra;

@@ -63,6 +63,11 @@ pub mod kind {
     pub const CHAT_CREATED: &str = "chat.created";
     /// A message was added to a chat session (its text is not in the event).
     pub const CHAT_APPENDED: &str = "chat.appended";
+    /// A drop-folder rule took a file, or a file it took moved on: `{rule, file, name, state, …}`.
+    pub const WATCH_FILE: &str = "watch.file";
+    /// A drop-folder rule changed state (paused, resumed, budget spent, failing): `{rule, name,
+    /// state, reason?}`.
+    pub const WATCH_RULE: &str = "watch.rule";
 
     /// Every kind above, in declaration order.
     pub const ALL: &[&str] = &[
@@ -96,6 +101,8 @@ pub mod kind {
         INSTRUCTION_CHANGED,
         CHAT_CREATED,
         CHAT_APPENDED,
+        WATCH_FILE,
+        WATCH_RULE,
     ];
 }
 

@@ -146,15 +146,18 @@ pub enum Approval {
     Code,
     /// A person pressed Confirm on the loopback confirmation page.
     Page,
+    /// It came from a drop-folder rule and fit the budget a person gave that rule.
+    Budget,
 }
 
 impl Approval {
-    pub const ALL: [Approval; 5] = [
+    pub const ALL: [Approval; 6] = [
         Approval::Free,
         Approval::Allowance,
         Approval::Terminal,
         Approval::Code,
         Approval::Page,
+        Approval::Budget,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -164,6 +167,7 @@ impl Approval {
             Approval::Terminal => "terminal",
             Approval::Code => "code",
             Approval::Page => "page",
+            Approval::Budget => "budget",
         }
     }
 
@@ -178,8 +182,8 @@ impl Approval {
 /// declared and are labels, never proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Requester {
-    /// `socket` (a program on the local socket) or `agent` (a connection that called
-    /// `agent.hello`).
+    /// `socket` (a program on the local socket), `agent` (a connection that called
+    /// `agent.hello`) or `watch` (a drop-folder rule; `program` names it).
     pub channel: String,
     /// The calling program as the OS names it, e.g. `kroma-mcp`.
     pub program: String,
@@ -221,6 +225,9 @@ pub struct Instruction {
     /// The chat message that produced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The drop-folder rule (id) whose file produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_rule: Option<String>,
     pub payload: InstructionPayload,
     /// The run plan of a `pipeline_run`, made when the instruction was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]

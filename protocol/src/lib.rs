@@ -28,6 +28,7 @@ pub mod rpc;
 pub mod run;
 pub mod secret;
 pub mod settings;
+pub mod watch;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -168,6 +169,14 @@ macro_rules! for_each_method {
                 $crate::chat::List,
                 $crate::chat::Append,
                 $crate::chat::Log,
+                $crate::watch::Add,
+                $crate::watch::List,
+                $crate::watch::Get,
+                $crate::watch::Update,
+                $crate::watch::Remove,
+                $crate::watch::Pause,
+                $crate::watch::Resume,
+                $crate::watch::Log,
                 $crate::rpc::Discover,
             ],
             subscriptions: [

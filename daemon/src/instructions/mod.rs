@@ -114,6 +114,7 @@ pub fn to_proto(row: &InstructionRow, page_base: Option<&str>) -> Result<Instruc
         objective: row.objective.clone(),
         source_text: row.source_text.clone(),
         message: row.message_id.clone(),
+        watch_rule: None,
         payload,
         plan,
         max_cost_usd: row.max_cost_usd,

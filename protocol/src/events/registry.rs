@@ -38,6 +38,8 @@ macro_rules! for_each_event_data {
             $crate::instruction::InstructionChanged,
             $crate::chat::ChatCreated,
             $crate::chat::ChatAppended,
+            $crate::watch::WatchFileChanged,
+            $crate::watch::WatchRuleChanged,
         }
     };
 }
@@ -91,4 +93,12 @@ impl EventData for crate::chat::ChatCreated {
 
 impl EventData for crate::chat::ChatAppended {
     const KIND: &'static str = kind::CHAT_APPENDED;
+}
+
+impl EventData for crate::watch::WatchFileChanged {
+    const KIND: &'static str = kind::WATCH_FILE;
+}
+
+impl EventData for crate::watch::WatchRuleChanged {
+    const KIND: &'static str = kind::WATCH_RULE;
 }
