@@ -1,7 +1,6 @@
-//! The dispatcher: `run` sends each kromactl command to its function, here for the daemon,
-//! project, events, rpc, bootstrap, secret and provider commands, else in the command's
-//! own module. Each builds typed params, calls kromad and prints the result. Subcommand modules
-//! import shared helpers from `output` and `common`, never from here.
+//! The dispatcher: `run` sends each command to its function, here for the daemon, project,
+//! events, rpc, bootstrap, secret and provider commands, else in its own module. Each builds
+//! typed params, calls kromad and prints; modules import from `output` and `common`, not here.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -60,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Color(args) => crate::postprocess::color(global, &socket, args).await,
         Command::BgRemove(args) => crate::postprocess::bg_remove(global, &socket, args).await,
         Command::Upscale(args) => crate::postprocess::upscale(global, &socket, args).await,
+        Command::Watch(command) => crate::watch::run(global, &socket, command).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,
         Command::Instruction(command) => {

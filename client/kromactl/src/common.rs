@@ -1,8 +1,9 @@
 //! What several commands share besides printing (which is `output.rs`): asking on the terminal,
-//! agreeing to spend, amounts in USD, and finding the kromad binary to start.
+//! agreeing to spend, amounts in USD, absolute paths for kromad, and finding the kromad binary
+//! to start.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::output::Failure;
 
@@ -98,6 +99,28 @@ pub fn parse_usd(text: &str) -> Result<f64, String> {
     Ok(amount)
 }
 
+/// An amount that may be nothing (an allowance, a rule's budget): 0 or more USD; a leading `$`
+/// is allowed.
+pub fn parse_usd_or_zero(text: &str) -> Result<f64, String> {
+    let amount: f64 = text
+        .strip_prefix('$')
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| format!("`{text}` is not an amount in USD, e.g. 1.50"))?;
+    if !amount.is_finite() || amount < 0.0 {
+        return Err(format!("the amount must be 0 or more, not `{text}`"));
+    }
+    Ok(amount)
+}
+
+/// `path` made absolute against the current directory, as kromad needs it (it does not share
+/// our working directory); `.` components are dropped, `..` and symbolic links are kept.
+pub fn absolute(path: &Path) -> Result<String, Failure> {
+    std::path::absolute(path)
+        .map(|path| path.display().to_string())
+        .map_err(|err| Failure::other(format!("making {} absolute: {err}", path.display()), None))
+}
+
 /// `--kromad`, else the `kromad` next to this executable, else the one on PATH.
 pub fn kromad_binary(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
     if let Some(path) = explicit {
@@ -158,5 +181,19 @@ mod tests {
         for bad in ["", "abc", "0", "-1", "nan", "inf", "1,50"] {
             assert!(parse_usd(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parse_usd_or_zero_also_takes_nothing() {
+        assert_eq!(parse_usd_or_zero("0"), Ok(0.0));
+        assert_eq!(parse_usd_or_zero("$5"), Ok(5.0));
+        assert_eq!(
+            parse_usd_or_zero("-1"),
+            Err("the amount must be 0 or more, not `-1`".to_owned())
+        );
+        assert_eq!(
+            parse_usd_or_zero("five"),
+            Err("`five` is not an amount in USD, e.g. 1.50".to_owned())
+        );
     }
 }

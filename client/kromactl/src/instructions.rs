@@ -14,7 +14,7 @@ use kroma_protocol as protocol;
 use protocol::instruction as wire;
 
 use crate::Global;
-use crate::common::{max_cost_text, parse_usd};
+use crate::common::{max_cost_text, parse_usd, parse_usd_or_zero};
 use crate::output::{self, Failure, print, usd};
 use crate::runs::{PromptDetail, plan_text};
 
@@ -102,13 +102,13 @@ pub enum AllowanceCommand {
 #[derive(Debug, Args)]
 pub struct AllowanceArgs {
     /// The most one instruction may cost, in USD
-    #[arg(long, value_name = "USD", value_parser = parse_amount)]
+    #[arg(long, value_name = "USD", value_parser = parse_usd_or_zero)]
     per_instruction: Option<f64>,
     /// The most agents' instructions may cost per project per UTC day, in USD
-    #[arg(long, value_name = "USD", value_parser = parse_amount)]
+    #[arg(long, value_name = "USD", value_parser = parse_usd_or_zero)]
     per_project_daily: Option<f64>,
     /// The most agents' instructions may cost per UTC day in all, in USD
-    #[arg(long, value_name = "USD", value_parser = parse_amount)]
+    #[arg(long, value_name = "USD", value_parser = parse_usd_or_zero)]
     daily: Option<f64>,
 }
 
@@ -474,17 +474,4 @@ fn shorten(text: &str, chars: usize) -> String {
     let mut short: String = line.chars().take(chars.saturating_sub(1)).collect();
     short.push('…');
     short
-}
-
-/// An allowance amount: 0 or more USD; a leading `$` is allowed.
-fn parse_amount(text: &str) -> Result<f64, String> {
-    let amount: f64 = text
-        .strip_prefix('$')
-        .unwrap_or(text)
-        .parse()
-        .map_err(|_| format!("`{text}` is not an amount in USD, e.g. 1.50"))?;
-    if !amount.is_finite() || amount < 0.0 {
-        return Err(format!("the amount must be 0 or more, not `{text}`"));
-    }
-    Ok(amount)
 }

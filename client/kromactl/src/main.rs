@@ -17,9 +17,11 @@ mod knowledge;
 mod local_models;
 mod output;
 mod postprocess;
+mod run_settings;
 mod runs;
 mod secret_args;
 mod settings;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,6 +113,9 @@ pub enum Command {
     BgRemove(crate::postprocess::BgRemoveArgs),
     /// Upscale image files or folders ×2 or ×4 with a local model, in tiles (never overwrites)
     Upscale(crate::postprocess::UpscaleArgs),
+    /// Drop folders: run a project pipeline or a local chain on each file that lands in a folder
+    #[command(subcommand)]
+    Watch(crate::watch::WatchCommand),
     /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk
     Doctor,
     /// Show the event log, or follow it live

@@ -70,9 +70,7 @@ pub struct UpscaleArgs {
 }
 
 fn absolute(path: PathBuf) -> Result<String, Failure> {
-    let cwd = std::env::current_dir()
-        .map_err(|err| Failure::other(format!("reading the current directory: {err}"), None))?;
-    Ok(cwd.join(path).display().to_string())
+    crate::common::absolute(&path)
 }
 
 fn absolute_all(paths: Vec<PathBuf>) -> Result<Vec<String>, Failure> {

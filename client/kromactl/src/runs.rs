@@ -4,7 +4,6 @@
 //! Money is never spent without a human agreeing to a maximum: `run start` and `run retry` ask
 //! on the terminal, or take `--yes --max-cost USD`, and the daemon checks the amount again.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -19,6 +18,7 @@ use protocol::run as wire;
 use crate::Global;
 use crate::common::{max_cost_text, parse_usd};
 use crate::output::{self, Failure, print, usd};
+use crate::run_settings::{RunSettingsArgs, plan_params};
 
 #[derive(Debug, Subcommand)]
 pub enum RunCommand {
@@ -86,54 +86,8 @@ pub struct PlanArgs {
     /// Scenes, one job each: asset ids, or image files or folders (walked, sorted by name)
     #[arg(required = true, value_name = "SCENE")]
     pub scenes: Vec<String>,
-    /// Which pass of the staged workflow: style first, then time, weather or character
-    #[arg(long, value_enum, default_value_t = StageArg::Style)]
-    pub stage: StageArg,
-    /// A style reference image: asset id or reference-set name (repeat for more)
-    #[arg(long = "style-ref", value_name = "REF")]
-    pub style_refs: Vec<String>,
-    /// A character to put into every scene, UUID or name (repeat for more; character stage)
-    #[arg(long = "character", value_name = "CHARACTER")]
-    pub characters: Vec<String>,
-    /// Style guide, UUID or name [default: the project's default guide]
-    #[arg(long, value_name = "GUIDE")]
-    pub style_guide: Option<String>,
-    /// Prompt template, UUID or name, rendered into every job's prompt
-    #[arg(long, value_name = "TEMPLATE")]
-    pub template: Option<String>,
-    /// A value for one of the template's variables, as NAME=VALUE (repeat for more)
-    #[arg(long = "var", value_name = "NAME=VALUE", requires = "template")]
-    pub vars: Vec<String>,
-    /// Time of day, a prompts.time_<TIME> setting, e.g. day or night (time and weather stages)
-    #[arg(long, value_name = "TIME")]
-    pub time: Option<String>,
-    /// Weather, a prompts.weather_<WEATHER> setting, e.g. clear or rain (weather stage)
-    #[arg(long, value_name = "WEATHER")]
-    pub weather: Option<String>,
-    /// Candidates per scene [default: generation.candidates]
-    #[arg(long, value_name = "N")]
-    pub candidates: Option<u32>,
-    /// Provider account name [default: from the settings]
-    #[arg(long, value_name = "NAME")]
-    pub provider: Option<String>,
-    /// Image model [default: from the settings, else the provider's default model]
-    #[arg(long, value_name = "MODEL")]
-    pub model: Option<String>,
-    /// Output size as WIDTHxHEIGHT, e.g. 1024x1536 [default: generation.size]
-    #[arg(long, value_name = "WxH")]
-    pub size: Option<String>,
-    /// low, medium or high [default: generation.quality]
-    #[arg(long, value_name = "QUALITY")]
-    pub quality: Option<String>,
-    /// Remove the background of every generated image (true or false) [default: postprocess.bg_remove]
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub bg_remove: Option<bool>,
-    /// Upscale every generated image by 2 or 4; 0 turns it off [default: postprocess.upscale]
-    #[arg(long, value_name = "SCALE")]
-    pub upscale: Option<u32>,
-    /// Colour profile applied to every generated image; "" turns it off [default: postprocess.color]
-    #[arg(long, value_name = "PROFILE")]
-    pub color: Option<String>,
+    #[command(flatten)]
+    pub settings: RunSettingsArgs,
 }
 
 /// How a human agrees to spend.
@@ -148,25 +102,6 @@ pub struct ConfirmArgs {
     /// Return once the run is started instead of following it
     #[arg(long)]
     pub detach: bool,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum StageArg {
-    Style,
-    Time,
-    Weather,
-    Character,
-}
-
-impl From<StageArg> for wire::Stage {
-    fn from(stage: StageArg) -> wire::Stage {
-        match stage {
-            StageArg::Style => wire::Stage::Style,
-            StageArg::Time => wire::Stage::Time,
-            StageArg::Weather => wire::Stage::Weather,
-            StageArg::Character => wire::Stage::Character,
-        }
-    }
 }
 
 /// Run statuses as `run list` prints them.
@@ -211,14 +146,14 @@ pub struct CostArgs {
 pub async fn run(global: &Global, socket: &Path, command: RunCommand) -> Result<(), Failure> {
     match command {
         RunCommand::Plan(args) => {
-            let params = plan_params(&args)?;
+            let params = plan_params(&args.project, &args.scenes, &args.settings)?;
             let client = Client::connect(socket).await?;
             let plan = client.call::<wire::PlanRun>(&params).await?;
             print(global, &plan, || plan_text(&plan, PromptDetail::Full));
         }
         RunCommand::Create { plan, dry_run } => {
             let params = wire::CreateParams {
-                plan: plan_params(&plan)?,
+                plan: plan_params(&plan.project, &plan.scenes, &plan.settings)?,
                 dry_run,
             };
             let client = Client::connect(socket).await?;
@@ -295,24 +230,6 @@ pub async fn cost(global: &Global, socket: &Path, args: CostArgs) -> Result<(), 
     Ok(())
 }
 
-/// `--var NAME=VALUE` pairs as a map; a pair without `=`, an empty name or a name given twice is
-/// an error.
-fn parse_vars(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
-    let mut vars = BTreeMap::new();
-    for pair in pairs {
-        let Some((name, value)) = pair.split_once('=') else {
-            return Err(format!("--var `{pair}` must look like NAME=VALUE"));
-        };
-        if name.is_empty() {
-            return Err(format!("--var `{pair}` has no name before the `=`"));
-        }
-        if vars.insert(name.to_owned(), value.to_owned()).is_some() {
-            return Err(format!("--var {name} is given more than once"));
-        }
-    }
-    Ok(vars)
-}
-
 /// What a retry calls again and the most that can cost.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct RetryScope {
@@ -362,51 +279,6 @@ fn retry_scope(detail: &wire::RunDetail, only_failed: bool) -> RetryScope {
         calls,
         max_usd: f64::from(calls) * detail.plan.cost.per_call_max_usd,
         chains: u32::try_from(chains).unwrap_or(u32::MAX),
-    }
-}
-
-fn plan_params(args: &PlanArgs) -> Result<wire::PlanParams, Failure> {
-    let vars = parse_vars(&args.vars).map_err(Failure::Usage)?;
-    let cwd = std::env::current_dir()
-        .map_err(|err| Failure::other(format!("reading the current directory: {err}"), None))?;
-    Ok(wire::PlanParams {
-        project: args.project.clone(),
-        stage: args.stage.into(),
-        scenes: args
-            .scenes
-            .iter()
-            .map(|scene| scene_ref(&cwd, scene))
-            .collect(),
-        style_refs: args.style_refs.clone(),
-        characters: args.characters.clone(),
-        style_guide: args.style_guide.clone(),
-        template: args
-            .template
-            .clone()
-            .map(|name| wire::TemplateUse { name, vars }),
-        time: args.time.clone(),
-        weather: args.weather.clone(),
-        candidates: args.candidates,
-        provider: args.provider.clone(),
-        model: args.model.clone(),
-        size: args.size.clone(),
-        quality: args.quality.clone(),
-        postprocess: (args.color.is_some() || args.bg_remove.is_some() || args.upscale.is_some())
-            .then(|| wire::PostprocessParams {
-                bg_remove: args.bg_remove,
-                upscale: args.upscale,
-                color: args.color.clone(),
-            }),
-    })
-}
-
-/// A scene naming an existing file or folder goes to the daemon as an absolute path (it does not
-/// share our working directory); anything else as written, an asset id.
-fn scene_ref(cwd: &Path, scene: &str) -> String {
-    if Path::new(scene).exists() {
-        cwd.join(scene).display().to_string()
-    } else {
-        scene.to_owned()
     }
 }
 
@@ -1235,38 +1107,6 @@ async fn follow_started(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parse_vars_reads_pairs_and_names_the_bad_one() {
-        let pairs = |pairs: &[&str]| {
-            parse_vars(
-                &pairs
-                    .iter()
-                    .map(|pair| pair.to_string())
-                    .collect::<Vec<_>>(),
-            )
-        };
-        assert_eq!(
-            pairs(&["mood=calm", "light=a=b", "empty="]),
-            Ok(BTreeMap::from([
-                ("empty".to_owned(), String::new()),
-                ("light".to_owned(), "a=b".to_owned()),
-                ("mood".to_owned(), "calm".to_owned()),
-            ]))
-        );
-        assert_eq!(
-            pairs(&["mood"]),
-            Err("--var `mood` must look like NAME=VALUE".to_owned())
-        );
-        assert_eq!(
-            pairs(&["=calm"]),
-            Err("--var `=calm` has no name before the `=`".to_owned())
-        );
-        assert_eq!(
-            pairs(&["mood=calm", "mood=grim"]),
-            Err("--var mood is given more than once".to_owned())
-        );
-    }
 
     fn detail(statuses: &[&[wire::CandidateStatus]], per_call_max_usd: f64) -> wire::RunDetail {
         let jobs: Vec<wire::JobDetail> = statuses

@@ -573,6 +573,53 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
             ],
         },
     ],
+    // `watch.add` is not here: its action (a pipeline's run settings or a chain's steps) has no
+    // form in this table, so an action naming it goes through `kromactl rpc call`.
+    &[
+        Spelling {
+            method: "watch.list",
+            command: "watch list",
+            args: &[],
+        },
+        Spelling {
+            method: "watch.get",
+            command: "watch show",
+            args: &[positional("rule", "RULE")],
+        },
+        Spelling {
+            method: "watch.update",
+            command: "watch update",
+            args: &[
+                positional("rule", "RULE"),
+                repeated("patterns", "--pattern", "GLOB").or_clear("--default-patterns"),
+                flag("budget_usd", "--budget", "USD"),
+                flag("settle_ms", "--settle", "DURATION"),
+            ],
+        },
+        Spelling {
+            method: "watch.remove",
+            command: "watch remove",
+            args: &[positional("rule", "RULE")],
+        },
+        Spelling {
+            method: "watch.pause",
+            command: "watch pause",
+            args: &[positional("rule", "RULE")],
+        },
+        Spelling {
+            method: "watch.resume",
+            command: "watch resume",
+            args: &[positional("rule", "RULE")],
+        },
+        Spelling {
+            method: "watch.log",
+            command: "watch log",
+            args: &[
+                positional("rule", "RULE"),
+                flag("limit", "--limit", "LIMIT"),
+            ],
+        },
+    ],
     &knowledge_spellings!("style_guide", "style"),
     &knowledge_spellings!("character", "character"),
     &knowledge_spellings!("reference_set", "refset"),

@@ -635,6 +635,39 @@ fn cases() -> Vec<(protocol::Action, String)> {
             ),
             "kromactl agent allowance set --per-instruction 1.5 --daily 5",
         ),
+        (call("watch.list", json!({}), &[]), "kromactl watch list"),
+        (
+            call("watch.get", json!({"rule": "inbox"}), &[]),
+            "kromactl watch show inbox",
+        ),
+        (
+            call(
+                "watch.update",
+                json!({
+                    "rule": "inbox", "patterns": ["*.png", "*.tif"], "budget_usd": 5,
+                    "settle_ms": 500,
+                }),
+                &[],
+            ),
+            "kromactl watch update inbox --pattern '*.png' --pattern '*.tif' --budget 5 \
+             --settle 500",
+        ),
+        (
+            call("watch.remove", json!({"rule": "inbox"}), &[]),
+            "kromactl watch remove inbox",
+        ),
+        (
+            call("watch.pause", json!({"rule": "inbox"}), &[]),
+            "kromactl watch pause inbox",
+        ),
+        (
+            call("watch.resume", json!({"rule": "inbox"}), &[]),
+            "kromactl watch resume inbox",
+        ),
+        (
+            call("watch.log", json!({"rule": "inbox", "limit": 20}), &[]),
+            "kromactl watch log inbox --limit 20",
+        ),
     ];
     cases
         .into_iter()
@@ -727,6 +760,19 @@ fn needs_kromactl_does_not_ask_for_show_as_placeholders() {
         &call("run.show", json!({}), &["run"]),
         "kromactl run show RUN",
     );
+    // The forms a drop-folder rule's hints use.
+    check_unparsed(
+        &call("watch.update", json!({"rule": "inbox"}), &["budget_usd"]),
+        "kromactl watch update inbox --budget USD",
+    );
+    check(
+        &call(
+            "watch.update",
+            json!({"rule": "inbox", "patterns": []}),
+            &[],
+        ),
+        "kromactl watch update inbox --default-patterns",
+    );
     // A confirmation kromad filled in anyway is still asked for.
     check(
         &call(
@@ -778,6 +824,19 @@ fn what_a_command_cannot_say_goes_through_rpc_call() {
             &[],
         ),
         r#"kromactl rpc call run.plan '{"postprocess":{"sharpen":true},"project":"harbor","scenes":["a1"]}'"#,
+    );
+    // A rule's action, and switches only one way round, have no flag in the table.
+    check(
+        &call(
+            "watch.add",
+            json!({"folder": "/in", "action": {"type": "chain", "steps": [{"step": "upscale"}], "output": "/out"}}),
+            &[],
+        ),
+        r#"kromactl rpc call watch.add '{"action":{"output":"/out","steps":[{"step":"upscale"}],"type":"chain"},"folder":"/in"}'"#,
+    );
+    check(
+        &call("watch.update", json!({"rule": "inbox", "poll": false}), &[]),
+        r#"kromactl rpc call watch.update '{"poll":false,"rule":"inbox"}'"#,
     );
     // Values of a shape the command cannot type.
     check(
@@ -870,7 +929,8 @@ fn steps_outside_kromad() {
 }
 
 /// Methods of the contract kromactl has no command for: agents propose instructions, submit
-/// codes and say hello through the MCP server (or `kromactl rpc call`).
+/// codes and say hello through the MCP server (or `kromactl rpc call`); and `watch.add`, whose
+/// command the table cannot spell.
 const UNSPELLED: &[&str] = &[
     "daemon.version",
     "events.subscribe",
@@ -879,6 +939,8 @@ const UNSPELLED: &[&str] = &[
     "agent.hello",
     "chat.create",
     "chat.append",
+    // `kromactl watch add` exists, but the table cannot type a rule's action.
+    "watch.add",
 ];
 
 #[test]
@@ -914,6 +976,11 @@ const UNTYPED_PARAMS: &[(&str, &str)] = &[
     ("reference_set.create", "items"),
     ("reference_set.update", "items"),
     ("bootstrap.import", "document"),
+    // A new action is `--chain` with `--output`, which the table cannot spell; `poll` and
+    // `inputs` are pairs of switches (`--poll`/`--no-poll`, `--keep-inputs`/`--move-inputs`).
+    ("watch.update", "action"),
+    ("watch.update", "poll"),
+    ("watch.update", "inputs"),
 ];
 
 /// Every param path of `method`'s params in the OpenRPC document: `postprocess`,
