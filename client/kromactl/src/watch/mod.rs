@@ -216,6 +216,7 @@ pub async fn run(global: &Global, socket: &Path, command: WatchCommand) -> Resul
             print(global, &rule, || details_text(&rule));
         }
         WatchCommand::Update(args) => {
+            refuse_empty(&args)?;
             let client = Client::connect(socket).await?;
             let params = update_params(&client, args).await?;
             let rule = client.call::<wire::Update>(&params).await?;
@@ -369,6 +370,7 @@ fn update_params_from(
     args: UpdateArgs,
     current: Option<&wire::WatchRule>,
 ) -> Result<wire::UpdateParams, Failure> {
+    refuse_empty(&args)?;
     let action = match (args.chain, args.output, current) {
         (None, None, _) => None,
         (Some(ChainSteps(steps)), Some(output), _) => Some(wire::WatchAction::Chain {
@@ -420,7 +422,7 @@ fn update_params_from(
         (false, true) => Some(wire::Inputs::Move),
         (false, false) => None,
     };
-    let params = wire::UpdateParams {
+    Ok(wire::UpdateParams {
         rule: args.rule,
         action,
         patterns,
@@ -428,18 +430,27 @@ fn update_params_from(
         poll,
         settle_ms: args.settle,
         inputs,
-    };
-    if params
-        == (wire::UpdateParams {
-            rule: params.rule.clone(),
-            ..wire::UpdateParams::default()
-        })
-    {
+    })
+}
+
+/// A usage error when `args` changes nothing, before kromad is asked anything.
+fn refuse_empty(args: &UpdateArgs) -> Result<(), Failure> {
+    let changes_nothing = args.patterns.is_empty()
+        && !args.default_patterns
+        && args.budget.is_none()
+        && !args.poll
+        && !args.no_poll
+        && args.settle.is_none()
+        && !args.keep_inputs
+        && !args.move_inputs
+        && args.chain.is_none()
+        && args.output.is_none();
+    if changes_nothing {
         return Err(Failure::Usage(
             "nothing to change; pass --pattern, --budget, --poll, --settle, --keep-inputs, \
              --chain or --output (see `kromactl watch update --help`)"
                 .to_owned(),
         ));
     }
-    Ok(params)
+    Ok(())
 }
