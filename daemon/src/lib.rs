@@ -21,6 +21,7 @@ mod runs;
 pub mod secrets;
 mod server;
 mod store;
+mod watch;
 
 pub use server::socket;
 
@@ -56,6 +57,8 @@ pub(crate) struct Daemon {
     pub(crate) services: Arc<Services>,
     /// Where the confirmation pages are served (loopback), when they are.
     pub(crate) confirm_page: Option<std::net::SocketAddr>,
+    /// The drop folders' handle: rule changes reach the watcher task through it.
+    pub(crate) watches: watch::Watches,
 }
 
 impl Daemon {
@@ -206,6 +209,7 @@ pub async fn run_with_clock(
         started: Instant::now(),
         stop_requested: CancellationToken::new(),
         confirm_page,
+        watches: watch::Watches::default(),
     });
     store
         .append_events(vec![store::NewEvent::of(
@@ -222,6 +226,7 @@ pub async fn run_with_clock(
     background.spawn(runs::runner::run(daemon.services.clone()));
     background.spawn(free_idle_models(daemon.engine.clone(), token.clone()));
     background.spawn(instructions::recover(daemon.clone()));
+    background.spawn(watch::serve(daemon.clone()));
     if let Some(listener) = page_listener {
         background.spawn(page::serve(daemon.clone(), listener, token.clone()));
     }

@@ -28,7 +28,7 @@ pub enum WatchAction {
     /// A generation run with the file as its one scene: `run.plan`'s params with `scenes`
     /// empty. Each file becomes an instruction; it runs within the rule's budget, or waits for a
     /// person.
-    Pipeline { plan: PlanParams },
+    Pipeline { plan: Box<PlanParams> },
     /// Local steps, in the order given, each on the previous one's result; the last result is
     /// written to `output` (an absolute folder outside the watched one) as `<name>.png`.
     Chain {

@@ -28,3 +28,4 @@ mod secret_arguments;
 mod secrets;
 mod socket_access;
 mod tidy;
+mod watch;

@@ -21,7 +21,7 @@ use crate::Daemon;
 use crate::error::Problem;
 use crate::instructions::approval::{self, Decision, UsedToday};
 use crate::instructions::state::Step;
-use crate::instructions::{self, Caller, apply, approved, changed_event, code, load, to_proto};
+use crate::instructions::{self, Caller, apply, approved, code, load, to_proto};
 use crate::store::instructions::{self as rows, Change, InstructionRow};
 
 pub async fn create(
@@ -35,45 +35,22 @@ pub async fn create(
         instructions::check_text("source text", text, max, false)?;
     }
     let planned = instructions::plan(&daemon, &params.project, &params.payload).await?;
+    let row = instructions::new_row(
+        planned,
+        &params.payload,
+        instructions::Origin {
+            objective: params.objective,
+            source_text: params.source_text,
+            message: params.message,
+            requester: caller.requester(),
+            watch_rule: None,
+        },
+        &daemon.clock.now(),
+    )?;
+    let id = row.id.clone();
     let kind = params.payload.kind();
-    let payload_json = serde_json::to_string(&params.payload)
-        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
-    let id = uuid::Uuid::new_v4().to_string();
     let at = daemon.clock.now();
     let today = daemon.clock.today();
-    let requester = caller.requester();
-    let row = InstructionRow {
-        id: id.clone(),
-        project_id: planned.project.id.clone(),
-        project_slug: planned.project.slug.clone(),
-        project_root: planned.project.root.clone(),
-        kind: kind.as_str().to_owned(),
-        state: InstructionState::Proposed.as_str().to_owned(),
-        objective: params.objective,
-        source_text: params.source_text,
-        payload_json,
-        plan_json: planned.plan_json,
-        max_cost_usd: planned.max_cost_usd,
-        approval: None,
-        approved_max_usd: None,
-        waiting_for: None,
-        channel: requester.channel,
-        program: requester.program,
-        client_name: requester.client_name,
-        peer_uid: requester.uid,
-        run_id: None,
-        outcome_json: None,
-        error_json: None,
-        code_hash: None,
-        code_max_usd: None,
-        code_expires_at: None,
-        code_tries: 0,
-        page_id: None,
-        page_token: None,
-        message_id: params.message.clone(),
-        created_at: at.clone(),
-        updated_at: at.clone(),
-    };
     let queued = daemon
         .store
         .write(move |tx| {
@@ -86,8 +63,6 @@ pub async fn create(
                     format!("message `{message}` is not a chat message of project `{}`", row.project_slug),
                 ));
             }
-            rows::insert(tx, &row, None)?;
-            let created = changed_event(&at, &row, None, InstructionState::Proposed, None);
             // Read and decided in this transaction: concurrent instructions see each other's
             // reservations and cannot overrun the allowance together.
             let decision = if kind == InstructionKind::Custom {
@@ -103,24 +78,7 @@ pub async fn create(
                 };
                 approval::decide(row.max_cost_usd, &allowance, used)
             };
-            let (step, change, reason) = match decision {
-                Decision::Free => (Step::Approve, approved(Approval::Free, 0.0, &today), None),
-                Decision::WithinAllowance => (
-                    Step::Approve,
-                    approved(Approval::Allowance, row.max_cost_usd, &today),
-                    None,
-                ),
-                Decision::NeedsPerson(why) => (
-                    Step::Wait,
-                    Change {
-                        waiting_for: Some(Some(why.clone())),
-                        ..Change::default()
-                    },
-                    Some(why),
-                ),
-            };
-            let (_, moved) = apply(tx, &row.id, step, &change, reason.as_deref(), &at)?;
-            Ok::<_, Problem>((step == Step::Approve, vec![created, moved]))
+            instructions::insert_decided(tx, &row, decision, &today, &at)
         })
         .await?;
     if queued {
@@ -517,6 +475,7 @@ mod tests {
             page_id: None,
             page_token: None,
             message_id: None,
+            watch_rule_id: None,
             created_at: ISSUED.into(),
             updated_at: ISSUED.into(),
         }

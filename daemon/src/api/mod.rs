@@ -15,6 +15,7 @@ mod projects;
 mod providers;
 pub(crate) mod runs;
 mod secrets;
+mod watch;
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -169,6 +170,14 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::chat::List, _, _>(&mut module, chat::list);
     register_calling::<protocol::chat::Append, _, _>(&mut module, chat::append);
     register::<protocol::chat::Log, _, _>(&mut module, chat::log);
+    register::<protocol::watch::Add, _, _>(&mut module, watch::add);
+    register::<protocol::watch::List, _, _>(&mut module, watch::list);
+    register::<protocol::watch::Get, _, _>(&mut module, watch::get);
+    register::<protocol::watch::Update, _, _>(&mut module, watch::update);
+    register::<protocol::watch::Remove, _, _>(&mut module, watch::remove);
+    register::<protocol::watch::Pause, _, _>(&mut module, watch::pause);
+    register::<protocol::watch::Resume, _, _>(&mut module, watch::resume);
+    register::<protocol::watch::Log, _, _>(&mut module, watch::log);
     register::<protocol::rpc::Discover, _, _>(&mut module, |_, _| async {
         static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
         Ok(DOCUMENT

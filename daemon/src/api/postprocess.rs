@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use kroma_protocol as protocol;
 use protocol::postprocess::{FileResult, StepReport};
+use protocol::watch::LocalStep;
 use protocol::{ErrorCode, ErrorKind};
 use tokio_util::sync::CancellationToken;
 
@@ -26,15 +27,15 @@ pub async fn color(
     daemon: Arc<Daemon>,
     params: protocol::postprocess::ColorParams,
 ) -> Result<StepReport, Problem> {
-    let (resolved, _) = crate::runs::inputs::resolve_settings(&daemon, None, None).await?;
-    let profile = chain::find_profile(&resolved.settings, &params.profile)?;
+    let step = prepare(
+        &daemon,
+        &LocalStep::Color {
+            profile: params.profile.clone(),
+        },
+    )
+    .await?;
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
-    let files = find_files(&daemon, params.paths, params.profile.clone(), output_dir).await?;
-    let step = Step::Color {
-        profile_name: params.profile,
-        profile,
-    };
-    let step = Prepared::load(&daemon, step).await?;
+    let files = find_files(&daemon, params.paths, params.profile, output_dir).await?;
     run_step(daemon, files, Arc::new(step)).await
 }
 
@@ -42,30 +43,18 @@ pub async fn bg_remove(
     daemon: Arc<Daemon>,
     params: protocol::postprocess::BgRemoveParams,
 ) -> Result<StepReport, Problem> {
-    let background = params
-        .background
-        .as_deref()
-        .map(bg_remove::parse_colour)
-        .transpose()?;
-    let options = bg_remove::Options {
-        mask_only: params.mask_only,
-        matting: params.matting,
-        background,
-    };
-    if options.mask_only && options.background.is_some() {
-        return Err(Problem::validation(
-            ErrorCode::InvalidOptions,
-            "a mask has no background to colour: pass mask_only or background, not both",
-        ));
-    }
+    let suffix = if params.mask_only { "mask" } else { "nobg" };
+    let step = prepare(
+        &daemon,
+        &LocalStep::BgRemove {
+            model: params.model,
+            mask_only: params.mask_only,
+            matting: params.matting,
+            background: params.background,
+        },
+    )
+    .await?;
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
-    let suffix = if options.mask_only { "mask" } else { "nobg" };
-    let step = Step::BgRemove {
-        model: params.model,
-        options,
-        background: params.background,
-    };
-    let step = Prepared::load(&daemon, step).await?;
     let files = find_files(&daemon, params.paths, suffix.to_owned(), output_dir).await?;
     run_step(daemon, files, Arc::new(step)).await
 }
@@ -75,31 +64,82 @@ pub async fn upscale(
     params: protocol::postprocess::UpscaleParams,
 ) -> Result<StepReport, Problem> {
     let scale = params.scale.unwrap_or(4);
-    if scale != 2 && scale != 4 {
-        return Err(Problem::validation(
-            ErrorCode::InvalidScale,
-            format!("scale {scale} is not 2 or 4"),
-        ));
-    }
-    let tile = match params.tile {
-        None => upscale::DEFAULT_TILE,
-        Some(tile @ 32..=1024) => tile as usize,
-        Some(tile) => {
-            return Err(Problem::validation(
-                ErrorCode::InvalidTile,
-                format!("tile {tile} is not between 32 and 1024"),
-            ));
-        }
-    };
+    let step = prepare(
+        &daemon,
+        &LocalStep::Upscale {
+            scale: params.scale,
+            model: params.model,
+            tile: params.tile,
+        },
+    )
+    .await?;
     let output_dir = output_dir(&daemon, params.output_dir.as_deref())?;
-    let step = Step::Upscale {
-        model: params.model,
-        scale,
-        tile,
-    };
-    let step = Prepared::load(&daemon, step).await?;
     let files = find_files(&daemon, params.paths, format!("x{scale}"), output_dir).await?;
     run_step(daemon, files, Arc::new(step)).await
+}
+
+/// A step as a one-off call or a drop-folder chain names it, checked, with its model loaded.
+pub(crate) async fn prepare(daemon: &Daemon, step: &LocalStep) -> Result<Prepared, Problem> {
+    let step = match step {
+        LocalStep::Color { profile } => {
+            let (resolved, _) = crate::runs::inputs::resolve_settings(daemon, None, None).await?;
+            Step::Color {
+                profile: chain::find_profile(&resolved.settings, profile)?,
+                profile_name: profile.clone(),
+            }
+        }
+        LocalStep::BgRemove {
+            model,
+            mask_only,
+            matting,
+            background,
+        } => {
+            let colour = background
+                .as_deref()
+                .map(bg_remove::parse_colour)
+                .transpose()?;
+            if *mask_only && colour.is_some() {
+                return Err(Problem::validation(
+                    ErrorCode::InvalidOptions,
+                    "a mask has no background to colour: pass mask_only or background, not both",
+                ));
+            }
+            Step::BgRemove {
+                model: model.clone(),
+                options: bg_remove::Options {
+                    mask_only: *mask_only,
+                    matting: *matting,
+                    background: colour,
+                },
+                background: background.clone(),
+            }
+        }
+        LocalStep::Upscale { scale, model, tile } => {
+            let scale = scale.unwrap_or(4);
+            if scale != 2 && scale != 4 {
+                return Err(Problem::validation(
+                    ErrorCode::InvalidScale,
+                    format!("scale {scale} is not 2 or 4"),
+                ));
+            }
+            let tile = match tile {
+                None => upscale::DEFAULT_TILE,
+                Some(tile @ 32..=1024) => *tile as usize,
+                Some(tile) => {
+                    return Err(Problem::validation(
+                        ErrorCode::InvalidTile,
+                        format!("tile {tile} is not between 32 and 1024"),
+                    ));
+                }
+            };
+            Step::Upscale {
+                model: model.clone(),
+                scale,
+                tile,
+            }
+        }
+    };
+    Prepared::load(daemon, step).await
 }
 
 /// `local_model.list`: the installed runtime and models, which are loaded now, and with `verify` the
@@ -133,8 +173,8 @@ pub async fn models_list(
 
 /// A step with its model loaded before any file is touched (a missing or broken runtime or
 /// model fails the call once, not every file) and its settings as the outputs record them.
-struct Prepared {
-    step: Step,
+pub(crate) struct Prepared {
+    pub(crate) step: Step,
     model: Option<Arc<Model>>,
     /// JSON, recorded in each output's `kroma:settings` chunk.
     settings: String,
@@ -176,7 +216,7 @@ fn output_dir(daemon: &Daemon, dir: Option<&str>) -> Result<Option<PathBuf>, Pro
 
 /// Refuses a folder inside kromad's data dir (`real_data_dir`, links resolved on both sides):
 /// one-off outputs never go among its database, logs or project folders. Blocking.
-fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), Problem> {
+pub(crate) fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), Problem> {
     let resolved = crate::projects::root::resolve(folder).unwrap_or_else(|_| folder.to_owned());
     if resolved.starts_with(real_data_dir) {
         return Err(Problem::validation(
@@ -193,9 +233,9 @@ fn check_outside_data_dir(real_data_dir: &Path, folder: &Path) -> Result<(), Pro
 }
 
 /// One file to process and where its output goes.
-struct Work {
-    input: PathBuf,
-    target: PathBuf,
+pub(crate) struct Work {
+    pub(crate) input: PathBuf,
+    pub(crate) target: PathBuf,
 }
 
 /// The files named by `paths` and their outputs. A file named directly is written next to itself
@@ -435,7 +475,7 @@ async fn run_step(
 
 /// Reads, checks, transforms and writes one file; answers the output path. Blocking. Stops
 /// between tiles once `stop` is cancelled, leaving nothing half-written.
-fn process_file(
+pub(crate) fn process_file(
     daemon: &Daemon,
     runtime: &tokio::runtime::Handle,
     work: &Work,
@@ -527,7 +567,7 @@ impl<'a> TileProgress<'a> {
     }
 }
 
-fn write_error(target: &Path, err: std::io::Error) -> Problem {
+pub(crate) fn write_error(target: &Path, err: std::io::Error) -> Problem {
     if err.kind() == std::io::ErrorKind::AlreadyExists {
         Problem::new(
             ErrorKind::Conflict,

@@ -17,6 +17,9 @@ pub enum Decision {
     Free,
     /// It fits the allowance; its maximum is to be reserved against it.
     WithinAllowance,
+    /// It came from a drop-folder rule and fits that rule's budget; its maximum is to be
+    /// reserved against it.
+    WithinBudget,
     /// A person must approve it; the sentence says why.
     NeedsPerson(String),
 }
@@ -60,6 +63,29 @@ pub fn decide(max_cost_usd: f64, allowance: &Allowance, used: UsedToday) -> Deci
     Decision::WithinAllowance
 }
 
+/// Whether work from a drop-folder rule may run without asking a person: free work always may,
+/// paid work when its maximum fits what is left of the rule's budget (`used` is what the rule's
+/// budget-approved instructions already hold or spent).
+pub fn decide_budget(max_cost_usd: f64, budget_usd: f64, used_usd: f64) -> Decision {
+    if max_cost_usd <= 0.0 {
+        return Decision::Free;
+    }
+    let cost = usd(max_cost_usd);
+    if budget_usd <= 0.0 {
+        return Decision::NeedsPerson(format!(
+            "it may cost up to {cost} and its drop-folder rule has no budget"
+        ));
+    }
+    if used_usd + max_cost_usd > budget_usd + EPSILON {
+        return Decision::NeedsPerson(format!(
+            "with {} of its drop-folder rule's {} budget used, {cost} more does not fit",
+            usd(used_usd),
+            usd(budget_usd)
+        ));
+    }
+    Decision::WithinBudget
+}
+
 fn usd(amount: f64) -> String {
     format!("${amount:.2}")
 }
@@ -81,6 +107,23 @@ mod tests {
             per_project_daily_usd: per_project,
             daily_usd: daily,
         }
+    }
+
+    #[test]
+    fn a_rule_budget_admits_what_fits_and_nothing_more() {
+        assert_eq!(decide_budget(0.0, 0.0, 0.0), Decision::Free);
+        assert_eq!(decide_budget(0.4, 1.0, 0.6), Decision::WithinBudget);
+        let Decision::NeedsPerson(why) = decide_budget(0.41, 1.0, 0.6) else {
+            panic!("over the budget");
+        };
+        assert!(
+            why.contains("$0.60 of its drop-folder rule's $1.00"),
+            "{why}"
+        );
+        let Decision::NeedsPerson(why) = decide_budget(0.01, 0.0, 0.0) else {
+            panic!("no budget");
+        };
+        assert!(why.contains("has no budget"), "{why}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub fn to_proto(row: &InstructionRow, page_base: Option<&str>) -> Result<Instruc
         objective: row.objective.clone(),
         source_text: row.source_text.clone(),
         message: row.message_id.clone(),
-        watch_rule: None,
+        watch_rule: row.watch_rule_id.clone(),
         payload,
         plan,
         max_cost_usd: row.max_cost_usd,
@@ -196,6 +196,98 @@ pub(crate) fn apply(
     let row = load(tx, id)?;
     let event = changed_event(at, &row, Some(from), to, reason);
     Ok((row, event))
+}
+
+/// Where a new instruction comes from: what it is for and who asked.
+pub(crate) struct Origin {
+    pub objective: String,
+    pub source_text: Option<String>,
+    pub message: Option<String>,
+    pub requester: Requester,
+    /// The drop-folder rule whose file produced it.
+    pub watch_rule: Option<String>,
+}
+
+/// A new instruction's row, `proposed`, its approval not decided yet.
+pub(crate) fn new_row(
+    planned: Planned,
+    payload: &InstructionPayload,
+    origin: Origin,
+    at: &str,
+) -> Result<InstructionRow, Problem> {
+    let payload_json = serde_json::to_string(payload)
+        .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?;
+    Ok(InstructionRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: planned.project.id,
+        project_slug: planned.project.slug,
+        project_root: planned.project.root,
+        kind: payload.kind().as_str().to_owned(),
+        state: InstructionState::Proposed.as_str().to_owned(),
+        objective: origin.objective,
+        source_text: origin.source_text,
+        payload_json,
+        plan_json: planned.plan_json,
+        max_cost_usd: planned.max_cost_usd,
+        approval: None,
+        approved_max_usd: None,
+        waiting_for: None,
+        channel: origin.requester.channel,
+        program: origin.requester.program,
+        client_name: origin.requester.client_name,
+        peer_uid: origin.requester.uid,
+        run_id: None,
+        outcome_json: None,
+        error_json: None,
+        code_hash: None,
+        code_max_usd: None,
+        code_expires_at: None,
+        code_tries: 0,
+        page_id: None,
+        page_token: None,
+        message_id: origin.message,
+        watch_rule_id: origin.watch_rule,
+        created_at: at.to_owned(),
+        updated_at: at.to_owned(),
+    })
+}
+
+/// Inserts `row` and moves it as `decision` says (queued, or waiting for a person), with its
+/// events; answers whether it is queued. Called inside the transaction that read what the
+/// decision was based on.
+pub(crate) fn insert_decided(
+    tx: &rusqlite::Transaction,
+    row: &InstructionRow,
+    decision: approval::Decision,
+    today: &str,
+    at: &str,
+) -> Result<(bool, Vec<NewEvent>), Problem> {
+    use approval::Decision;
+    rows::insert(tx, row, None)?;
+    let created = changed_event(at, row, None, InstructionState::Proposed, None);
+    let (step, change, reason) = match decision {
+        Decision::Free => (Step::Approve, approved(Approval::Free, 0.0, today), None),
+        Decision::WithinAllowance => (
+            Step::Approve,
+            approved(Approval::Allowance, row.max_cost_usd, today),
+            None,
+        ),
+        Decision::WithinBudget => (
+            Step::Approve,
+            approved(Approval::Budget, row.max_cost_usd, today),
+            None,
+        ),
+        Decision::NeedsPerson(why) => (
+            Step::Wait,
+            Change {
+                waiting_for: Some(Some(why.clone())),
+                ..Change::default()
+            },
+            Some(why),
+        ),
+    };
+    let (_, moved) = apply(tx, &row.id, step, &change, reason.as_deref(), at)?;
+    Ok((step == Step::Approve, vec![created, moved]))
 }
 
 /// What an approval writes: how, the cost approved and its UTC day (the allowance's day); the

@@ -41,6 +41,8 @@ pub struct InstructionRow {
     pub page_token: Option<String>,
     /// The chat message that produced it.
     pub message_id: Option<String>,
+    /// The drop-folder rule whose file produced it.
+    pub watch_rule_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -56,7 +58,7 @@ const COLUMNS: &str = "i.id, i.project_id, p.slug, p.root, i.kind, i.state, i.ob
     i.source_text, i.payload_json, i.plan_json, i.max_cost_usd, i.approval, i.approved_max_usd,
     i.waiting_for, i.channel, i.program, i.client_name, i.peer_uid, i.run_id, i.outcome_json,
     i.error_json, i.code_hash, i.code_max_usd, i.code_expires_at, i.code_tries, i.created_at,
-    i.updated_at, i.page_id, i.page_token, i.message_id";
+    i.updated_at, i.page_id, i.page_token, i.message_id, i.watch_rule_id";
 
 fn from_row(row: &Row) -> rusqlite::Result<InstructionRow> {
     Ok(InstructionRow {
@@ -90,6 +92,7 @@ fn from_row(row: &Row) -> rusqlite::Result<InstructionRow> {
         page_id: row.get(27)?,
         page_token: row.get(28)?,
         message_id: row.get(29)?,
+        watch_rule_id: row.get(30)?,
     })
 }
 
@@ -103,9 +106,9 @@ pub fn insert(
         "INSERT INTO instructions (id, project_id, kind, state, objective, source_text,
             payload_json, plan_json, max_cost_usd, approval, approved_max_usd, approved_day,
             waiting_for, channel, program, client_name, peer_uid, created_at, updated_at,
-            message_id)
+            message_id, watch_rule_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18,
-            ?19)",
+            ?19, ?20)",
     )?
     .execute(params![
         row.id,
@@ -127,6 +130,7 @@ pub fn insert(
         row.peer_uid,
         row.created_at,
         row.message_id,
+        row.watch_rule_id,
     ])?;
     Ok(())
 }

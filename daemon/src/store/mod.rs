@@ -19,6 +19,7 @@ mod projects;
 pub mod providers;
 pub mod runs;
 pub mod secrets;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,6 +52,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0009_instructions.sql")),
     M::up(include_str!("../../migrations/0010_confirmation_pages.sql")),
     M::up(include_str!("../../migrations/0011_chat.sql")),
+    M::up(include_str!("../../migrations/0012_watch.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

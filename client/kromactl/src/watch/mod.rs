@@ -43,7 +43,7 @@ Examples:
 pub enum WatchCommand {
     /// Watch a folder: each complete file that lands starts a project run or a local chain, once
     #[command(after_long_help = ADD_EXAMPLES)]
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List the rules with their state, file counts, spend and last error
     List,
     /// Show one rule: its folder, action, detection, budget and file counts
@@ -200,7 +200,7 @@ pub struct ChainSteps(pub Vec<wire::LocalStep>);
 pub async fn run(global: &Global, socket: &Path, command: WatchCommand) -> Result<(), Failure> {
     match command {
         WatchCommand::Add(args) => {
-            let params = add_params(args)?;
+            let params = add_params(*args)?;
             let client = Client::connect(socket).await?;
             let rule = client.call::<wire::Add>(&params).await?;
             print(global, &rule, || added_text(&rule));
@@ -326,7 +326,7 @@ fn add_params(args: AddArgs) -> Result<wire::AddParams, Failure> {
             output: absolute(&output)?,
         },
         (None, None, Some(project)) => wire::WatchAction::Pipeline {
-            plan: plan_params(&project, &[], &args.settings)?,
+            plan: Box::new(plan_params(&project, &[], &args.settings)?),
         },
         // clap refuses most other combinations; `--project` with `--output` gets here.
         _ => {

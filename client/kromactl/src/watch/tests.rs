@@ -168,7 +168,7 @@ fn add(words: &str) -> Result<serde_json::Value, String> {
     let WatchCommand::Add(args) = parsed(words) else {
         panic!("not watch add: {words}");
     };
-    match add_params(args) {
+    match add_params(*args) {
         Ok(params) => Ok(serde_json::to_value(params).unwrap()),
         Err(Failure::Usage(message)) => Err(message),
         Err(other) => panic!("{other:?}"),
@@ -251,7 +251,7 @@ fn add_refuses_mixed_or_missing_actions() {
         }) = crate::Cli::try_parse_from(words_iter)
         {
             assert!(
-                matches!(add_params(args), Err(Failure::Usage(_))),
+                matches!(add_params(*args), Err(Failure::Usage(_))),
                 "{words}"
             );
         }
@@ -328,10 +328,10 @@ fn update_sends_only_what_changes() {
     );
     let mut pipeline = chain_rule();
     pipeline.action = wire::WatchAction::Pipeline {
-        plan: protocol::run::PlanParams {
+        plan: Box::new(protocol::run::PlanParams {
             project: "harbor".to_owned(),
             ..protocol::run::PlanParams::default()
-        },
+        }),
     };
     assert_eq!(
         update("watch update scans --chain upscale", Some(&pipeline)),
@@ -356,12 +356,12 @@ fn rules_and_their_files_read_as_tables() {
     let mut budget_spent = chain_rule();
     budget_spent.name = "inbox".to_owned();
     budget_spent.action = wire::WatchAction::Pipeline {
-        plan: protocol::run::PlanParams {
+        plan: Box::new(protocol::run::PlanParams {
             project: "harbor".to_owned(),
             quality: Some("high".to_owned()),
             candidates: Some(2),
             ..protocol::run::PlanParams::default()
-        },
+        }),
     };
     budget_spent.state = wire::RuleState::BudgetSpent;
     budget_spent.budget_usd = 5.0;

@@ -1,0 +1,547 @@
+//! Drop folders end to end on real folders: files copied in, renamed in, written slowly, dropped
+//! twice, abandoned half-written or broken; a thousand at once; kromad killed with SIGKILL in
+//! the middle; paused and removed rules; pipeline rules within a budget or waiting for a person;
+//! set-ups that cannot work.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kroma_client::Client;
+use kroma_protocol as protocol;
+use protocol::watch::{
+    self as wire, AddParams, FileState, Inputs, LocalStep, RuleRef, RuleState, WatchAction,
+    WatchRule,
+};
+
+use crate::instructions::FAST;
+use crate::runs::{World, error_of, events_since, fake, params, setup, write_png};
+
+fn colour() -> Vec<LocalStep> {
+    vec![LocalStep::Color {
+        profile: "neutral".into(),
+    }]
+}
+
+fn chain_rule(folder: &Path, output: &Path) -> AddParams {
+    AddParams {
+        name: None,
+        folder: folder.display().to_string(),
+        action: WatchAction::Chain {
+            steps: colour(),
+            output: output.display().to_string(),
+        },
+        patterns: Vec::new(),
+        budget_usd: 0.0,
+        poll: false,
+        settle_ms: Some(500),
+        inputs: Inputs::Move,
+    }
+}
+
+async fn add(client: &Client, params: &AddParams) -> WatchRule {
+    client.call::<wire::Add>(params).await.expect("watch.add")
+}
+
+async fn rule(client: &Client, name: &str) -> WatchRule {
+    client
+        .call::<wire::Get>(&RuleRef { rule: name.into() })
+        .await
+        .expect("watch.get")
+}
+
+/// Polls until `done` says the rule is where the test wants it.
+async fn until(
+    client: &Client,
+    name: &str,
+    what: &str,
+    done: impl Fn(&WatchRule) -> bool,
+) -> WatchRule {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let rule = rule(client, name).await;
+        if done(&rule) {
+            return rule;
+        }
+        assert!(Instant::now() < deadline, "{what}: {rule:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn png_bytes(rgb: [u8; 3]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image::RgbImage::from_pixel(8, 8, image::Rgb(rgb))
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode");
+    bytes
+}
+
+fn names(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+struct Folders {
+    drop: PathBuf,
+    out: PathBuf,
+}
+
+fn folders(world: &World) -> Folders {
+    let drop = world.folder.join("drop");
+    let out = world.folder.join("out");
+    std::fs::create_dir_all(&drop).expect("drop folder");
+    Folders { drop, out }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
+    let world = World::start("", "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let Folders { drop, out } = folders(&world);
+    let added = add(&client, &chain_rule(&drop, &out)).await;
+    assert_eq!(
+        (added.name.as_str(), added.state),
+        ("drop", RuleState::Watching)
+    );
+
+    // Copied in.
+    std::fs::write(drop.join("copied.png"), png_bytes([10, 20, 30])).expect("copy");
+    until(&client, "drop", "the first taken", |rule| {
+        rule.counts.done == 1
+    })
+    .await;
+    // Renamed into place after writing under a name that is ignored.
+    std::fs::write(drop.join("renamed.png.part"), png_bytes([40, 50, 60])).expect("part");
+    std::fs::rename(drop.join("renamed.png.part"), drop.join("renamed.png")).expect("rename");
+    // The same content again under another name.
+    std::fs::write(drop.join("again.png"), png_bytes([10, 20, 30])).expect("again");
+    // Abandoned half-written under an ignored name: never taken.
+    let whole = png_bytes([70, 80, 90]);
+    std::fs::write(
+        drop.join("abandoned.png.crdownload"),
+        &whole[..whole.len() / 2],
+    )
+    .expect("part");
+    // Broken: a PNG signature and nothing else.
+    std::fs::write(drop.join("broken.png"), b"\x89PNG\r\n\x1a\n").expect("broken");
+    // Not an image name: not taken.
+    std::fs::write(drop.join("notes.txt"), "hello").expect("notes");
+    // Written slowly, over two seconds, in one open file: taken once it is closed, whole.
+    let slow = png_bytes([100, 110, 120]);
+    {
+        let mut file = std::fs::File::create(drop.join("slow.png")).expect("slow");
+        for chunk in slow.chunks(slow.len() / 4 + 1) {
+            file.write_all(chunk).expect("write");
+            file.flush().expect("flush");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    let settled = until(&client, "drop", "all settled", |rule| {
+        rule.counts.done == 3 && rule.counts.failed == 1 && rule.counts.duplicate == 1
+    })
+    .await;
+    assert_eq!(settled.counts.seen, 4);
+    assert_eq!(settled.counts.running, 0);
+    assert!(
+        settled
+            .last_error
+            .as_ref()
+            .is_some_and(|error| error.message.contains("broken.png")),
+        "{settled:#?}"
+    );
+    assert_eq!(names(&out), ["copied.png", "renamed.png", "slow.png"]);
+    for name in names(&out) {
+        image::open(out.join(&name)).expect("a whole image");
+    }
+    assert_eq!(
+        names(&drop),
+        ["abandoned.png.crdownload", "notes.txt"],
+        "only what is never taken stays"
+    );
+    assert_eq!(
+        names(&drop.join("done")),
+        ["copied.png", "renamed.png", "slow.png"]
+    );
+    assert_eq!(names(&drop.join("duplicates")), ["again.png"]);
+    assert_eq!(
+        names(&drop.join("failed")),
+        ["broken.png", "broken.png.reason.txt"]
+    );
+    let reason =
+        std::fs::read_to_string(drop.join("failed/broken.png.reason.txt")).expect("reason");
+    assert!(reason.starts_with("broken.png\n"), "{reason}");
+    assert!(names(&drop.join("processing")).is_empty());
+
+    let log = client
+        .call::<wire::Log>(&wire::LogParams {
+            rule: "drop".into(),
+            limit: None,
+        })
+        .await
+        .expect("log");
+    assert_eq!(log.files.len(), 5);
+    let again = log
+        .files
+        .iter()
+        .find(|f| f.name == "again.png")
+        .expect("again");
+    assert_eq!(again.state, FileState::Duplicate);
+    let copied = log
+        .files
+        .iter()
+        .find(|f| f.name == "copied.png")
+        .expect("copied");
+    assert_eq!(again.duplicate_of.as_deref(), Some(copied.id.as_str()));
+    assert_eq!(
+        copied.output.as_deref(),
+        Some(out.join("copied.png").to_str().expect("utf-8"))
+    );
+    let events: Vec<_> = events_since(&client, 0)
+        .await
+        .into_iter()
+        .filter(|event| event.kind == "watch.file")
+        .collect();
+    // Each of the five is taken, and four of them end (a duplicate ends as it is taken).
+    assert_eq!(events.len(), 9, "{events:#?}");
+
+    // Dropping the same content again much later is still a duplicate.
+    std::fs::write(drop.join("copied.png"), png_bytes([10, 20, 30])).expect("copy");
+    until(&client, "drop", "second duplicate", |rule| {
+        rule.counts.duplicate == 2
+    })
+    .await;
+    assert_eq!(names(&drop.join("duplicates")), ["again.png", "copied.png"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_files_at_once_and_a_kill_in_the_middle_run_each_exactly_once() {
+    let mut world = World::start("", "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let Folders { drop, out } = folders(&world);
+    add(&client, &chain_rule(&drop, &out)).await;
+    // Written elsewhere, then renamed in all at once.
+    let staging = world.folder.join("staging");
+    std::fs::create_dir_all(&staging).expect("staging");
+    for i in 0..1000u32 {
+        let rgb = [(i % 256) as u8, (i / 256) as u8, 7];
+        std::fs::write(staging.join(format!("f{i:04}.png")), png_bytes(rgb)).expect("file");
+    }
+    for i in 0..1000u32 {
+        let name = format!("f{i:04}.png");
+        std::fs::rename(staging.join(&name), drop.join(&name)).expect("rename in");
+    }
+    until(&client, "drop", "some done", |rule| rule.counts.done >= 100).await;
+    std::mem::drop(client);
+    world.kill_hard();
+    // Files that land while kromad is down are found by the scan at start.
+    for i in 1000..1010u32 {
+        std::fs::write(
+            drop.join(format!("f{i:04}.png")),
+            png_bytes([1, 2, (i % 256) as u8]),
+        )
+        .expect("while down");
+    }
+    world.start_again();
+    let client = world.client().await;
+    let settled = until(&client, "drop", "all done", |rule| rule.counts.done == 1010).await;
+    assert_eq!(
+        (
+            settled.counts.seen,
+            settled.counts.failed,
+            settled.counts.duplicate
+        ),
+        (1010, 0, 0)
+    );
+    let outputs = names(&out);
+    assert_eq!(outputs.len(), 1010, "one output per file");
+    assert!(
+        outputs.iter().all(|name| !name.contains('-')),
+        "no second output"
+    );
+    assert_eq!(names(&drop.join("done")).len(), 1010);
+    assert!(names(&drop).is_empty());
+    assert!(names(&drop.join("processing")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_rule_waits_and_a_removed_rule_lets_its_files_finish() {
+    let world = World::start("", "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let Folders { drop, out } = folders(&world);
+    add(&client, &chain_rule(&drop, &out)).await;
+    let paused = client
+        .call::<wire::Pause>(&RuleRef {
+            rule: "drop".into(),
+        })
+        .await
+        .expect("pause");
+    assert_eq!(paused.state, RuleState::Paused);
+    std::fs::write(drop.join("while-paused.png"), png_bytes([5, 5, 5])).expect("file");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rule(&client, "drop").await.counts.seen, 0);
+    assert_eq!(names(&drop), ["while-paused.png"]);
+    client
+        .call::<wire::Resume>(&RuleRef {
+            rule: "drop".into(),
+        })
+        .await
+        .expect("resume");
+    until(&client, "drop", "taken after resume", |rule| {
+        rule.counts.done == 1
+    })
+    .await;
+
+    for i in 0..30u8 {
+        std::fs::write(drop.join(format!("r{i}.png")), png_bytes([i, 1, 2])).expect("file");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let removed = client
+        .call::<wire::Remove>(&RuleRef {
+            rule: "drop".into(),
+        })
+        .await
+        .expect("remove");
+    let err = client
+        .call::<wire::Get>(&RuleRef {
+            rule: removed.id.clone(),
+        })
+        .await
+        .expect_err("gone");
+    assert!(err.to_string().contains("no drop-folder rule"), "{err}");
+    // Whatever was taken finishes; whatever was not stays where it landed. Nothing is lost.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !names(&drop.join("processing")).is_empty() {
+        assert!(Instant::now() < deadline, "stuck in processing/");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let done = names(&drop.join("done")).len();
+    let left = names(&drop).len();
+    assert_eq!(done + left, 31, "done {done}, left {left}");
+    assert_eq!(names(&out).len(), done);
+    // A new rule may watch the folder again.
+    add(&client, &chain_rule(&drop, &out)).await;
+    until(&client, "drop", "taken by the new rule", |rule| {
+        rule.counts.done as usize == left
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_files_wait_for_a_person_or_run_within_the_rules_budget() {
+    let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    setup(&client, &world.fake, false).await;
+    let Folders { drop, .. } = folders(&world);
+    let mut plan = params(Vec::new(), 1);
+    plan.project = "noir".into();
+    let rule_params = AddParams {
+        name: Some("scans".into()),
+        folder: drop.display().to_string(),
+        action: WatchAction::Pipeline {
+            plan: Box::new(plan),
+        },
+        patterns: vec!["*.png".into()],
+        budget_usd: 0.0,
+        poll: false,
+        settle_ms: Some(300),
+        inputs: Inputs::Move,
+    };
+    add(&client, &rule_params).await;
+    write_png(&drop.join("one.png"), [1, 2, 3]);
+    let waiting = until(&client, "scans", "waiting", |rule| rule.counts.running == 1).await;
+    assert_eq!(waiting.spent_usd, 0.0);
+    let log = client
+        .call::<wire::Log>(&wire::LogParams {
+            rule: "scans".into(),
+            limit: None,
+        })
+        .await
+        .expect("log");
+    assert_eq!(log.files[0].state, FileState::Waiting);
+    let instruction_id = log.files[0].instruction.clone().expect("instruction");
+    let instruction = client
+        .call::<protocol::instruction::Get>(&protocol::instruction::InstructionRef {
+            id: instruction_id.clone(),
+        })
+        .await
+        .expect("instruction");
+    assert_eq!(
+        instruction.state,
+        protocol::instruction::InstructionState::AwaitingConfirmation
+    );
+    assert_eq!(instruction.requested_by.channel, "watch");
+    assert!(
+        instruction
+            .waiting_for
+            .as_deref()
+            .is_some_and(|w| w.contains("no budget"))
+    );
+    // A person confirms it on the terminal's channel.
+    client
+        .call::<protocol::instruction::Confirm>(&protocol::instruction::ConfirmParams {
+            id: instruction_id,
+            confirm_cost_usd: instruction.max_cost_usd,
+        })
+        .await
+        .expect("confirm");
+    until(&client, "scans", "done after confirmation", |rule| {
+        rule.counts.done == 1
+    })
+    .await;
+
+    // A budget for one more file at its maximum cost: the next runs at once; the one after
+    // waits, since what the first spent and the second's maximum do not both fit.
+    let budget = instruction.max_cost_usd * 1.1;
+    client
+        .call::<wire::Update>(&wire::UpdateParams {
+            rule: "scans".into(),
+            budget_usd: Some(budget),
+            ..Default::default()
+        })
+        .await
+        .expect("budget");
+    write_png(&drop.join("two.png"), [4, 5, 6]);
+    until(&client, "scans", "two done", |rule| rule.counts.done == 2).await;
+    write_png(&drop.join("three.png"), [7, 8, 9]);
+    let spent = until(&client, "scans", "budget spent", |rule| {
+        rule.state == RuleState::BudgetSpent && rule.counts.running == 1
+    })
+    .await;
+    assert!(spent.spent_usd <= budget + 1e-9, "{spent:#?}");
+    let events = events_since(&client, 0).await;
+    assert!(
+        events
+            .iter()
+            .any(|event| event.kind == "watch.rule" && event.data["state"] == "budget_spent")
+    );
+    // Raising the budget takes the file that waited for it.
+    client
+        .call::<wire::Update>(&wire::UpdateParams {
+            rule: "scans".into(),
+            budget_usd: Some(budget * 2.0),
+            ..Default::default()
+        })
+        .await
+        .expect("raise");
+    let done = until(&client, "scans", "three done", |rule| rule.counts.done == 3).await;
+    assert_eq!(done.state, RuleState::Watching);
+    assert_eq!(
+        names(&drop.join("done")),
+        ["one.png", "three.png", "two.png"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_ups_that_cannot_work_are_refused_with_a_reason() {
+    let world = World::start("", "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    setup(&client, &world.fake, false).await;
+    let Folders { drop, out } = folders(&world);
+    let code = |err: kroma_client::ClientError| error_of(Err::<(), _>(err)).code;
+    let mut missing = chain_rule(&world.folder.join("nowhere"), &out);
+    missing.name = Some("missing".into());
+    let err = client
+        .call::<wire::Add>(&missing)
+        .await
+        .expect_err("missing");
+    assert_eq!(code(err), "file_not_found");
+    let relative = AddParams {
+        folder: "drop".into(),
+        ..chain_rule(&drop, &out)
+    };
+    assert_eq!(
+        code(
+            client
+                .call::<wire::Add>(&relative)
+                .await
+                .expect_err("relative")
+        ),
+        "invalid_watch"
+    );
+    let looping = chain_rule(&drop, &drop.join("out"));
+    assert_eq!(
+        code(client.call::<wire::Add>(&looping).await.expect_err("loop")),
+        "invalid_watch"
+    );
+    let bad_pattern = AddParams {
+        patterns: vec!["a/*.png".into()],
+        ..chain_rule(&drop, &out)
+    };
+    assert_eq!(
+        code(
+            client
+                .call::<wire::Add>(&bad_pattern)
+                .await
+                .expect_err("pattern")
+        ),
+        "invalid_watch"
+    );
+    let budget_on_chain = AddParams {
+        budget_usd: 5.0,
+        ..chain_rule(&drop, &out)
+    };
+    assert_eq!(
+        code(
+            client
+                .call::<wire::Add>(&budget_on_chain)
+                .await
+                .expect_err("budget")
+        ),
+        "invalid_watch"
+    );
+    let project = client
+        .call::<protocol::project::Get>(&protocol::project::ProjectRef {
+            slug: "noir".into(),
+        })
+        .await
+        .expect("project");
+    let inside = std::path::PathBuf::from(&project.root).join("inputs");
+    let err = client
+        .call::<wire::Add>(&chain_rule(&inside, &out))
+        .await
+        .expect_err("inside a project");
+    assert!(err.to_string().contains("project folder"), "{err}");
+
+    add(&client, &chain_rule(&drop, &out)).await;
+    let nested = drop.join("done");
+    std::fs::create_dir_all(&nested).expect("nested");
+    let err = client
+        .call::<wire::Add>(&chain_rule(&nested, &world.folder.join("out2")))
+        .await
+        .expect_err("inside another rule's folder");
+    assert!(err.to_string().contains("rule `drop`"), "{err}");
+    // A link to the watched folder is the watched folder.
+    let link = world.folder.join("link-to-drop");
+    std::os::unix::fs::symlink(&drop, &link).expect("link");
+    let err = client
+        .call::<wire::Add>(&chain_rule(&link, &world.folder.join("out3")))
+        .await
+        .expect_err("linked");
+    assert!(err.to_string().contains("rule `drop`"), "{err}");
+    let mut named = chain_rule(&world.folder.join("other"), &world.folder.join("out4"));
+    std::fs::create_dir_all(world.folder.join("other")).expect("other");
+    named.name = Some("drop".into());
+    assert_eq!(
+        code(client.call::<wire::Add>(&named).await.expect_err("name")),
+        "watch_name_taken"
+    );
+    // A link dropped into the folder is never followed.
+    std::os::unix::fs::symlink("/etc/hostname", drop.join("sneaky.png")).expect("link in");
+    std::fs::write(drop.join("real.png"), png_bytes([9, 9, 9])).expect("real");
+    until(&client, "drop", "real taken", |rule| rule.counts.done == 1).await;
+    assert_eq!(rule(&client, "drop").await.counts.seen, 1);
+    assert_eq!(names(&out), ["real.png"]);
+}
