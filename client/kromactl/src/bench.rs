@@ -1,4 +1,5 @@
-//! `kromactl bench rpc`: measures kromad against a floor measured in the same run.
+//! `kromactl bench rpc`: measures kromad against a floor measured in the same run. [`run`] also
+//! sends the other bench commands to their modules (`bench_post`, `bench_runs`, `bench_watch`).
 //!
 //! The floor is a raw newline-JSON echo server on the same kind of local socket, driven by the same
 //! raw client code, so the ratios show what kromad adds on top of the socket itself. Absolute times
@@ -21,8 +22,8 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
-use crate::Global;
 use crate::output::{self, Failure};
+use crate::{BenchCommand, Global};
 
 const REQUEST: &str = r#"{"jsonrpc":"2.0","id":1,"method":"daemon.version"}"#;
 const WARMUP_CALLS: usize = 500;
@@ -65,7 +66,31 @@ struct Latency {
     p99_us: f64,
 }
 
-pub async fn rpc(
+/// Runs one `kromactl bench` command.
+pub async fn run(global: &Global, command: BenchCommand) -> Result<(), Failure> {
+    match command {
+        BenchCommand::Rpc {
+            calls,
+            clients,
+            kromad,
+        } => rpc(global, calls, clients, kromad).await,
+        BenchCommand::Runs {
+            candidates,
+            parallel,
+            latency_ms,
+            kromad,
+        } => crate::bench_runs::runs(global, candidates, parallel, latency_ms, kromad).await,
+        BenchCommand::Postprocess {
+            images,
+            sizes,
+            rembg_python,
+            kromad,
+        } => crate::bench_post::postprocess(global, images, sizes, rembg_python, kromad).await,
+        BenchCommand::Watch(args) => crate::bench_watch::watch(global, args).await,
+    }
+}
+
+async fn rpc(
     global: &Global,
     calls: usize,
     clients: usize,

@@ -16,7 +16,7 @@ use protocol::NoParams;
 use crate::common::{confirm, kromad_binary};
 use crate::output::{self, Failure, print};
 use crate::{
-    BenchCommand, BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global, ImportModeArg,
+    BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global, ImportModeArg,
     ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, S3Args, SecretCommand,
 };
 
@@ -96,23 +96,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             output::print_json(&document);
             Ok(())
         }
-        Command::Bench(BenchCommand::Rpc {
-            calls,
-            clients,
-            kromad,
-        }) => crate::bench::rpc(global, calls, clients, kromad).await,
-        Command::Bench(BenchCommand::Runs {
-            candidates,
-            parallel,
-            latency_ms,
-            kromad,
-        }) => crate::bench_runs::runs(global, candidates, parallel, latency_ms, kromad).await,
-        Command::Bench(BenchCommand::Postprocess {
-            images,
-            sizes,
-            rembg_python,
-            kromad,
-        }) => crate::bench_post::postprocess(global, images, sizes, rembg_python, kromad).await,
+        Command::Bench(command) => crate::bench::run(global, command).await,
         Command::Dev(command) => crate::dev::run(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -8,6 +8,7 @@ mod assets;
 mod bench;
 mod bench_post;
 mod bench_runs;
+mod bench_watch;
 mod commands;
 mod common;
 mod dev;
@@ -552,6 +553,8 @@ pub enum BenchCommand {
         #[arg(long, value_name = "PATH")]
         kromad: Option<PathBuf>,
     },
+    /// Drop-folder trigger latency and throughput against direct colour calls
+    Watch(crate::bench_watch::WatchArgs),
 }
 
 /// `WIDTHxHEIGHT`.

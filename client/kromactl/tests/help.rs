@@ -69,6 +69,7 @@ fn help_texts_match_snapshots() {
         &["bench", "rpc"],
         &["bench", "runs"],
         &["bench", "postprocess"],
+        &["bench", "watch"],
         &["dev", "fake-provider"],
     ];
     for args in commands {
