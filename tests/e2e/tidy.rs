@@ -233,7 +233,7 @@ const MAX_LINES: usize = 600;
 const OVER_BUDGET: &[(&str, usize)] = &[
     ("client/kromactl/src/actions/spellings.rs", 627),
     ("client/kromactl/src/bench_post.rs", 603),
-    ("client/kromactl/src/commands.rs", 703),
+    ("client/kromactl/src/commands.rs", 687),
     ("client/kromactl/src/knowledge.rs", 834),
     ("client/kromactl/src/runs.rs", 1522),
 ];

@@ -243,9 +243,14 @@ async fn a_thousand_files_at_once_and_a_kill_in_the_middle_run_each_exactly_once
         let name = format!("f{i:04}.png");
         std::fs::rename(staging.join(&name), drop.join(&name)).expect("rename in");
     }
-    until(&client, "drop", "some done", |rule| rule.counts.done >= 100).await;
+    let before = until(&client, "drop", "some done", |rule| rule.counts.done >= 100).await;
     std::mem::drop(client);
     world.kill_hard();
+    assert!(
+        before.counts.done < 1000,
+        "killed in the middle: {:?}",
+        before.counts
+    );
     // Files that land while kromad is down are found by the scan at start.
     for i in 1000..1010u32 {
         std::fs::write(
@@ -544,4 +549,147 @@ async fn set_ups_that_cannot_work_are_refused_with_a_reason() {
     until(&client, "drop", "real taken", |rule| rule.counts.done == 1).await;
     assert_eq!(rule(&client, "drop").await.counts.seen, 1);
     assert_eq!(names(&out), ["real.png"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_rule_takes_a_file_once_it_stops_changing_and_keeps_inputs_in_place() {
+    let world = World::start("", "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    let Folders { drop, out } = folders(&world);
+    let params = AddParams {
+        poll: true,
+        settle_ms: Some(300),
+        inputs: Inputs::Keep,
+        ..chain_rule(&drop, &out)
+    };
+    let added = add(&client, &params).await;
+    assert!(added.poll);
+    std::fs::write(drop.join("polled.png"), png_bytes([3, 6, 9])).expect("file");
+    until(&client, "drop", "taken by polling", |rule| {
+        rule.counts.done == 1
+    })
+    .await;
+    assert_eq!(names(&out), ["polled.png"]);
+    // Kept where it landed, and not taken again, also after a restart's scan.
+    assert_eq!(names(&drop), ["polled.png"]);
+    std::mem::drop(client);
+    let mut world = world;
+    world.kill_hard();
+    world.start_again();
+    let client = world.client().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let rule = rule(&client, "drop").await;
+    assert_eq!(
+        (rule.counts.seen, rule.counts.duplicate),
+        (1, 0),
+        "{rule:#?}"
+    );
+    assert_eq!(names(&out), ["polled.png"]);
+}
+
+/// `kromactl watch …` against the real kromad: what the command line sends is what kromad takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kromactl_adds_lists_pauses_and_logs_rules() {
+    let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let client = world.client().await;
+    setup(&client, &world.fake, false).await;
+    let Folders { drop, out } = folders(&world);
+    let socket = world.socket();
+    let run = |args: &[&str]| {
+        let output = kroma_tests::kromactl(&socket, args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap_or_default()
+    };
+    let (drop_arg, out_arg) = (drop.display().to_string(), out.display().to_string());
+    let added = run(&[
+        "--json",
+        "watch",
+        "add",
+        &drop_arg,
+        "--chain",
+        "color:neutral",
+        "--output",
+        &out_arg,
+        "--name",
+        "cli",
+        "--settle",
+        "300ms",
+    ]);
+    assert_eq!(added["name"], "cli");
+    assert_eq!(added["settle_ms"], 300);
+    let boards = world.folder.join("boards");
+    std::fs::create_dir_all(&boards).expect("boards");
+    let pipeline = run(&[
+        "--json",
+        "watch",
+        "add",
+        boards.to_str().expect("utf-8"),
+        "--project",
+        "noir",
+        "--provider",
+        "fake",
+        "--candidates",
+        "1",
+        "--size",
+        "64x96",
+        "--quality",
+        "low",
+        "--budget",
+        "0.50",
+    ]);
+    assert_eq!(pipeline["action"]["type"], "pipeline");
+    assert_eq!(pipeline["budget_usd"], 0.5);
+    std::fs::write(drop.join("cli.png"), png_bytes([1, 1, 1])).expect("file");
+    until(&client, "cli", "taken", |rule| rule.counts.done == 1).await;
+    let list = run(&["--json", "watch", "list"]);
+    assert_eq!(list["rules"].as_array().map(Vec::len), Some(2));
+    let paused = run(&["--json", "watch", "pause", "cli"]);
+    assert_eq!(paused["state"], "paused");
+    let log = run(&["--json", "watch", "log", "cli"]);
+    assert_eq!(log["files"][0]["name"], "cli.png");
+    assert_eq!(log["files"][0]["state"], "done");
+    let text = kroma_tests::kromactl(&socket, &["watch", "list"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("cli") && text.contains("paused"), "{text}");
+    run(&["--json", "watch", "remove", "boards"]);
+}
+
+/// `kromactl bench watch` runs end to end on a small load; timings are reported, not asserted.
+#[test]
+fn the_watch_bench_measures_latency_and_throughput() {
+    let temp = tempfile::tempdir().expect("temp");
+    let output = kroma_tests::kromactl(
+        &temp.path().join("unused.sock"),
+        &[
+            "--json",
+            "bench",
+            "watch",
+            "--rounds",
+            "3",
+            "--files",
+            "30",
+            "--size",
+            "64x64",
+            "--kromad",
+            kroma_tests::bin("kromad").to_str().expect("utf-8"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let positive = |value: &serde_json::Value| value.as_f64().is_some_and(|value| value > 0.0);
+    for key in ["median_ms", "p90_ms"] {
+        assert!(positive(&report["latency"]["taken"][key]), "{report}");
+        assert!(
+            positive(&report["latency"]["direct_color"][key]),
+            "{report}"
+        );
+    }
+    assert!(positive(&report["latency"]["ratio_taken"]), "{report}");
+    assert_eq!(report["throughput"]["files"], 30);
+    assert!(positive(&report["throughput"]["ratio"]), "{report}");
 }

@@ -12,6 +12,48 @@ use crate::Daemon;
 use crate::error::Problem;
 use crate::store::watch::{self as rows, FileChange, FileRow};
 
+/// At start-up, before any work: removes what work a crash interrupted left half-written in
+/// the rules' folders: the file writer's temporary `.kroma-*.part` files (in output folders,
+/// `processing/` and `failed/`) and a chain's intermediate results (`processing/.kroma-*.png`).
+/// No work runs yet, so none of them is being written.
+pub(crate) async fn clean_leftovers(daemon: &Daemon) -> Result<(), Problem> {
+    let rules = daemon.store.read(rows::rules).await?;
+    let mut folders = Vec::new();
+    for rule in rules {
+        let folder = std::path::PathBuf::from(&rule.folder);
+        folders.push(folder.join(super::rules::PROCESSING));
+        folders.push(folder.join(super::rules::FAILED));
+        if let Ok(protocol::watch::WatchAction::Chain { output, .. }) =
+            serde_json::from_str(&rule.action_json)
+        {
+            folders.push(output.into());
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        for folder in folders {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ours = name.starts_with(".kroma-")
+                    && (name.ends_with(".part") || name.ends_with(".png"));
+                if ours && entry.file_type().is_ok_and(|kind| kind.is_file()) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    })
+    .await
+    .map_err(|err| {
+        Problem::new(
+            protocol::ErrorKind::Internal,
+            protocol::ErrorCode::Internal,
+            err.to_string(),
+        )
+    })
+}
+
 /// At start-up: makes every move the journal recorded but a stop interrupted.
 pub(crate) async fn finish_moves(daemon: &Daemon) -> Result<(), Problem> {
     let moving = daemon.store.read(rows::moving).await?;

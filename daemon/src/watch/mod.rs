@@ -104,6 +104,9 @@ struct Watchers {
 
 /// Runs the drop folders until kromad stops.
 pub(crate) async fn serve(daemon: Arc<Daemon>) {
+    if let Err(err) = follow::clean_leftovers(&daemon).await {
+        tracing::error!(error = %err.message, "could not clean what a stop left in drop folders");
+    }
     if let Err(err) = follow::finish_moves(&daemon).await {
         tracing::error!(error = %err.message, "could not finish the moves of dropped files");
     }
