@@ -81,6 +81,13 @@ impl World {
         }
     }
 
+    /// Stops kromad with SIGTERM (a graceful stop) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(old) = self.daemon.take() {
+            old.terminate();
+        }
+    }
+
     pub fn start_again(&mut self) {
         self.daemon = Some(start_daemon(&self.folder, &self.env));
     }

@@ -138,6 +138,15 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
     std::fs::write(drop.join("broken.png"), b"\x89PNG\r\n\x1a\n").expect("broken");
     // Not an image name: not taken.
     std::fs::write(drop.join("notes.txt"), "hello").expect("notes");
+    // Two files whose results would share a name, landing together.
+    let staging = world.folder.join("staging");
+    std::fs::create_dir_all(&staging).expect("staging");
+    std::fs::write(staging.join("scan.png"), png_bytes([1, 2, 3])).expect("scan.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([4, 5, 6]))
+        .save(staging.join("scan.jpg"))
+        .expect("scan.jpg");
+    std::fs::rename(staging.join("scan.png"), drop.join("scan.png")).expect("rename");
+    std::fs::rename(staging.join("scan.jpg"), drop.join("scan.jpg")).expect("rename");
     // Written slowly, over two seconds, in one open file: taken once it is closed, whole.
     let slow = png_bytes([100, 110, 120]);
     {
@@ -150,10 +159,10 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
     }
 
     let settled = until(&client, "drop", "all settled", |rule| {
-        rule.counts.done == 3 && rule.counts.failed == 1 && rule.counts.duplicate == 1
+        rule.counts.done == 5 && rule.counts.failed == 1 && rule.counts.duplicate == 1
     })
     .await;
-    assert_eq!(settled.counts.seen, 4);
+    assert_eq!(settled.counts.seen, 6);
     assert_eq!(settled.counts.running, 0);
     assert!(
         settled
@@ -162,7 +171,16 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
             .is_some_and(|error| error.message.contains("broken.png")),
         "{settled:#?}"
     );
-    assert_eq!(names(&out), ["copied.png", "renamed.png", "slow.png"]);
+    assert_eq!(
+        names(&out),
+        [
+            "copied.png",
+            "renamed.png",
+            "scan-2.png",
+            "scan.png",
+            "slow.png"
+        ]
+    );
     for name in names(&out) {
         image::open(out.join(&name)).expect("a whole image");
     }
@@ -173,7 +191,13 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
     );
     assert_eq!(
         names(&drop.join("done")),
-        ["copied.png", "renamed.png", "slow.png"]
+        [
+            "copied.png",
+            "renamed.png",
+            "scan.jpg",
+            "scan.png",
+            "slow.png"
+        ]
     );
     assert_eq!(names(&drop.join("duplicates")), ["again.png"]);
     assert_eq!(
@@ -192,7 +216,7 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
         })
         .await
         .expect("log");
-    assert_eq!(log.files.len(), 5);
+    assert_eq!(log.files.len(), 7);
     let again = log
         .files
         .iter()
@@ -214,8 +238,8 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
         .into_iter()
         .filter(|event| event.kind == "watch.file")
         .collect();
-    // Each of the five is taken, and four of them end (a duplicate ends as it is taken).
-    assert_eq!(events.len(), 9, "{events:#?}");
+    // Each of the seven is taken, and six of them end (a duplicate ends as it is taken).
+    assert_eq!(events.len(), 13, "{events:#?}");
 
     // Dropping the same content again much later is still a duplicate.
     std::fs::write(drop.join("copied.png"), png_bytes([10, 20, 30])).expect("copy");
@@ -278,6 +302,30 @@ async fn a_thousand_files_at_once_and_a_kill_in_the_middle_run_each_exactly_once
     );
     assert_eq!(names(&drop.join("done")).len(), 1010);
     assert!(names(&drop).is_empty());
+    assert!(names(&drop.join("processing")).is_empty());
+
+    // A graceful stop in the middle: work stops between files and is taken up at the next start.
+    for i in 2000..2300u32 {
+        let rgb = [(i % 256) as u8, (i / 256) as u8, 9];
+        std::fs::write(staging.join(format!("f{i:04}.png")), png_bytes(rgb)).expect("file");
+    }
+    for i in 2000..2300u32 {
+        let name = format!("f{i:04}.png");
+        std::fs::rename(staging.join(&name), drop.join(&name)).expect("rename in");
+    }
+    until(&client, "drop", "some more done", |rule| {
+        rule.counts.done >= 1050
+    })
+    .await;
+    std::mem::drop(client);
+    world.stop();
+    world.start_again();
+    let client = world.client().await;
+    until(&client, "drop", "all done again", |rule| {
+        rule.counts.done == 1310
+    })
+    .await;
+    assert_eq!(names(&out).len(), 1310, "one output per file");
     assert!(names(&drop.join("processing")).is_empty());
 }
 

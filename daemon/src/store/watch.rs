@@ -308,6 +308,18 @@ pub fn known(
         .is_some())
 }
 
+/// Whether an unfinished entry (of any rule) was given `output` for its result.
+pub fn output_given(conn: &Connection, output: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM watch_files
+             WHERE state IN ('processing', 'waiting') AND output = ?1 LIMIT 1",
+        )?
+        .query_row([output], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Moves the entry to `state` with what it leads to; `None` fields are left as they are.
 #[derive(Debug, Default)]
 pub struct FileChange<'a> {

@@ -11,7 +11,7 @@ use protocol::watch::{FileState, LocalStep};
 use protocol::{ErrorCode, ErrorKind};
 
 use super::rules::PROCESSING;
-use super::take::{free_name, settle};
+use super::take::settle;
 use crate::Daemon;
 use crate::api::postprocess::{Work, prepare, process_file};
 use crate::error::Problem;
@@ -69,21 +69,25 @@ pub(crate) async fn run(
     settle(daemon, rule, &file.id, FileState::Done, None, Some(&shown)).await
 }
 
-/// Chooses the result's name (`<stem>.png`, or `<stem>-2.png`, … when taken) and records it.
+/// Chooses the result's name (`<stem>.png`, or `<stem>-2.png`, … when a file has it or another
+/// unfinished file of any rule was given it: `scan.png` and `scan.jpg` dropped together) and
+/// records it, in one transaction, so two files never get the same name.
 async fn record_target(daemon: &Daemon, file: &FileRow, output: &Path) -> Result<PathBuf, Problem> {
     let stem = Path::new(&file.name)
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".to_owned());
-    let target = free_name(output, &format!("{stem}.png"));
-    let (id, shown, at) = (
-        file.id.clone(),
-        target.display().to_string(),
-        daemon.clock.now(),
-    );
+    let (id, output, at) = (file.id.clone(), output.to_owned(), daemon.clock.now());
     daemon
         .store
         .write(move |tx| {
+            let mut target = output.join(format!("{stem}.png"));
+            let mut n = 2;
+            while target.exists() || rows::output_given(tx, &target.display().to_string())? {
+                target = output.join(format!("{stem}-{n}.png"));
+                n += 1;
+            }
+            let shown = target.display().to_string();
             rows::change_file(
                 tx,
                 &id,
@@ -93,10 +97,9 @@ async fn record_target(daemon: &Daemon, file: &FileRow, output: &Path) -> Result
                 },
                 &at,
             )?;
-            Ok::<_, Problem>(((), Vec::new()))
+            Ok::<_, Problem>((target, Vec::new()))
         })
-        .await?;
-    Ok(target)
+        .await
 }
 
 /// One step on one file, on a local-work slot.

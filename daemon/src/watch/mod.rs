@@ -572,3 +572,23 @@ async fn start_due(
 pub(crate) fn is_pipeline(action: &WatchAction) -> bool {
     matches!(action, WatchAction::Pipeline { .. })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_os_watch_limits_say_how_to_raise_them() {
+        for err in [
+            notify::Error::new(notify::ErrorKind::MaxFilesWatch),
+            notify::Error::io(std::io::Error::from_raw_os_error(28)),
+        ] {
+            let problem = watch_problem(err);
+            assert_eq!(problem.code, ErrorCode::WatchLimit);
+            let hint = problem.to_data().hint.unwrap_or_default();
+            assert!(hint.contains("fs.inotify.max_user_watches"), "{hint}");
+        }
+        let other = watch_problem(notify::Error::path_not_found());
+        assert_eq!(other.code, ErrorCode::IoError);
+    }
+}

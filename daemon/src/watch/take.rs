@@ -418,7 +418,7 @@ pub(crate) fn inputs(rule: &RuleRow) -> Inputs {
 }
 
 /// `folder/name`, or `folder/<stem>-2.<ext>`, … when that is taken: a file is never replaced.
-pub(crate) fn free_name(folder: &Path, name: &str) -> PathBuf {
+fn free_name(folder: &Path, name: &str) -> PathBuf {
     let first = folder.join(name);
     if !first.exists() {
         return first;
