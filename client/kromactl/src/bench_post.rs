@@ -16,13 +16,14 @@
 //! --bench color`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kroma_client::Client;
 use kroma_protocol as protocol;
 use serde::Serialize;
 
 use crate::Global;
+use crate::bench_kromad::BenchKromad;
 use crate::output::{self, Failure};
 
 #[derive(Debug, Serialize)]
@@ -228,7 +229,7 @@ async fn measure_color(
     photo(SIDE, SIDE)
         .save(&source)
         .map_err(|err| failure("writing a test image", err))?;
-    let daemon = Kromad::start(kromad, &folder.join("kromad")).await?;
+    let daemon = start_kromad(kromad, &folder.join("kromad")).await?;
     let socket = folder.join("kromad").join("kromad.sock");
     let kromactl =
         std::env::current_exe().map_err(|err| failure("finding kromactl itself", err))?;
@@ -361,7 +362,7 @@ async fn measure_bg_remove(
         &format!("background removal at {width}×{height} in kromad"),
     );
     let masks = folder.join("kroma_masks");
-    let daemon = Kromad::start(kromad, &folder.join("daemon")).await?;
+    let daemon = start_kromad(kromad, &folder.join("daemon")).await?;
     // Load the model first, as rembg's session is loaded before its clock starts.
     let warm = bg_remove(
         &daemon.client,
@@ -436,65 +437,8 @@ fn page(seed: usize, width: u32, height: u32) -> image::RgbImage {
 }
 
 /// A kromad of our own, with its own data dir, for one measurement.
-struct Kromad {
-    child: std::process::Child,
-    client: Client,
-}
-
-impl Kromad {
-    async fn start(kromad: &Path, folder: &Path) -> Result<Kromad, Failure> {
-        std::fs::create_dir_all(folder).map_err(|err| failure("creating a folder", err))?;
-        let socket = folder.join("kromad.sock");
-        let child = std::process::Command::new(kromad)
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--data-dir")
-            .arg(folder.join("data"))
-            .arg("--settings")
-            .arg(folder.join("settings.toml"))
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|err| failure("starting kromad", err))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = Client::connect_unbounded(&socket).await {
-                return Ok(Kromad { child, client });
-            }
-            if Instant::now() > deadline {
-                return Err(Failure::other("kromad did not start within 10 s", None));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The most memory kromad has held (`VmHWM`), in MB.
-    fn peak_rss_mb(&self) -> Result<f64, Failure> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .map_err(|err| failure("reading kromad's /proc status (Linux only)", err))?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| Failure::other("no VmHWM in kromad's /proc status", None))?;
-        Ok(kb / 1024.0)
-    }
-
-    async fn stop(mut self) {
-        let _ = self
-            .client
-            .call::<protocol::daemon::Shutdown>(&protocol::NoParams {})
-            .await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), async {
-            while matches!(self.child.try_wait(), Ok(None)) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-        let _ = self.child.kill();
-    }
+async fn start_kromad(kromad: &Path, folder: &Path) -> Result<BenchKromad, Failure> {
+    BenchKromad::start(kromad, folder, None, &folder.join("settings.toml"), &[]).await
 }
 
 async fn bg_remove(
@@ -526,7 +470,7 @@ async fn upscale(
     source: &Path,
     tile: Option<u32>,
 ) -> Result<(f64, f64), Failure> {
-    let daemon = Kromad::start(kromad, folder).await?;
+    let daemon = start_kromad(kromad, folder).await?;
     let started = Instant::now();
     let report = daemon
         .client

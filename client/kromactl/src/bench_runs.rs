@@ -17,6 +17,7 @@ use kroma_protocol as protocol;
 use serde::Serialize;
 
 use crate::Global;
+use crate::bench_kromad::BenchKromad;
 use crate::output::{self, Failure};
 
 const KEY: &str = "sk-bench";
@@ -245,55 +246,25 @@ async fn through_kromad(
         "[generation]\nprovider = \"fake\"\nsize = \"64x64\"\nquality = \"low\"\nsafe_batch_limit = 1000\n",
     )
     .map_err(|err| failure("writing the settings", err))?;
-    let socket = folder.join("kromad.sock");
-    let mut child = std::process::Command::new(kromad)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--data-dir")
-        .arg(folder.join("data"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--settings")
-        .arg(&settings)
-        .env("RUST_LOG", "warn")
-        .env("KROMA_SECRET_FAKE", KEY)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|err| failure("starting kromad", err))?;
-    let result = measure_run(&socket, fake, scene, count).await;
-    if let Ok(client) = Client::connect(&socket).await {
-        let _ = client
-            .call::<protocol::daemon::Shutdown>(&protocol::NoParams {})
-            .await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while matches!(child.try_wait(), Ok(None)) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    let _ = child.kill();
+    let daemon = BenchKromad::start(
+        kromad,
+        &folder,
+        Some(&config),
+        &settings,
+        &[("KROMA_SECRET_FAKE", KEY)],
+    )
+    .await?;
+    let result = measure_run(&daemon.client, fake, scene, count).await;
+    daemon.stop().await;
     result
 }
 
 async fn measure_run(
-    socket: &Path,
+    client: &Client,
     fake: &FakeProvider,
     scene: &Path,
     count: usize,
 ) -> Result<Duration, Failure> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let client = loop {
-        match Client::connect(socket).await {
-            Ok(client) => break client,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
     client
         .call::<protocol::provider::Create>(&protocol::provider::CreateParams {
             name: "fake".into(),
@@ -344,7 +315,7 @@ async fn measure_run(
         })
         .await?
         .last_id;
-    let mut events = kroma_client::follow::EventFollower::start(&client, Some(last)).await?;
+    let mut events = kroma_client::follow::EventFollower::start(client, Some(last)).await?;
     let started = Instant::now();
     client
         .call::<protocol::run::Start>(&protocol::run::StartParams {

@@ -6,6 +6,7 @@
 mod actions;
 mod assets;
 mod bench;
+mod bench_kromad;
 mod bench_post;
 mod bench_runs;
 mod bench_watch;

@@ -71,12 +71,7 @@ pub(crate) async fn resume(daemon: &Arc<Daemon>) -> Result<(), Problem> {
         if file.instruction_id.is_some() || instruction.is_some() {
             continue;
         }
-        let rule_id = file.rule_id.clone();
-        let Some(rule) = daemon
-            .store
-            .read(move |conn| rows::rule_by_id(conn, &rule_id))
-            .await?
-        else {
+        let Some(rule) = rule_of(daemon, &file).await? else {
             continue;
         };
         let daemon = daemon.clone();
@@ -113,12 +108,7 @@ pub(crate) async fn follow_instructions(daemon: &Arc<Daemon>) -> Result<(), Prob
         if wanted == current {
             continue;
         }
-        let rule_id = file.rule_id.clone();
-        let Some(rule) = daemon
-            .store
-            .read(move |conn| rows::rule_by_id(conn, &rule_id))
-            .await?
-        else {
+        let Some(rule) = rule_of(daemon, &file).await? else {
             continue;
         };
         if wanted.is_final() {
@@ -154,6 +144,15 @@ pub(crate) async fn follow_instructions(daemon: &Arc<Daemon>) -> Result<(), Prob
         }
     }
     Ok(())
+}
+
+/// The rule of a journal entry, removed or not.
+async fn rule_of(daemon: &Daemon, file: &FileRow) -> Result<Option<rows::RuleRow>, Problem> {
+    let rule_id = file.rule_id.clone();
+    Ok(daemon
+        .store
+        .read(move |conn| rows::rule_by_id(conn, &rule_id))
+        .await?)
 }
 
 async fn instruction_error(daemon: &Daemon, file: &FileRow) -> String {

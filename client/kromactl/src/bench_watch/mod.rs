@@ -14,8 +14,8 @@
 
 mod report;
 
+use crate::bench_kromad::BenchKromad;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -59,7 +59,6 @@ pub struct WatchArgs {
 /// The bench's folders, all inside one temporary folder removed at the end.
 struct Layout {
     socket: PathBuf,
-    data: PathBuf,
     /// The watched folder.
     inbox: PathBuf,
     /// The chain's results.
@@ -84,9 +83,9 @@ pub async fn watch(global: &Global, args: WatchArgs) -> Result<(), Failure> {
     let layout = Layout::make(temp.path())?;
     progress(global, "writing the test images");
     write_images(&layout, &args)?;
-    let mut child = start_daemon(&kromad, temp.path(), &layout).await?;
+    let daemon = start_daemon(&kromad, temp.path()).await?;
     let measured = measure(global, &layout, &args).await;
-    stop_daemon(&layout.socket, &mut child).await;
+    daemon.stop().await;
     let report = measured?;
     if global.json {
         output::print_json(&report);
@@ -110,7 +109,6 @@ impl Layout {
     fn make(root: &Path) -> Result<Layout, Failure> {
         let layout = Layout {
             socket: root.join("kromad.sock"),
-            data: root.join("data"),
             inbox: root.join("inbox"),
             out: root.join("out"),
             staging: root.join("staging"),
@@ -188,76 +186,13 @@ fn png(width: u32, height: u32, serial: u32) -> Result<Vec<u8>, Failure> {
 
 /// Starts kromad on the bench's data dir, with an empty config and settings file of its own so
 /// that nothing of this user's setup changes what is measured.
-async fn start_daemon(
-    kromad: &Path,
-    root: &Path,
-    layout: &Layout,
-) -> Result<std::process::Child, Failure> {
+async fn start_daemon(kromad: &Path, root: &Path) -> Result<BenchKromad, Failure> {
     let config = root.join("kromad.toml");
     let settings = root.join("settings.toml");
     for file in [&config, &settings] {
         std::fs::write(file, "").map_err(|err| failure("writing kromad's config", err))?;
     }
-    let mut child = std::process::Command::new(kromad)
-        .arg("--socket")
-        .arg(&layout.socket)
-        .arg("--data-dir")
-        .arg(&layout.data)
-        .arg("--config")
-        .arg(&config)
-        .arg("--settings")
-        .arg(&settings)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|err| {
-            Failure::other(
-                format!("starting {}: {err}", kromad.display()),
-                Some("pass --kromad PATH"),
-            )
-        })?;
-    let started = Instant::now();
-    loop {
-        if let Ok(client) = Client::connect(&layout.socket).await
-            && client
-                .call::<protocol::daemon::Version>(&protocol::NoParams {})
-                .await
-                .is_ok()
-        {
-            return Ok(child);
-        }
-        if let Ok(Some(exit)) = child.try_wait() {
-            return Err(Failure::other(
-                format!("kromad exited ({exit}) before it was ready"),
-                None,
-            ));
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Failure::other("kromad did not answer within 10 s", None));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Asks kromad to stop, waits for it, and kills it if it has not stopped within 10 s.
-async fn stop_daemon(socket: &Path, child: &mut std::process::Child) {
-    if let Ok(client) = Client::connect(socket).await {
-        let _ = client
-            .call::<protocol::daemon::Shutdown>(&protocol::NoParams {})
-            .await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while matches!(child.try_wait(), Ok(None)) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    let _ = child.kill();
-    let _ = child.wait();
+    BenchKromad::start(kromad, root, Some(&config), &settings, &[]).await
 }
 
 async fn measure(global: &Global, layout: &Layout, args: &WatchArgs) -> Result<Report, Failure> {
