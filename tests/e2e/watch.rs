@@ -68,6 +68,16 @@ async fn until(
     }
 }
 
+/// Polls until `check` holds: the journal says where a file goes before the file is moved
+/// there, so what is on disk follows the counts by a moment.
+async fn on_disk(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "on disk: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn png_bytes(rgb: [u8; 3]) -> Vec<u8> {
     let mut bytes = Vec::new();
     image::RgbImage::from_pixel(8, 8, image::Rgb(rgb))
@@ -184,6 +194,13 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
     for name in names(&out) {
         image::open(out.join(&name)).expect("a whole image");
     }
+    on_disk("inputs moved", || {
+        names(&drop.join("processing")).is_empty()
+            && names(&drop.join("done")).len() == 5
+            && names(&drop.join("duplicates")).len() == 1
+            && names(&drop.join("failed")).len() == 2
+    })
+    .await;
     assert_eq!(
         names(&drop),
         ["abandoned.png.crdownload", "notes.txt"],
@@ -247,6 +264,10 @@ async fn a_chain_rule_takes_each_complete_file_once_and_loses_none() {
         rule.counts.duplicate == 2
     })
     .await;
+    on_disk("second duplicate moved", || {
+        names(&drop.join("duplicates")).len() == 2
+    })
+    .await;
     assert_eq!(names(&drop.join("duplicates")), ["again.png", "copied.png"]);
 }
 
@@ -300,7 +321,10 @@ async fn a_thousand_files_at_once_and_a_kill_in_the_middle_run_each_exactly_once
         outputs.iter().all(|name| !name.contains('-')),
         "no second output"
     );
-    assert_eq!(names(&drop.join("done")).len(), 1010);
+    on_disk("all moved to done/", || {
+        names(&drop.join("done")).len() == 1010 && names(&drop.join("processing")).is_empty()
+    })
+    .await;
     assert!(names(&drop).is_empty());
     assert!(names(&drop.join("processing")).is_empty());
 
@@ -326,7 +350,10 @@ async fn a_thousand_files_at_once_and_a_kill_in_the_middle_run_each_exactly_once
     })
     .await;
     assert_eq!(names(&out).len(), 1310, "one output per file");
-    assert!(names(&drop.join("processing")).is_empty());
+    on_disk("all moved to done/ again", || {
+        names(&drop.join("done")).len() == 1310 && names(&drop.join("processing")).is_empty()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,13 +402,24 @@ async fn a_paused_rule_waits_and_a_removed_rule_lets_its_files_finish() {
         .expect_err("gone");
     assert!(err.to_string().contains("no drop-folder rule"), "{err}");
     // Whatever was taken finishes; whatever was not stays where it landed. Nothing is lost.
+    // Settled: nothing in processing/, and the same counts half a second apart.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !names(&drop.join("processing")).is_empty() {
+    let look = || {
+        (
+            names(&drop.join("processing")).len(),
+            names(&drop.join("done")).len(),
+            names(&drop).len(),
+        )
+    };
+    let (done, left) = loop {
+        let first = look();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (processing, done, left) = look();
+        if processing == 0 && (processing, done, left) == first {
+            break (done, left);
+        }
         assert!(Instant::now() < deadline, "stuck in processing/");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let done = names(&drop.join("done")).len();
-    let left = names(&drop).len();
+    };
     assert_eq!(done + left, 31, "done {done}, left {left}");
     assert_eq!(names(&out).len(), done);
     // A new rule may watch the folder again.
@@ -414,16 +452,27 @@ async fn pipeline_files_wait_for_a_person_or_run_within_the_rules_budget() {
     };
     add(&client, &rule_params).await;
     write_png(&drop.join("one.png"), [1, 2, 3]);
-    let waiting = until(&client, "scans", "waiting", |rule| rule.counts.running == 1).await;
-    assert_eq!(waiting.spent_usd, 0.0);
-    let log = client
-        .call::<wire::Log>(&wire::LogParams {
-            rule: "scans".into(),
-            limit: None,
-        })
-        .await
-        .expect("log");
-    assert_eq!(log.files[0].state, FileState::Waiting);
+    // Taken (`processing`) first, then `waiting` once its instruction waits for a person.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = client
+            .call::<wire::Log>(&wire::LogParams {
+                rule: "scans".into(),
+                limit: None,
+            })
+            .await
+            .expect("log");
+        if log
+            .files
+            .first()
+            .is_some_and(|file| file.state == FileState::Waiting)
+        {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "not waiting: {log:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((log.rule.counts.running, log.rule.spent_usd), (1, 0.0));
     let instruction_id = log.files[0].instruction.clone().expect("instruction");
     let instruction = client
         .call::<protocol::instruction::Get>(&protocol::instruction::InstructionRef {
@@ -491,6 +540,7 @@ async fn pipeline_files_wait_for_a_person_or_run_within_the_rules_budget() {
         .expect("raise");
     let done = until(&client, "scans", "three done", |rule| rule.counts.done == 3).await;
     assert_eq!(done.state, RuleState::Watching);
+    on_disk("three in done/", || names(&drop.join("done")).len() == 3).await;
     assert_eq!(
         names(&drop.join("done")),
         ["one.png", "three.png", "two.png"]
