@@ -355,7 +355,7 @@ pub(crate) async fn settle(
                 &at,
             )?;
             let file = rows::file(tx, &id)?.ok_or_else(|| internal("the journal entry is gone"))?;
-            let mut events = vec![file_event(&at, &file, None)];
+            let events = vec![file_event(&at, &file, None)];
             if state == FileState::Failed {
                 let mut changed = rows::rule_by_id(tx, &rule_row.id)?.unwrap_or(rule_row);
                 let problem = Problem::new(
@@ -365,8 +365,8 @@ pub(crate) async fn settle(
                 );
                 changed.last_error_json = serde_json::to_string(&problem.to_data()).ok();
                 changed.updated_at = at.clone();
+                // The file's own `watch.file` event says it failed; the rule's state is unchanged.
                 rows::update_rule(tx, &changed)?;
-                events.push(rule_event(&at, &changed, None));
             }
             Ok::<_, Problem>((file, events))
         })
