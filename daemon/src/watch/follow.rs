@@ -90,8 +90,10 @@ pub(crate) async fn resume(daemon: &Arc<Daemon>) -> Result<(), Problem> {
 
 /// Follows the instructions pipeline rules made: a file waits while its instruction waits for
 /// a person, and is done or failed when its instruction is.
-pub(crate) async fn follow_instructions(daemon: &Arc<Daemon>) -> Result<(), Problem> {
+/// Answers whether any taken file is still unfinished.
+pub(crate) async fn follow_instructions(daemon: &Arc<Daemon>) -> Result<bool, Problem> {
     let open = daemon.store.read(rows::open).await?;
+    let unfinished = !open.is_empty();
     for (file, instruction) in open {
         let Some(instruction) = instruction.as_deref().and_then(InstructionState::parse) else {
             continue;
@@ -143,7 +145,7 @@ pub(crate) async fn follow_instructions(daemon: &Arc<Daemon>) -> Result<(), Prob
                 .await?;
         }
     }
-    Ok(())
+    Ok(unfinished)
 }
 
 /// The rule of a journal entry, removed or not.

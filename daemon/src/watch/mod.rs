@@ -123,6 +123,8 @@ pub(crate) async fn serve(daemon: Arc<Daemon>) {
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut count = 0u32;
+    // Until the first look, there may be files a removed rule left unfinished.
+    let mut unfinished = true;
     loop {
         tokio::select! {
             _ = daemon.shutdown.cancelled() => break,
@@ -135,12 +137,14 @@ pub(crate) async fn serve(daemon: Arc<Daemon>) {
             Some(path) = done.recv() => {
                 busy.remove(&path);
             }
-            _ = ticks.tick() => {
+            // An idle kromad (no rules, no unfinished files) does not wake up for drop folders.
+            _ = ticks.tick(), if !active.is_empty() || unfinished => {
                 count = count.wrapping_add(1);
                 start_due(&daemon, &mut active, &mut busy, &taking, &done_tx).await;
                 if count.is_multiple_of(SLOW_TICKS) {
-                    if let Err(err) = follow::follow_instructions(&daemon).await {
-                        tracing::warn!(error = %err.message, "could not follow the instructions of dropped files");
+                    match follow::follow_instructions(&daemon).await {
+                        Ok(open) => unfinished = open,
+                        Err(err) => tracing::warn!(error = %err.message, "could not follow the instructions of dropped files"),
                     }
                     retry_failing(&daemon, &mut active, &mut watchers, &events_tx).await;
                 }
