@@ -192,6 +192,7 @@ impl JobProgress {
             wire::JobStatus::Running => "running",
             wire::JobStatus::Done => "done",
             wire::JobStatus::Failed => "failed",
+            wire::JobStatus::FailedOutputGuard => "failed_output_guard",
         }
     }
 

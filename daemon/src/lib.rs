@@ -17,6 +17,7 @@ mod page;
 pub mod postprocess;
 mod projects;
 mod providers;
+mod review;
 mod runs;
 pub mod secrets;
 mod server;

@@ -231,6 +231,8 @@ error_codes! {
     InvalidOutputDir = "invalid_output_dir", Validation;
     /// An output folder lies inside kromad's data dir.
     OutputInDataDir = "output_in_data_dir", Validation;
+    /// A file to archive lies outside every project's folder and no archive folder was named.
+    NoArchive = "no_archive", Validation;
     /// An output file exists already; kroma never overwrites a file.
     OutputExists = "output_exists", Conflict;
 
@@ -345,6 +347,12 @@ error_codes! {
     NotRetryable = "not_retryable", Conflict;
     /// The run has no candidate to call again and no failed post-process chain.
     NothingToRetry = "nothing_to_retry", Conflict;
+    /// A run has no job with this key, or the job no candidate with this index.
+    CandidateNotFound = "candidate_not_found", NotFound;
+    /// The candidate cannot be a baseline: it has no output, or its output failed the QA guard.
+    NotApprovable = "not_approvable", Conflict;
+    /// A contact sheet would be larger than kromad renders.
+    SheetTooLarge = "sheet_too_large", Validation;
     /// `since` is neither a date nor an RFC 3339 time.
     InvalidSince = "invalid_since", Validation;
 

@@ -24,6 +24,8 @@ pub mod paths;
 pub mod postprocess;
 pub mod project;
 pub mod provider;
+pub mod qa;
+pub mod review;
 pub mod rpc;
 pub mod run;
 pub mod secret;
@@ -151,6 +153,12 @@ macro_rules! for_each_method {
                 $crate::run::Show,
                 $crate::run::Cancel,
                 $crate::run::Retry,
+                $crate::run::Approve,
+                $crate::run::Baselines,
+                $crate::run::RenderSheet,
+                $crate::qa::Check,
+                $crate::qa::ArchiveBad,
+                $crate::qa::Inspect,
                 $crate::cost::Summary,
                 $crate::postprocess::Color,
                 $crate::postprocess::BgRemove,

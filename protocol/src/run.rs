@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ErrorData, Method};
 
+pub use crate::review::{
+    Approve, ApproveParams, BaselineList, Baselines, BaselinesParams, RenderSheet, Sheet,
+    SheetParams,
+};
+
 /// Which pass of the staged workflow a run is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -156,8 +161,14 @@ pub struct PlannedJob {
     pub prompt: String,
     /// Hex sha256 of the prompt, recorded in every output's provenance.
     pub prompt_sha256: String,
-    /// The scene first, then style references, then character references.
+    /// The scene first (its approved baseline, in later stages), then style references, then
+    /// character references.
     pub input_images: Vec<InputImage>,
+    /// Later stages (time, weather, character): the approved baseline this job starts from;
+    /// absent when the scene has none yet (the job starts from the scene itself, and the plan
+    /// warns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
     pub endpoint: Endpoint,
     pub candidates: u32,
     /// The most this job can cost, all candidates.
@@ -378,6 +389,60 @@ pub struct CandidateDetail {
     /// Why the chain failed; the generated image is kept either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postprocess_error: Option<ErrorData>,
+    /// The QA guard's verdict on the final output, once checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qa: Option<CandidateQa>,
+}
+
+/// The QA guard on one candidate's final output, and its drift from the job's baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CandidateQa {
+    pub verdict: crate::qa::Verdict,
+    /// The file checked (the chain's last output, or the generated image).
+    pub checked: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroma_delta: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hard_fail_reasons: Vec<crate::qa::Reason>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft_warnings: Vec<crate::qa::Reason>,
+    pub rank: crate::qa::Rank,
+    /// Against the job's baseline, in later stages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftScore>,
+    /// Where a hard-failed output was moved (`archive/bad/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived: Option<String>,
+}
+
+/// How far a candidate strays from its baseline: each 0 (same) to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftScore {
+    /// Edge-map distance: geometry and perspective changed.
+    pub structure: f64,
+    /// Colour-histogram distance.
+    pub palette: f64,
+    /// Above `qa.max_structure_drift` or `qa.max_palette_drift`: ranked below the others, and
+    /// `run.retry` with `only_drifted` asks for it again.
+    pub drifted: bool,
+    /// The baseline's asset id.
+    pub baseline_asset: String,
+}
+
+/// A scene's approved baseline: the image later stages of the scene start from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Baseline {
+    /// The scene's asset id (the scene the job was planned from).
+    pub scene_asset: String,
+    /// The approved image's asset id (the candidate's final output).
+    pub asset: String,
+    /// Absolute path of the approved image.
+    pub path: String,
+    pub run: String,
+    pub job: String,
+    pub candidate: u32,
+    pub stage: Stage,
+    pub approved_at: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -389,6 +454,8 @@ pub enum JobStatus {
     Done,
     /// Nothing is pending and no candidate succeeded.
     Failed,
+    /// Candidates succeeded, but every one failed the QA guard.
+    FailedOutputGuard,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -396,6 +463,21 @@ pub struct JobDetail {
     pub key: String,
     pub status: JobStatus,
     pub candidates: Vec<CandidateDetail>,
+    /// Checked candidates that did not fail hard, best first (reference §4.4, drift added).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranking: Vec<u32>,
+    /// The ranked winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<u32>,
+    /// Why the winner won, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// The baseline this job started from (later stages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+    /// The candidate a person approved as the scene's (current) baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<u32>,
 }
 
 /// A run with its plan and the state of every candidate.
@@ -497,6 +579,10 @@ pub struct RetryParams {
     /// post-process chains of succeeded candidates run again either way, at no cost.
     #[serde(default)]
     pub only_failed: bool,
+    /// Call again only the candidates marked `drifted` (they succeeded: this pays again; their
+    /// earlier outputs move to `archive/replaced/`).
+    #[serde(default)]
+    pub only_drifted: bool,
     /// The most the human agrees to spend on the retried calls.
     pub confirm_cost_usd: f64,
 }

@@ -22,6 +22,7 @@ mod projects;
 mod providers;
 mod python;
 mod readme;
+mod review;
 mod rpc_bench;
 mod runs;
 mod secret_arguments;

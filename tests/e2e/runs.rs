@@ -738,6 +738,7 @@ async fn cancel_stops_between_calls_and_retry_redoes_only_what_did_not_succeed()
     let nothing = client
         .call::<protocol::run::Retry>(&protocol::run::RetryParams {
             run: detail.run.id.clone(),
+            only_drifted: false,
             only_failed: true,
             confirm_cost_usd: 10.0,
         })
@@ -746,6 +747,7 @@ async fn cancel_stops_between_calls_and_retry_redoes_only_what_did_not_succeed()
     let low = client
         .call::<protocol::run::Retry>(&protocol::run::RetryParams {
             run: detail.run.id.clone(),
+            only_drifted: false,
             only_failed: false,
             confirm_cost_usd: 0.0,
         })
@@ -754,6 +756,7 @@ async fn cancel_stops_between_calls_and_retry_redoes_only_what_did_not_succeed()
     client
         .call::<protocol::run::Retry>(&protocol::run::RetryParams {
             run: detail.run.id.clone(),
+            only_drifted: false,
             only_failed: false,
             confirm_cost_usd: detail.plan.cost.max_usd,
         })
@@ -935,6 +938,7 @@ async fn a_call_lost_to_kill_9_is_unknown_never_repaid_silently_and_retry_pays_o
     client
         .call::<protocol::run::Retry>(&protocol::run::RetryParams {
             run: id.clone(),
+            only_drifted: false,
             only_failed: false,
             confirm_cost_usd: lost.plan.cost.max_usd,
         })
@@ -948,7 +952,7 @@ async fn a_call_lost_to_kill_9_is_unknown_never_repaid_silently_and_retry_pays_o
 }
 
 /// Runs `kromactl` on a blocking thread, so the in-process fake provider keeps serving.
-async fn kromactl(socket: &Path, args: &[&str]) -> std::process::Output {
+pub async fn kromactl(socket: &Path, args: &[&str]) -> std::process::Output {
     let socket = socket.to_owned();
     let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
     tokio::task::spawn_blocking(move || {

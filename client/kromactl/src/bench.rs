@@ -1,5 +1,6 @@
 //! `kromactl bench rpc`: measures kromad against a floor measured in the same run. [`run`] also
-//! sends the other bench commands to their modules (`bench_post`, `bench_runs`, `bench_watch`).
+//! sends the other bench commands to their modules (`bench_post`, `bench_runs`, `bench_watch`,
+//! `bench_qa`).
 //!
 //! The floor is a raw newline-JSON echo server on the same kind of local socket, driven by the same
 //! raw client code, so the ratios show what kromad adds on top of the socket itself. Absolute times
@@ -87,7 +88,21 @@ pub async fn run(global: &Global, command: BenchCommand) -> Result<(), Failure> 
             kromad,
         } => crate::bench_post::postprocess(global, images, sizes, rembg_python, kromad).await,
         BenchCommand::Watch(args) => crate::bench_watch::watch(global, args).await,
+        BenchCommand::Qa(args) => crate::bench_qa::qa(global, args).await,
     }
+}
+
+/// `WIDTHxHEIGHT`, the sizes the benches take.
+pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (width, height) = text
+        .split_once('x')
+        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT"))?;
+    let side = |value: &str| {
+        value
+            .parse::<u32>()
+            .map_err(|_| format!("`{text}` is not WIDTHxHEIGHT"))
+    };
+    Ok((side(width)?, side(height)?))
 }
 
 async fn rpc(

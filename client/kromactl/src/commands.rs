@@ -59,6 +59,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Color(args) => crate::postprocess::color(global, &socket, args).await,
         Command::BgRemove(args) => crate::postprocess::bg_remove(global, &socket, args).await,
         Command::Upscale(args) => crate::postprocess::upscale(global, &socket, args).await,
+        Command::Qa(args) => crate::qa::check(global, &socket, args).await,
+        Command::ArchiveBad(args) => crate::qa::archive_bad(global, &socket, args).await,
+        Command::Inspect(args) => crate::qa::inspect(global, &socket, args).await,
         Command::Watch(command) => crate::watch::run(global, &socket, command).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,
@@ -250,23 +253,15 @@ async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Res
             root,
             s3,
         } => {
-            let root = match root {
-                Some(root) if root.is_relative() => Some(
-                    std::env::current_dir()
-                        .map_err(|err| {
-                            Failure::other(format!("reading the current directory: {err}"), None)
-                        })?
-                        .join(root),
-                ),
-                root => root,
-            };
+            // kromad does not share our working directory.
+            let root = root.as_deref().map(crate::common::absolute).transpose()?;
             let client = Client::connect(socket).await?;
             let project = client
                 .call::<protocol::project::Create>(&protocol::project::CreateParams {
                     name,
                     slug,
                     description,
-                    root: root.map(|root| root.display().to_string()),
+                    root,
                     s3: s3_settings(s3),
                 })
                 .await?;

@@ -8,6 +8,7 @@ mod assets;
 mod bench;
 mod bench_kromad;
 mod bench_post;
+mod bench_qa;
 mod bench_runs;
 mod bench_watch;
 mod commands;
@@ -19,6 +20,8 @@ mod knowledge;
 mod local_models;
 mod output;
 mod postprocess;
+mod qa;
+mod run_review;
 mod run_settings;
 mod runs;
 mod secret_args;
@@ -95,7 +98,7 @@ pub enum Command {
     /// Image API accounts: add one, check that it works
     #[command(subcommand)]
     Provider(ProviderCommand),
-    /// Generation runs: plan, create, start, watch, list, show, cancel and retry
+    /// Generation runs: plan, create, start, watch, list, show, cancel, retry, approve and sheet
     #[command(subcommand)]
     Run(crate::runs::RunCommand),
     /// Show what was spent, by project, model and day
@@ -115,6 +118,14 @@ pub enum Command {
     BgRemove(crate::postprocess::BgRemoveArgs),
     /// Upscale image files or folders ×2 or ×4 with a local model, in tiles (never overwrites)
     Upscale(crate::postprocess::UpscaleArgs),
+    /// Check images, folders, an asset or a run's outputs with the QA guard (exit 1 if a file fails)
+    #[command(after_help = crate::qa::QA_EXIT_CODES)]
+    Qa(crate::qa::QaArgs),
+    /// Move image files or folders to a project's archive/bad/ (renamed, never overwriting)
+    #[command(after_help = crate::qa::ARCHIVE_EXIT_CODES)]
+    ArchiveBad(crate::qa::ArchiveBadArgs),
+    /// Show an image file's provenance (what Kroma wrote into it), its asset and its QA verdict
+    Inspect(crate::qa::InspectArgs),
     /// Drop folders: run a project pipeline or a local chain on each file that lands in a folder
     #[command(subcommand)]
     Watch(crate::watch::WatchCommand),
@@ -525,7 +536,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 8)]
         images: usize,
         /// Their sizes, WxH, comma-separated: the generator's page and a print-size page
-        #[arg(long, value_delimiter = ',', default_value = "1024x1536,2048x3072", value_parser = parse_size)]
+        #[arg(long, value_delimiter = ',', default_value = "1024x1536,2048x3072", value_parser = crate::bench::parse_size)]
         sizes: Vec<(u32, u32)>,
         /// A Python with rembg==2.0.86 and onnxruntime==1.31.1 (packaging/bench/rembg-venv.sh); its Pillow also runs the old colour script
         #[arg(
@@ -556,19 +567,8 @@ pub enum BenchCommand {
     },
     /// Drop-folder trigger latency and throughput against direct colour calls
     Watch(crate::bench_watch::WatchArgs),
-}
-
-/// `WIDTHxHEIGHT`.
-fn parse_size(text: &str) -> Result<(u32, u32), String> {
-    let (width, height) = text
-        .split_once('x')
-        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT"))?;
-    let side = |value: &str| {
-        value
-            .parse::<u32>()
-            .map_err(|_| format!("`{text}` is not WIDTHxHEIGHT"))
-    };
-    Ok((side(width)?, side(height)?))
+    /// The QA guard on a folder of PNGs against the old system's qa script
+    Qa(crate::bench_qa::QaArgs),
 }
 
 fn main() -> ExitCode {

@@ -66,16 +66,35 @@ pub enum RunCommand {
         /// The run's id
         run: String,
     },
-    /// Call again for the candidates that did not succeed, after confirming the cost
+    /// Call again for the candidates that did not succeed (or that drifted), after confirming the cost
     Retry {
         /// The run's id
         run: String,
         /// Retry only failed candidates, not unknown or canceled ones
         #[arg(long)]
         only_failed: bool,
+        /// Retry only candidates that drifted from their baseline (they succeeded: this pays again)
+        #[arg(long, conflicts_with = "only_failed")]
+        only_drifted: bool,
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+    /// Approve a candidate as its scene's baseline: later stages of the scene start from it
+    Approve {
+        /// The run's id
+        run: String,
+        /// The job's key, e.g. style_1_harbor
+        job: String,
+        /// The candidate's number (1-based); it may differ from the ranked winner
+        candidate: u32,
+    },
+    /// List a project's approved scene baselines
+    Baselines {
+        /// The project's slug
+        project: String,
+    },
+    /// Write a run's contact sheet as a PNG: each candidate's verdict and drift, the winner (--json: path and size)
+    Sheet(crate::run_review::SheetArgs),
 }
 
 /// What to plan; absent values come from the settings (`kromactl settings show`).
@@ -209,11 +228,33 @@ pub async fn run(global: &Global, socket: &Path, command: RunCommand) -> Result<
         RunCommand::Retry {
             run,
             only_failed,
+            only_drifted,
             confirm,
         } => {
+            let retrying = match (only_failed, only_drifted) {
+                (_, true) => Retrying::Drifted,
+                (true, false) => Retrying::Failed,
+                (false, false) => Retrying::NotSucceeded,
+            };
             let client = Client::connect(socket).await?;
-            retry(global, &client, &run, only_failed, &confirm).await?;
+            retry(global, &client, &run, retrying, &confirm).await?;
         }
+        RunCommand::Approve {
+            run,
+            job,
+            candidate,
+        } => {
+            let params = wire::ApproveParams {
+                run,
+                job,
+                candidate,
+            };
+            crate::run_review::approve(global, socket, params).await?;
+        }
+        RunCommand::Baselines { project } => {
+            crate::run_review::baselines(global, socket, project).await?;
+        }
+        RunCommand::Sheet(args) => crate::run_review::sheet(global, socket, args).await?,
     }
     Ok(())
 }
@@ -230,12 +271,24 @@ pub async fn cost(global: &Global, socket: &Path, args: CostArgs) -> Result<(), 
     Ok(())
 }
 
+/// Which candidates a retry calls again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retrying {
+    /// Failed, unknown and canceled ones.
+    NotSucceeded,
+    /// `--only-failed`.
+    Failed,
+    /// `--only-drifted`: succeeded ones that drifted from their baseline.
+    Drifted,
+}
+
 /// What a retry calls again and the most that can cost.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct RetryScope {
     failed: u32,
     unknown: u32,
     canceled: u32,
+    drifted: u32,
     /// The candidates that will be called again.
     calls: u32,
     max_usd: f64,
@@ -243,25 +296,26 @@ struct RetryScope {
     chains: u32,
 }
 
-/// Failed candidates, and unless `only_failed` also unknown and canceled ones; each costs at
-/// most the plan's per-call maximum.
-fn retry_scope(detail: &wire::RunDetail, only_failed: bool) -> RetryScope {
-    let count = |status: wire::CandidateStatus| {
+/// The candidates `retrying` names; each costs at most the plan's per-call maximum.
+fn retry_scope(detail: &wire::RunDetail, retrying: Retrying) -> RetryScope {
+    let count = |matches: &dyn Fn(&wire::CandidateDetail) -> bool| {
         let n = detail
             .jobs
             .iter()
             .flat_map(|job| &job.candidates)
-            .filter(|candidate| candidate.status == status)
+            .filter(|candidate| matches(candidate))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     };
-    let failed = count(wire::CandidateStatus::Failed);
-    let unknown = count(wire::CandidateStatus::Unknown);
-    let canceled = count(wire::CandidateStatus::Canceled);
-    let calls = if only_failed {
-        failed
-    } else {
-        failed.saturating_add(unknown).saturating_add(canceled)
+    let failed = count(&|c| c.status == wire::CandidateStatus::Failed);
+    let unknown = count(&|c| c.status == wire::CandidateStatus::Unknown);
+    let canceled = count(&|c| c.status == wire::CandidateStatus::Canceled);
+    let drifted =
+        count(&|c| c.status == wire::CandidateStatus::Succeeded && crate::run_review::drifted(c));
+    let calls = match retrying {
+        Retrying::NotSucceeded => failed.saturating_add(unknown).saturating_add(canceled),
+        Retrying::Failed => failed,
+        Retrying::Drifted => drifted,
     };
     let chains = detail
         .jobs
@@ -276,6 +330,7 @@ fn retry_scope(detail: &wire::RunDetail, only_failed: bool) -> RetryScope {
         failed,
         unknown,
         canceled,
+        drifted,
         calls,
         max_usd: f64::from(calls) * detail.plan.cost.per_call_max_usd,
         chains: u32::try_from(chains).unwrap_or(u32::MAX),
@@ -323,7 +378,7 @@ async fn retry(
     global: &Global,
     client: &Client,
     run_id: &str,
-    only_failed: bool,
+    retrying: Retrying,
     confirm_args: &ConfirmArgs,
 ) -> Result<(), Failure> {
     let detail = show(client, run_id).await?;
@@ -345,7 +400,7 @@ async fn retry(
         }
         _ => {}
     }
-    let scope = retry_scope(&detail, only_failed);
+    let scope = retry_scope(&detail, retrying);
     let confirm_cost_usd = if scope.calls == 0 && scope.chains > 0 {
         // Only post-process chains: no provider call, nothing to confirm.
         if !global.json && !global.quiet {
@@ -356,36 +411,30 @@ async fn retry(
         }
         0.0
     } else if scope.calls == 0 {
-        let others = scope.unknown + scope.canceled;
-        return Err(if only_failed && others > 0 {
-            Failure::other(
-                format!("run {id} has no failed candidates"),
-                Some(&format!(
-                    "{others} unknown or canceled; retry without --only-failed to call {} again",
-                    if others == 1 { "it" } else { "them" }
-                )),
-            )
-        } else {
-            Failure::other(format!("run {id} has nothing to retry"), None)
-        });
+        return Err(nothing_to_retry(id, &scope, retrying));
     } else {
         if !global.json && !global.quiet {
-            let which = if only_failed {
-                format!("{} failed", scope.failed)
-            } else {
-                format!(
+            let which = match retrying {
+                Retrying::NotSucceeded => format!(
                     "{} failed, {} unknown, {} canceled",
                     scope.failed, scope.unknown, scope.canceled
-                )
+                ),
+                Retrying::Failed => format!("{} failed", scope.failed),
+                Retrying::Drifted => format!("{} drifted", scope.drifted),
             };
             println!(
                 "run {id}: {} to call again ({which}), at most {}",
                 plural(scope.calls as usize, "candidate"),
                 usd(scope.max_usd)
             );
-            if scope.unknown > 0 && !only_failed {
+            if scope.unknown > 0 && retrying == Retrying::NotSucceeded {
                 println!(
                     "note: unknown candidates may already have been billed; calling them again may pay twice"
+                );
+            }
+            if retrying == Retrying::Drifted {
+                println!(
+                    "note: drifted candidates succeeded and were paid for; calling them again pays again, and their outputs move to archive/replaced/"
                 );
             }
         }
@@ -399,11 +448,42 @@ async fn retry(
     let summary = client
         .call::<wire::Retry>(&wire::RetryParams {
             run: id.clone(),
-            only_failed,
+            only_failed: retrying == Retrying::Failed,
+            only_drifted: retrying == Retrying::Drifted,
             confirm_cost_usd,
         })
         .await?;
     follow_started(global, client, &summary, events, "retrying").await
+}
+
+/// Why a retry would call nothing, and the retry that would.
+fn nothing_to_retry(id: &str, scope: &RetryScope, retrying: Retrying) -> Failure {
+    let others = scope.unknown + scope.canceled;
+    let not_succeeded = scope.failed + others;
+    let them = |n: u32| if n == 1 { "it" } else { "them" };
+    match retrying {
+        Retrying::Failed if others > 0 => Failure::other(
+            format!("run {id} has no failed candidates"),
+            Some(&format!(
+                "{others} unknown or canceled; retry without --only-failed to call {} again",
+                them(others)
+            )),
+        ),
+        Retrying::Drifted if not_succeeded > 0 => Failure::other(
+            format!("run {id} has no drifted candidates"),
+            Some(&format!(
+                "{not_succeeded} did not succeed; retry without --only-drifted to call {} again",
+                them(not_succeeded)
+            )),
+        ),
+        Retrying::Drifted => Failure::other(
+            format!("run {id} has no drifted candidates"),
+            Some(
+                "a candidate drifts when it strays from its baseline past qa.max_structure_drift or qa.max_palette_drift",
+            ),
+        ),
+        _ => Failure::other(format!("run {id} has nothing to retry"), None),
+    }
 }
 
 async fn show(client: &Client, run_id: &str) -> Result<wire::RunDetail, Failure> {
@@ -807,21 +887,30 @@ pub(crate) fn plan_text(plan: &wire::Plan, prompts: PromptDetail) -> String {
                     usd(job.max_cost_usd),
                     endpoint(job.endpoint)
                 ));
+                if let Some(baseline) = crate::run_review::planned_baseline(plan.stage, job) {
+                    text.push_str(&format!("    {baseline}\n"));
+                }
                 for line in wrap(&job.prompt, 92) {
                     text.push_str(&format!("    {line}\n"));
                 }
             }
         }
         PromptDetail::None => {
-            let mut table = output::table(&["job", "scene", "inputs", "candidates", "max"]);
+            let starts_from = |job| crate::run_review::planned_baseline(plan.stage, job);
+            let with_baselines = plan.jobs.iter().any(|job| starts_from(job).is_some());
+            let mut header = vec!["job", "scene", "inputs", "candidates", "max"];
+            header.extend(with_baselines.then_some("starts from"));
+            let mut table = output::table(&header);
             for job in &plan.jobs {
-                table.add_row(vec![
+                let mut row = vec![
                     job.key.clone(),
                     job.scene.clone(),
                     job.input_images.len().to_string(),
                     job.candidates.to_string(),
                     usd(job.max_cost_usd),
-                ]);
+                ];
+                row.extend(with_baselines.then(|| starts_from(job).unwrap_or_default()));
+                table.add_row(row);
             }
             text.push_str(&format!("\n{table}\n"));
         }
@@ -971,23 +1060,41 @@ fn detail_text(detail: &wire::RunDetail) -> String {
         .filter(|(_, value)| !value.is_empty())
         .collect();
     let mut text = output::details(&rows).to_string();
-    let mut table = output::table(&["job", "#", "status", "cost", "output / error"]);
+    let candidates = || detail.jobs.iter().flat_map(|job| &job.candidates);
+    // The QA columns only once the guard has checked something, drift only against a baseline.
+    let with_qa = candidates().any(|candidate| candidate.qa.is_some());
+    let with_drift = candidates().any(|c| c.qa.as_ref().is_some_and(|qa| qa.drift.is_some()));
+    let mut header = vec!["job", "#", "status", "cost"];
+    header.extend(with_qa.then_some(["qa", "chroma"]).into_iter().flatten());
+    header.extend(with_drift.then_some("drift"));
+    header.push("output / error");
+    let mut table = output::table(&header);
     let mut errors = Vec::new();
     let mut unknown = 0;
     for job in &detail.jobs {
         for candidate in &job.candidates {
-            let outcome = match (&candidate.output, &candidate.error) {
-                (Some(output), _) => output.clone(),
-                (None, Some(error)) => format!("error: {}", error.code),
-                (None, None) => String::new(),
+            let outcome = match (crate::run_review::archived(candidate), &candidate.output) {
+                (Some(archived), _) => format!("archived → {archived}"),
+                (None, Some(output)) => output.clone(),
+                (None, None) => match &candidate.error {
+                    Some(error) => format!("error: {}", error.code),
+                    None => String::new(),
+                },
             };
-            table.add_row(vec![
+            let mut row = vec![
                 job.key.clone(),
                 candidate.index.to_string(),
                 candidate.status.as_str().to_owned(),
                 candidate.cost_usd.map_or_else(|| "-".to_owned(), usd),
-                outcome,
-            ]);
+            ];
+            if with_qa {
+                row.extend(crate::run_review::qa_cells(candidate));
+            }
+            if with_drift {
+                row.push(crate::run_review::drift_text(candidate));
+            }
+            row.push(outcome);
+            table.add_row(row);
             if let Some(error) = &candidate.error {
                 errors.push(format!(
                     "{} #{}: {} ({})",
@@ -1002,7 +1109,13 @@ fn detail_text(detail: &wire::RunDetail) -> String {
         }
     }
     if !detail.jobs.is_empty() {
-        text.push_str(&format!("\n\n{table}"));
+        text.push_str(&format!("\n\n{table}\n"));
+        for job in &detail.jobs {
+            text.push_str(&format!(
+                "\n{}",
+                crate::run_review::job_lines(job).join("\n")
+            ));
+        }
     }
     if !errors.is_empty() {
         text.push_str("\n\n");
@@ -1017,6 +1130,18 @@ fn detail_text(detail: &wire::RunDetail) -> String {
             } else {
                 format!("{unknown} candidates are unknown")
             }
+        ));
+    }
+    let drifted = retry_scope(detail, Retrying::Drifted).drifted;
+    if drifted > 0 {
+        let (what, whose, them) = if drifted == 1 {
+            ("1 candidate drifted".to_owned(), "its", "it")
+        } else {
+            (format!("{drifted} candidates drifted"), "their", "them")
+        };
+        text.push_str(&format!(
+            "\n\n{what} from {whose} baseline; call {them} again with `kromactl run retry {} --only-drifted`",
+            run.id
         ));
     }
     text
@@ -1105,258 +1230,4 @@ async fn follow_started(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn detail(statuses: &[&[wire::CandidateStatus]], per_call_max_usd: f64) -> wire::RunDetail {
-        let jobs: Vec<wire::JobDetail> = statuses
-            .iter()
-            .enumerate()
-            .map(|(job_idx, candidates)| wire::JobDetail {
-                key: format!("style_{}_scene", job_idx + 1),
-                status: wire::JobStatus::Done,
-                candidates: candidates
-                    .iter()
-                    .enumerate()
-                    .map(|(candidate_idx, status)| wire::CandidateDetail {
-                        index: candidate_idx as u32 + 1,
-                        status: *status,
-                        attempts: 1,
-                        asset: None,
-                        output: None,
-                        cost_usd: None,
-                        request_id: None,
-                        error: None,
-                        postprocess: None,
-                        final_asset: None,
-                        final_output: None,
-                        postprocess_error: None,
-                    })
-                    .collect(),
-            })
-            .collect();
-        let n_candidates = statuses.iter().map(|job| job.len()).sum::<usize>() as u32;
-        wire::RunDetail {
-            run: wire::RunSummary {
-                id: "run-1".to_owned(),
-                project: "harbor".to_owned(),
-                stage: wire::Stage::Style,
-                status: wire::RunStatus::Partial,
-                model: "gpt-image-2".to_owned(),
-                jobs: jobs.len() as u32,
-                candidates: n_candidates,
-                succeeded: 0,
-                failed: 0,
-                max_cost_usd: per_call_max_usd * f64::from(n_candidates),
-                confirmed_cost_usd: None,
-                spent_usd: 0.0,
-                created_at: String::new(),
-                started_at: None,
-                finished_at: None,
-                record: String::new(),
-            },
-            plan: wire::Plan {
-                project: "harbor".to_owned(),
-                stage: wire::Stage::Style,
-                time: None,
-                weather: None,
-                provider: "openai".to_owned(),
-                base_url: String::new(),
-                model: "gpt-image-2".to_owned(),
-                size: "1024x1024".to_owned(),
-                quality: "high".to_owned(),
-                candidates: 2,
-                style_guide: None,
-                characters: Vec::new(),
-                jobs: Vec::new(),
-                postprocess: Vec::new(),
-                cost: wire::CostEstimate {
-                    calls: n_candidates,
-                    per_call_max_usd,
-                    max_usd: per_call_max_usd * f64::from(n_candidates),
-                    price_source: "builtin:gpt-image-2".to_owned(),
-                },
-                settings: serde_json::Value::Null,
-                warnings: Vec::new(),
-            },
-            jobs,
-        }
-    }
-
-    #[test]
-    fn retry_counts_what_did_not_succeed() {
-        use wire::CandidateStatus::{Canceled, Failed, Planned, Succeeded, Unknown};
-        let run = detail(
-            &[
-                &[Succeeded, Failed, Unknown],
-                &[Canceled, Failed, Succeeded],
-                &[Planned],
-            ],
-            0.25,
-        );
-        let check = |only_failed, calls, max_usd| {
-            let scope = retry_scope(&run, only_failed);
-            assert_eq!(
-                (scope.calls, scope.max_usd),
-                (calls, max_usd),
-                "{only_failed}"
-            );
-            assert_eq!((scope.failed, scope.unknown, scope.canceled), (2, 1, 1));
-        };
-        check(true, 2, 0.5);
-        check(false, 4, 1.0);
-        let done = detail(&[&[Succeeded, Succeeded]], 0.25);
-        assert_eq!(retry_scope(&done, false).calls, 0);
-    }
-
-    fn event(kind: &str, data: serde_json::Value) -> protocol::events::Event {
-        protocol::events::Event {
-            id: 1,
-            at: String::new(),
-            kind: kind.to_owned(),
-            project: None,
-            data,
-        }
-    }
-
-    #[test]
-    fn watch_messages_follow_the_runs_events() {
-        use protocol::events::kind;
-        use serde_json::json;
-        use wire::CandidateStatus::Planned;
-        let mut progress = RunProgress::from_detail(&detail(&[&[Planned, Planned]], 0.25));
-        let job = "style_1_scene";
-        let failed = |job: &str| {
-            event(
-                kind::CANDIDATE_FAILED,
-                json!({
-                    "run": "run-1", "job": job, "index": 2, "status": "failed",
-                    "error": {"kind": "provider", "code": "provider_rejected", "message": "bad size"},
-                }),
-            )
-        };
-        progress.apply(&event(
-            kind::CANDIDATE_FINISHED,
-            json!({
-                "run": "run-1", "job": job, "index": 1, "status": "succeeded", "cost_usd": 0.04,
-                "output": "/p/outputs/style_1_scene_1.png",
-            }),
-        ));
-        progress.apply(&failed(job));
-        progress.apply(&failed("no such job"));
-        progress.apply(&event(
-            kind::RUN_PROGRESS,
-            json!({
-                "run": "run-1", "jobs": 1, "jobs_done": 1, "candidates": 2, "succeeded": 1,
-                "failed": 1, "spent_usd": 0.42, "eta_secs": 80,
-            }),
-        ));
-        assert_eq!((progress.done(), progress.failed()), (2, 1));
-        assert_eq!(
-            total_message(&progress),
-            "$0.42 spent, 1 failed, ETA 1m 20s"
-        );
-        assert_eq!(progress.finished, None);
-        let tiles = |done: u32| {
-            event(
-                kind::POSTPROCESS_PROGRESS,
-                json!({
-                    "run": "run-1", "job": job, "index": 1, "status": "postprocessing",
-                    "step": "upscale", "candidate": "c-1", "tiles_done": done, "tiles": 24,
-                }),
-            )
-        };
-        progress.apply(&tiles(3));
-        assert_eq!(
-            job_message(&progress.jobs[0]),
-            "done, 1 failed, #1 upscale 3/24"
-        );
-        progress.apply(&tiles(24));
-        assert_eq!(job_message(&progress.jobs[0]), "done, 1 failed");
-        progress.apply(&event(
-            kind::RUN_FINISHED,
-            json!({"run": "run-1", "status": "partial", "spent_usd": 0.42}),
-        ));
-        assert_eq!(progress.finished, Some(wire::RunStatus::Partial));
-        assert_eq!(progress.spent_usd, 0.42);
-    }
-
-    #[test]
-    fn a_line_per_finished_candidate() {
-        use protocol::events::kind;
-        use serde_json::json;
-        let check = |kind: &str, data: serde_json::Value, expected: Option<&str>| {
-            assert_eq!(
-                candidate_line(&event(kind, data.clone())).as_deref(),
-                expected,
-                "{kind} {data}"
-            );
-        };
-        check(
-            kind::CANDIDATE_FINISHED,
-            json!({
-                "run": "r", "job": "style_1_harbor", "index": 1, "status": "succeeded",
-                "cost_usd": 0.04, "output": "/p/outputs/style_1_harbor_1.png",
-            }),
-            Some("style_1_harbor #1 succeeded $0.04"),
-        );
-        check(
-            kind::CANDIDATE_FINISHED,
-            json!({
-                "run": "r", "job": "style_1_harbor", "index": 2, "status": "canceled",
-                "error": {"kind": "policy", "code": "canceled", "message": "the run was canceled"},
-            }),
-            Some("style_1_harbor #2 canceled: the run was canceled"),
-        );
-        check(
-            kind::CANDIDATE_FAILED,
-            json!({
-                "run": "r", "job": "style_1_harbor", "index": 2, "status": "failed",
-                "error": {
-                    "kind": "provider", "code": "provider_rejected",
-                    "message": "the provider refused the prompt", "hint": "change the prompt",
-                },
-            }),
-            Some("style_1_harbor #2 failed: the provider refused the prompt"),
-        );
-        check(
-            kind::CANDIDATE_FAILED,
-            json!({
-                "run": "r", "job": "style_1_harbor", "index": 3, "status": "unknown",
-                "cost_usd": 0.25,
-                "error": {"kind": "provider", "code": "call_lost", "message": "the answer was lost"},
-            }),
-            Some("style_1_harbor #3 unknown $0.25: the answer was lost"),
-        );
-        // Other kinds, and a payload that does not parse, make no line.
-        check(
-            kind::CANDIDATE_STARTED,
-            json!({"run": "r", "job": "style_1_harbor", "index": 1, "status": "calling"}),
-            None,
-        );
-        check(
-            kind::CANDIDATE_FAILED,
-            json!({"run": "r", "job": "style_1_harbor", "index": 2}),
-            None,
-        );
-    }
-
-    #[test]
-    fn durations_and_wrapping() {
-        assert_eq!(duration_text(45), "45s");
-        assert_eq!(duration_text(185), "3m 05s");
-        assert_eq!(duration_text(7620), "2h 07m");
-        assert_eq!(
-            wrap("a harbor at night, rain on the\n\nquay averylongword", 10),
-            [
-                "a harbor",
-                "at night,",
-                "rain on",
-                "the",
-                "",
-                "quay",
-                "averylongword"
-            ]
-        );
-    }
-}
+mod tests;

@@ -45,6 +45,9 @@ fn help_texts_match_snapshots() {
         &["run", "show"],
         &["run", "cancel"],
         &["run", "retry"],
+        &["run", "approve"],
+        &["run", "baselines"],
+        &["run", "sheet"],
         &["cost"],
         &["settings", "show"],
         &["image-models", "list"],
@@ -55,6 +58,9 @@ fn help_texts_match_snapshots() {
         &["color"],
         &["bg-remove"],
         &["upscale"],
+        &["qa"],
+        &["archive-bad"],
+        &["inspect"],
         &["watch"],
         &["watch", "add"],
         &["watch", "list"],
@@ -70,6 +76,7 @@ fn help_texts_match_snapshots() {
         &["bench", "runs"],
         &["bench", "postprocess"],
         &["bench", "watch"],
+        &["bench", "qa"],
         &["dev", "fake-provider"],
     ];
     for args in commands {

@@ -20,6 +20,11 @@ fn detail(statuses: &[&[wire::CandidateStatus]], planned: &[(&str, u32)]) -> wir
                 .enumerate()
                 .map(|(candidate_idx, status)| candidate(candidate_idx as u32 + 1, *status))
                 .collect(),
+            ranking: Vec::new(),
+            winner: None,
+            why: None,
+            baseline: None,
+            approved: None,
         })
         .collect();
     wire::RunDetail {
@@ -86,6 +91,7 @@ fn candidate(index: u32, status: wire::CandidateStatus) -> wire::CandidateDetail
         final_asset: None,
         final_output: None,
         postprocess_error: None,
+        qa: None,
     }
 }
 
@@ -99,6 +105,7 @@ fn planned_job(key: &str, candidates: u32) -> wire::PlannedJob {
         endpoint: wire::Endpoint::Edits,
         candidates,
         max_cost_usd: 0.25 * f64::from(candidates),
+        baseline: None,
     }
 }
 

@@ -95,7 +95,7 @@ pub async fn create(
         .write(move |tx| {
             rows::insert_run(tx, &run, &jobs, &candidates)?;
             let candidates = rows::candidates(tx, &run.id)?;
-            let detail = runs::detail(&run, &candidates, 0.0)?;
+            let detail = runs::detail(&run, &candidates, 0.0, &[])?;
             Ok::<_, StoreError>((detail, vec![event]))
         })
         .await?;
@@ -110,19 +110,20 @@ async fn write_record(daemon: &Daemon, detail: RunDetail) -> Result<(), Problem>
         .map_err(|err| Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string()))?
 }
 
-async fn load_detail(daemon: &Daemon, run_id: String) -> Result<RunDetail, Problem> {
+pub(super) async fn load_detail(daemon: &Daemon, run_id: String) -> Result<RunDetail, Problem> {
     Ok(daemon
         .store
         .read(move |conn| {
             let run = rows::get_run(conn, &run_id)?;
             let candidates = rows::candidates(conn, &run_id)?;
             let spent = rows::run_spent(conn, &run_id)?;
-            runs::detail(&run, &candidates, spent)
+            let baselines = crate::store::runs::baselines(conn, &run.project_id)?;
+            runs::detail(&run, &candidates, spent, &baselines)
         })
         .await?)
 }
 
-fn parse_run_id(id: &str) -> Result<String, Problem> {
+pub(super) fn parse_run_id(id: &str) -> Result<String, Problem> {
     uuid::Uuid::parse_str(id)
         .map(|uuid| uuid.to_string())
         .map_err(|_| {
@@ -321,6 +322,15 @@ pub async fn retry(
             "wait for the run to finish, or cancel it first",
             Action::call::<protocol::run::Show>([("run", id.as_str().into())], &[]),
         )));
+    }
+    if params.only_drifted && params.only_failed {
+        return Err(Problem::validation(
+            ErrorCode::InvalidOptions,
+            "only_failed and only_drifted exclude each other",
+        ));
+    }
+    if params.only_drifted {
+        return super::review::retry_drifted(daemon, id, confirmed, detail).await;
     }
     let statuses: &'static [&'static str] = if params.only_failed {
         &["failed"]

@@ -107,33 +107,87 @@ impl Drop for Uncommitted {
     }
 }
 
-/// Moves a file to `archive/replaced/<stamp>_<name>`, adding a counter if that is taken.
+/// Moves a file that is about to be replaced to `archive/replaced/` (reference §4.5).
 fn archive_replaced(root: &Path, file: &Path, stamp: &str) -> io::Result<PathBuf> {
-    let archive = root.join("archive").join("replaced");
-    fs::create_dir_all(&archive)?;
-    let name = file
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "file".to_owned());
+    archive(&root.join(REPLACED_FOLDER), file, "replaced", stamp)
+}
+
+/// Where files about to be replaced go, relative to a project root.
+pub const REPLACED_FOLDER: &str = "archive/replaced";
+/// Where files that failed the QA guard go, relative to a project root.
+pub const BAD_FOLDER: &str = "archive/bad";
+
+/// Moves `file` into `folder` as `<stem>_<why>_<stamp><ext>` (reference §4.5: the stem with
+/// anything but letters, digits, `-` and `_` made `_`; the stamp's digits), adding `_2`, `_3`, …
+/// when that name is taken. Never replaces a file. Answers the new path.
+pub fn archive(folder: &Path, file: &Path, why: &str, stamp: &str) -> io::Result<PathBuf> {
+    fs::create_dir_all(folder)?;
+    let stem: String = file
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_owned())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let extension = file
+        .extension()
+        .map(|ext| format!(".{}", ext.to_string_lossy()))
+        .unwrap_or_default();
     let stamp: String = stamp
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .filter(|c| c.is_ascii_alphanumeric())
         .collect();
-    for n in 0..1000 {
-        let candidate = if n == 0 {
-            archive.join(format!("{stamp}_{name}"))
+    for n in 1..1000 {
+        let name = if n == 1 {
+            format!("{stem}_{why}_{stamp}{extension}")
         } else {
-            archive.join(format!("{stamp}_{n}_{name}"))
+            format!("{stem}_{why}_{stamp}_{n}{extension}")
         };
-        if !candidate.exists() {
-            fs::rename(file, &candidate)?;
-            return Ok(candidate);
+        let target = folder.join(name);
+        match move_no_clobber(file, &target) {
+            Ok(()) => return Ok(target),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
-        format!("archive/replaced has no free name for {name}"),
+        format!("{} has no free name for {stem}", folder.display()),
     ))
+}
+
+/// Renames `from` to `to` unless `to` exists, in one step where the OS has one (Linux's
+/// `renameat2` with `RENAME_NOREPLACE`), so two movers never overwrite each other's file and a
+/// crash leaves the file under exactly one of its names. Elsewhere, or on a file system without
+/// it: a hard link (which fails on an existing name) and an unlink, else a checked rename.
+fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EEXIST) => return Err(io::ErrorKind::AlreadyExists.into()),
+            // EINVAL: the file system does not support the flag; fall back below.
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {}
+            Err(errno) => return Err(io::Error::from(errno)),
+        }
+    }
+    match fs::hard_link(from, to) {
+        Ok(()) => fs::remove_file(from),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Err(err),
+        Err(_) => {
+            if to.exists() {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            fs::rename(from, to)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,12 +222,29 @@ mod tests {
             std::fs::read(root.path().join("outputs/a.png")).expect("read"),
             b"third"
         );
-        let mut archived: Vec<Vec<u8>> = std::fs::read_dir(root.path().join("archive/replaced"))
-            .expect("archive")
-            .map(|entry| std::fs::read(entry.expect("entry").path()).expect("read"))
-            .collect();
+        let mut archived: Vec<(String, Vec<u8>)> =
+            std::fs::read_dir(root.path().join("archive/replaced"))
+                .expect("archive")
+                .map(|entry| {
+                    let path = entry.expect("entry").path();
+                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                    (name, std::fs::read(&path).expect("read"))
+                })
+                .collect();
         archived.sort();
-        assert_eq!(archived, vec![b"first".to_vec(), b"second".to_vec()]);
+        assert_eq!(
+            archived,
+            vec![
+                (
+                    "a_replaced_20261127T000000000Z.png".to_owned(),
+                    b"first".to_vec()
+                ),
+                (
+                    "a_replaced_20261127T000000000Z_2.png".to_owned(),
+                    b"second".to_vec()
+                ),
+            ]
+        );
         let leftovers = std::fs::read_dir(root.path().join("outputs"))
             .expect("outputs")
             .count();

@@ -131,6 +131,9 @@ pub fn load_image(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepCost {
     Color,
+    /// The QA guard and drift: the decoded image (up to 8 bytes a pixel at 16 bits with alpha)
+    /// and its RGBA copy.
+    Qa,
     BgRemove {
         matting: bool,
     },
@@ -145,6 +148,7 @@ impl StepCost {
     fn bytes_per_pixel(self) -> u64 {
         match self {
             StepCost::Color => 16,
+            StepCost::Qa => 12,
             StepCost::BgRemove { matting: false } => 16,
             StepCost::BgRemove { matting: true } => 40,
             StepCost::Upscale { .. } => 12,

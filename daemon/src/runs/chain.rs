@@ -82,6 +82,22 @@ struct Written {
     kind: AssetKind,
 }
 
+/// Every file the chain of `settings` writes for the generated image at `generated_rel`, in
+/// order.
+pub(crate) fn outputs(
+    settings: &crate::runs::settings::Settings,
+    generated_rel: &str,
+) -> Result<Vec<String>, Problem> {
+    let stem = Path::new(generated_rel)
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".to_owned());
+    Ok(Step::chain(settings)?
+        .iter()
+        .map(|step| target(step, &stem).0)
+        .collect())
+}
+
 /// Where a step of a run's chain writes its output, from the generated image's file stem, and
 /// the output's asset kind.
 fn target(step: &Step, stem: &str) -> (String, AssetKind) {

@@ -2,6 +2,7 @@
 //! (asset ids, files or folders), the project's knowledge, and the models a chain runs. Callable
 //! without a JSON-RPC handler (drop folders plan runs too); the planner itself is pure.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kroma_protocol as protocol;
@@ -394,6 +395,11 @@ pub(crate) async fn make_plan(
             })?
     };
     let scenes = resolve_scenes(daemon, project, specs, import).await?;
+    let baselines = if params.stage == protocol::run::Stage::Style {
+        BTreeMap::new()
+    } else {
+        baselines_of(daemon, project, &scenes).await?
+    };
     let today = daemon.clock.today();
     let inputs = planner::Inputs {
         project: project.slug.clone(),
@@ -409,8 +415,83 @@ pub(crate) async fn make_plan(
         style_refs: knowledge.style_refs,
         characters: knowledge.characters,
         template: knowledge.template,
+        baselines,
     };
     planner::plan(&inputs)
+}
+
+/// The approved baseline of each scene that has one, by the scene image's path. A scene named
+/// by a file not imported yet is matched by its content.
+async fn baselines_of(
+    daemon: &Daemon,
+    project: &ProjectRow,
+    scenes: &[planner::Scene],
+) -> Result<BTreeMap<String, (protocol::run::Baseline, ImageRef)>, Problem> {
+    let project = project.clone();
+    let scenes: Vec<(String, Option<String>, Option<String>)> = scenes
+        .iter()
+        .map(|scene| {
+            (
+                scene.image.path.clone(),
+                scene.image.asset.clone(),
+                scene.image.sha256.clone(),
+            )
+        })
+        .collect();
+    Ok(daemon
+        .store
+        .read(move |conn| {
+            let approved = rows::baselines(conn, &project.id)?;
+            let root = Path::new(&project.root);
+            let mut found = BTreeMap::new();
+            for (path, asset, sha256) in scenes {
+                let scene_asset = match (asset, sha256) {
+                    (Some(asset), _) => Some(asset),
+                    (None, Some(sha)) => {
+                        asset_queries::find_by_sha(conn, &project.id, &sha)?.map(|row| row.id)
+                    }
+                    (None, None) => None,
+                };
+                let Some(scene_asset) = scene_asset else {
+                    continue;
+                };
+                let Some(row) = approved.iter().find(|b| b.scene_asset_id == scene_asset) else {
+                    continue;
+                };
+                let image = asset_queries::get(conn, &project.id, &row.asset_id)?;
+                let full = root.join(&image.rel_path).display().to_string();
+                found.insert(
+                    path,
+                    (
+                        baseline_to_proto(row, &full)?,
+                        ImageRef {
+                            asset: Some(image.id.clone()),
+                            path: full,
+                            sha256: Some(image.sha256.clone()),
+                        },
+                    ),
+                );
+            }
+            Ok::<_, StoreError>(found)
+        })
+        .await?)
+}
+
+/// A stored baseline as the wire shows it; `path` is the approved image's absolute path.
+pub(crate) fn baseline_to_proto(
+    row: &rows::BaselineRow,
+    path: &str,
+) -> Result<protocol::run::Baseline, StoreError> {
+    Ok(protocol::run::Baseline {
+        scene_asset: row.scene_asset_id.clone(),
+        asset: row.asset_id.clone(),
+        path: path.to_owned(),
+        run: row.run_id.clone(),
+        job: row.job_key.clone(),
+        candidate: row.candidate_index,
+        stage: crate::runs::parse_stored("stage", &row.stage)?,
+        approved_at: row.approved_at.clone(),
+    })
 }
 
 /// The local models the post-process chain needs must be installed before anything is spent.

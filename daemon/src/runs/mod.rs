@@ -1,7 +1,7 @@
 //! Runs after planning: their views for the API, their record files, their outputs and the
 //! background runner that executes them.
 
-mod chain;
+pub(crate) mod chain;
 pub mod context;
 pub mod decide;
 pub mod gates;
@@ -10,6 +10,7 @@ pub mod outcomes;
 pub mod planner;
 mod record;
 pub mod recover;
+pub mod review;
 pub mod runner;
 mod schedule;
 pub mod settings;
@@ -18,15 +19,17 @@ pub mod stored;
 use std::path::Path;
 
 use kroma_protocol as protocol;
+use protocol::qa::Verdict;
 use protocol::run::{
-    CandidateDetail, CandidateStatus, JobDetail, JobStatus, Plan, RunDetail, RunStatus, RunSummary,
-    Stage,
+    CandidateDetail, CandidateQa, CandidateStatus, JobDetail, JobStatus, Plan, RunDetail,
+    RunStatus, RunSummary, Stage,
 };
 use protocol::{ErrorCode, ErrorData};
 
 use crate::error::Problem;
+use crate::review::qa;
 use crate::store::StoreError;
-use crate::store::runs::{CandidateRow, RunRow};
+use crate::store::runs::{BaselineRow, CandidateRow, RunRow};
 
 pub use crate::store::runs::parse_stored;
 
@@ -102,10 +105,18 @@ pub fn candidate_detail(
             .map(serde_json::from_str::<ErrorData>)
             .transpose()
             .map_err(|err| StoreError::Corrupt(format!("candidate postprocess error: {err}")))?,
+        qa: row
+            .qa_json
+            .as_deref()
+            .map(serde_json::from_str::<CandidateQa>)
+            .transpose()
+            .map_err(|err| StoreError::Corrupt(format!("candidate QA verdict: {err}")))?,
     })
 }
 
-pub fn job_status(candidates: &[CandidateDetail]) -> JobStatus {
+/// A job's status: pending work first; then done when a candidate may win, failed on the output
+/// guard when every succeeded candidate was checked and failed hard, failed when none succeeded.
+pub fn job_status(candidates: &[CandidateDetail], ranking: &[u32]) -> JobStatus {
     let pending = candidates.iter().any(|c| {
         matches!(
             c.status,
@@ -116,18 +127,50 @@ pub fn job_status(candidates: &[CandidateDetail]) -> JobStatus {
     let succeeded = candidates
         .iter()
         .any(|c| c.status == CandidateStatus::Succeeded);
-    match (pending, started, succeeded) {
+    let reviewing = candidates.iter().any(|c| {
+        c.status == CandidateStatus::Succeeded
+            && c.qa.is_none()
+            && c.postprocess.as_deref() != Some("failed")
+    });
+    let all_failed_guard = candidates
+        .iter()
+        .filter(|c| c.status == CandidateStatus::Succeeded)
+        .all(|c| c.qa.as_ref().is_some_and(|qa| qa.verdict == Verdict::Fail));
+    match (pending || reviewing, started, succeeded) {
         (true, false, _) => JobStatus::Planned,
         (true, true, _) => JobStatus::Running,
+        (false, _, true) if ranking.is_empty() && all_failed_guard => JobStatus::FailedOutputGuard,
         (false, _, true) => JobStatus::Done,
         (false, _, false) => JobStatus::Failed,
     }
 }
 
+/// The job's candidates that may win, best first, and why the first won.
+pub fn rank_job(candidates: &[CandidateDetail]) -> (Vec<u32>, Option<String>) {
+    let ranked: Vec<qa::Ranked> = candidates
+        .iter()
+        .filter(|c| c.status == CandidateStatus::Succeeded)
+        .filter_map(|c| {
+            let verdict = c.qa.as_ref()?;
+            Some(qa::Ranked {
+                index: c.index,
+                rank: verdict.rank,
+                drifted: verdict.drift.as_ref().is_some_and(|drift| drift.drifted),
+            })
+        })
+        .collect();
+    let ranking = qa::ranking(&ranked);
+    let why = qa::why(&ranked, &ranking);
+    (ranking, why)
+}
+
+/// A run with its plan, its jobs and candidates, each job's ranking and winner, and which of its
+/// candidates is its scene's approved baseline (`baselines`: the project's).
 pub fn detail(
     run: &RunRow,
     candidates: &[CandidateRow],
     spent: f64,
+    baselines: &[BaselineRow],
 ) -> Result<RunDetail, StoreError> {
     let plan = plan_of(run)?;
     let root = Path::new(&run.project_root);
@@ -138,10 +181,20 @@ pub fn detail(
             .filter(|c| c.job_index as usize == index)
             .map(|c| candidate_detail(c, root))
             .collect::<Result<Vec<_>, _>>()?;
+        let (ranking, why) = rank_job(&details);
+        let approved = baselines
+            .iter()
+            .find(|b| b.run_id == run.id && b.job_key == job.key)
+            .map(|b| b.candidate_index);
         jobs.push(JobDetail {
             key: job.key.clone(),
-            status: job_status(&details),
+            status: job_status(&details, &ranking),
             candidates: details,
+            winner: ranking.first().copied(),
+            ranking,
+            why,
+            baseline: job.baseline.clone(),
+            approved,
         });
     }
     Ok(RunDetail {

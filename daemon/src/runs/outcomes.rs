@@ -187,13 +187,22 @@ impl Books {
             .filter(|c| c.job_index == self.job_index)
             .collect();
         if !job.iter().any(pending) {
-            let status = if job
+            let succeeded: Vec<&&CandidateRow> = job
                 .iter()
-                .any(|c| c.status == CandidateStatus::Succeeded.as_str())
-            {
-                JobStatus::Done
-            } else {
+                .filter(|c| c.status == CandidateStatus::Succeeded.as_str())
+                .collect();
+            let failed_guard = |c: &&&CandidateRow| {
+                c.qa_json
+                    .as_deref()
+                    .and_then(|qa| serde_json::from_str::<protocol::run::CandidateQa>(qa).ok())
+                    .is_some_and(|qa| qa.verdict == protocol::qa::Verdict::Fail)
+            };
+            let status = if succeeded.is_empty() {
                 JobStatus::Failed
+            } else if succeeded.iter().all(failed_guard) {
+                JobStatus::FailedOutputGuard
+            } else {
+                JobStatus::Done
             };
             events.push(self.event(
                 &protocol::events::JobFinished {
@@ -443,19 +452,34 @@ pub async fn finish_run_if_done(daemon: &Services, run_id: &str) -> Result<(), P
                     c.status == CandidateStatus::Succeeded.as_str() && c.postprocess != "failed"
                 })
                 .count();
+            // Jobs without a candidate that may win (every output failed the QA guard) keep a
+            // run from being done; a run where no job has one failed.
+            let spent = rows::run_spent(tx, &id)?;
+            let baselines = rows::baselines(tx, &run.project_id)?;
+            let before = super::detail(&run, &candidates, spent, &baselines)?;
+            let jobs_won = before
+                .jobs
+                .iter()
+                .filter(|job| job.winner.is_some())
+                .count();
             let status = if run.state()? == RunStatus::Canceling {
                 RunStatus::Canceled
-            } else if complete == candidates.len() {
+            } else if complete == candidates.len() && jobs_won == before.jobs.len() {
                 RunStatus::Done
-            } else if generated > 0 {
-                RunStatus::Partial
-            } else {
+            } else if generated == 0
+                || before
+                    .jobs
+                    .iter()
+                    .all(|job| job.status == protocol::run::JobStatus::FailedOutputGuard)
+            {
                 RunStatus::Failed
+            } else {
+                RunStatus::Partial
             };
             rows::set_run_status(tx, &id, status, Some(&at))?;
-            let spent = rows::run_spent(tx, &id)?;
             let run = rows::get_run(tx, &id)?;
-            let detail = super::detail(&run, &candidates, spent)?;
+            let baselines = rows::baselines(tx, &run.project_id)?;
+            let detail = super::detail(&run, &candidates, spent, &baselines)?;
             let event = NewEvent::of(
                 at.clone(),
                 Some(run.project_slug.clone()),
@@ -486,13 +510,18 @@ pub async fn finish_run_if_done(daemon: &Services, run_id: &str) -> Result<(), P
     Ok(())
 }
 
-/// Whether a candidate still has work: a call to make or finish, or a chain to run.
+/// Whether a candidate still has work: a call to make or finish, a chain to run, or an output
+/// for the QA guard to check.
 fn is_pending(candidate: &CandidateRow) -> bool {
     let waiting = [CandidateStatus::Planned, CandidateStatus::Calling];
+    let awaiting_review = candidate.status == CandidateStatus::Succeeded.as_str()
+        && matches!(candidate.postprocess.as_str(), "none" | "done")
+        && candidate.qa_json.is_none();
     waiting
         .iter()
         .any(|status| candidate.status == status.as_str())
         || candidate.postprocess == "pending"
+        || awaiting_review
 }
 
 /// Seconds left: the mean time of the finished calls, times the calls left, spread over the

@@ -85,6 +85,9 @@ pub struct Inputs {
     pub template: Option<Template>,
     /// What the registry, the settings and the providers know about models, judged today.
     pub models: Vec<protocol::image_model::ModelInfo>,
+    /// Later stages: the approved baseline of each scene that has one, by the scene image's
+    /// path, with the baseline's image. A job of such a scene starts from its baseline.
+    pub baselines: BTreeMap<String, (protocol::run::Baseline, ImageRef)>,
 }
 
 pub fn plan(inputs: &Inputs) -> Result<Plan, Problem> {
@@ -139,9 +142,21 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Problem> {
     let mut jobs = Vec::with_capacity(inputs.scenes.len());
     for (index, scene) in inputs.scenes.iter().enumerate() {
         let prompt = compose_prompt(inputs, scene, time.as_deref(), weather.as_deref())?;
-        let mut images = vec![input(InputRole::Scene, &scene.image)];
+        let baseline = if inputs.stage == Stage::Style {
+            None
+        } else {
+            inputs.baselines.get(&scene.image.path)
+        };
+        if inputs.stage != Stage::Style && baseline.is_none() {
+            warnings.push(format!(
+                "scene `{}` has no approved baseline: its job starts from the scene itself (approve a candidate of a style run first)",
+                scene.name
+            ));
+        }
+        let start = baseline.map(|(_, image)| image).unwrap_or(&scene.image);
+        let mut images = vec![input(InputRole::Scene, start)];
         for image in &style_images {
-            if image.path != scene.image.path {
+            if image.path != scene.image.path && image.path != start.path {
                 images.push(input(InputRole::Style, image));
             }
         }
@@ -170,6 +185,7 @@ pub fn plan(inputs: &Inputs) -> Result<Plan, Problem> {
                 Endpoint::Edits
             },
             input_images: images,
+            baseline: baseline.map(|(baseline, _)| baseline.clone()),
             candidates: generation.candidates,
             max_cost_usd: image_models::round_usd(per_call * f64::from(generation.candidates)),
         });

@@ -8,8 +8,12 @@
 //! candidates, succeeded, failed, max_cost_usd, confirmed_cost_usd?, spent_usd, created_at,
 //! started_at?, finished_at?, record}, plan: <the stored plan, format 1>, jobs: [{key, status,
 //! candidates: [{index, status, attempts, asset?, output?, cost_usd?, request_id?, error?,
-//! postprocess?, final_asset?, final_output?, postprocess_error?}]}]}`; an error is
-//! `{kind, code, message, hint?}`.
+//! postprocess?, final_asset?, final_output?, postprocess_error?, qa?}], ranking?, winner?, why?,
+//! baseline?, approved?}]}`; an error is `{kind, code, message, hint?}`; `qa` is `{verdict,
+//! checked, chroma_delta?, hard_fail_reasons?, soft_warnings?, rank: {hard_failures,
+//! soft_warnings, avg_chroma_exceed}, drift?: {structure, palette, drifted, baseline_asset},
+//! archived?}`; a baseline is `{scene_asset, asset, path, run, job, candidate, stage,
+//! approved_at}`. (Records written before the QA guard lack the optional fields.)
 
 use serde::Serialize;
 
@@ -59,6 +63,60 @@ struct Job {
     key: String,
     status: &'static str,
     candidates: Vec<Candidate>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ranking: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    winner: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    why: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<Baseline>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct Baseline {
+    scene_asset: String,
+    asset: String,
+    path: String,
+    run: String,
+    job: String,
+    candidate: u32,
+    stage: &'static str,
+    approved_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Qa {
+    verdict: &'static str,
+    checked: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chroma_delta: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hard_fail_reasons: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    soft_warnings: Vec<&'static str>,
+    rank: Rank,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<Drift>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    archived: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Rank {
+    hard_failures: u32,
+    soft_warnings: u32,
+    avg_chroma_exceed: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Drift {
+    structure: f64,
+    palette: f64,
+    drifted: bool,
+    baseline_asset: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +142,8 @@ struct Candidate {
     final_output: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     postprocess_error: Option<Error>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qa: Option<Qa>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +171,11 @@ impl Record {
                     key: job.key.clone(),
                     status: job_status(job.status),
                     candidates: job.candidates.iter().map(Candidate::of).collect(),
+                    ranking: job.ranking.clone(),
+                    winner: job.winner,
+                    why: job.why.clone(),
+                    baseline: job.baseline.as_ref().map(Baseline::of),
+                    approved: job.approved,
                 })
                 .collect(),
         }
@@ -155,6 +220,46 @@ impl Candidate {
             final_asset: candidate.final_asset.clone(),
             final_output: candidate.final_output.clone(),
             postprocess_error: candidate.postprocess_error.as_ref().map(Error::of),
+            qa: candidate.qa.as_ref().map(Qa::of),
+        }
+    }
+}
+
+impl Baseline {
+    fn of(baseline: &protocol::run::Baseline) -> Baseline {
+        Baseline {
+            scene_asset: baseline.scene_asset.clone(),
+            asset: baseline.asset.clone(),
+            path: baseline.path.clone(),
+            run: baseline.run.clone(),
+            job: baseline.job.clone(),
+            candidate: baseline.candidate,
+            stage: baseline.stage.as_str(),
+            approved_at: baseline.approved_at.clone(),
+        }
+    }
+}
+
+impl Qa {
+    fn of(qa: &protocol::run::CandidateQa) -> Qa {
+        Qa {
+            verdict: qa.verdict.as_str(),
+            checked: qa.checked.clone(),
+            chroma_delta: qa.chroma_delta,
+            hard_fail_reasons: qa.hard_fail_reasons.iter().map(|r| r.as_str()).collect(),
+            soft_warnings: qa.soft_warnings.iter().map(|r| r.as_str()).collect(),
+            rank: Rank {
+                hard_failures: qa.rank.hard_failures,
+                soft_warnings: qa.rank.soft_warnings,
+                avg_chroma_exceed: qa.rank.avg_chroma_exceed,
+            },
+            drift: qa.drift.as_ref().map(|drift| Drift {
+                structure: drift.structure,
+                palette: drift.palette,
+                drifted: drift.drifted,
+                baseline_asset: drift.baseline_asset.clone(),
+            }),
+            archived: qa.archived.clone(),
         }
     }
 }
@@ -176,6 +281,7 @@ fn job_status(status: JobStatus) -> &'static str {
         JobStatus::Running => "running",
         JobStatus::Done => "done",
         JobStatus::Failed => "failed",
+        JobStatus::FailedOutputGuard => "failed_output_guard",
     }
 }
 
@@ -229,7 +335,40 @@ mod tests {
                     final_asset: None,
                     final_output: None,
                     postprocess_error: None,
+                    qa: Some(protocol::run::CandidateQa {
+                        verdict: protocol::qa::Verdict::Warn,
+                        checked: "/p/outputs/a.png".into(),
+                        chroma_delta: Some(3.5),
+                        hard_fail_reasons: vec![],
+                        soft_warnings: vec![protocol::qa::Reason::ChromaExceedsThreshold],
+                        rank: protocol::qa::Rank {
+                            hard_failures: 0,
+                            soft_warnings: 1,
+                            avg_chroma_exceed: 1.5,
+                        },
+                        drift: Some(protocol::run::DriftScore {
+                            structure: 0.1,
+                            palette: 0.5,
+                            drifted: true,
+                            baseline_asset: "b-1".into(),
+                        }),
+                        archived: None,
+                    }),
                 }],
+                ranking: vec![1],
+                winner: Some(1),
+                why: Some("the only candidate that passed".into()),
+                baseline: Some(protocol::run::Baseline {
+                    scene_asset: "s-1".into(),
+                    asset: "b-1".into(),
+                    path: "/p/outputs/b.png".into(),
+                    run: "r-0".into(),
+                    job: "style_1_a".into(),
+                    candidate: 2,
+                    stage: Stage::Style,
+                    approved_at: "2026-12-05T00:00:00.000Z".into(),
+                }),
+                approved: Some(1),
             }],
         };
         let record = serde_json::to_value(Record::of(&detail, "2026-12-06T00:00:01.000Z".into()))

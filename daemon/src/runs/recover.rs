@@ -74,6 +74,12 @@ pub async fn recover(daemon: &Services) -> Result<(), Problem> {
             tracing::error!(candidate = %candidate.id, message = %err.message, "could not finish a post-process chain");
         }
     }
+    let unchecked = daemon.store.read(rows::awaiting_review).await?;
+    for candidate in unchecked {
+        if let Err(err) = super::review::run(daemon, &candidate.id).await {
+            tracing::error!(candidate = %candidate.id, message = %err.message, "the QA guard could not check a candidate");
+        }
+    }
     let active = daemon.store.read(rows::active_runs).await?;
     for run in active {
         finish_run_if_done(daemon, &run.id).await?;

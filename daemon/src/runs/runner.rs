@@ -90,6 +90,9 @@ impl Runner {
             if let Err(err) = super::chain::run(&daemon, &candidate).await {
                 tracing::error!(%candidate, message = %err.message, "the post-process chain could not be recorded");
             }
+            if let Err(err) = super::review::run(&daemon, &candidate).await {
+                tracing::error!(%candidate, message = %err.message, "the QA guard could not check the candidate");
+            }
             let run = daemon
                 .store
                 .read({
@@ -245,6 +248,9 @@ async fn process(daemon: Arc<Services>, candidate: CandidateRow, permit: OwnedSe
     }
     if chain && let Err(err) = super::chain::run(&daemon, &id).await {
         tracing::error!(candidate = %id, message = %err.message, "the post-process chain could not be recorded");
+    }
+    if let Err(err) = super::review::run(&daemon, &id).await {
+        tracing::error!(candidate = %id, message = %err.message, "the QA guard could not check the candidate");
     }
     daemon.runner.in_flight().remove(&id);
     if let Err(err) = finish_run_if_done(&daemon, &run_id).await {

@@ -55,6 +55,49 @@ pub struct Settings {
     pub color_profiles: BTreeMap<String, crate::postprocess::color::ColorProfile>,
     /// The local steps after generation in runs.
     pub postprocess: Postprocess,
+    /// The QA guard on every candidate's final output, and drift from an approved baseline.
+    pub qa: Qa,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Qa {
+    /// The largest chroma delta a grayscale-like image has.
+    pub max_chroma_delta: f64,
+    /// An image that is not grayscale-like fails hard.
+    pub enforce_grayscale: bool,
+    /// A chroma delta above the threshold fails hard instead of warning.
+    pub fail_on_chroma_exceed: bool,
+    /// Above this structure drift (0 to 1) from the baseline a candidate is `drifted`.
+    pub max_structure_drift: f64,
+    /// Above this palette drift (0 to 1) from the baseline a candidate is `drifted`.
+    pub max_palette_drift: f64,
+}
+
+impl Default for Qa {
+    fn default() -> Qa {
+        Qa {
+            max_chroma_delta: crate::review::qa::DEFAULT_MAX_CHROMA_DELTA,
+            enforce_grayscale: false,
+            fail_on_chroma_exceed: false,
+            // A building moved 60 px in a 256-px scene scores about 0.29; a 15 % crop 0.79.
+            max_structure_drift: 0.3,
+            // A 180° hue turn of a saturated scene scores about 0.2: only a palette that changed
+            // more than that is drift (a night scene darkens, which is asked for).
+            max_palette_drift: 0.25,
+        }
+    }
+}
+
+impl Qa {
+    /// The guard's own settings, as the wire names them.
+    pub fn guard(&self) -> protocol::qa::QaSettings {
+        protocol::qa::QaSettings {
+            max_chroma_delta: self.max_chroma_delta,
+            enforce_grayscale: self.enforce_grayscale,
+            fail_on_chroma_exceed: self.fail_on_chroma_exceed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -136,6 +179,7 @@ impl Default for Settings {
             pricing: BTreeMap::new(),
             color_profiles: BTreeMap::new(),
             postprocess: Postprocess::default(),
+            qa: Qa::default(),
         }
     }
 }
@@ -429,6 +473,18 @@ impl Resolved {
                 if !(value.is_finite() && value >= 0.0) {
                     return Err(self.out_of_range(&["pricing", model, quality], "must be ≥ 0"));
                 }
+            }
+        }
+        let qa = &self.settings.qa;
+        if !(qa.max_chroma_delta.is_finite() && qa.max_chroma_delta >= 0.0) {
+            return Err(self.out_of_range(&["qa", "max_chroma_delta"], "must be a number ≥ 0"));
+        }
+        for (key, value) in [
+            ("max_structure_drift", qa.max_structure_drift),
+            ("max_palette_drift", qa.max_palette_drift),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(self.out_of_range(&["qa", key], "must be between 0 and 1"));
             }
         }
         let postprocess = &self.settings.postprocess;

@@ -62,6 +62,22 @@ struct Job {
     endpoint: Endpoint,
     candidates: u32,
     max_cost_usd: f64,
+    /// Later stages: the approved baseline the job starts from (absent in plans stored before
+    /// baselines existed, and in style runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    baseline: Option<Baseline>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Baseline {
+    scene_asset: String,
+    asset: String,
+    path: String,
+    run: String,
+    job: String,
+    candidate: u32,
+    stage: Stage,
+    approved_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,18 +138,35 @@ impl StoredPlan {
     }
 }
 
+impl From<wire::Stage> for Stage {
+    fn from(stage: wire::Stage) -> Stage {
+        match stage {
+            wire::Stage::Style => Stage::Style,
+            wire::Stage::Time => Stage::Time,
+            wire::Stage::Weather => Stage::Weather,
+            wire::Stage::Character => Stage::Character,
+        }
+    }
+}
+
+impl From<Stage> for wire::Stage {
+    fn from(stage: Stage) -> wire::Stage {
+        match stage {
+            Stage::Style => wire::Stage::Style,
+            Stage::Time => wire::Stage::Time,
+            Stage::Weather => wire::Stage::Weather,
+            Stage::Character => wire::Stage::Character,
+        }
+    }
+}
+
 impl From<&wire::Plan> for StoredPlan {
     fn from(plan: &wire::Plan) -> StoredPlan {
         StoredPlan {
             // Format 1 is written as it always was, without the field.
             format: None,
             project: plan.project.clone(),
-            stage: match plan.stage {
-                wire::Stage::Style => Stage::Style,
-                wire::Stage::Time => Stage::Time,
-                wire::Stage::Weather => Stage::Weather,
-                wire::Stage::Character => Stage::Character,
-            },
+            stage: Stage::from(plan.stage),
             time: plan.time.clone(),
             weather: plan.weather.clone(),
             provider: plan.provider.clone(),
@@ -172,6 +205,16 @@ impl From<&wire::Plan> for StoredPlan {
                     },
                     candidates: job.candidates,
                     max_cost_usd: job.max_cost_usd,
+                    baseline: job.baseline.as_ref().map(|baseline| Baseline {
+                        scene_asset: baseline.scene_asset.clone(),
+                        asset: baseline.asset.clone(),
+                        path: baseline.path.clone(),
+                        run: baseline.run.clone(),
+                        job: baseline.job.clone(),
+                        candidate: baseline.candidate,
+                        stage: Stage::from(baseline.stage),
+                        approved_at: baseline.approved_at.clone(),
+                    }),
                 })
                 .collect(),
             cost: Cost {
@@ -191,12 +234,7 @@ impl From<StoredPlan> for wire::Plan {
     fn from(plan: StoredPlan) -> wire::Plan {
         wire::Plan {
             project: plan.project,
-            stage: match plan.stage {
-                Stage::Style => wire::Stage::Style,
-                Stage::Time => wire::Stage::Time,
-                Stage::Weather => wire::Stage::Weather,
-                Stage::Character => wire::Stage::Character,
-            },
+            stage: plan.stage.into(),
             time: plan.time,
             weather: plan.weather,
             provider: plan.provider,
@@ -235,6 +273,16 @@ impl From<StoredPlan> for wire::Plan {
                     },
                     candidates: job.candidates,
                     max_cost_usd: job.max_cost_usd,
+                    baseline: job.baseline.map(|baseline| wire::Baseline {
+                        scene_asset: baseline.scene_asset,
+                        asset: baseline.asset,
+                        path: baseline.path,
+                        run: baseline.run,
+                        job: baseline.job,
+                        candidate: baseline.candidate,
+                        stage: baseline.stage.into(),
+                        approved_at: baseline.approved_at,
+                    }),
                 })
                 .collect(),
             cost: wire::CostEstimate {

@@ -17,6 +17,7 @@ pub mod knowledge;
 mod problems;
 mod projects;
 pub mod providers;
+pub mod review;
 pub mod runs;
 pub mod secrets;
 pub mod watch;
@@ -53,6 +54,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0010_confirmation_pages.sql")),
     M::up(include_str!("../../migrations/0011_chat.sql")),
     M::up(include_str!("../../migrations/0012_watch.sql")),
+    M::up(include_str!("../../migrations/0013_review.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -57,6 +57,8 @@ pub struct CandidateRow {
     pub final_asset_id: Option<String>,
     pub final_path: Option<String>,
     pub postprocess_error_json: Option<String>,
+    /// The QA guard's verdict (`protocol::run::CandidateQa` as JSON), once checked.
+    pub qa_json: Option<String>,
 }
 
 impl RunRow {
@@ -116,14 +118,14 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-const CANDIDATE_COLUMNS: &str =
+pub(super) const CANDIDATE_COLUMNS: &str =
     "c.id, c.run_id, c.job_index, c.job_key, c.candidate_index, c.status,
      c.idempotency_key, c.attempts, c.reserved_usd, c.asset_id, c.output_path, c.request_id,
      c.error_json, c.started_at, c.finished_at,
      (SELECT sum(usd) FROM cost_events e WHERE e.candidate_id = c.id) AS cost_usd,
-     c.postprocess, c.final_asset_id, c.final_path, c.postprocess_error_json";
+     c.postprocess, c.final_asset_id, c.final_path, c.postprocess_error_json, c.qa_json";
 
-fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<CandidateRow> {
+pub(super) fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<CandidateRow> {
     Ok(CandidateRow {
         id: row.get("id")?,
         run_id: row.get("run_id")?,
@@ -145,6 +147,7 @@ fn candidate_from_row(row: &Row<'_>) -> rusqlite::Result<CandidateRow> {
         final_asset_id: row.get("final_asset_id")?,
         final_path: row.get("final_path")?,
         postprocess_error_json: row.get("postprocess_error_json")?,
+        qa_json: row.get("qa_json")?,
     })
 }
 
@@ -489,3 +492,5 @@ pub fn calling(conn: &Connection) -> Result<Vec<CandidateRow>, StoreError> {
     let rows = statement.query_map([], candidate_from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+pub use super::review::*;

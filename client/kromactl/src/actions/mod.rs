@@ -10,6 +10,7 @@
 //! `kromactl rpc call METHOD 'PARAMS'`, which calls any method exactly.
 
 mod spellings;
+mod spellings_review;
 #[cfg(test)]
 mod tests;
 
@@ -63,6 +64,8 @@ struct Arg {
     kebab: bool,
     /// The flag that says "none" when the param is null or an empty list (`--clear-s3`).
     clear: Option<&'static str>,
+    /// A positional argument the command may go without (`qa`'s paths, or its `--run`).
+    optional: bool,
 }
 
 /// Where a param goes on the command line.
@@ -95,6 +98,7 @@ const fn arg(param: &'static str, form: Form, placeholder: &'static str) -> Arg 
         placeholder,
         kebab: false,
         clear: None,
+        optional: false,
     }
 }
 
@@ -144,6 +148,13 @@ impl Arg {
             ..self
         }
     }
+
+    const fn optional(self) -> Arg {
+        Arg {
+            optional: true,
+            ..self
+        }
+    }
 }
 
 /// Every spelling, in table order.
@@ -176,7 +187,10 @@ impl Spelling {
             match lookup(&call.params, arg.param) {
                 Some(value) => arg.push_value(value, &mut words)?,
                 // Positional arguments are required: one kromad left out is for the human too.
-                None if needed || matches!(arg.form, Form::Positional | Form::Positionals) => {
+                None if needed
+                    || (!arg.optional
+                        && matches!(arg.form, Form::Positional | Form::Positionals)) =>
+                {
                     arg.push_placeholder(&mut words)?;
                 }
                 None => {}

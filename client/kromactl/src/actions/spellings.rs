@@ -430,7 +430,8 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
             command: "run create",
             args: &plan_args!(switch("dry_run", "--dry-run")),
         },
-        // `run start` and `run retry` show the most the run can cost and ask to confirm it.
+        // `run start` and `run retry` (in `spellings_review.rs`) show the most the run can cost and
+        // ask to confirm it.
         Spelling {
             method: "run.start",
             command: "run start",
@@ -454,15 +455,6 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
             method: "run.cancel",
             command: "run cancel",
             args: &[positional("run", "RUN")],
-        },
-        Spelling {
-            method: "run.retry",
-            command: "run retry",
-            args: &[
-                positional("run", "RUN"),
-                switch("only_failed", "--only-failed"),
-                asked("confirm_cost_usd"),
-            ],
         },
         Spelling {
             method: "cost.summary",
@@ -620,6 +612,7 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
             ],
         },
     ],
+    super::spellings_review::SPELLINGS,
     &knowledge_spellings!("style_guide", "style"),
     &knowledge_spellings!("character", "character"),
     &knowledge_spellings!("reference_set", "refset"),

@@ -551,6 +551,62 @@ fn cases() -> Vec<(protocol::Action, String)> {
         ),
         (
             call(
+                "run.retry",
+                json!({"run": RUN, "only_drifted": true}),
+                &["confirm_cost_usd"],
+            ),
+            "kromactl run retry 0b7e5a9c-3f64-4a43-9d1e-0c4f3b8a7e21 --only-drifted",
+        ),
+        (
+            call(
+                "run.approve",
+                json!({"run": RUN, "job": "style_1_harbor", "candidate": 2}),
+                &[],
+            ),
+            "kromactl run approve 0b7e5a9c-3f64-4a43-9d1e-0c4f3b8a7e21 style_1_harbor 2",
+        ),
+        (
+            call("run.baselines", json!({"project": "harbor"}), &[]),
+            "kromactl run baselines harbor",
+        ),
+        (
+            call("run.sheet", json!({"run": RUN, "thumb": 256}), &[]),
+            "kromactl run sheet 0b7e5a9c-3f64-4a43-9d1e-0c4f3b8a7e21 --thumb 256",
+        ),
+        (
+            call(
+                "qa.check",
+                json!({"paths": ["/p/outputs", "/tmp/a b.png"], "project": "harbor", "max_chroma_delta": 1.5}),
+                &[],
+            ),
+            "kromactl qa /p/outputs '/tmp/a b.png' --project harbor --max-chroma-delta 1.5",
+        ),
+        (
+            call("qa.check", json!({"run": RUN}), &[]),
+            "kromactl qa --run 0b7e5a9c-3f64-4a43-9d1e-0c4f3b8a7e21",
+        ),
+        (
+            call("qa.check", json!({"asset": "a1", "project": "harbor"}), &[]),
+            "kromactl qa --asset a1 --project harbor",
+        ),
+        (
+            call(
+                "qa.archive_bad",
+                json!({"paths": ["/p/outputs/bad.png"], "into": "/p/rejects"}),
+                &[],
+            ),
+            "kromactl archive-bad /p/outputs/bad.png --into /p/rejects",
+        ),
+        (
+            call(
+                "file.inspect",
+                json!({"path": "/p/outputs/a.png", "project": "harbor"}),
+                &[],
+            ),
+            "kromactl inspect /p/outputs/a.png --project harbor",
+        ),
+        (
+            call(
                 "cost.summary",
                 json!({"project": "harbor", "since": "2026-05-01"}),
                 &[],
@@ -760,6 +816,20 @@ fn needs_kromactl_does_not_ask_for_show_as_placeholders() {
         &call("run.show", json!({}), &["run"]),
         "kromactl run show RUN",
     );
+    // `qa` checks paths, a run or an asset: no PATH placeholder beside the other two.
+    check(&call("qa.check", json!({}), &["paths"]), "kromactl qa PATH");
+    check(
+        &call("qa.check", json!({"project": "harbor"}), &["asset"]),
+        "kromactl qa --asset ID --project harbor",
+    );
+    check_unparsed(
+        &call(
+            "run.approve",
+            json!({"run": RUN, "job": "style_1_harbor"}),
+            &["candidate"],
+        ),
+        "kromactl run approve 0b7e5a9c-3f64-4a43-9d1e-0c4f3b8a7e21 style_1_harbor CANDIDATE",
+    );
     // The forms a drop-folder rule's hints use.
     check_unparsed(
         &call("watch.update", json!({"rule": "inbox"}), &["budget_usd"]),
@@ -837,6 +907,14 @@ fn what_a_command_cannot_say_goes_through_rpc_call() {
     check(
         &call("watch.update", json!({"rule": "inbox", "poll": false}), &[]),
         r#"kromactl rpc call watch.update '{"poll":false,"rule":"inbox"}'"#,
+    );
+    check(
+        &call(
+            "qa.check",
+            json!({"paths": ["/p"], "enforce_grayscale": false}),
+            &[],
+        ),
+        r#"kromactl rpc call qa.check '{"enforce_grayscale":false,"paths":["/p"]}'"#,
     );
     // Values of a shape the command cannot type.
     check(
@@ -981,6 +1059,9 @@ const UNTYPED_PARAMS: &[(&str, &str)] = &[
     ("watch.update", "action"),
     ("watch.update", "poll"),
     ("watch.update", "inputs"),
+    // Switches one way round: `false`, a project's setting turned off, has no flag.
+    ("qa.check", "enforce_grayscale"),
+    ("qa.check", "fail_on_chroma_exceed"),
 ];
 
 /// Every param path of `method`'s params in the OpenRPC document: `postprocess`,

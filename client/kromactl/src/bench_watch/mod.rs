@@ -49,7 +49,7 @@ pub struct WatchArgs {
     #[arg(long, default_value_t = 1000)]
     files: usize,
     /// Size of the latency measurement's PNG, WxH: the generator's page by default
-    #[arg(long, default_value = "1024x1536", value_parser = crate::parse_size)]
+    #[arg(long, default_value = "1024x1536", value_parser = crate::bench::parse_size)]
     size: (u32, u32),
     /// The kromad binary [default: next to kromactl, else on PATH]
     #[arg(long, value_name = "PATH")]

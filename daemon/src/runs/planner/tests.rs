@@ -27,6 +27,7 @@ fn scenes(names: &[&str]) -> Vec<Scene> {
 fn inputs(stage: Stage, scene_names: &[&str]) -> Inputs {
     let settings = Settings::default();
     Inputs {
+        baselines: BTreeMap::new(),
         project: "noir".to_owned(),
         stage,
         time: None,
