@@ -33,6 +33,9 @@ pub enum InstructionKind {
     PipelineRun,
     /// A local post-process step on files inside a project's folder (free).
     Postprocess,
+    /// The QA guard on files inside a project's folder, an asset or a run of the project (free,
+    /// read-only).
+    QaCheck,
     /// Something Kroma does not carry out itself: recorded for the person, who acknowledges it.
     Custom,
 }
@@ -42,6 +45,7 @@ impl InstructionKind {
         match self {
             InstructionKind::PipelineRun => "pipeline_run",
             InstructionKind::Postprocess => "postprocess",
+            InstructionKind::QaCheck => "qa_check",
             InstructionKind::Custom => "custom",
         }
     }
@@ -55,6 +59,9 @@ pub enum InstructionPayload {
     PipelineRun(Box<PlanParams>),
     /// One local step; every path must lie inside the project's folder.
     Postprocess(PostprocessRequest),
+    /// `qa.check`'s params: paths inside the project's folder, an asset or a run of the project
+    /// (`project`, when given, must be the instruction's).
+    QaCheck(crate::qa::CheckParams),
     /// Nothing to carry out: the objective says what the person is asked to do.
     Custom(NoParams),
 }
@@ -64,6 +71,7 @@ impl InstructionPayload {
         match self {
             InstructionPayload::PipelineRun(_) => InstructionKind::PipelineRun,
             InstructionPayload::Postprocess(_) => InstructionKind::Postprocess,
+            InstructionPayload::QaCheck(_) => InstructionKind::QaCheck,
             InstructionPayload::Custom(_) => InstructionKind::Custom,
         }
     }
@@ -206,6 +214,8 @@ pub enum InstructionOutcome {
     },
     /// The local step's report, one result per file.
     Postprocess { report: StepReport },
+    /// The QA guard's report, one verdict per file.
+    QaCheck { report: crate::qa::Report },
     /// A person acknowledged a custom instruction.
     Acknowledged,
 }

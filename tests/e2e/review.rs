@@ -589,3 +589,84 @@ fn the_qa_bench_measures_kromad() {
     );
     assert_eq!(report["mismatches"], serde_json::json!([]), "{report}");
 }
+
+/// An agent may ask for the QA guard on the project's own files and runs (free, at once), never
+/// on anything outside the project.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_check_the_projects_files_and_runs_and_nothing_else() {
+    use protocol::instruction::{
+        self as wire, Approval, InstructionOutcome, InstructionPayload, InstructionState,
+    };
+    let world = World::start(FAST, "", fake(Duration::ZERO).await).await;
+    let person = world.client().await;
+    let scene = setup(&person, &world.fake, false).await;
+    let detail = create(&person, params(vec![scene], 1)).await;
+    start(&person, &detail).await.expect("start");
+    let done = finished(&person, &detail.run.id).await;
+    let root = project_root(&done);
+    let page = root.join("inputs/page.png");
+    write_png(&page, [70, 70, 70]);
+    let agent = crate::instructions::agent(&world, "qa-agent").await;
+    let ask = |payload: protocol::qa::CheckParams| {
+        let agent = &agent;
+        async move {
+            agent
+                .call::<wire::Create>(&wire::CreateParams {
+                    project: "noir".into(),
+                    objective: "check the pages are grayscale".into(),
+                    source_text: None,
+                    message: None,
+                    payload: InstructionPayload::QaCheck(payload),
+                })
+                .await
+        }
+    };
+
+    let files = ask(protocol::qa::CheckParams {
+        paths: vec![page.display().to_string()],
+        enforce_grayscale: Some(true),
+        ..Default::default()
+    })
+    .await
+    .expect("qa on the project's file");
+    assert_eq!(files.approval, Some(Approval::Free));
+    let checked = crate::instructions::settled(&agent, &files.id).await;
+    assert_eq!(checked.state, InstructionState::Done, "{checked:#?}");
+    let Some(InstructionOutcome::QaCheck { report }) = checked.outcome else {
+        panic!("no report: {checked:#?}");
+    };
+    assert_eq!(report.summary.total_files, 1);
+    assert_eq!(report.files[0].verdict(), Verdict::Pass);
+
+    let run = ask(protocol::qa::CheckParams {
+        run: Some(done.run.id.clone()),
+        ..Default::default()
+    })
+    .await
+    .expect("qa on the project's run");
+    let checked = crate::instructions::settled(&agent, &run.id).await;
+    let Some(InstructionOutcome::QaCheck { report }) = checked.outcome else {
+        panic!("no report: {checked:#?}");
+    };
+    assert_eq!(report.summary.total_files, 1);
+
+    let outside = tempfile::tempdir().expect("temp");
+    write_png(&outside.path().join("secret.png"), [1, 2, 3]);
+    let refused = ask(protocol::qa::CheckParams {
+        paths: vec![outside.path().display().to_string()],
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(error_of(refused).code, "path_outside_project");
+    let direct = agent
+        .call::<protocol::qa::Check>(&protocol::qa::CheckParams {
+            paths: vec![outside.path().display().to_string()],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(
+        error_of(direct).code,
+        "not_for_agents",
+        "qa.check itself names any path: a person's method"
+    );
+}

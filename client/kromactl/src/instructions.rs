@@ -329,6 +329,10 @@ fn outcome_text(instruction: &wire::Instruction) -> Option<String> {
             "{} files written, {} failed",
             report.done, report.failed
         )),
+        Some(wire::InstructionOutcome::QaCheck { report }) => Some(format!(
+            "QA: {} files, {} failed hard, {} warned",
+            report.summary.total_files, report.summary.hard_failures, report.summary.soft_warnings
+        )),
         Some(wire::InstructionOutcome::Acknowledged) => Some("acknowledged".to_owned()),
         None => instruction
             .error

@@ -13,7 +13,7 @@ mod knowledge;
 pub(crate) mod postprocess;
 mod projects;
 mod providers;
-mod qa;
+pub(crate) mod qa;
 mod review;
 pub(crate) mod runs;
 mod secrets;

@@ -56,6 +56,36 @@ pub async fn execute(daemon: Arc<Daemon>, id: String) -> Result<(), Problem> {
             });
             Ok(())
         }
+        InstructionPayload::QaCheck(mut params) => {
+            move_to(&daemon, &id, Step::Start, Change::default(), None).await?;
+            // An asset is looked up in the instruction's own project.
+            if params.asset.is_some() {
+                params.project = Some(row.project_slug.clone());
+            }
+            let worker = daemon.clone();
+            daemon.runner.spawn(async move {
+                let settled = match crate::api::qa::check(worker.clone(), params).await {
+                    Ok(report) => {
+                        let change = json(&InstructionOutcome::QaCheck { report }).map(|outcome| {
+                            Change {
+                                outcome_json: Some(outcome),
+                                spent_usd: Some(0.0),
+                                ..Change::default()
+                            }
+                        });
+                        match change {
+                            Ok(change) => move_to(&worker, &id, Step::Finish, change, None).await,
+                            Err(err) => fail(&worker, &id, &err).await,
+                        }
+                    }
+                    Err(err) => fail(&worker, &id, &err).await,
+                };
+                if let Err(err) = settled {
+                    tracing::error!(instruction = %id, message = %err.message, "could not record the instruction's end");
+                }
+            });
+            Ok(())
+        }
         InstructionPayload::Custom(_) => {
             move_to(&daemon, &id, Step::Start, Change::default(), None).await?;
             let change = Change {

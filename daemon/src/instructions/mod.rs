@@ -408,12 +408,60 @@ pub(crate) async fn plan(
                 max_cost_usd: 0.0,
             })
         }
+        InstructionPayload::QaCheck(params) => {
+            check_qa(daemon, &project, params).await?;
+            Ok(Planned {
+                project,
+                plan_json: None,
+                max_cost_usd: 0.0,
+            })
+        }
         InstructionPayload::Custom(_) => Ok(Planned {
             project,
             plan_json: None,
             max_cost_usd: 0.0,
         }),
     }
+}
+
+/// A QA check an agent asks for reads only what belongs to the project: files inside its folder,
+/// one of its assets, or one of its runs.
+async fn check_qa(
+    daemon: &Daemon,
+    project: &ProjectRow,
+    params: &protocol::qa::CheckParams,
+) -> Result<(), Problem> {
+    let other_project = |named: &str| {
+        Problem::validation(
+            ErrorCode::InvalidInstruction,
+            format!(
+                "the instruction is for project `{}` but its check names `{named}`",
+                project.slug
+            ),
+        )
+    };
+    if let Some(named) = &params.project
+        && find_project(daemon, named).await?.id != project.id
+    {
+        return Err(other_project(named));
+    }
+    if let Some(run) = &params.run {
+        let id = run.clone();
+        let owner = daemon
+            .store
+            .read(move |conn| crate::store::runs::get_run(conn, &id))
+            .await?;
+        if owner.project_id != project.id {
+            return Err(other_project(&owner.project_slug));
+        }
+    }
+    if params.paths.is_empty() && params.run.is_none() && params.asset.is_none() {
+        return Err(Problem::validation(
+            ErrorCode::InvalidInstruction,
+            "a QA check names files or folders, an asset or a run",
+        ));
+    }
+    check_inside_project(project, params.paths.clone(), Vec::new()).await
 }
 
 /// The files a post-process instruction names (and its output folder) as paths to check.
