@@ -8,6 +8,7 @@ mod api;
 pub mod clock;
 pub mod config;
 mod error;
+mod exports;
 mod files;
 mod instructions;
 mod knowledge;

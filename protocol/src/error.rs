@@ -353,6 +353,12 @@ error_codes! {
     NotApprovable = "not_approvable", Conflict;
     /// A contact sheet would be larger than kromad renders.
     SheetTooLarge = "sheet_too_large", Validation;
+    /// No export has this id.
+    ExportNotFound = "export_not_found", NotFound;
+    /// An export's selection holds no file.
+    EmptyExport = "empty_export", Validation;
+    /// An export has no readable `manifest.json`, or one of another format.
+    BadManifest = "bad_manifest", Validation;
     /// `since` is neither a date nor an RFC 3339 time.
     InvalidSince = "invalid_since", Validation;
 

@@ -15,6 +15,7 @@ pub mod cost;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod image_model;
 pub mod instruction;
 pub mod knowledge;
@@ -159,6 +160,11 @@ macro_rules! for_each_method {
                 $crate::qa::Check,
                 $crate::qa::ArchiveBad,
                 $crate::qa::Inspect,
+                $crate::export::Create,
+                $crate::export::List,
+                $crate::export::Get,
+                $crate::export::Verify,
+                $crate::export::Delete,
                 $crate::cost::Summary,
                 $crate::postprocess::Color,
                 $crate::postprocess::BgRemove,

@@ -9,6 +9,7 @@ mod concurrency;
 mod confirm_page;
 mod doctor;
 mod events;
+mod exports;
 mod framing;
 mod hostile;
 mod instructions;

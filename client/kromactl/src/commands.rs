@@ -62,6 +62,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Qa(args) => crate::qa::check(global, &socket, args).await,
         Command::ArchiveBad(args) => crate::qa::archive_bad(global, &socket, args).await,
         Command::Inspect(args) => crate::qa::inspect(global, &socket, args).await,
+        Command::Export(command) => crate::export::run(global, &socket, command).await,
         Command::Watch(command) => crate::watch::run(global, &socket, command).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,

@@ -15,6 +15,7 @@ mod commands;
 mod common;
 mod dev;
 mod doctor;
+mod export;
 mod instructions;
 mod knowledge;
 mod local_models;
@@ -126,6 +127,9 @@ pub enum Command {
     ArchiveBad(crate::qa::ArchiveBadArgs),
     /// Show an image file's provenance (what Kroma wrote into it), its asset and its QA verdict
     Inspect(crate::qa::InspectArgs),
+    /// Package a project's results with their run records and a manifest; verify a package
+    #[command(subcommand)]
+    Export(crate::export::ExportCommand),
     /// Drop folders: run a project pipeline or a local chain on each file that lands in a folder
     #[command(subcommand)]
     Watch(crate::watch::WatchCommand),

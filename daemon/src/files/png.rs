@@ -51,6 +51,27 @@ pub fn read_provenance(png: &[u8]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The `kroma:*` text chunks of the PNG file at `path`, read up to its image data only (our
+/// chunks come before it), so a large file costs no more than its header. Not a PNG: none.
+pub fn read_provenance_of(path: &Path) -> BTreeMap<String, String> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return BTreeMap::new();
+    };
+    let decoder = ::png::Decoder::new(std::io::BufReader::new(file));
+    let Ok(reader) = decoder.read_info() else {
+        return BTreeMap::new();
+    };
+    reader
+        .info()
+        .uncompressed_latin1_text
+        .iter()
+        .filter_map(|chunk| {
+            let key = chunk.keyword.strip_prefix("kroma:")?;
+            Some((key.to_owned(), chunk.text.clone()))
+        })
+        .collect()
+}
+
 /// Whether `path` already holds this candidate's output (a crash came between writing it and
 /// recording it).
 pub fn holds_candidate(path: &Path, candidate_id: &str) -> Option<Vec<u8>> {

@@ -12,6 +12,7 @@ mod audit;
 pub mod chat;
 mod costs;
 mod events;
+pub mod exports;
 pub mod instructions;
 pub mod knowledge;
 mod problems;
@@ -55,6 +56,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0011_chat.sql")),
     M::up(include_str!("../../migrations/0012_watch.sql")),
     M::up(include_str!("../../migrations/0013_review.sql")),
+    M::up(include_str!("../../migrations/0014_exports.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

@@ -10,6 +10,7 @@
 //! `kromactl rpc call METHOD 'PARAMS'`, which calls any method exactly.
 
 mod spellings;
+mod spellings_export;
 mod spellings_review;
 #[cfg(test)]
 mod tests;
@@ -89,6 +90,53 @@ enum Form {
     FileContent,
     /// kromactl asks for it itself: a confirmation, the cost to confirm, a secret's value.
     Asked,
+    /// One of several spellings, picked by the value (a string) or by an object's `kind`.
+    Variants(&'static [Variant]),
+}
+
+/// One spelling of a [`Form::Variants`] param.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Variant {
+    /// The value, or the object's `kind`: `folder`, `run`.
+    kind: &'static str,
+    /// The flag that says it; `None` for the default, said by saying nothing.
+    flag: Option<&'static str>,
+    /// The object's field the flag types (once per item of a list), and its placeholder.
+    field: Option<(&'static str, &'static str)>,
+}
+
+impl Variant {
+    /// The value said by saying nothing.
+    const fn default(kind: &'static str) -> Variant {
+        Variant {
+            kind,
+            flag: None,
+            field: None,
+        }
+    }
+
+    /// The value said by a switch.
+    const fn switch(kind: &'static str, flag: &'static str) -> Variant {
+        Variant {
+            kind,
+            flag: Some(flag),
+            field: None,
+        }
+    }
+
+    /// The object of this `kind` said by a flag typing its `field`.
+    const fn typed(
+        kind: &'static str,
+        flag: &'static str,
+        field: &'static str,
+        placeholder: &'static str,
+    ) -> Variant {
+        Variant {
+            kind,
+            flag: Some(flag),
+            field: Some((field, placeholder)),
+        }
+    }
 }
 
 const fn arg(param: &'static str, form: Form, placeholder: &'static str) -> Arg {
@@ -132,6 +180,10 @@ const fn object(param: &'static str) -> Arg {
 
 const fn asked(param: &'static str) -> Arg {
     arg(param, Form::Asked, "")
+}
+
+const fn variants(param: &'static str, variants: &'static [Variant]) -> Arg {
+    arg(param, Form::Variants(variants), "")
 }
 
 impl Arg {
@@ -186,10 +238,14 @@ impl Spelling {
             let needed = call.needs.iter().any(|need| need == arg.param);
             match lookup(&call.params, arg.param) {
                 Some(value) => arg.push_value(value, &mut words)?,
-                // Positional arguments are required: one kromad left out is for the human too.
+                // Positional arguments and choices are required: one kromad left out is for the
+                // human too (a choice has no placeholder, so that is `rpc call`).
                 None if needed
                     || (!arg.optional
-                        && matches!(arg.form, Form::Positional | Form::Positionals)) =>
+                        && matches!(
+                            arg.form,
+                            Form::Positional | Form::Positionals | Form::Variants(_)
+                        )) =>
                 {
                     arg.push_placeholder(&mut words)?;
                 }
@@ -261,7 +317,47 @@ impl Arg {
                     words.push(flag.to_owned());
                 }
             }
+            (Form::Variants(variants), value) => self.push_variant(variants, value, words)?,
             _ => return None,
+        }
+        Some(())
+    }
+
+    /// Adds the words of the variant `value` is: a string names it, an object by its `kind`,
+    /// and the object may hold nothing but the field its flag types.
+    fn push_variant(
+        &self,
+        variants: &[Variant],
+        value: &Value,
+        words: &mut Vec<String>,
+    ) -> Option<()> {
+        let (kind, fields) = match value {
+            Value::String(kind) => (kind.as_str(), None),
+            Value::Object(fields) => (fields.get("kind")?.as_str()?, Some(fields)),
+            _ => return None,
+        };
+        let variant = variants.iter().find(|variant| variant.kind == kind)?;
+        let typed =
+            |name: &String| name == "kind" || variant.field.is_some_and(|(field, _)| field == name);
+        if fields.is_some_and(|fields| !fields.keys().all(typed)) {
+            return None;
+        }
+        match (variant.flag, variant.field) {
+            (None, _) => {}
+            (Some(flag), None) => words.push(flag.to_owned()),
+            (Some(flag), Some((field, _))) => {
+                let items = match fields?.get(field)? {
+                    Value::Array(items) => items.as_slice(),
+                    single => std::slice::from_ref(single),
+                };
+                if items.is_empty() {
+                    return None;
+                }
+                for item in items {
+                    let word = self.word(item)?;
+                    words.extend([flag.to_owned(), word]);
+                }
+            }
         }
         Some(())
     }
@@ -276,7 +372,8 @@ impl Arg {
                 words.extend([flag.to_owned(), placeholder]);
             }
             Form::Switch(flag) => words.push(format!("[{flag}]")),
-            Form::Object => return None,
+            // The human picks one: no placeholder says which.
+            Form::Object | Form::Variants(_) => return None,
         }
         Some(())
     }

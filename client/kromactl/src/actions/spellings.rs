@@ -613,6 +613,7 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
         },
     ],
     super::spellings_review::SPELLINGS,
+    super::spellings_export::SPELLINGS,
     &knowledge_spellings!("style_guide", "style"),
     &knowledge_spellings!("character", "character"),
     &knowledge_spellings!("reference_set", "refset"),

@@ -724,6 +724,54 @@ fn cases() -> Vec<(protocol::Action, String)> {
             call("watch.log", json!({"rule": "inbox", "limit": 20}), &[]),
             "kromactl watch log inbox --limit 20",
         ),
+        (
+            call(
+                "export.create",
+                json!({"project": "harbor", "selection": {"kind": "approved"}}),
+                &[],
+            ),
+            "kromactl export create harbor --approved",
+        ),
+        (
+            call(
+                "export.create",
+                json!({"project": "harbor", "selection": {"kind": "run", "run": RUN}, "format": "folder"}),
+                &[],
+            ),
+            "kromactl export create harbor --run 0b7e5a9c-3f64-4a43-9d1e-0c4f3b8a7e21 --folder",
+        ),
+        (
+            call(
+                "export.create",
+                json!({"project": "harbor", "selection": {"kind": "assets", "assets": ["a1", "a2"]}, "format": "tar_gz"}),
+                &[],
+            ),
+            "kromactl export create harbor --asset a1 --asset a2",
+        ),
+        (
+            call(
+                "export.create",
+                json!({"project": "harbor", "selection": {"kind": "project"}}),
+                &[],
+            ),
+            "kromactl export create harbor --project-all",
+        ),
+        (
+            call("export.list", json!({"project": "harbor"}), &[]),
+            "kromactl export list --project harbor",
+        ),
+        (
+            call("export.get", json!({"id": "e1"}), &[]),
+            "kromactl export show e1",
+        ),
+        (
+            call("export.verify", json!({"id": "e1"}), &[]),
+            "kromactl export verify e1",
+        ),
+        (
+            call("export.delete", json!({"id": "e1"}), &["confirm"]),
+            "kromactl export rm e1",
+        ),
     ];
     cases
         .into_iter()
@@ -907,6 +955,53 @@ fn what_a_command_cannot_say_goes_through_rpc_call() {
     check(
         &call("watch.update", json!({"rule": "inbox", "poll": false}), &[]),
         r#"kromactl rpc call watch.update '{"poll":false,"rule":"inbox"}'"#,
+    );
+    // A selection the flags cannot say, or none: the human picks one, no placeholder says which.
+    check(
+        &call(
+            "export.create",
+            json!({"project": "harbor", "selection": {"kind": "run"}}),
+            &[],
+        ),
+        r#"kromactl rpc call export.create '{"project":"harbor","selection":{"kind":"run"}}'"#,
+    );
+    check(
+        &call(
+            "export.create",
+            json!({"project": "harbor", "selection": {"kind": "assets", "assets": []}}),
+            &[],
+        ),
+        r#"kromactl rpc call export.create '{"project":"harbor","selection":{"assets":[],"kind":"assets"}}'"#,
+    );
+    check(
+        &call(
+            "export.create",
+            json!({"project": "harbor", "selection": {"kind": "approved", "run": RUN}}),
+            &[],
+        ),
+        &format!(
+            r#"kromactl rpc call export.create '{{"project":"harbor","selection":{{"kind":"approved","run":"{RUN}"}}}}'"#
+        ),
+    );
+    check(
+        &call(
+            "export.create",
+            json!({"project": "harbor", "selection": {"kind": "scenes"}}),
+            &[],
+        ),
+        r#"kromactl rpc call export.create '{"project":"harbor","selection":{"kind":"scenes"}}'"#,
+    );
+    check(
+        &call(
+            "export.create",
+            json!({"project": "harbor"}),
+            &["selection"],
+        ),
+        r#"kromactl rpc call export.create '{"project":"harbor","selection":SELECTION}'"#,
+    );
+    check(
+        &call("export.create", json!({"project": "harbor"}), &[]),
+        r#"kromactl rpc call export.create '{"project":"harbor"}'"#,
     );
     check(
         &call(
@@ -1122,6 +1217,16 @@ fn every_param_in_the_map_is_a_param_of_its_method() {
                 spelling.method,
                 arg.param
             );
+            if let Form::Variants(variants) = arg.form {
+                for (field, _) in variants.iter().filter_map(|variant| variant.field) {
+                    let path = format!("{}.{field}", arg.param);
+                    assert!(
+                        paths.contains(&path),
+                        "{}: no param {path}",
+                        spelling.method
+                    );
+                }
+            }
         }
         for path in paths.iter().filter(|path| !path.contains('.')) {
             let typed = spelling.arg(path).is_some()
@@ -1210,6 +1315,23 @@ fn every_spelling_follows_the_clap_tree() {
                 }
                 Form::Switch(long) => {
                     assert!(!flag(long).get_action().takes_values(), "{long}");
+                }
+                Form::Variants(variants) => {
+                    for variant in variants {
+                        let Some(long) = variant.flag else { continue };
+                        let clap_arg = flag(long);
+                        let takes_values = clap_arg.get_action().takes_values();
+                        assert_eq!(takes_values, variant.field.is_some(), "{long}");
+                        if let Some((_, placeholder)) = variant.field {
+                            let names = clap_arg.get_value_names().unwrap_or_default();
+                            assert_eq!(
+                                names.first().map(|name| name.as_str()),
+                                Some(placeholder),
+                                "{} {long}",
+                                spelling.method
+                            );
+                        }
+                    }
                 }
                 Form::Positional
                 | Form::Positionals
