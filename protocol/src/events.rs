@@ -58,6 +58,8 @@ pub mod kind {
     /// A long local step advanced within one file: `{step, input, tiles_done, tiles}` for one-off
     /// steps, `{step, run, job, index, candidate, status, tiles_done, tiles}` in a run's post-process chain.
     pub const POSTPROCESS_PROGRESS: &str = "postprocess.progress";
+    /// An export advanced: `{project, target, phase, done, total, bytes_done, bytes_total}`.
+    pub const EXPORT_PROGRESS: &str = "export.progress";
     /// An instruction moved from one state to another: `{instruction, state, previous?, …}`.
     pub const INSTRUCTION_CHANGED: &str = "instruction.changed";
     pub const CHAT_CREATED: &str = "chat.created";
@@ -98,6 +100,7 @@ pub mod kind {
         CANDIDATE_POSTPROCESSED,
         POSTPROCESS_FILE,
         POSTPROCESS_PROGRESS,
+        EXPORT_PROGRESS,
         INSTRUCTION_CHANGED,
         CHAT_CREATED,
         CHAT_APPENDED,

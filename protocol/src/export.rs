@@ -146,6 +146,29 @@ pub fn compare(manifest: &Manifest, found: &[Found]) -> VerifyReport {
     report
 }
 
+/// What an export is doing: reading and hashing the files, then packing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ExportPhase {
+    Hashing,
+    Packing,
+}
+
+/// `export.progress`: an export advanced (at most a few a second, and at the end of each phase).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ExportProgress {
+    /// The project's slug.
+    pub project: String,
+    /// Where the export is being written.
+    pub target: String,
+    pub phase: ExportPhase,
+    /// Files done in this phase.
+    pub done: u32,
+    pub total: u32,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
 /// An export kromad made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Export {

@@ -72,8 +72,21 @@ async fn exports_pack_winners_and_records_deterministically_and_verify_names_tam
         run: done.run.id.clone(),
     };
 
+    let before = crate::runs::last_event_id(&client).await;
     let first = export(&client, selection.clone(), ExportFormat::TarGz).await;
     assert!(first.path.ends_with(".tar.gz") && first.path.contains("/exports/"));
+    let progress: Vec<protocol::export::ExportProgress> =
+        crate::runs::events_since(&client, before)
+            .await
+            .iter()
+            .filter_map(|event| event.payload::<protocol::export::ExportProgress>())
+            .map(|payload| payload.expect("an export.progress payload"))
+            .collect();
+    let last = progress.last().expect("export.progress events");
+    assert_eq!(last.phase, protocol::export::ExportPhase::Packing);
+    assert_eq!((last.done, last.total), (2, 2));
+    assert_eq!(last.bytes_done, last.bytes_total);
+    assert_eq!(last.target, first.path);
     assert_eq!(first.files, 2, "the winner and the run record");
     let names = entries(Path::new(&first.path));
     let winner_output = done.jobs[0].candidates[winner as usize - 1]

@@ -172,9 +172,18 @@ async fn runs_check_every_candidate_rank_them_and_archive_what_fails_hard() {
     // The fake paints the same picture for the same request, so the candidates tie and the
     // lowest index wins; the reason says so.
     assert!(job.why.is_some(), "{job:#?}");
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&done.run.record).expect("record")).expect("json");
-    assert_eq!(record["jobs"][0]["winner"], winner);
+    // The record is rewritten just after the run's end is committed: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&done.run.record).expect("record"))
+                .expect("json");
+        if record["jobs"][0]["winner"] == winner {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{record:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // A grayscale project: every coloured candidate fails hard, is moved to archive/bad/ and
     // the job ends failed_output_guard.

@@ -209,13 +209,20 @@ pub async fn show(client: &Client, id: &str) -> RunDetail {
         .expect("show")
 }
 
-/// Polls until the run is finished.
+/// Polls until the run is finished and its record says so (the record is rewritten just after
+/// the run's end is committed).
 pub async fn finished(client: &Client, id: &str) -> RunDetail {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let detail = show(client, id).await;
         if !detail.run.status.is_active() && detail.run.status != RunStatus::Planned {
-            return detail;
+            let recorded = std::fs::read(&detail.run.record)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .is_some_and(|record| record["run"]["status"] == detail.run.status.as_str());
+            if recorded {
+                return detail;
+            }
         }
         assert!(
             Instant::now() < deadline,

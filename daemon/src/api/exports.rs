@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kroma_protocol as protocol;
+use protocol::export::ExportPhase;
 use protocol::export::{Export, ExportFormat, ExportList, Selection, VerifyReport};
 use protocol::{Action, ErrorCode, ErrorKind};
 
@@ -93,11 +94,27 @@ pub async fn create(
     let stop = daemon.shutdown.child_token();
     let _stop_when_dropped = stop.clone().drop_guard();
     let (format, selection) = (params.format, params.selection.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let worker = daemon.clone();
     let packed = {
         let project = project.clone();
         tokio::task::spawn_blocking(move || {
+            let bytes_total = items
+                .iter()
+                .map(|item| std::fs::metadata(&item.source).map(|m| m.len()).unwrap_or(0))
+                .sum::<u64>();
+            let mut progress = Progress {
+                daemon: &worker,
+                runtime: &runtime,
+                project: &project.slug,
+                target: &target,
+                total: items.len() as u32,
+                bytes_total,
+                last: None,
+            };
             let mut hashed = Vec::with_capacity(items.len());
             let mut entries = Vec::with_capacity(items.len());
+            let mut bytes_done = 0u64;
             for item in &items {
                 crate::postprocess::budget::check(&stop)?;
                 let (size, sha256) = pack::hash_file(&item.source).map_err(|err| {
@@ -116,14 +133,21 @@ pub async fn create(
                     sha256: sha256.clone(),
                 });
                 hashed.push((size, sha256, provenance));
+                bytes_done += size;
+                progress.report(ExportPhase::Hashing, hashed.len(), bytes_done, false);
             }
+            progress.report(ExportPhase::Hashing, hashed.len(), bytes_done, true);
             let manifest = exports::manifest(&project, &selection, &items, &hashed);
             let mut json = serde_json::to_vec_pretty(&manifest).map_err(internal)?;
             json.push(b'\n');
-            let mut progress = |_done: usize| {};
+            let sizes: Vec<u64> = entries.iter().map(|entry| entry.size).collect();
+            let mut packed = |done: usize| {
+                let bytes = sizes[..done].iter().sum();
+                progress.report(ExportPhase::Packing, done, bytes, done == sizes.len());
+            };
             let written = match format {
-                ExportFormat::TarGz => pack::write_tar_gz(&target, &json, &entries, &mut progress),
-                ExportFormat::Folder => pack::write_folder(&target, &json, &entries, &mut progress),
+                ExportFormat::TarGz => pack::write_tar_gz(&target, &json, &entries, &mut packed),
+                ExportFormat::Folder => pack::write_folder(&target, &json, &entries, &mut packed),
             };
             written.map_err(|err| {
                 Problem::new(
@@ -167,6 +191,51 @@ pub async fn create(
         return Err(err.into());
     }
     to_proto(&row)
+}
+
+/// `export.progress` events from the blocking packer: at most four a second, and the last of
+/// each phase.
+struct Progress<'a> {
+    daemon: &'a Daemon,
+    runtime: &'a tokio::runtime::Handle,
+    project: &'a str,
+    target: &'a Path,
+    total: u32,
+    bytes_total: u64,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress<'_> {
+    fn report(&mut self, phase: ExportPhase, done: usize, bytes_done: u64, last: bool) {
+        let now = std::time::Instant::now();
+        if !last
+            && self
+                .last
+                .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_millis(250))
+        {
+            return;
+        }
+        self.last = Some(now);
+        let event = crate::store::NewEvent::of(
+            self.daemon.clock.now(),
+            Some(self.project.to_owned()),
+            &protocol::export::ExportProgress {
+                project: self.project.to_owned(),
+                target: self.target.display().to_string(),
+                phase,
+                done: done as u32,
+                total: self.total,
+                bytes_done,
+                bytes_total: self.bytes_total,
+            },
+        );
+        if let Err(err) = self
+            .runtime
+            .block_on(self.daemon.store.append_events(vec![event]))
+        {
+            tracing::warn!(%err, "could not record an export.progress event");
+        }
+    }
 }
 
 /// Removes an export's file or folder (only a `.tar.gz` file or a folder in `exports/`).

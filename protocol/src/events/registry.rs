@@ -35,6 +35,7 @@ macro_rules! for_each_event_data {
             $crate::events::CandidatePostprocessed,
             $crate::events::PostprocessFile,
             $crate::events::PostprocessProgress,
+            $crate::export::ExportProgress,
             $crate::instruction::InstructionChanged,
             $crate::chat::ChatCreated,
             $crate::chat::ChatAppended,
@@ -81,6 +82,10 @@ event_data! {
     CandidatePostprocessed => CANDIDATE_POSTPROCESSED,
     PostprocessFile => POSTPROCESS_FILE,
     PostprocessProgress => POSTPROCESS_PROGRESS,
+}
+
+impl EventData for crate::export::ExportProgress {
+    const KIND: &'static str = kind::EXPORT_PROGRESS;
 }
 
 impl EventData for crate::instruction::InstructionChanged {

@@ -144,6 +144,14 @@ fn candidate_events() {
 }
 
 #[test]
+fn export_events() {
+    check::<crate::export::ExportProgress>(json!({
+        "project": "noir", "target": "/p/exports/noir-project-1a2b3c4d.tar.gz",
+        "phase": "packing", "done": 2, "total": 5, "bytes_done": 2048, "bytes_total": 9000,
+    }));
+}
+
+#[test]
 fn postprocess_events() {
     // `output` and `error` are written as null, not left out.
     check::<PostprocessFile>(json!({

@@ -115,7 +115,48 @@ async fn create(global: &Global, socket: &Path, args: CreateArgs) -> Result<(), 
     if !global.quiet && !global.json {
         eprintln!("{}", text::exporting_text(&params));
     }
-    let export = client.call::<wire::Create>(&params).await?;
+    let progress =
+        if global.quiet || global.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            indicatif::ProgressBar::hidden()
+        } else {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {bytes}/{total_bytes} {msg} [{elapsed}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        };
+    let mut events = client
+        .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
+            since: None,
+        })
+        .await?;
+    let call = client.call::<wire::Create>(&params);
+    tokio::pin!(call);
+    let export = loop {
+        tokio::select! {
+            export = &mut call => break export?,
+            Some(Ok(event)) = events.next() => {
+                // Another export of the same project at once would show here too; the bar is
+                // only a guide, the answer is exact.
+                if let Some(Ok(step)) = event.payload::<protocol::export::ExportProgress>()
+                    && (step.project == params.project || event.project.as_deref() == Some(params.project.as_str()))
+                {
+                    progress.set_length(step.bytes_total);
+                    progress.set_position(step.bytes_done);
+                    let phase = match step.phase {
+                        protocol::export::ExportPhase::Hashing => "hashing",
+                        protocol::export::ExportPhase::Packing => "packing",
+                    };
+                    progress.set_message(format!("{phase} {}/{} files", step.done, step.total));
+                }
+            }
+        }
+    };
+    progress.finish_and_clear();
     print(global, &export, || text::created_text(&export));
     Ok(())
 }
