@@ -318,7 +318,10 @@ pub async fn archive_bad(
                         format!(
                             "{}: {}",
                             verdict.file,
-                            verdict.hard_fail_reasons[0].as_str()
+                            verdict
+                                .hard_fail_reasons
+                                .first()
+                                .map_or("not an image file", |reason| reason.as_str())
                         ),
                     )
                     .to_data()

@@ -16,8 +16,8 @@ use crate::providers::image_models as models;
 use crate::runs::gates::{check_budgets, check_confirmation, spend_gate};
 use crate::runs::planner;
 use crate::runs::settings;
+use crate::store::StoreError;
 use crate::store::runs::{self as rows};
-use crate::store::{NewEvent, StoreError};
 use crate::{Daemon, runs};
 
 /// `run.approve`: a person's choice of a candidate as its scene's baseline. The candidate must
@@ -261,23 +261,15 @@ pub(super) async fn retry_drifted(
                 rows::follow_move(tx, &project_id, from, to)?;
             }
             rows::reset_succeeded(tx, &ids, |id| reserve.get(id).copied().unwrap_or(0.0))?;
-            rows::start_run(tx, &run_id, confirmed, &at)?;
-            let run = rows::get_run(tx, &run_id)?;
-            let candidates = rows::candidates(tx, &run_id)?;
-            let spent = rows::run_spent(tx, &run_id)?;
-            let summary = runs::summary(&run, &candidates, spent)?;
-            let event = NewEvent::of(
-                at.clone(),
-                Some(run.project_slug.clone()),
-                &protocol::events::RunStarted {
-                    run: run_id.clone(),
-                    retry: true,
-                    candidates: ids.len() as u32,
-                    chains: None,
-                    confirmed_cost_usd: confirmed,
-                    max_cost_usd: max,
-                },
-            );
+            let restart = super::runs::Restart {
+                run_id: &run_id,
+                confirmed,
+                max,
+                candidates: ids.len() as u32,
+                chains: None,
+                at: &at,
+            };
+            let (summary, event) = super::runs::restart_for_retry(tx, &restart)?;
             Ok::<_, Problem>((summary, vec![event]))
         })
         .await;

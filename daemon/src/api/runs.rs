@@ -402,23 +402,15 @@ pub async fn retry(
             check_budgets(tx, &run.project_id, &budget, max, &at[..10])?;
             let reset = rows::reset_for_retry(tx, &run_id, statuses, |job| per_call[job as usize])?;
             let chains = rows::reset_failed_chains(tx, &run_id)?;
-            rows::start_run(tx, &run_id, confirmed, &at)?;
-            let run = rows::get_run(tx, &run_id)?;
-            let candidates = rows::candidates(tx, &run_id)?;
-            let spent = rows::run_spent(tx, &run_id)?;
-            let summary = runs::summary(&run, &candidates, spent)?;
-            let event = NewEvent::of(
-                at.clone(),
-                Some(run.project_slug.clone()),
-                &protocol::events::RunStarted {
-                    run: run_id.clone(),
-                    retry: true,
-                    candidates: reset.len() as u32,
-                    chains: Some(chains.len() as u32),
-                    confirmed_cost_usd: confirmed,
-                    max_cost_usd: max,
-                },
-            );
+            let restart = Restart {
+                run_id: &run_id,
+                confirmed,
+                max,
+                candidates: reset.len() as u32,
+                chains: Some(chains.len() as u32),
+                at: &at,
+            };
+            let (summary, event) = restart_for_retry(tx, &restart)?;
             Ok::<_, Problem>(((summary, chains), vec![event]))
         })
         .await?;
@@ -428,6 +420,42 @@ pub async fn retry(
     }
     daemon.runner.wake();
     Ok(summary)
+}
+
+/// A retry about to start: the run, what the person confirmed, and what is called again.
+pub(super) struct Restart<'a> {
+    pub(super) run_id: &'a str,
+    pub(super) confirmed: f64,
+    pub(super) max: f64,
+    pub(super) candidates: u32,
+    /// Failed chains run again, when the retry resets them.
+    pub(super) chains: Option<u32>,
+    pub(super) at: &'a str,
+}
+
+/// Starts a retry whose candidates are reset, in the caller's transaction: summary and event.
+pub(super) fn restart_for_retry(
+    tx: &rusqlite::Transaction,
+    restart: &Restart<'_>,
+) -> Result<(RunSummary, NewEvent), StoreError> {
+    rows::start_run(tx, restart.run_id, restart.confirmed, restart.at)?;
+    let run = rows::get_run(tx, restart.run_id)?;
+    let candidates = rows::candidates(tx, restart.run_id)?;
+    let spent = rows::run_spent(tx, restart.run_id)?;
+    let summary = runs::summary(&run, &candidates, spent)?;
+    let event = NewEvent::of(
+        restart.at.to_owned(),
+        Some(run.project_slug.clone()),
+        &protocol::events::RunStarted {
+            run: restart.run_id.to_owned(),
+            retry: true,
+            candidates: restart.candidates,
+            chains: restart.chains,
+            confirmed_cost_usd: restart.confirmed,
+            max_cost_usd: restart.max,
+        },
+    );
+    Ok((summary, event))
 }
 
 pub async fn settings_effective(

@@ -112,7 +112,8 @@ fn append<W: Write>(
     Ok(())
 }
 
-/// Reads a file while hashing it; a file shorter than announced is padded by tar with an error.
+/// Reads a file while hashing it, so what went into the archive is checked against the manifest
+/// (a file that changed, or shrank, since it was hashed fails the export).
 struct HashingReader {
     file: fs::File,
     hasher: Sha256,
@@ -143,7 +144,7 @@ impl Read for HashingReader {
 }
 
 /// Writes a folder export at `target` (which must not exist): built as a hidden sibling, then
-/// renamed. Answers the manifest's sha256.
+/// renamed.
 pub fn write_folder(
     target: &Path,
     manifest: &[u8],
@@ -218,9 +219,10 @@ fn read_manifest(reader: &mut dyn Read, size: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-type Read2 = (Option<Vec<u8>>, Vec<Found>);
+/// An export's manifest bytes, if found, and every other entry.
+type Contents = (Option<Vec<u8>>, Vec<Found>);
 
-fn read_tar_gz(path: &Path) -> Result<Read2, String> {
+fn read_tar_gz(path: &Path) -> Result<Contents, String> {
     let file = fs::File::open(path).map_err(|err| format!("{}: {err}", path.display()))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
     let mut manifest = None;
@@ -282,7 +284,7 @@ fn safe(path: &str) -> bool {
             .all(|part| !part.is_empty() && part != ".." && part != ".")
 }
 
-fn read_folder(root: &Path) -> Result<Read2, String> {
+fn read_folder(root: &Path) -> Result<Contents, String> {
     let mut manifest = None;
     let mut found = Vec::new();
     let mut stack = vec![root.to_owned()];
