@@ -10,7 +10,9 @@ use kroma_client::Client;
 use kroma_protocol as protocol;
 use protocol::export::{Export, ExportFormat, Selection};
 
-use crate::runs::{World, create, error_of, fake, finished, params, setup, start};
+use crate::runs::{
+    World, create, error_of, fake, finished_and_recorded as finished, params, setup, start,
+};
 
 const FAST: &str = "[generation]\nretry_base_ms = 10\ntimeout_secs = 5\nmax_attempts = 2\n";
 

@@ -209,24 +209,38 @@ pub async fn show(client: &Client, id: &str) -> RunDetail {
         .expect("show")
 }
 
-/// Polls until the run is finished and its record says so (the record is rewritten just after
-/// the run's end is committed).
+/// Polls until the run is finished.
 pub async fn finished(client: &Client, id: &str) -> RunDetail {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let detail = show(client, id).await;
         if !detail.run.status.is_active() && detail.run.status != RunStatus::Planned {
-            let recorded = std::fs::read(&detail.run.record)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .is_some_and(|record| record["run"]["status"] == detail.run.status.as_str());
-            if recorded {
-                return detail;
-            }
+            return detail;
         }
         assert!(
             Instant::now() < deadline,
             "run {id} did not finish: {detail:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls until the run is finished and its record says so: the record is rewritten just after
+/// the run's end is committed, so a test that reads or exports it waits for that too.
+pub async fn finished_and_recorded(client: &Client, id: &str) -> RunDetail {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let detail = finished(client, id).await;
+        let recorded = std::fs::read(&detail.run.record)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .is_some_and(|record| record["run"]["status"] == detail.run.status.as_str());
+        if recorded {
+            return detail;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {id}: its record never said it ended"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
