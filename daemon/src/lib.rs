@@ -22,6 +22,7 @@ mod review;
 mod runs;
 pub mod secrets;
 mod server;
+mod storage;
 mod store;
 mod watch;
 

@@ -359,6 +359,24 @@ error_codes! {
     EmptyExport = "empty_export", Validation;
     /// An export has no readable `manifest.json`, or one of another format.
     BadManifest = "bad_manifest", Validation;
+    /// The project has no S3 settings.
+    S3NotConfigured = "s3_not_configured", Validation;
+    /// A secret the project's S3 settings name is not set.
+    S3CredentialsMissing = "s3_credentials_missing", Validation;
+    /// The store refused the keys (unknown access key, wrong secret key, access denied).
+    S3AuthFailed = "s3_auth_failed", Provider;
+    /// The bucket does not exist.
+    S3NoSuchBucket = "s3_no_such_bucket", Provider;
+    /// The store rejected the request's time: this machine's clock is off.
+    S3ClockSkew = "s3_clock_skew", Infra;
+    /// Nothing answered at the endpoint (no network, wrong URL, server down).
+    S3Unreachable = "s3_unreachable", Infra;
+    /// The store failed a request in another way.
+    S3Failed = "s3_failed", Provider;
+    /// Another sync of this project is running.
+    SyncInProgress = "sync_in_progress", Conflict;
+    /// A sync would hold more files than kromad plans at once.
+    SyncTooLarge = "sync_too_large", Validation;
     /// `since` is neither a date nor an RFC 3339 time.
     InvalidSince = "invalid_since", Validation;
 

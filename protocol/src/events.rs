@@ -60,6 +60,8 @@ pub mod kind {
     pub const POSTPROCESS_PROGRESS: &str = "postprocess.progress";
     /// An export advanced: `{project, target, phase, done, total, bytes_done, bytes_total}`.
     pub const EXPORT_PROGRESS: &str = "export.progress";
+    /// A storage sync advanced: `{project, direction, done, total, bytes_done, bytes_total}`.
+    pub const STORAGE_PROGRESS: &str = "storage.progress";
     /// An instruction moved from one state to another: `{instruction, state, previous?, …}`.
     pub const INSTRUCTION_CHANGED: &str = "instruction.changed";
     pub const CHAT_CREATED: &str = "chat.created";
@@ -101,6 +103,7 @@ pub mod kind {
         POSTPROCESS_FILE,
         POSTPROCESS_PROGRESS,
         EXPORT_PROGRESS,
+        STORAGE_PROGRESS,
         INSTRUCTION_CHANGED,
         CHAT_CREATED,
         CHAT_APPENDED,

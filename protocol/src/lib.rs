@@ -31,6 +31,7 @@ pub mod rpc;
 pub mod run;
 pub mod secret;
 pub mod settings;
+pub mod storage;
 pub mod watch;
 
 use schemars::JsonSchema;
@@ -165,6 +166,9 @@ macro_rules! for_each_method {
                 $crate::export::Get,
                 $crate::export::Verify,
                 $crate::export::Delete,
+                $crate::storage::PlanSync,
+                $crate::storage::Sync,
+                $crate::storage::Check,
                 $crate::cost::Summary,
                 $crate::postprocess::Color,
                 $crate::postprocess::BgRemove,

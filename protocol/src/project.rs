@@ -48,6 +48,57 @@ pub struct S3Settings {
     /// Endpoint URL of an S3-compatible server (`http://` or `https://`); `None` means AWS.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Address buckets as `<endpoint>/<bucket>/<key>` instead of `<bucket>.<endpoint>/<key>`;
+    /// `None`: path-style when an endpoint is set (most S3-compatible servers), virtual-hosted on AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    /// Which checksums the S3 client adds by itself (kromad always sends its own SHA-256 with
+    /// every upload and checks every download).
+    #[serde(default)]
+    pub checksum_mode: ChecksumMode,
+    /// The secret holding the access key id; `None`: `s3_access_key_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_secret: Option<String>,
+    /// The secret holding the secret access key; `None`: `s3_secret_access_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_secret: Option<String>,
+}
+
+impl S3Settings {
+    /// Settings for a bucket with every other field at its default.
+    pub fn bucket(bucket: impl Into<String>) -> S3Settings {
+        S3Settings {
+            bucket: bucket.into(),
+            prefix: String::new(),
+            region: None,
+            endpoint: None,
+            path_style: None,
+            checksum_mode: ChecksumMode::default(),
+            access_key_secret: None,
+            secret_key_secret: None,
+        }
+    }
+}
+
+/// The checksums the S3 client computes on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumMode {
+    /// Only where the API requires one (and no streamed `aws-chunked` uploads): works on AWS and
+    /// on the S3-compatible stores that reject the SDK's default trailing checksums.
+    #[default]
+    WhenRequired,
+    /// The SDK's default: a CRC32 on every request and response that supports one.
+    WhenSupported,
+}
+
+impl ChecksumMode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChecksumMode::WhenRequired => "when_required",
+            ChecksumMode::WhenSupported => "when_supported",
+        }
+    }
 }
 
 /// `project.create`.

@@ -131,7 +131,7 @@ async fn status_reports_the_daemon_and_its_counts() {
     assert_eq!(status.pid, daemon.pid());
     assert_eq!(status.socket, daemon.socket.display().to_string());
     assert_eq!(status.data_dir, daemon.data_dir.display().to_string());
-    assert_eq!(status.schema_version, 14);
+    assert_eq!(status.schema_version, 15);
     assert_eq!(status.counts.projects, 0);
     assert!(status.counts.events >= 1, "daemon.started is recorded");
     assert!(status.counts.connections >= 1);

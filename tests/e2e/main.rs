@@ -29,5 +29,6 @@ mod runs;
 mod secret_arguments;
 mod secrets;
 mod socket_access;
+mod storage;
 mod tidy;
 mod watch;

@@ -145,10 +145,11 @@ async fn update_changes_only_what_is_given_and_validates_s3() {
         .await
         .unwrap();
     let s3 = S3Settings {
-        bucket: "comics-exports".into(),
         prefix: "rain-city/".into(),
         region: Some("eu-west-1".into()),
         endpoint: Some("http://127.0.0.1:9000".into()),
+        access_key_secret: Some("rain_key".into()),
+        ..S3Settings::bucket("comics-exports")
     };
     let updated = client
         .call::<protocol::project::Update>(&UpdateParams {
@@ -167,6 +168,7 @@ async fn update_changes_only_what_is_given_and_validates_s3() {
         "the trailing slash is normalised away"
     );
     assert_eq!(stored.endpoint, s3.endpoint);
+    assert_eq!(stored.access_key_secret, s3.access_key_secret);
     assert_eq!(updated.created_at, created.created_at);
     assert!(updated.updated_at >= created.updated_at);
 

@@ -145,6 +145,7 @@ fn dependencies_point_one_way() {
         "agent",
         "tests",
         "tests/fake-provider",
+        "tests/s3-server",
     ] {
         assert!(
             !dependencies(crate_dir, ALL).contains("kromactl"),
@@ -181,13 +182,16 @@ fn the_client_library_depends_only_on_what_it_needs() {
 }
 
 #[test]
-fn no_production_package_depends_on_the_fake_provider() {
-    // Only kromactl (`dev fake-provider`, `bench runs`) and the tests may serve it.
+fn no_production_package_depends_on_the_test_servers() {
+    // Only kromactl (`dev fake-provider`, `dev s3-server`, `bench runs`, `bench sync`) and the
+    // tests may serve them.
     for crate_dir in ["protocol", "daemon", "client", "agent"] {
-        assert!(
-            !dependencies(crate_dir, SHIPPED).contains("kroma-fake-provider"),
-            "{crate_dir} depends on the fake provider"
-        );
+        for server in ["kroma-fake-provider", "kroma-s3-server"] {
+            assert!(
+                !dependencies(crate_dir, SHIPPED).contains(server),
+                "{crate_dir} depends on {server}"
+            );
+        }
     }
 }
 
@@ -302,6 +306,7 @@ const PURE: &[&str] = &[
     "daemon/src/runs/schedule.rs",
     "daemon/src/runs/settings.rs",
     "daemon/src/runs/stored.rs",
+    "daemon/src/storage/plan.rs",
 ];
 
 #[test]

@@ -1,6 +1,6 @@
 //! `kromactl bench rpc`: measures kromad against a floor measured in the same run. [`run`] also
 //! sends the other bench commands to their modules (`bench_post`, `bench_runs`, `bench_watch`,
-//! `bench_qa`).
+//! `bench_qa`, `bench_sync`).
 //!
 //! The floor is a raw newline-JSON echo server on the same kind of local socket, driven by the same
 //! raw client code, so the ratios show what kromad adds on top of the socket itself. Absolute times
@@ -89,6 +89,7 @@ pub async fn run(global: &Global, command: BenchCommand) -> Result<(), Failure> 
         } => crate::bench_post::postprocess(global, images, sizes, rembg_python, kromad).await,
         BenchCommand::Watch(args) => crate::bench_watch::watch(global, args).await,
         BenchCommand::Qa(args) => crate::bench_qa::qa(global, args).await,
+        BenchCommand::Sync(args) => crate::bench_sync::sync(global, args).await,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::common::{confirm, kromad_binary};
 use crate::output::{self, Failure, print};
 use crate::{
     BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global, ImportModeArg,
-    ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, S3Args, SecretCommand,
+    ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, SecretCommand,
 };
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
@@ -63,6 +63,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::ArchiveBad(args) => crate::qa::archive_bad(global, &socket, args).await,
         Command::Inspect(args) => crate::qa::inspect(global, &socket, args).await,
         Command::Export(command) => crate::export::run(global, &socket, command).await,
+        Command::Storage(command) => crate::storage::run(global, &socket, command).await,
         Command::Watch(command) => crate::watch::run(global, &socket, command).await,
         Command::Doctor => crate::doctor::run(global, &socket).await,
         Command::Events(args) => events(global, &socket, args).await,
@@ -236,15 +237,6 @@ async fn daemon_stop(global: &Global, socket: &Path, wait_secs: f64) -> Result<(
     Ok(())
 }
 
-fn s3_settings(args: S3Args) -> Option<protocol::project::S3Settings> {
-    args.s3_bucket.map(|bucket| protocol::project::S3Settings {
-        bucket,
-        prefix: args.s3_prefix.unwrap_or_default(),
-        region: args.s3_region,
-        endpoint: args.s3_endpoint,
-    })
-}
-
 async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Result<(), Failure> {
     match command {
         ProjectCommand::Create {
@@ -263,7 +255,7 @@ async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Res
                     slug,
                     description,
                     root,
-                    s3: s3_settings(s3),
+                    s3: crate::storage::s3_settings(s3),
                 })
                 .await?;
             print(global, &project, || {
@@ -297,7 +289,7 @@ async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Res
             s3,
             clear_s3,
         } => {
-            let s3 = match (clear_s3, s3_settings(s3)) {
+            let s3 = match (clear_s3, crate::storage::s3_settings(s3)) {
                 (true, _) => Some(None),
                 (false, Some(s3)) => Some(Some(s3)),
                 (false, None) => None,

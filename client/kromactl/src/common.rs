@@ -147,6 +147,21 @@ pub fn kromad_binary(explicit: Option<PathBuf>) -> Result<PathBuf, Failure> {
         })
 }
 
+/// A progress bar of bytes on stderr for long work kromad reports in events; hidden with
+/// `--quiet`, `--json` or when stderr is not a terminal.
+pub fn byte_bar(global: &crate::Global) -> indicatif::ProgressBar {
+    if global.quiet || global.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,6 @@
-//! `kromactl doctor`: every check kroma needs, one line each, with a fix for each failure.
+//! `kromactl doctor`: every check kroma needs, one line each, with a fix for each failure: the
+//! daemon, socket, database, secret store, disk, local models, providers and each project's S3
+//! bucket.
 
 use std::path::Path;
 
@@ -283,6 +285,42 @@ async fn daemon_checks(client: &Client, checks: &mut Vec<Check>) {
                     ),
                 }
             }
+        }
+    }
+    storage_checks(client, checks).await;
+}
+
+/// One line per project with S3 settings: `storage.check` reached the bucket with its keys, or
+/// kromad's error; projects without S3 settings have nothing to check.
+async fn storage_checks(client: &Client, checks: &mut Vec<Check>) {
+    let projects = match client
+        .call::<protocol::project::List>(&protocol::NoParams {})
+        .await
+    {
+        Ok(list) => list.projects,
+        Err(err) => {
+            checks.push(check("s3", false, err.to_string(), err.hint().as_deref()));
+            return;
+        }
+    };
+    for project in projects.into_iter().filter(|p| p.storage.s3.is_some()) {
+        let name = format!("s3 {}", project.slug);
+        match client
+            .call::<protocol::storage::Check>(&protocol::storage::CheckParams {
+                project: project.slug,
+            })
+            .await
+        {
+            Ok(report) => checks.push(check(
+                &name,
+                true,
+                format!("{} answers and the keys work", report.destination),
+                None,
+            )),
+            Err(err) => checks.push(
+                check(&name, false, err.to_string(), err.hint().as_deref())
+                    .with_action(err.action()),
+            ),
         }
     }
 }

@@ -10,6 +10,7 @@ mod bench_kromad;
 mod bench_post;
 mod bench_qa;
 mod bench_runs;
+mod bench_sync;
 mod bench_watch;
 mod commands;
 mod common;
@@ -27,6 +28,7 @@ mod run_settings;
 mod runs;
 mod secret_args;
 mod settings;
+mod storage;
 mod watch;
 
 use std::path::PathBuf;
@@ -130,10 +132,13 @@ pub enum Command {
     /// Package a project's results with their run records and a manifest; verify a package
     #[command(subcommand)]
     Export(crate::export::ExportCommand),
+    /// Sync a project's folder, or one export, with its S3 bucket: plan, push, pull
+    #[command(subcommand, after_help = crate::storage::ABOUT)]
+    Storage(crate::storage::StorageCommand),
     /// Drop folders: run a project pipeline or a local chain on each file that lands in a folder
     #[command(subcommand)]
     Watch(crate::watch::WatchCommand),
-    /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk
+    /// Check everything kroma needs: daemon, socket, database, secret store, providers, disk, S3
     Doctor,
     /// Show the event log, or follow it live
     Events(EventsArgs),
@@ -155,7 +160,7 @@ pub enum Command {
     /// Measure kromad against a baseline
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Tools for trying Kroma without paying (a fake image provider)
+    /// Tools for trying Kroma without paying (a fake image provider, an S3 server)
     #[command(subcommand)]
     Dev(crate::dev::DevCommand),
     /// Print a shell completion script
@@ -206,7 +211,7 @@ pub enum ProjectCommand {
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
         #[command(flatten)]
-        s3: S3Args,
+        s3: crate::storage::S3Args,
     },
     /// List projects
     List,
@@ -226,7 +231,7 @@ pub enum ProjectCommand {
         #[arg(long)]
         description: Option<String>,
         #[command(flatten)]
-        s3: S3Args,
+        s3: crate::storage::S3Args,
         /// Remove the S3 settings
         #[arg(long, conflicts_with = "s3_bucket")]
         clear_s3: bool,
@@ -469,22 +474,6 @@ pub enum RelationArg {
 }
 
 #[derive(Debug, Args)]
-pub struct S3Args {
-    /// S3 bucket exports sync to
-    #[arg(long, value_name = "BUCKET")]
-    pub s3_bucket: Option<String>,
-    /// Key prefix inside the bucket
-    #[arg(long, value_name = "PREFIX", requires = "s3_bucket")]
-    pub s3_prefix: Option<String>,
-    /// Region, e.g. eu-west-1
-    #[arg(long, value_name = "REGION", requires = "s3_bucket")]
-    pub s3_region: Option<String>,
-    /// Endpoint URL of an S3-compatible server
-    #[arg(long, value_name = "URL", requires = "s3_bucket")]
-    pub s3_endpoint: Option<String>,
-}
-
-#[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Show events after this id (the last id you have seen)
     #[arg(long, value_name = "ID")]
@@ -573,6 +562,8 @@ pub enum BenchCommand {
     Watch(crate::bench_watch::WatchArgs),
     /// The QA guard on a folder of PNGs against the old system's qa script
     Qa(crate::bench_qa::QaArgs),
+    /// S3 push throughput of storage.sync against the same uploads made with aws-sdk-s3 directly
+    Sync(crate::bench_sync::SyncArgs),
 }
 
 fn main() -> ExitCode {

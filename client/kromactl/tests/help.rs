@@ -76,6 +76,9 @@ fn help_texts_match_snapshots() {
         &["export", "show"],
         &["export", "verify"],
         &["export", "rm"],
+        &["storage"],
+        &["storage", "plan"],
+        &["storage", "sync"],
         &["local-models", "list"],
         &["local-models", "install"],
         &["bench", "rpc"],
@@ -83,7 +86,9 @@ fn help_texts_match_snapshots() {
         &["bench", "postprocess"],
         &["bench", "watch"],
         &["bench", "qa"],
+        &["bench", "sync"],
         &["dev", "fake-provider"],
+        &["dev", "s3-server"],
     ];
     for args in commands {
         let name = if args.is_empty() {

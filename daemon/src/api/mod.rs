@@ -18,6 +18,7 @@ pub(crate) mod qa;
 mod review;
 pub(crate) mod runs;
 mod secrets;
+mod storage;
 mod watch;
 
 use std::future::Future;
@@ -142,6 +143,9 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
     register::<protocol::export::Get, _, _>(&mut module, exports::get);
     register::<protocol::export::Verify, _, _>(&mut module, exports::verify);
     register::<protocol::export::Delete, _, _>(&mut module, exports::delete);
+    register::<protocol::storage::PlanSync, _, _>(&mut module, storage::plan);
+    register::<protocol::storage::Sync, _, _>(&mut module, storage::sync);
+    register::<protocol::storage::Check, _, _>(&mut module, storage::check);
     register::<protocol::postprocess::Color, _, _>(&mut module, postprocess::color);
     register::<protocol::postprocess::BgRemove, _, _>(&mut module, postprocess::bg_remove);
     register::<protocol::postprocess::Upscale, _, _>(&mut module, postprocess::upscale);

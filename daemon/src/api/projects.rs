@@ -206,12 +206,7 @@ pub fn to_proto(row: &ProjectRow) -> protocol::project::Project {
         description: row.description.clone(),
         root: row.root.clone(),
         storage: protocol::project::StorageSettings {
-            s3: row.s3.as_ref().map(|s3| protocol::project::S3Settings {
-                bucket: s3.bucket.clone(),
-                prefix: s3.prefix.clone(),
-                region: s3.region.clone(),
-                endpoint: s3.endpoint.clone(),
-            }),
+            s3: row.s3.as_ref().map(project::S3Settings::to_proto),
         },
         created_at: row.created_at.clone(),
         updated_at: row.updated_at.clone(),

@@ -14,6 +14,43 @@ pub struct S3Settings {
     pub prefix: String,
     pub region: Option<String>,
     pub endpoint: Option<String>,
+    pub path_style: Option<bool>,
+    pub checksum_mode: protocol::project::ChecksumMode,
+    pub access_key_secret: Option<String>,
+    pub secret_key_secret: Option<String>,
+}
+
+impl S3Settings {
+    /// Path-style addressing unless the settings say otherwise: on for any endpoint, off for AWS.
+    pub fn path_style(&self) -> bool {
+        self.path_style.unwrap_or(self.endpoint.is_some())
+    }
+
+    /// The names of the two secrets that hold the keys.
+    pub fn secret_names(&self) -> (&str, &str) {
+        (
+            self.access_key_secret
+                .as_deref()
+                .unwrap_or(protocol::storage::DEFAULT_ACCESS_KEY_SECRET),
+            self.secret_key_secret
+                .as_deref()
+                .unwrap_or(protocol::storage::DEFAULT_SECRET_KEY_SECRET),
+        )
+    }
+
+    /// As the wire shows it.
+    pub fn to_proto(&self) -> protocol::project::S3Settings {
+        protocol::project::S3Settings {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            path_style: self.path_style,
+            checksum_mode: self.checksum_mode,
+            access_key_secret: self.access_key_secret.clone(),
+            secret_key_secret: self.secret_key_secret.clone(),
+        }
+    }
 }
 
 const MAX_SLUG_LEN: usize = 64;
@@ -167,11 +204,30 @@ pub fn parse_s3(s3: &protocol::project::S3Settings) -> Result<S3Settings, Proble
             )));
         }
     }
+    for name in [&s3.access_key_secret, &s3.secret_key_secret]
+        .into_iter()
+        .flatten()
+    {
+        let name_ok = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !name_ok {
+            return Err(invalid(format!(
+                "S3 secret name `{name}` is invalid: it must match {}",
+                protocol::secret::NAME_RULE
+            )));
+        }
+    }
     Ok(S3Settings {
         bucket: bucket.clone(),
         prefix: prefix.to_owned(),
         region: s3.region.clone(),
         endpoint: s3.endpoint.clone(),
+        path_style: s3.path_style,
+        checksum_mode: s3.checksum_mode,
+        access_key_secret: s3.access_key_secret.clone(),
+        secret_key_secret: s3.secret_key_secret.clone(),
     })
 }
 
@@ -222,10 +278,10 @@ mod tests {
         endpoint: Option<&str>,
     ) -> protocol::project::S3Settings {
         protocol::project::S3Settings {
-            bucket: bucket.into(),
             prefix: prefix.into(),
             region: region.map(Into::into),
             endpoint: endpoint.map(Into::into),
+            ..protocol::project::S3Settings::bucket(bucket)
         }
     }
 

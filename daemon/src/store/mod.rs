@@ -21,6 +21,7 @@ pub mod providers;
 pub mod review;
 pub mod runs;
 pub mod secrets;
+pub mod storage;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -57,6 +58,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../migrations/0012_watch.sql")),
     M::up(include_str!("../../migrations/0013_review.sql")),
     M::up(include_str!("../../migrations/0014_exports.sql")),
+    M::up(include_str!("../../migrations/0015_storage.sql")),
 ];
 
 /// How many events a slow subscriber may fall behind before it re-reads from the database.

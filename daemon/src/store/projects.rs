@@ -2,6 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use kroma_protocol::project::ChecksumMode;
+
 use super::StoreError;
 
 /// A project as stored.
@@ -42,7 +44,8 @@ pub struct ProjectChanges {
 
 const SELECT: &str =
     "SELECT p.id, p.slug, p.name, p.description, p.root, p.created_at, p.updated_at,
-        s.s3_bucket, s.s3_prefix, s.s3_region, s.s3_endpoint
+        s.s3_bucket, s.s3_prefix, s.s3_region, s.s3_endpoint, s.s3_path_style, s.s3_checksum_mode,
+        s.s3_access_key_secret, s.s3_secret_key_secret
     FROM projects p LEFT JOIN project_storage s ON s.project_id = p.id";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<ProjectRow> {
@@ -53,6 +56,13 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<ProjectRow> {
             prefix: row.get::<_, Option<String>>(8)?.unwrap_or_default(),
             region: row.get(9)?,
             endpoint: row.get(10)?,
+            path_style: row.get(11)?,
+            checksum_mode: match row.get::<_, Option<String>>(12)?.as_deref() {
+                Some("when_supported") => ChecksumMode::WhenSupported,
+                _ => ChecksumMode::WhenRequired,
+            },
+            access_key_secret: row.get(13)?,
+            secret_key_secret: row.get(14)?,
         }),
         None => None,
     };
@@ -133,16 +143,22 @@ pub fn delete(conn: &Connection, slug: &str) -> Result<ProjectRow, StoreError> {
 
 fn put_storage(conn: &Connection, project_id: &str, s3: Option<&S3Row>) -> Result<(), StoreError> {
     conn.execute(
-        "INSERT INTO project_storage (project_id, s3_bucket, s3_prefix, s3_region, s3_endpoint)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO project_storage (project_id, s3_bucket, s3_prefix, s3_region, s3_endpoint,
+             s3_path_style, s3_checksum_mode, s3_access_key_secret, s3_secret_key_secret)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (project_id) DO UPDATE SET s3_bucket = ?2, s3_prefix = ?3, s3_region = ?4,
-             s3_endpoint = ?5",
+             s3_endpoint = ?5, s3_path_style = ?6, s3_checksum_mode = ?7,
+             s3_access_key_secret = ?8, s3_secret_key_secret = ?9",
         params![
             project_id,
             s3.map(|s3| &s3.bucket),
             s3.map(|s3| s3.prefix.as_str()).unwrap_or(""),
             s3.and_then(|s3| s3.region.as_ref()),
             s3.and_then(|s3| s3.endpoint.as_ref()),
+            s3.and_then(|s3| s3.path_style),
+            s3.map(|s3| s3.checksum_mode.as_str()),
+            s3.and_then(|s3| s3.access_key_secret.as_ref()),
+            s3.and_then(|s3| s3.secret_key_secret.as_ref()),
         ],
     )?;
     Ok(())

@@ -92,6 +92,10 @@ async fn slugs_are_unique_and_deletes_cascade() {
         prefix: "a".into(),
         region: None,
         endpoint: None,
+        path_style: Some(true),
+        checksum_mode: kroma_protocol::project::ChecksumMode::WhenSupported,
+        access_key_secret: Some("minio_key".into()),
+        secret_key_secret: None,
     };
     let changes = ProjectChanges {
         s3: Some(Some(s3.clone())),

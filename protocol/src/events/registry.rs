@@ -36,6 +36,7 @@ macro_rules! for_each_event_data {
             $crate::events::PostprocessFile,
             $crate::events::PostprocessProgress,
             $crate::export::ExportProgress,
+            $crate::storage::SyncProgress,
             $crate::instruction::InstructionChanged,
             $crate::chat::ChatCreated,
             $crate::chat::ChatAppended,
@@ -86,6 +87,10 @@ event_data! {
 
 impl EventData for crate::export::ExportProgress {
     const KIND: &'static str = kind::EXPORT_PROGRESS;
+}
+
+impl EventData for crate::storage::SyncProgress {
+    const KIND: &'static str = kind::STORAGE_PROGRESS;
 }
 
 impl EventData for crate::instruction::InstructionChanged {

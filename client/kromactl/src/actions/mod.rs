@@ -12,6 +12,7 @@
 mod spellings;
 mod spellings_export;
 mod spellings_review;
+mod spellings_storage;
 #[cfg(test)]
 mod tests;
 
@@ -522,7 +523,7 @@ fn toml_key(name: &str) -> String {
 }
 
 /// `text` as one word for a POSIX shell: as it is when that is safe, else in single quotes.
-fn shell_word(text: &str) -> String {
+pub(crate) fn shell_word(text: &str) -> String {
     let safe = !text.is_empty()
         && text
             .chars()

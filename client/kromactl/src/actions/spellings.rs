@@ -2,7 +2,7 @@
 //! positional argument or a flag.
 
 use super::{
-    Arg, Form, Spelling, arg, asked, flag, object, pairs, positional, positionals, repeated, switch,
+    Form, Spelling, arg, asked, flag, object, pairs, positional, positionals, repeated, switch,
 };
 
 /// The params of `run.plan` (`run.create` has them too, flattened), then `$more`.
@@ -61,13 +61,23 @@ macro_rules! knowledge_spellings {
     };
 }
 
-const S3_ARGS: [Arg; 5] = [
-    object("s3"),
-    flag("s3.bucket", "--s3-bucket", "BUCKET"),
-    flag("s3.prefix", "--s3-prefix", "PREFIX"),
-    flag("s3.region", "--s3-region", "REGION"),
-    flag("s3.endpoint", "--s3-endpoint", "URL"),
-];
+/// `$args`, then the project's S3 settings (`$s3`, the object) and a flag per field.
+macro_rules! with_s3_args {
+    ($s3:expr; $($arg:expr),* $(,)?) => {
+        [
+            $($arg,)*
+            $s3,
+            flag("s3.bucket", "--s3-bucket", "BUCKET"),
+            flag("s3.prefix", "--s3-prefix", "PREFIX"),
+            flag("s3.region", "--s3-region", "REGION"),
+            flag("s3.endpoint", "--s3-endpoint", "URL"),
+            flag("s3.path_style", "--s3-path-style", "BOOL"),
+            flag("s3.checksum_mode", "--s3-checksum-mode", "MODE"),
+            flag("s3.access_key_secret", "--s3-access-key-secret", "SECRET"),
+            flag("s3.secret_key_secret", "--s3-secret-key-secret", "SECRET"),
+        ]
+    };
+}
 
 /// Every method kromactl has a command for. `daemon.version` has none (`kromactl --version` is
 /// kromactl's own); it and any method added later go through `kromactl rpc call`.
@@ -91,17 +101,13 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
         Spelling {
             method: "project.create",
             command: "project create",
-            args: &[
+            args: &with_s3_args!(
+                object("s3");
                 positional("name", "NAME"),
                 flag("slug", "--slug", "SLUG"),
                 flag("description", "--description", "DESCRIPTION"),
                 flag("root", "--root", "DIR"),
-                S3_ARGS[0],
-                S3_ARGS[1],
-                S3_ARGS[2],
-                S3_ARGS[3],
-                S3_ARGS[4],
-            ],
+            ),
         },
         Spelling {
             method: "project.list",
@@ -116,16 +122,12 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
         Spelling {
             method: "project.update",
             command: "project update",
-            args: &[
+            args: &with_s3_args!(
+                object("s3").or_clear("--clear-s3");
                 positional("slug", "SLUG"),
                 flag("name", "--name", "NAME"),
                 flag("description", "--description", "DESCRIPTION"),
-                S3_ARGS[0].or_clear("--clear-s3"),
-                S3_ARGS[1],
-                S3_ARGS[2],
-                S3_ARGS[3],
-                S3_ARGS[4],
-            ],
+            ),
         },
         Spelling {
             method: "project.delete",
@@ -614,6 +616,7 @@ pub(super) static SPELLINGS: &[&[Spelling]] = &[
     ],
     super::spellings_review::SPELLINGS,
     super::spellings_export::SPELLINGS,
+    super::spellings_storage::SPELLINGS,
     &knowledge_spellings!("style_guide", "style"),
     &knowledge_spellings!("character", "character"),
     &knowledge_spellings!("reference_set", "refset"),

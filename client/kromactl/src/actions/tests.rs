@@ -137,6 +137,21 @@ fn cases() -> Vec<(protocol::Action, String)> {
             "kromactl project update harbor --s3-bucket comics",
         ),
         (
+            call(
+                "project.update",
+                json!({"slug": "harbor", "s3": {
+                    "bucket": "comics", "prefix": "", "endpoint": "http://127.0.0.1:9000",
+                    "path_style": true, "checksum_mode": "when_supported",
+                    "access_key_secret": "minio_id", "secret_key_secret": "minio_key",
+                }}),
+                &[],
+            ),
+            "kromactl project update harbor --s3-bucket comics --s3-prefix '' \
+             --s3-endpoint http://127.0.0.1:9000 --s3-path-style true \
+             --s3-checksum-mode when_supported --s3-access-key-secret minio_id \
+             --s3-secret-key-secret minio_key",
+        ),
+        (
             call("project.delete", json!({"slug": "harbor"}), &["confirm"]),
             "kromactl project rm harbor",
         ),
@@ -772,6 +787,33 @@ fn cases() -> Vec<(protocol::Action, String)> {
             call("export.delete", json!({"id": "e1"}), &["confirm"]),
             "kromactl export rm e1",
         ),
+        (
+            call("storage.plan", json!({"project": "harbor"}), &[]),
+            "kromactl storage plan harbor",
+        ),
+        (
+            call(
+                "storage.plan",
+                json!({"project": "harbor", "what": {"kind": "project"}, "direction": "push", "delete": false}),
+                &[],
+            ),
+            "kromactl storage plan harbor",
+        ),
+        (
+            call(
+                "storage.sync",
+                json!({
+                    "project": "harbor", "what": {"kind": "export", "id": "e1"},
+                    "direction": "pull", "delete": true, "dry_run": true,
+                }),
+                &[],
+            ),
+            "kromactl storage sync harbor --export e1 --pull --delete --dry-run",
+        ),
+        (
+            call("storage.check", json!({"project": "harbor"}), &[]),
+            "kromactl doctor",
+        ),
     ];
     cases
         .into_iter()
@@ -1010,6 +1052,23 @@ fn what_a_command_cannot_say_goes_through_rpc_call() {
             &[],
         ),
         r#"kromactl rpc call qa.check '{"enforce_grayscale":false,"paths":["/p"]}'"#,
+    );
+    // An export with more than its id, or a direction of a later kromad.
+    check(
+        &call(
+            "storage.sync",
+            json!({"project": "harbor", "what": {"kind": "export", "id": "e1", "only": "a.png"}}),
+            &[],
+        ),
+        r#"kromactl rpc call storage.sync '{"project":"harbor","what":{"id":"e1","kind":"export","only":"a.png"}}'"#,
+    );
+    check(
+        &call(
+            "storage.plan",
+            json!({"project": "harbor", "direction": "both"}),
+            &[],
+        ),
+        r#"kromactl rpc call storage.plan '{"direction":"both","project":"harbor"}'"#,
     );
     // Values of a shape the command cannot type.
     check(

@@ -10,7 +10,7 @@
 mod local;
 #[cfg(test)]
 mod tests;
-mod text;
+pub(crate) mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -115,20 +115,7 @@ async fn create(global: &Global, socket: &Path, args: CreateArgs) -> Result<(), 
     if !global.quiet && !global.json {
         eprintln!("{}", text::exporting_text(&params));
     }
-    let progress =
-        if global.quiet || global.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            indicatif::ProgressBar::hidden()
-        } else {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {bytes}/{total_bytes} {msg} [{elapsed}]",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        };
+    let progress = crate::common::byte_bar(global);
     let mut events = client
         .subscribe::<protocol::events::Subscribe>(&protocol::events::SubscribeParams {
             since: None,
