@@ -908,6 +908,13 @@ async fn kill_9_at_random_points_loses_nothing_and_pays_nothing_twice() {
         .await
         .expect("cost");
     assert_eq!(costs.calls, 100, "one cost event per paid call");
+    // A kill between a run's end and its record write left that record stale; the next start
+    // rewrites it.
+    world.restart_hard();
+    let client = world.client().await;
+    for id in &ids {
+        finished_and_recorded(&client, id).await;
+    }
 }
 
 #[tokio::test]

@@ -84,7 +84,62 @@ pub async fn recover(daemon: &Services) -> Result<(), Problem> {
     for run in active {
         finish_run_if_done(daemon, &run.id).await?;
     }
+    rewrite_stale_records(daemon).await
+}
+
+/// Rewrites the record of each run that ended in the last day whose record file does not say
+/// so: kromad stopped between committing the run's end and writing its record. Older runs were
+/// checked at an earlier start.
+async fn rewrite_stale_records(daemon: &Services) -> Result<(), Problem> {
+    let since = crate::clock::format(daemon.clock.now_utc() - time::Duration::days(1));
+    let ended = daemon
+        .store
+        .read(move |conn| rows::finished_since(conn, &since))
+        .await?;
+    for run in ended {
+        let (path, status) = (run.record_path.clone(), run.status.clone());
+        let stale = tokio::task::spawn_blocking(move || recorded_status(&path) != Some(status))
+            .await
+            .unwrap_or(false);
+        if !stale {
+            continue;
+        }
+        let id = run.id.clone();
+        let detail = daemon
+            .store
+            .read(move |conn| {
+                let run = rows::get_run(conn, &id)?;
+                let candidates = rows::candidates(conn, &id)?;
+                let spent = rows::run_spent(conn, &id)?;
+                let baselines = rows::baselines(conn, &run.project_id)?;
+                super::detail(&run, &candidates, spent, &baselines)
+            })
+            .await?;
+        let written_at = daemon.clock.now();
+        let written = tokio::task::spawn_blocking(move || super::write_record(&detail, written_at))
+            .await
+            .map_err(|err| {
+                Problem::new(ErrorKind::Internal, ErrorCode::Internal, err.to_string())
+            })?;
+        match written {
+            Ok(()) => tracing::info!(run = %run.id, "rewrote a run record a stop left behind"),
+            Err(err) => {
+                tracing::error!(run = %run.id, message = %err.message, "could not rewrite a run record")
+            }
+        }
+    }
     Ok(())
+}
+
+/// The status a run record file holds (`run.status`), if it can be read; records are small, and
+/// one larger than 64 MiB is not read.
+fn recorded_status(path: &str) -> Option<String> {
+    let file = std::fs::File::open(path).ok()?;
+    if file.metadata().ok()?.len() > 64 * 1024 * 1024 {
+        return None;
+    }
+    let record: serde_json::Value = serde_json::from_reader(std::io::BufReader::new(file)).ok()?;
+    record["run"]["status"].as_str().map(str::to_owned)
 }
 
 /// `calling` → `planned`, keeping the idempotency key.

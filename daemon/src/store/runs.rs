@@ -258,6 +258,16 @@ pub fn active_runs(conn: &Connection) -> Result<Vec<RunRow>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Runs that ended at or after `since` (an RFC 3339 UTC time), newest first, at most 1,000.
+pub fn finished_since(conn: &Connection, since: &str) -> Result<Vec<RunRow>, StoreError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id
+         WHERE r.finished_at >= ?1 ORDER BY r.finished_at DESC, r.id LIMIT 1000"
+    ))?;
+    let rows = statement.query_map([since], run_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn candidates(conn: &Connection, run_id: &str) -> Result<Vec<CandidateRow>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {CANDIDATE_COLUMNS} FROM run_candidates c WHERE c.run_id = ?1
