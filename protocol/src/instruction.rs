@@ -36,6 +36,11 @@ pub enum InstructionKind {
     /// The QA guard on files inside a project's folder, an asset or a run of the project (free,
     /// read-only).
     QaCheck,
+    /// An export of the project's files (free, local; writes into the project's `exports/`).
+    Export,
+    /// An S3 sync of the project or one of its exports: a person approves it unless it is a dry
+    /// run; never with deletes.
+    StorageSync,
     /// Something Kroma does not carry out itself: recorded for the person, who acknowledges it.
     Custom,
 }
@@ -46,6 +51,8 @@ impl InstructionKind {
             InstructionKind::PipelineRun => "pipeline_run",
             InstructionKind::Postprocess => "postprocess",
             InstructionKind::QaCheck => "qa_check",
+            InstructionKind::Export => "export",
+            InstructionKind::StorageSync => "storage_sync",
             InstructionKind::Custom => "custom",
         }
     }
@@ -62,6 +69,11 @@ pub enum InstructionPayload {
     /// `qa.check`'s params: paths inside the project's folder, an asset or a run of the project
     /// (`project`, when given, must be the instruction's).
     QaCheck(crate::qa::CheckParams),
+    /// `export.create`'s params; `project` must be the instruction's.
+    Export(crate::export::CreateParams),
+    /// `storage.sync`'s params; `project` must be the instruction's, `delete` false and
+    /// `confirmed_deletes` absent (deletes are a person's to ask for).
+    StorageSync(crate::storage::SyncParams),
     /// Nothing to carry out: the objective says what the person is asked to do.
     Custom(NoParams),
 }
@@ -72,6 +84,8 @@ impl InstructionPayload {
             InstructionPayload::PipelineRun(_) => InstructionKind::PipelineRun,
             InstructionPayload::Postprocess(_) => InstructionKind::Postprocess,
             InstructionPayload::QaCheck(_) => InstructionKind::QaCheck,
+            InstructionPayload::Export(_) => InstructionKind::Export,
+            InstructionPayload::StorageSync(_) => InstructionKind::StorageSync,
             InstructionPayload::Custom(_) => InstructionKind::Custom,
         }
     }
@@ -216,6 +230,10 @@ pub enum InstructionOutcome {
     Postprocess { report: StepReport },
     /// The QA guard's report, one verdict per file.
     QaCheck { report: crate::qa::Report },
+    /// The export it made.
+    Export { export: crate::export::Export },
+    /// What the sync did (or, as a dry run, would do).
+    StorageSync { report: crate::storage::SyncReport },
     /// A person acknowledged a custom instruction.
     Acknowledged,
 }

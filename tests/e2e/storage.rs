@@ -758,3 +758,159 @@ fn the_sync_bench_measures_kromad_against_the_sdk() {
         "{report}"
     );
 }
+
+/// Waits for an instruction to reach a final state.
+async fn settled(client: &Client, id: &str) -> protocol::instruction::Instruction {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let instruction = client
+            .call::<protocol::instruction::Get>(&protocol::instruction::InstructionRef {
+                id: id.into(),
+            })
+            .await
+            .expect("instruction.get");
+        if instruction.state.is_final() {
+            return instruction;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not settled: {instruction:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_export_at_once_and_sync_only_when_a_person_approves_and_never_delete() {
+    use protocol::instruction::{
+        self as wire, Approval, InstructionOutcome, InstructionPayload, InstructionState,
+    };
+    let store = Store::start().await;
+    let daemon = Daemon::start();
+    let person = daemon.client().await;
+    set_keys(&person).await;
+    let project = create_project(&person, Some(store.settings())).await;
+    let root = PathBuf::from(&project.root);
+    let page = root.join("inputs/page.png");
+    std::fs::create_dir_all(page.parent().unwrap()).unwrap();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([40, 40, 40]))
+        .save(&page)
+        .unwrap();
+    person
+        .call::<protocol::asset::Import>(&protocol::asset::ImportParams {
+            project: "noir".into(),
+            paths: vec![page.display().to_string()],
+            kind: protocol::asset::AssetKind::Input,
+        })
+        .await
+        .expect("asset.import");
+    let agent = daemon.client().await;
+    agent
+        .call::<wire::Hello>(&wire::HelloParams {
+            client_name: "sync-agent".into(),
+        })
+        .await
+        .expect("hello");
+    let ask = |payload: InstructionPayload| {
+        let agent = &agent;
+        async move {
+            agent
+                .call::<wire::Create>(&wire::CreateParams {
+                    project: "noir".into(),
+                    objective: "back the pages up".into(),
+                    source_text: Some("put everything in the bucket".into()),
+                    message: None,
+                    payload,
+                })
+                .await
+        }
+    };
+    let sync_params = |dry_run: bool, delete: bool| protocol::storage::SyncParams {
+        project: "noir".into(),
+        what: What::Project,
+        direction: Direction::Push,
+        delete,
+        dry_run,
+        confirmed_deletes: None,
+    };
+
+    let export = ask(InstructionPayload::Export(protocol::export::CreateParams {
+        project: "noir".into(),
+        selection: protocol::export::Selection::Project,
+        format: protocol::export::ExportFormat::TarGz,
+    }))
+    .await
+    .expect("an export");
+    assert_eq!(export.approval, Some(Approval::Free));
+    let exported = settled(&agent, &export.id).await;
+    assert_eq!(exported.state, InstructionState::Done, "{exported:#?}");
+    let Some(InstructionOutcome::Export { export }) = exported.outcome else {
+        panic!("no export: {exported:#?}");
+    };
+    assert!(Path::new(&export.path).is_file());
+
+    let dry = ask(InstructionPayload::StorageSync(sync_params(true, false)))
+        .await
+        .expect("a dry run");
+    let dry = settled(&agent, &dry.id).await;
+    let Some(InstructionOutcome::StorageSync { report }) = dry.outcome else {
+        panic!("no report: {dry:#?}");
+    };
+    assert!(report.dry_run && !report.plan.items.is_empty());
+    assert_eq!(
+        store.server.count(Request::PutObject),
+        0,
+        "a dry run sends nothing"
+    );
+
+    let refused = ask(InstructionPayload::StorageSync(sync_params(false, true)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_code(refused).0,
+        "invalid_instruction",
+        "agents never delete"
+    );
+    let direct = agent
+        .call::<protocol::storage::Sync>(&sync_params(false, false))
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(direct).0, "not_for_agents");
+
+    let proposed = ask(InstructionPayload::StorageSync(sync_params(false, false)))
+        .await
+        .expect("a sync");
+    assert_eq!(proposed.state, InstructionState::AwaitingConfirmation);
+    let why = proposed.waiting_for.clone().unwrap_or_default();
+    assert!(
+        why.contains("upload") && why.contains("s3://comics/team/noir/") && why.contains("person"),
+        "{why}"
+    );
+    let self_approved = agent
+        .call::<wire::Confirm>(&wire::ConfirmParams {
+            id: proposed.id.clone(),
+            confirm_cost_usd: 0.0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error_code(self_approved).0, "not_for_agents");
+    assert_eq!(
+        store.server.count(Request::PutObject),
+        0,
+        "nothing moves before a person says so"
+    );
+    person
+        .call::<wire::Confirm>(&wire::ConfirmParams {
+            id: proposed.id.clone(),
+            confirm_cost_usd: 0.0,
+        })
+        .await
+        .expect("a person confirms");
+    let synced = settled(&agent, &proposed.id).await;
+    assert_eq!(synced.state, InstructionState::Done, "{synced:#?}");
+    let Some(InstructionOutcome::StorageSync { report }) = synced.outcome else {
+        panic!("no report: {synced:#?}");
+    };
+    assert!(report.ok && report.uploaded >= 2, "{report:?}");
+    assert!(store.object("team/noir/inputs/page.png").exists());
+}

@@ -333,6 +333,22 @@ fn outcome_text(instruction: &wire::Instruction) -> Option<String> {
             "QA: {} files, {} failed hard, {} warned",
             report.summary.total_files, report.summary.hard_failures, report.summary.soft_warnings
         )),
+        Some(wire::InstructionOutcome::Export { export }) => Some(format!(
+            "export {}: {} files at {}",
+            export.id, export.files, export.path
+        )),
+        Some(wire::InstructionOutcome::StorageSync { report }) => Some(format!(
+            "{} {}: {} uploaded, {} downloaded, {} failed{}",
+            match report.plan.direction {
+                protocol::storage::Direction::Push => "pushed to",
+                protocol::storage::Direction::Pull => "pulled from",
+            },
+            report.plan.destination,
+            report.uploaded,
+            report.downloaded,
+            report.failed.len(),
+            if report.dry_run { " (dry run)" } else { "" }
+        )),
         Some(wire::InstructionOutcome::Acknowledged) => Some("acknowledged".to_owned()),
         None => instruction
             .error

@@ -34,7 +34,8 @@ pub async fn create(
     if let Some(text) = &params.source_text {
         instructions::check_text("source text", text, max, false)?;
     }
-    let planned = instructions::plan(&daemon, &params.project, &params.payload).await?;
+    let mut planned = instructions::plan(&daemon, &params.project, &params.payload).await?;
+    let needs_person = planned.needs_person.take();
     let row = instructions::new_row(
         planned,
         &params.payload,
@@ -70,6 +71,8 @@ pub async fn create(
                     "Kroma does not carry out custom instructions: a person reads and acknowledges it"
                         .to_owned(),
                 )
+            } else if let Some(why) = needs_person {
+                Decision::NeedsPerson(why)
             } else {
                 let (allowance, _) = rows::allowance(tx)?;
                 let used = UsedToday {

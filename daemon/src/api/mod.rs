@@ -8,7 +8,7 @@ mod bootstrap;
 mod chat;
 mod daemon;
 mod events;
-mod exports;
+pub(crate) mod exports;
 mod instructions;
 mod knowledge;
 pub(crate) mod postprocess;
@@ -18,7 +18,7 @@ pub(crate) mod qa;
 mod review;
 pub(crate) mod runs;
 mod secrets;
-mod storage;
+pub(crate) mod storage;
 mod watch;
 
 use std::future::Future;

@@ -117,8 +117,16 @@ pub async fn plan(
     daemon: Arc<Daemon>,
     params: protocol::storage::PlanParams,
 ) -> Result<Plan, Problem> {
-    let (scope, bucket) = open(&daemon, &params.project, &params.what).await?;
-    let unfinished = unfinished(&daemon, &scope).await?;
+    plan_in(&daemon, &params).await
+}
+
+/// `storage.plan` for callers inside kromad (an agent's sync is planned when proposed).
+pub(crate) async fn plan_in(
+    daemon: &Daemon,
+    params: &protocol::storage::PlanParams,
+) -> Result<Plan, Problem> {
+    let (scope, bucket) = open(daemon, &params.project, &params.what).await?;
+    let unfinished = unfinished(daemon, &scope).await?;
     storage::make_plan(
         &bucket,
         &scope,

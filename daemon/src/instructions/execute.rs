@@ -57,34 +57,38 @@ pub async fn execute(daemon: Arc<Daemon>, id: String) -> Result<(), Problem> {
             Ok(())
         }
         InstructionPayload::QaCheck(mut params) => {
-            move_to(&daemon, &id, Step::Start, Change::default(), None).await?;
             // An asset is looked up in the instruction's own project.
             if params.asset.is_some() {
                 params.project = Some(row.project_slug.clone());
             }
             let worker = daemon.clone();
-            daemon.runner.spawn(async move {
-                let settled = match crate::api::qa::check(worker.clone(), params).await {
-                    Ok(report) => {
-                        let change = json(&InstructionOutcome::QaCheck { report }).map(|outcome| {
-                            Change {
-                                outcome_json: Some(outcome),
-                                spent_usd: Some(0.0),
-                                ..Change::default()
-                            }
-                        });
-                        match change {
-                            Ok(change) => move_to(&worker, &id, Step::Finish, change, None).await,
-                            Err(err) => fail(&worker, &id, &err).await,
-                        }
-                    }
-                    Err(err) => fail(&worker, &id, &err).await,
-                };
-                if let Err(err) = settled {
-                    tracing::error!(instruction = %id, message = %err.message, "could not record the instruction's end");
-                }
-            });
-            Ok(())
+            spawn_local(&daemon, id, async move {
+                let report = crate::api::qa::check(worker, params).await?;
+                Ok(InstructionOutcome::QaCheck { report })
+            })
+            .await
+        }
+        InstructionPayload::Export(params) => {
+            let worker = daemon.clone();
+            spawn_local(&daemon, id, async move {
+                let export = crate::api::exports::create(worker, params).await?;
+                Ok(InstructionOutcome::Export { export })
+            })
+            .await
+        }
+        InstructionPayload::StorageSync(params) => {
+            // Checked when proposed, and again here: an agent's sync never deletes.
+            let params = protocol::storage::SyncParams {
+                delete: false,
+                confirmed_deletes: Some(Vec::new()),
+                ..params
+            };
+            let worker = daemon.clone();
+            spawn_local(&daemon, id, async move {
+                let report = crate::api::storage::sync(worker, params).await?;
+                Ok(InstructionOutcome::StorageSync { report })
+            })
+            .await
         }
         InstructionPayload::Custom(_) => {
             move_to(&daemon, &id, Step::Start, Change::default(), None).await?;
@@ -95,6 +99,37 @@ pub async fn execute(daemon: Arc<Daemon>, id: String) -> Result<(), Problem> {
             move_to(&daemon, &id, Step::Finish, change, None).await
         }
     }
+}
+
+/// Starts local work for instruction `id` in the background: it is `running` at once, and
+/// `done` with the work's outcome or `failed` with its error when the work ends.
+async fn spawn_local(
+    daemon: &Arc<Daemon>,
+    id: String,
+    work: impl std::future::Future<Output = Result<InstructionOutcome, Problem>> + Send + 'static,
+) -> Result<(), Problem> {
+    move_to(daemon, &id, Step::Start, Change::default(), None).await?;
+    let worker = daemon.clone();
+    daemon.runner.spawn(async move {
+        let settled = match work.await {
+            Ok(outcome) => match json(&outcome) {
+                Ok(outcome) => {
+                    let change = Change {
+                        outcome_json: Some(outcome),
+                        spent_usd: Some(0.0),
+                        ..Change::default()
+                    };
+                    move_to(&worker, &id, Step::Finish, change, None).await
+                }
+                Err(err) => fail(&worker, &id, &err).await,
+            },
+            Err(err) => fail(&worker, &id, &err).await,
+        };
+        if let Err(err) = settled {
+            tracing::error!(instruction = %id, message = %err.message, "could not record the instruction's end");
+        }
+    });
+    Ok(())
 }
 
 /// Picks up instructions a restart interrupted: queued ones are carried out (a run already

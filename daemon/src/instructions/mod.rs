@@ -11,6 +11,7 @@ pub mod approval;
 pub mod code;
 mod execute;
 pub mod state;
+mod transfer;
 
 use std::path::{Path, PathBuf};
 
@@ -359,6 +360,8 @@ pub(crate) struct Planned {
     pub project: ProjectRow,
     pub plan_json: Option<String>,
     pub max_cost_usd: f64,
+    /// Why a person must approve it whatever it costs (an S3 sync), if so.
+    pub needs_person: Option<String>,
 }
 
 /// Validates the payload against its project and plans it.
@@ -398,6 +401,7 @@ pub(crate) async fn plan(
                 max_cost_usd: plan.cost.max_usd,
                 plan_json: Some(plan_json),
                 project,
+                needs_person: None,
             })
         }
         InstructionPayload::Postprocess(request) => {
@@ -406,6 +410,7 @@ pub(crate) async fn plan(
                 project,
                 plan_json: None,
                 max_cost_usd: 0.0,
+                needs_person: None,
             })
         }
         InstructionPayload::QaCheck(params) => {
@@ -414,12 +419,32 @@ pub(crate) async fn plan(
                 project,
                 plan_json: None,
                 max_cost_usd: 0.0,
+                needs_person: None,
+            })
+        }
+        InstructionPayload::Export(params) => {
+            transfer::check_export(daemon, &project, params).await?;
+            Ok(Planned {
+                project,
+                plan_json: None,
+                max_cost_usd: 0.0,
+                needs_person: None,
+            })
+        }
+        InstructionPayload::StorageSync(params) => {
+            let needs_person = transfer::plan_sync(daemon, &project, params).await?;
+            Ok(Planned {
+                project,
+                plan_json: None,
+                max_cost_usd: 0.0,
+                needs_person,
             })
         }
         InstructionPayload::Custom(_) => Ok(Planned {
             project,
             plan_json: None,
             max_cost_usd: 0.0,
+            needs_person: None,
         }),
     }
 }
