@@ -45,6 +45,13 @@ impl Clock {
     }
 }
 
+/// The S3 client signs its requests with this clock, so a request's time is kromad's time.
+impl aws_smithy_async::time::TimeSource for Clock {
+    fn now(&self) -> std::time::SystemTime {
+        self.now_utc().into()
+    }
+}
+
 /// `at` as RFC 3339 UTC with exactly three fractional digits.
 pub fn format(at: OffsetDateTime) -> String {
     at.to_offset(time::UtcOffset::UTC)

@@ -163,3 +163,81 @@ async fn errors_carry_their_next_step_as_an_action() {
     stop_tx.send(()).unwrap();
     daemon.await.unwrap().unwrap();
 }
+
+/// kromad signs S3 requests with its own clock. One an hour off is refused by a real S3 server
+/// checking SigV4 at first; the S3 client then signs with the offset the store's `Date` showed,
+/// so the check and a sync still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_an_hour_off_is_corrected_from_the_stores_answers() {
+    let temp = tempfile::tempdir().unwrap();
+    let store_root = temp.path().join("s3");
+    std::fs::create_dir_all(store_root.join("comics")).unwrap();
+    let server = kroma_s3_server::S3Server::start(&store_root, "skew-access", "skew-secret")
+        .await
+        .unwrap();
+    let socket = temp.path().join("kromad.sock");
+    let mut config = Config::new(
+        temp.path().join("data"),
+        socket.clone(),
+        &RawLimits::default(),
+    )
+    .unwrap();
+    config.secrets.env = kroma_daemon::secrets::env_overrides(
+        [
+            ("KROMA_SECRET_S3_ACCESS_KEY_ID", "skew-access"),
+            ("KROMA_SECRET_S3_SECRET_ACCESS_KEY", "skew-secret"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned())),
+    );
+    let an_hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let listener = kroma_daemon::socket::bind(&socket).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(kroma_daemon::run_with_clock(
+        config,
+        listener,
+        async {
+            let _ = stop_rx.await;
+        },
+        kroma_daemon::clock::Clock::fixed(an_hour_ago),
+    ));
+    let rpc = |request: serde_json::Value| {
+        let socket = socket.clone();
+        tokio::task::spawn_blocking(move || call(&socket, &request.to_string()))
+    };
+    let created = rpc(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "project.create", "params": {
+            "name": "Noir",
+            "s3": {"bucket": "comics", "endpoint": server.endpoint()},
+        }}),
+    )
+    .await
+    .unwrap();
+    assert!(created["result"]["id"].is_string(), "{created}");
+    let checked = rpc(json!({"jsonrpc": "2.0", "id": 2, "method": "storage.check",
+        "params": {"project": "noir"}}))
+    .await
+    .unwrap();
+    assert_eq!(
+        checked["result"]["destination"], "s3://comics/noir/",
+        "{checked}"
+    );
+    let root = created["result"]["root"].as_str().unwrap().to_owned();
+    std::fs::write(
+        Path::new(&root).join("outputs/page.png"),
+        b"not really a png",
+    )
+    .unwrap();
+    let synced = rpc(json!({"jsonrpc": "2.0", "id": 3, "method": "storage.sync",
+        "params": {"project": "noir"}}))
+    .await
+    .unwrap();
+    assert_eq!(synced["result"]["uploaded"], 1, "{synced}");
+    assert_eq!(
+        std::fs::read(store_root.join("comics/noir/outputs/page.png")).unwrap(),
+        b"not really a png"
+    );
+
+    stop_tx.send(()).unwrap();
+    daemon.await.unwrap().unwrap();
+}

@@ -60,7 +60,7 @@ async fn open(daemon: &Daemon, slug: &str, what: &What) -> Result<(Scope, Bucket
         }
     };
     let keys = keys(daemon, &settings).await?;
-    let bucket = Bucket::new(&settings, &keys);
+    let bucket = Bucket::new(&settings, &keys, daemon.clock);
     let scope = Scope {
         base: plan::base(&settings.prefix, &project.slug),
         project,

@@ -120,7 +120,12 @@ where
                     Some(status) => format!("HTTP {status}"),
                     None => "unknown".into(),
                 }),
-                message: err.message().map(str::to_owned).unwrap_or(message),
+                message: match err.message() {
+                    Some(text) => text.to_owned(),
+                    // A HEAD answer has no body: the status is all there is to say.
+                    None if status.is_some() => "the store sent no error body".to_owned(),
+                    None => message,
+                },
             }
         }
         _ => S3Error {
@@ -154,7 +159,8 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn new(settings: &S3Settings, keys: &Keys) -> Bucket {
+    /// A client for the settings' bucket that signs with `keys` at `clock`'s time.
+    pub fn new(settings: &S3Settings, keys: &Keys, clock: crate::clock::Clock) -> Bucket {
         let credentials = Credentials::new(
             keys.access_key.expose_secret(),
             keys.secret_key.expose_secret(),
@@ -181,6 +187,7 @@ impl Bucket {
                     .unwrap_or_else(|| "us-east-1".into()),
             ))
             .credentials_provider(credentials)
+            .time_source(clock)
             .force_path_style(settings.path_style())
             .request_checksum_calculation(request)
             .response_checksum_validation(response)
@@ -200,22 +207,32 @@ impl Bucket {
         }
     }
 
-    /// The cheapest authenticated call: does the bucket exist, and do the keys open it?
+    /// The cheapest authenticated call: does the bucket exist, and do the keys open it? A HEAD
+    /// answer has no body and so no error code; a refused one is asked again as a one-key
+    /// listing, whose answer names the cause (wrong keys, a wrong clock, no bucket).
     pub async fn check(&self) -> Result<(), S3Error> {
+        // About the bucket, "not found" is the bucket.
+        let bucket_fault = |err: S3Error| match err.fault {
+            Fault::NotFound => S3Error {
+                fault: Fault::NoSuchBucket,
+                ..err
+            },
+            _ => err,
+        };
+        let head = self.client.head_bucket().bucket(&self.name).send().await;
+        let err = match head.map_err(from_sdk) {
+            Ok(_) => return Ok(()),
+            Err(err) if err.code.starts_with("HTTP ") => err,
+            Err(err) => return Err(bucket_fault(err)),
+        };
+        tracing::debug!(%err, "HeadBucket failed without a code; listing to learn why");
         self.client
-            .head_bucket()
+            .list_objects_v2()
             .bucket(&self.name)
+            .max_keys(1)
             .send()
             .await
-            .map_err(from_sdk)
-            .map_err(|err| match err.fault {
-                // A HEAD answers a missing bucket with a bare 404.
-                Fault::NotFound => S3Error {
-                    fault: Fault::NoSuchBucket,
-                    ..err
-                },
-                _ => err,
-            })?;
+            .map_err(|err| bucket_fault(from_sdk(err)))?;
         Ok(())
     }
 
