@@ -384,8 +384,7 @@ pub enum Cancel {}
 
 impl Method for Cancel {
     const NAME: &'static str = "instruction.cancel";
-    const SUMMARY: &'static str =
-        "Cancel an instruction; a run it started is canceled too (calls in flight finish)";
+    const SUMMARY: &'static str = "Cancel an instruction; a run it started is canceled too (calls in flight finish), running local work stops where it stands";
     const MUTATING: bool = true;
     const FOR_AGENTS: bool = true;
     type Params = InstructionRef;

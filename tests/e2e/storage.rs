@@ -914,3 +914,68 @@ async fn agents_export_at_once_and_sync_only_when_a_person_approves_and_never_de
     assert!(report.ok && report.uploaded >= 2, "{report:?}");
     assert!(store.object("team/noir/inputs/page.png").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_sync_instruction_stops_when_canceled_and_the_next_sync_resumes_it() {
+    use protocol::instruction::{self as wire, InstructionPayload, InstructionState};
+    let store = Store::start().await;
+    let daemon = Daemon::start();
+    let person = daemon.client().await;
+    set_keys(&person).await;
+    let project = create_project(&person, Some(store.settings())).await;
+    let big = noise(5, 20 * 1024 * 1024);
+    write(Path::new(&project.root), "outputs/page.tif", &big);
+    let agent = daemon.client().await;
+    agent
+        .call::<wire::Hello>(&wire::HelloParams {
+            client_name: "sync-agent".into(),
+        })
+        .await
+        .expect("hello");
+    let proposed = agent
+        .call::<wire::Create>(&wire::CreateParams {
+            project: "noir".into(),
+            objective: "back up the page".into(),
+            source_text: None,
+            message: None,
+            payload: InstructionPayload::StorageSync(protocol::storage::SyncParams {
+                project: "noir".into(),
+                what: What::Project,
+                direction: Direction::Push,
+                delete: false,
+                dry_run: false,
+                confirmed_deletes: None,
+            }),
+        })
+        .await
+        .expect("a sync");
+    store.server.hold_parts_after(1);
+    person
+        .call::<wire::Confirm>(&wire::ConfirmParams {
+            id: proposed.id.clone(),
+            confirm_cost_usd: 0.0,
+        })
+        .await
+        .expect("a person confirms");
+    held(&store).await;
+    let canceled = agent
+        .call::<wire::Cancel>(&wire::InstructionRef {
+            id: proposed.id.clone(),
+        })
+        .await
+        .expect("instruction.cancel");
+    assert_eq!(canceled.state, InstructionState::Canceled, "{canceled:#?}");
+    store.server.release();
+    assert!(!store.object("team/noir/outputs/page.tif").exists());
+
+    let resumed = sync(&person, Direction::Push, false, false).await;
+    assert!(resumed.ok, "{:?}", resumed.failed);
+    assert_eq!(
+        resumed.resumed_parts, 1,
+        "the part sent before the cancel is not sent again"
+    );
+    assert_eq!(
+        std::fs::read(store.object("team/noir/outputs/page.tif")).unwrap(),
+        big
+    );
+}

@@ -164,21 +164,19 @@ pub async fn cancel(daemon: Arc<Daemon>, params: InstructionRef) -> Result<Instr
         (InstructionState::Running, Some(run)) => {
             super::runs::cancel(daemon.clone(), protocol::run::RunRef { run: run.clone() }).await?;
         }
-        (InstructionState::Running, None) => {
-            return Err(Problem::new(
-                ErrorKind::Conflict,
-                ErrorCode::IllegalTransition,
-                "the instruction's local work is running and stops by itself; it spends nothing",
-            ));
-        }
-        _ => {
+        (state, _) => {
+            // Local work (a step, a check, an export, a sync) stops where it stands; what it
+            // wrote stays.
+            let stopped = state == InstructionState::Running && instructions::stop_local(&id);
+            let reason = stopped
+                .then_some("canceled while its local work ran; what it wrote so far is kept");
             let at = daemon.clock.now();
             let moved = id.clone();
             daemon
                 .store
                 .write(move |tx| {
                     let (_, event) =
-                        apply(tx, &moved, Step::Cancel, &Change::default(), None, &at)?;
+                        apply(tx, &moved, Step::Cancel, &Change::default(), reason, &at)?;
                     Ok::<_, Problem>(((), vec![event]))
                 })
                 .await?;

@@ -4,7 +4,10 @@
 //! transaction that closes the run ([`after_run_finished`]); [`recover`] picks up what a restart
 //! interrupted.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio_util::sync::CancellationToken;
 
 use kroma_protocol as protocol;
 use protocol::instruction::{InstructionOutcome, InstructionPayload, InstructionState};
@@ -42,19 +45,12 @@ pub async fn execute(daemon: Arc<Daemon>, id: String) -> Result<(), Problem> {
             Ok(())
         }
         InstructionPayload::Postprocess(request) => {
-            move_to(&daemon, &id, Step::Start, Change::default(), None).await?;
             let worker = daemon.clone();
-            daemon.runner.spawn(async move {
-                let report = run_step(worker.clone(), request).await;
-                let settled = match report {
-                    Ok(report) => finish_local(&worker, &id, report).await,
-                    Err(err) => fail(&worker, &id, &err).await,
-                };
-                if let Err(err) = settled {
-                    tracing::error!(instruction = %id, message = %err.message, "could not record the instruction's end");
-                }
-            });
-            Ok(())
+            spawn_local(&daemon, id, async move {
+                let report = run_step(worker, request).await?;
+                Ok(InstructionOutcome::Postprocess { report })
+            })
+            .await
         }
         InstructionPayload::QaCheck(mut params) => {
             // An asset is looked up in the instruction's own project.
@@ -101,29 +97,51 @@ pub async fn execute(daemon: Arc<Daemon>, id: String) -> Result<(), Problem> {
     }
 }
 
+/// The stops of instructions whose local work runs, by id: `instruction.cancel` stops it.
+fn running_local() -> std::sync::MutexGuard<'static, HashMap<String, CancellationToken>> {
+    static RUNNING: OnceLock<Mutex<HashMap<String, CancellationToken>>> = OnceLock::new();
+    RUNNING
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Stops instruction `id`'s local work, if it runs here; answers whether it did. The work is
+/// dropped where it stands: files already written stay, a sync's multipart uploads stay
+/// journaled for the next sync. The caller records the cancel.
+pub fn stop_local(id: &str) -> bool {
+    match running_local().remove(id) {
+        Some(stop) => {
+            stop.cancel();
+            true
+        }
+        None => false,
+    }
+}
+
 /// Starts local work for instruction `id` in the background: it is `running` at once, and
-/// `done` with the work's outcome or `failed` with its error when the work ends.
+/// `done` with the work's outcome (`failed` when a local step could process no file) or
+/// `failed` with its error when the work ends; [`stop_local`] stops it.
 async fn spawn_local(
     daemon: &Arc<Daemon>,
     id: String,
     work: impl std::future::Future<Output = Result<InstructionOutcome, Problem>> + Send + 'static,
 ) -> Result<(), Problem> {
     move_to(daemon, &id, Step::Start, Change::default(), None).await?;
+    let stop = CancellationToken::new();
+    running_local().insert(id.clone(), stop.clone());
     let worker = daemon.clone();
     daemon.runner.spawn(async move {
-        let settled = match work.await {
-            Ok(outcome) => match json(&outcome) {
-                Ok(outcome) => {
-                    let change = Change {
-                        outcome_json: Some(outcome),
-                        spent_usd: Some(0.0),
-                        ..Change::default()
-                    };
-                    move_to(&worker, &id, Step::Finish, change, None).await
-                }
-                Err(err) => fail(&worker, &id, &err).await,
-            },
-            Err(err) => fail(&worker, &id, &err).await,
+        let ended = tokio::select! {
+            ended = work => Some(ended),
+            _ = stop.cancelled() => None,
+        };
+        running_local().remove(&id);
+        let settled = match ended {
+            // Canceled: `instruction.cancel` records it.
+            None => Ok(()),
+            Some(Ok(outcome)) => finish_local(&worker, &id, outcome).await,
+            Some(Err(err)) => fail(&worker, &id, &err).await,
         };
         if let Err(err) = settled {
             tracing::error!(instruction = %id, message = %err.message, "could not record the instruction's end");
@@ -372,10 +390,14 @@ async fn run_step(
 }
 
 /// A local step ended: done when at least one file was written, failed otherwise.
-async fn finish_local(daemon: &Daemon, id: &str, report: StepReport) -> Result<(), Problem> {
-    let wrote = report.done > 0;
+async fn finish_local(
+    daemon: &Daemon,
+    id: &str,
+    outcome: InstructionOutcome,
+) -> Result<(), Problem> {
+    let wrote = !matches!(&outcome, InstructionOutcome::Postprocess { report } if report.done == 0);
     let change = Change {
-        outcome_json: Some(json(&InstructionOutcome::Postprocess { report })?),
+        outcome_json: Some(json(&outcome)?),
         spent_usd: Some(0.0),
         ..Change::default()
     };

@@ -28,7 +28,7 @@ use crate::error::Problem;
 use crate::store::instructions::{self as rows, Change, InstructionRow};
 use crate::store::{NewEvent, ProjectRow, StoreError};
 
-pub use execute::{after_run_finished, execute, recover};
+pub use execute::{after_run_finished, execute, recover, stop_local};
 use state::Step;
 
 /// Who is calling: what the OS says of the connection, and the name an agent declared.

@@ -9,6 +9,7 @@
 //! is required and checked) and name this server in `Host` (no DNS rebinding). Bodies are
 //! bounded. Every POST, approved or refused, is in the audit log.
 
+mod limit;
 mod render;
 
 use std::net::SocketAddr;
@@ -58,6 +59,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(PageState { daemon, addr });
     tracing::info!(%addr, "serving confirmation pages");
+    let listener = limit::Limited::new(listener, limit::MAX_CONNECTIONS);
     if let Err(err) = axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
