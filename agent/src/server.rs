@@ -313,6 +313,7 @@ mod tests {
                 "candidate_thumbnail yes no yes no",
                 "confirm_with_code no no no yes",
                 "instruction_status yes no yes no",
+                "list_baselines yes no yes no",
                 "list_instructions yes no yes no",
                 "list_projects yes no yes no",
                 "list_runs yes no yes no",
@@ -345,6 +346,7 @@ mod tests {
             [
                 "candidate_thumbnail",
                 "instruction_status",
+                "list_baselines",
                 "list_instructions",
                 "list_projects",
                 "list_runs",

@@ -161,6 +161,26 @@ impl KromaServer {
             .map(Json)
     }
 
+    /// Lists a project's approved scene baselines: for each scene the candidate a person
+    /// approved (run, job, candidate, output asset) that later stages (time, weather,
+    /// characters) start from and drift is measured against.
+    #[tool(annotations(
+        title = "List approved baselines",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn list_baselines(
+        &self,
+        Parameters(params): Parameters<protocol::run::BaselinesParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<Json<protocol::run::BaselineList>, String> {
+        self.call::<protocol::run::Baselines>(&caller(&context), &params)
+            .await
+            .map(Json)
+    }
+
     /// Shows a run's candidate image as a PNG thumbnail (longest side at most 512 pixels), the
     /// post-processed image when there is one. Only images inside the project's folder are shown.
     #[tool(annotations(

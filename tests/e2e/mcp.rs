@@ -157,6 +157,11 @@ fn check_tour(seen: &Value, run: &protocol::run::RunDetail, scene: &str) {
     assert_eq!(plan["jobs"][0]["input_images"][0]["asset"], scene);
     assert_eq!(ok("run_status")["run"]["id"], run.run.id.as_str());
     assert_eq!(ok("list_runs")["runs"][0]["id"], run.run.id.as_str());
+    assert_eq!(
+        ok("list_baselines")["baselines"],
+        json!([]),
+        "nothing approved yet"
+    );
 
     let thumbnail = &seen["candidate_thumbnail"];
     assert_eq!(thumbnail["is_error"], false, "{thumbnail:#}");
@@ -272,6 +277,7 @@ async fn read_only_and_the_allow_list_choose_the_tools_and_a_missing_kromad_is_a
     let read_only = [
         "candidate_thumbnail",
         "instruction_status",
+        "list_baselines",
         "list_instructions",
         "list_projects",
         "list_runs",
@@ -285,6 +291,7 @@ async fn read_only_and_the_allow_list_choose_the_tools_and_a_missing_kromad_is_a
         "candidate_thumbnail",
         "confirm_with_code",
         "instruction_status",
+        "list_baselines",
         "list_instructions",
         "list_projects",
         "list_runs",

@@ -77,6 +77,28 @@ async fn create_project(client: &Client, s3: Option<S3Settings>) -> protocol::pr
         .expect("project.create")
 }
 
+/// A running S3 server, a kromad holding its keys, and project `noir` syncing to it.
+struct World {
+    store: Store,
+    daemon: Daemon,
+    client: Client,
+    root: PathBuf,
+}
+
+async fn world() -> World {
+    let store = Store::start().await;
+    let daemon = Daemon::start();
+    let client = daemon.client().await;
+    set_keys(&client).await;
+    let project = create_project(&client, Some(store.settings())).await;
+    World {
+        root: PathBuf::from(&project.root),
+        store,
+        daemon,
+        client,
+    }
+}
+
 async fn plan(client: &Client, direction: Direction, delete: bool) -> Plan {
     client
         .call::<protocol::storage::PlanSync>(&protocol::storage::PlanParams {
@@ -171,12 +193,12 @@ fn error_code(err: ClientError) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_plan_change_delete_and_restore_into_an_empty_folder() {
-    let store = Store::start().await;
-    let daemon = Daemon::start();
-    let client = daemon.client().await;
-    set_keys(&client).await;
-    let project = create_project(&client, Some(store.settings())).await;
-    let root = PathBuf::from(&project.root);
+    let World {
+        store,
+        daemon: _daemon,
+        client,
+        root,
+    } = world().await;
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (index, path) in [
         "outputs/a.png",
@@ -422,12 +444,12 @@ async fn a_multipart_upload_killed_halfway_is_resumed_and_one_whose_file_changed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_denied_object_fails_alone_and_the_report_names_it() {
-    let store = Store::start().await;
-    let daemon = Daemon::start();
-    let client = daemon.client().await;
-    set_keys(&client).await;
-    let project = create_project(&client, Some(store.settings())).await;
-    let root = PathBuf::from(&project.root);
+    let World {
+        store,
+        daemon: _daemon,
+        client,
+        root,
+    } = world().await;
     for index in 0..6u64 {
         write(&root, &format!("outputs/p{index}.png"), &noise(index, 4000));
     }
@@ -759,38 +781,17 @@ fn the_sync_bench_measures_kromad_against_the_sdk() {
     );
 }
 
-/// Waits for an instruction to reach a final state.
-async fn settled(client: &Client, id: &str) -> protocol::instruction::Instruction {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let instruction = client
-            .call::<protocol::instruction::Get>(&protocol::instruction::InstructionRef {
-                id: id.into(),
-            })
-            .await
-            .expect("instruction.get");
-        if instruction.state.is_final() {
-            return instruction;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not settled: {instruction:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_export_at_once_and_sync_only_when_a_person_approves_and_never_delete() {
     use protocol::instruction::{
         self as wire, Approval, InstructionOutcome, InstructionPayload, InstructionState,
     };
-    let store = Store::start().await;
-    let daemon = Daemon::start();
-    let person = daemon.client().await;
-    set_keys(&person).await;
-    let project = create_project(&person, Some(store.settings())).await;
-    let root = PathBuf::from(&project.root);
+    let World {
+        store,
+        daemon,
+        client: person,
+        root,
+    } = world().await;
     let page = root.join("inputs/page.png");
     std::fs::create_dir_all(page.parent().unwrap()).unwrap();
     image::RgbImage::from_pixel(8, 8, image::Rgb([40, 40, 40]))
@@ -842,7 +843,7 @@ async fn agents_export_at_once_and_sync_only_when_a_person_approves_and_never_de
     .await
     .expect("an export");
     assert_eq!(export.approval, Some(Approval::Free));
-    let exported = settled(&agent, &export.id).await;
+    let exported = crate::instructions::settled(&agent, &export.id).await;
     assert_eq!(exported.state, InstructionState::Done, "{exported:#?}");
     let Some(InstructionOutcome::Export { export }) = exported.outcome else {
         panic!("no export: {exported:#?}");
@@ -852,7 +853,7 @@ async fn agents_export_at_once_and_sync_only_when_a_person_approves_and_never_de
     let dry = ask(InstructionPayload::StorageSync(sync_params(true, false)))
         .await
         .expect("a dry run");
-    let dry = settled(&agent, &dry.id).await;
+    let dry = crate::instructions::settled(&agent, &dry.id).await;
     let Some(InstructionOutcome::StorageSync { report }) = dry.outcome else {
         panic!("no report: {dry:#?}");
     };
@@ -906,7 +907,7 @@ async fn agents_export_at_once_and_sync_only_when_a_person_approves_and_never_de
         })
         .await
         .expect("a person confirms");
-    let synced = settled(&agent, &proposed.id).await;
+    let synced = crate::instructions::settled(&agent, &proposed.id).await;
     assert_eq!(synced.state, InstructionState::Done, "{synced:#?}");
     let Some(InstructionOutcome::StorageSync { report }) = synced.outcome else {
         panic!("no report: {synced:#?}");
@@ -918,13 +919,14 @@ async fn agents_export_at_once_and_sync_only_when_a_person_approves_and_never_de
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_sync_instruction_stops_when_canceled_and_the_next_sync_resumes_it() {
     use protocol::instruction::{self as wire, InstructionPayload, InstructionState};
-    let store = Store::start().await;
-    let daemon = Daemon::start();
-    let person = daemon.client().await;
-    set_keys(&person).await;
-    let project = create_project(&person, Some(store.settings())).await;
+    let World {
+        store,
+        daemon,
+        client: person,
+        root,
+    } = world().await;
     let big = noise(5, 20 * 1024 * 1024);
-    write(Path::new(&project.root), "outputs/page.tif", &big);
+    write(&root, "outputs/page.tif", &big);
     let agent = daemon.client().await;
     agent
         .call::<wire::Hello>(&wire::HelloParams {

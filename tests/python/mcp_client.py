@@ -84,6 +84,9 @@ async def tour(client, args):
     seen["plan_run"] = tool_result(await client.call_tool("plan_run", plan))
     seen["run_status"] = tool_result(await client.call_tool("run_status", {"run": args.run}))
     seen["list_runs"] = tool_result(await client.call_tool("list_runs", {"project": args.project}))
+    seen["list_baselines"] = tool_result(
+        await client.call_tool("list_baselines", {"project": args.project})
+    )
     seen["candidate_thumbnail"] = tool_result(
         await client.call_tool("candidate_thumbnail", {"run": args.run, "candidate": 2})
     )
