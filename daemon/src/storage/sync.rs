@@ -276,53 +276,82 @@ async fn multipart(
         }
     };
     let (mut sent, mut resumed_parts) = (0u64, 0u32);
+    let mut missing = Vec::new();
     for (number, offset, len) in remote::parts_of(size) {
         if parts.contains_key(&number) {
             resumed_parts += 1;
             context.progress.bytes(len);
-            continue;
+        } else {
+            missing.push((number, offset, len));
         }
-        let file = path.to_owned();
-        let part_sha256 =
-            tokio::task::spawn_blocking(move || remote::part_sha256(&file, offset, len))
-                .await
-                .map_err(|err| StepError::Sync(internal(err)))?
-                .map_err(|err| StepError::io("reading the file", err))?;
-        let part = Part {
-            key: &item.key,
-            upload_id: &upload_id,
-            number,
-            offset,
-            len,
-        };
-        let etag = bucket
-            .upload_part(&part, path, &part_sha256)
-            .await
-            .map_err(s3)?;
-        let (id, tag, sum) = (upload_id.clone(), etag.clone(), part_sha256.clone());
-        context
-            .services
-            .store
-            .write(move |tx| {
-                journal::insert_part(tx, &id, number, &tag, &sum).map(|()| ((), Vec::new()))
-            })
-            .await
-            .map_err(|err| StepError::Sync(err.into()))?;
+    }
+    // Parts go up [`PART_CONCURRENCY`] at a time; each is journaled as the store acknowledges
+    // it, so a stop leaves exactly the acknowledged ones for the next sync.
+    let upload_id = upload_id.as_str();
+    let mut sending = futures::stream::iter(missing)
+        .map(|(number, offset, len)| {
+            send_part(context, item, path, upload_id, (number, offset, len))
+        })
+        .buffer_unordered(PART_CONCURRENCY);
+    while let Some(done) = sending.next().await {
+        let (number, len, etag, part_sha256) = done?;
         parts.insert(number, (etag, part_sha256));
         sent += len;
-        context.progress.bytes(len);
     }
+    drop(sending);
     bucket
-        .complete(&item.key, &upload_id, &parts)
+        .complete(&item.key, upload_id, &parts)
         .await
         .map_err(s3)?;
-    forget(context.services, &upload_id)
+    forget(context.services, upload_id)
         .await
         .map_err(StepError::Sync)?;
     Ok(Outcome::Done {
         bytes: sent,
         resumed_parts,
     })
+}
+
+/// Parts of one file in flight at once.
+const PART_CONCURRENCY: usize = 4;
+
+/// Sends one part with its checksum and journals it once the store acknowledged it; answers
+/// its number, length, ETag and base64 sha256.
+async fn send_part(
+    context: &Context<'_>,
+    item: &PlanItem,
+    path: &Path,
+    upload_id: &str,
+    (number, offset, len): (i32, u64, u64),
+) -> Result<(i32, u64, String, String), StepError> {
+    let file = path.to_owned();
+    let part_sha256 = tokio::task::spawn_blocking(move || remote::part_sha256(&file, offset, len))
+        .await
+        .map_err(|err| StepError::Sync(internal(err)))?
+        .map_err(|err| StepError::io("reading the file", err))?;
+    let part = Part {
+        key: &item.key,
+        upload_id,
+        number,
+        offset,
+        len,
+    };
+    let etag = context
+        .bucket
+        .upload_part(&part, path, &part_sha256)
+        .await
+        .map_err(|err| StepError::s3(err, context.scope))?;
+    let (id, tag, sum) = (upload_id.to_owned(), etag.clone(), part_sha256.clone());
+    context
+        .services
+        .store
+        .write(move |tx| {
+            journal::insert_part(tx, &id, number, &tag, &sum).map(|()| ((), Vec::new()))
+        })
+        .await
+        .map_err(|err| StepError::Sync(err.into()))?;
+    context.progress.bytes(len);
+    Ok((number, len, etag, part_sha256))
 }
 
 async fn download(context: &Context<'_>, item: &PlanItem) -> Result<Outcome, StepError> {
