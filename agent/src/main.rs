@@ -42,10 +42,16 @@ struct Cli {
     /// Let --http listen on an address that is not loopback (other machines can then reach it)
     #[arg(long, requires = "http")]
     bind: bool,
+    /// Write the man page kroma-mcp.1 into DIR and exit (install.sh does)
+    #[arg(long, value_name = "DIR", hide = true)]
+    man_pages: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.man_pages {
+        return man_page(dir);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -126,4 +132,21 @@ async fn serve_http(server: KromaServer, address: SocketAddr) -> anyhow::Result<
     kroma_agent::http::serve(server, listener, token, shutdown)
         .await
         .context("serving MCP over HTTP")
+}
+
+/// Writes kroma-mcp.1, rendered from the command line definition.
+fn man_page(dir: &std::path::Path) -> ExitCode {
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).generate_to(dir)
+    });
+    match written {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!(
+                "kroma-mcp: writing the man page into {}: {err}",
+                dir.display()
+            );
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -67,6 +67,8 @@ pub struct Config {
     pub local_models: ModelLimits,
     /// Where the confirmation pages are served: always a loopback address; `None`: not served.
     pub confirm_page: Option<std::net::SocketAddr>,
+    /// How kromad was started (a service manager or by hand), for `daemon.status`.
+    pub service: kroma_protocol::daemon::Supervision,
 }
 
 /// How the local ONNX models run.
@@ -321,6 +323,7 @@ impl Config {
             secrets,
             runs: RunLimits::default(),
             user_settings: None,
+            service: Default::default(),
             limits: Limits {
                 max_frame_bytes,
                 max_connections: positive(

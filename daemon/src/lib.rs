@@ -22,6 +22,7 @@ mod review;
 mod runs;
 pub mod secrets;
 mod server;
+pub mod service;
 mod storage;
 mod store;
 mod watch;
@@ -225,6 +226,7 @@ pub async fn run_with_clock(
         )])
         .await?;
     tracing::info!(socket = %listener.path().display(), data_dir = %data_dir.display(), version = VERSION, "kromad is serving");
+    service::notify_ready();
 
     background.spawn(runs::runner::run(daemon.services.clone()));
     background.spawn(free_idle_models(daemon.engine.clone(), token.clone()));
@@ -250,6 +252,7 @@ pub async fn run_with_clock(
             tracing::info!("shutdown signal received");
         }
     }
+    service::notify_stopping();
     // Followers see the stop before their subscriptions end.
     if let Err(err) = store
         .append_events(vec![store::NewEvent::of(

@@ -10,6 +10,11 @@ use kroma_daemon::config::{Config, LogFormat, RawConfig};
 use kroma_daemon::lock::DataDirLock;
 
 /// The Kroma daemon: serves the JSON-RPC API on a local socket
+///
+/// Run it by hand, with `kromactl daemon start`, or as a user service (`kromactl daemon
+/// install-service`). Under systemd it serves the socket that kromad.socket passes (socket
+/// activation: LISTEN_FDS) and reports when it is ready (Type=notify). It logs to stderr and to
+/// <data dir>/logs; under systemd read them with `journalctl --user -u kromad`.
 #[derive(Debug, Parser)]
 #[command(name = "kromad", version)]
 struct Cli {
@@ -31,11 +36,23 @@ struct Cli {
     /// Format of the log lines on stderr (the log file is always JSON)
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Write the man page kromad.1 into DIR and exit (install.sh does)
+    #[arg(long, value_name = "DIR", hide = true)]
+    man_pages: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
+    // First, while kromad has one thread: take the socket systemd may have passed, clearing the
+    // variables that pass it so nothing kromad starts inherits them.
+    #[cfg(unix)]
+    let inherited = kroma_daemon::socket::take_inherited().map_err(anyhow::Error::from);
+    #[cfg(not(unix))]
+    let inherited: anyhow::Result<Option<std::convert::Infallible>> = Ok(None);
     let cli = Cli::parse();
-    match start(cli) {
+    if let Some(dir) = &cli.man_pages {
+        return man_page(dir);
+    }
+    match inherited.and_then(|inherited| start(cli, inherited)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("kromad: {err:#}");
@@ -44,7 +61,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn start(cli: Cli) -> anyhow::Result<()> {
+#[cfg(unix)]
+type Inherited = std::os::unix::net::UnixListener;
+#[cfg(not(unix))]
+type Inherited = std::convert::Infallible;
+
+fn start(cli: Cli, inherited: Option<Inherited>) -> anyhow::Result<()> {
     let dirs = directories::ProjectDirs::from("", "", "kroma");
     let raw = match (&cli.config, &dirs) {
         (Some(path), _) => RawConfig::load(path)?,
@@ -113,10 +135,37 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         // The handlers are in place before the socket exists: a client that can connect can
         // also stop kromad with SIGTERM and see it stop cleanly.
         let shutdown = shutdown_signal().context("installing the signal handlers")?;
-        let listener = kroma_daemon::socket::bind(&config.socket)?;
+        let socket_activated = inherited.is_some();
+        let listener = match inherited {
+            #[cfg(unix)]
+            Some(inherited) => kroma_daemon::socket::adopt(inherited)?,
+            #[cfg(not(unix))]
+            Some(never) => match never {},
+            None => kroma_daemon::socket::bind(&config.socket)?,
+        };
+        let mut config = config;
+        if listener.path() != config.socket {
+            tracing::info!(socket = %listener.path().display(), "serving the socket the service manager passed");
+            config.socket = listener.path().to_owned();
+        }
+        config.service = kroma_daemon::service::this_process(socket_activated);
         kroma_daemon::run(config, listener, shutdown).await?;
         Ok(())
     })
+}
+
+/// Writes kromad.1, rendered from the command line definition.
+fn man_page(dir: &std::path::Path) -> ExitCode {
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).generate_to(dir)
+    });
+    match written {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kromad: writing the man page into {}: {err}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Installs the SIGTERM and SIGINT handlers now and answers a future that resolves when one

@@ -51,6 +51,31 @@ pub struct DaemonStatus {
     /// The active secret store and whether it answers.
     pub secret_store: crate::secret::StoreStatus,
     pub counts: DaemonCounts,
+    /// Whether a service manager started kromad, and how.
+    #[serde(default)]
+    pub service: Supervision,
+}
+
+/// How kromad was started: by a service manager (a systemd user unit, a launchd job) or by hand
+/// (`kromactl daemon start`, a terminal).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Supervision {
+    /// The service manager kromad runs under; `None`: started by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager: Option<ServiceManager>,
+    /// The systemd unit or launchd job label, where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Whether the service manager handed kromad its listening socket (socket activation).
+    #[serde(default)]
+    pub socket_activated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceManager {
+    Systemd,
+    Launchd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

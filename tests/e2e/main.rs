@@ -28,6 +28,7 @@ mod rpc_bench;
 mod runs;
 mod secret_arguments;
 mod secrets;
+mod service;
 mod socket_access;
 mod storage;
 mod tidy;

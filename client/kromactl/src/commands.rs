@@ -1,47 +1,28 @@
-//! The dispatcher: `run` sends each command to its function, here for the daemon, project,
+//! The dispatcher: `run` sends each command to its function, here for the project,
 //! events, rpc, bootstrap, secret and provider commands, else in its own module. Each builds
 //! typed params, calls kromad and prints; modules import from `output` and `common`, not here.
 
-use std::io::{BufRead, IsTerminal};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::io::IsTerminal;
+use std::path::Path;
 
 use clap::CommandFactory;
+use kroma_client::Client;
 use kroma_client::follow::EventFollower;
-use kroma_client::{Client, ClientError};
 use kroma_protocol as protocol;
 use protocol::NoParams;
 
-use crate::common::{confirm, kromad_binary};
+use crate::common::confirm;
 use crate::output::{self, Failure, print};
 use crate::{
-    BootstrapCommand, Cli, Command, DaemonCommand, EventsArgs, Global, ImportModeArg,
-    ProjectCommand, ProviderCommand, ProviderKindArg, RpcCommand, SecretCommand,
+    BootstrapCommand, Cli, Command, EventsArgs, Global, ImportModeArg, ProjectCommand,
+    ProviderCommand, ProviderKindArg, RpcCommand, SecretCommand,
 };
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let global = &cli.global;
     let socket = kroma_client::discovery::discover_socket(global.socket.as_deref());
     match cli.command {
-        Command::Daemon(DaemonCommand::Start {
-            data_dir,
-            kromad,
-            wait_secs,
-        }) => daemon_start(global, &socket, data_dir, kromad, wait_secs).await,
-        Command::Daemon(DaemonCommand::Stop { wait_secs }) => {
-            daemon_stop(global, &socket, wait_secs).await
-        }
-        Command::Daemon(DaemonCommand::Status) => {
-            let client = Client::connect(&socket).await?;
-            let status = client
-                .call::<protocol::daemon::Status>(&NoParams {})
-                .await?;
-            print(global, &status, || {
-                output::status_table(&status).to_string()
-            });
-            Ok(())
-        }
+        Command::Daemon(command) => crate::daemon::run(global, &socket, command).await,
         Command::Project(command) => project(global, &socket, command).await,
         Command::Asset(command) => crate::assets::run(global, &socket, command).await,
         Command::Style(command) => crate::knowledge::style(global, &socket, command).await,
@@ -113,128 +94,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
-}
-
-async fn daemon_start(
-    global: &Global,
-    socket: &Path,
-    data_dir: Option<PathBuf>,
-    kromad: Option<PathBuf>,
-    wait_secs: f64,
-) -> Result<(), Failure> {
-    let running = match Client::connect(socket).await {
-        Ok(client) => Some(client),
-        // Starting a daemon of our own would not help: the socket is in the way, and it is not
-        // ours to remove.
-        Err(err @ ClientError::SocketNotYours { .. }) => return Err(err.into()),
-        Err(_) => None,
-    };
-    if let Some(client) = running {
-        let status = client
-            .call::<protocol::daemon::Status>(&NoParams {})
-            .await?;
-        let started = serde_json::json!({ "pid": status.pid, "socket": status.socket, "already_running": true });
-        print(global, &started, || {
-            format!(
-                "kromad is already running (pid {}) at {}",
-                status.pid, status.socket
-            )
-        });
-        return Ok(());
-    }
-    let kromad = kromad_binary(kromad)?;
-    let mut command = std::process::Command::new(&kromad);
-    command.arg("--socket").arg(socket);
-    if let Some(data_dir) = data_dir {
-        command.arg("--data-dir").arg(data_dir);
-    }
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    #[cfg(unix)]
-    {
-        // Its own process group: Ctrl-C in this terminal must not stop the daemon.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    }
-    let mut child = command.spawn().map_err(|err| {
-        Failure::other(
-            format!("starting {}: {err}", kromad.display()),
-            Some("pass the binary with --kromad PATH"),
-        )
-    })?;
-    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs.max(0.1));
-    loop {
-        if let Ok(Some(exit)) = child.try_wait() {
-            let mut stderr = String::new();
-            if let Some(pipe) = child.stderr.take() {
-                let lines = std::io::BufReader::new(pipe).lines().map_while(Result::ok);
-                for line in lines {
-                    stderr.push_str(&line);
-                    stderr.push('\n');
-                }
-            }
-            return Err(Failure::other(
-                format!(
-                    "kromad exited ({exit}) before it was ready: {}",
-                    stderr.trim()
-                ),
-                Some("run kromad in a terminal to see its full output"),
-            ));
-        }
-        if let Ok(client) = Client::connect(socket).await
-            && client
-                .call::<protocol::daemon::Version>(&NoParams {})
-                .await
-                .is_ok()
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(Failure::other(
-                format!(
-                    "kromad (pid {}) did not answer at {} within {wait_secs} s",
-                    child.id(),
-                    socket.display()
-                ),
-                Some("see the kromad log in <data dir>/logs"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let started =
-        serde_json::json!({ "pid": child.id(), "socket": socket, "already_running": false });
-    print(global, &started, || {
-        format!(
-            "kromad started (pid {}) at {}",
-            child.id(),
-            socket.display()
-        )
-    });
-    Ok(())
-}
-
-async fn daemon_stop(global: &Global, socket: &Path, wait_secs: f64) -> Result<(), Failure> {
-    let client = Client::connect(socket).await?;
-    let ack = client
-        .call::<protocol::daemon::Shutdown>(&NoParams {})
-        .await?;
-    drop(client);
-    let deadline = Instant::now() + Duration::from_secs_f64(wait_secs.max(0.1));
-    while Client::connect(socket).await.is_ok() || socket.exists() {
-        if Instant::now() > deadline {
-            return Err(Failure::other(
-                format!(
-                    "kromad (pid {}) is still running after {wait_secs} s",
-                    ack.pid
-                ),
-                Some("it is finishing in-flight calls; check again with `kromactl daemon status`"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    print(global, &ack, || format!("kromad (pid {}) stopped", ack.pid));
-    Ok(())
 }
 
 async fn project(global: &Global, socket: &Path, command: ProjectCommand) -> Result<(), Failure> {

@@ -23,6 +23,12 @@ pub enum DevCommand {
     /// Serve an S3-compatible store on 127.0.0.1 (a folder, SigV4 checked) for `kromactl
     /// storage` until Ctrl-C, and print the commands that point a project at it
     S3Server(S3ServerArgs),
+    /// Write the man pages of kromactl and of each of its commands into DIR (install.sh does)
+    ManPages {
+        /// Folder to write the `.1` files into, made if missing
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,7 +103,19 @@ pub async fn run(command: DevCommand) -> Result<(), Failure> {
     match command {
         DevCommand::FakeProvider(args) => fake_provider(args).await,
         DevCommand::S3Server(args) => s3_server(args).await,
+        DevCommand::ManPages { out } => man_pages(&out),
     }
+}
+
+fn man_pages(out: &std::path::Path) -> Result<(), Failure> {
+    let failure = |err: std::io::Error| {
+        Failure::other(
+            format!("writing man pages into {}: {err}", out.display()),
+            None,
+        )
+    };
+    std::fs::create_dir_all(out).map_err(failure)?;
+    clap_mangen::generate_to(<crate::Cli as clap::CommandFactory>::command(), out).map_err(failure)
 }
 
 async fn fake_provider(args: FakeProviderArgs) -> Result<(), Failure> {

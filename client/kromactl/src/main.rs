@@ -14,6 +14,7 @@ mod bench_sync;
 mod bench_watch;
 mod commands;
 mod common;
+mod daemon;
 mod dev;
 mod doctor;
 mod export;
@@ -27,6 +28,7 @@ mod run_review;
 mod run_settings;
 mod runs;
 mod secret_args;
+mod service;
 mod settings;
 mod storage;
 mod watch;
@@ -73,7 +75,7 @@ pub struct Global {
 pub enum Command {
     /// Start, stop and inspect the daemon
     #[command(subcommand)]
-    Daemon(DaemonCommand),
+    Daemon(crate::daemon::DaemonCommand),
     /// Create, list, show, update and remove projects
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -169,30 +171,6 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DaemonCommand {
-    /// Start kromad in the background and wait until it answers
-    Start {
-        /// Data dir of the daemon [default: $XDG_DATA_HOME/kroma]
-        #[arg(long, env = "KROMA_DATA_DIR", value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// The kromad binary [default: next to kromactl, else on PATH]
-        #[arg(long, value_name = "PATH")]
-        kromad: Option<PathBuf>,
-        /// How long to wait for the socket to answer
-        #[arg(long, default_value_t = 10.0, value_name = "SECS")]
-        wait_secs: f64,
-    },
-    /// Ask kromad to stop after in-flight calls finish, and wait until it has
-    Stop {
-        /// How long to wait for the daemon to exit
-        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
-        wait_secs: f64,
-    },
-    /// Show version, pid, uptime, socket, data dir and counts
-    Status,
 }
 
 #[derive(Debug, Subcommand)]

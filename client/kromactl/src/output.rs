@@ -230,40 +230,6 @@ pub fn audit_table(entries: &[protocol::audit::AuditEntry]) -> Table {
     table
 }
 
-pub fn status_table(status: &protocol::daemon::DaemonStatus) -> Table {
-    let mut table = Table::new();
-    table.load_style(presets::NOTHING);
-    let rows = [
-        (
-            "version",
-            format!("{} (protocol {})", status.version, status.protocol_version),
-        ),
-        ("pid", status.pid.to_string()),
-        ("uptime", format!("{} s", status.uptime_secs)),
-        ("socket", status.socket.clone()),
-        ("data dir", status.data_dir.clone()),
-        ("schema version", status.schema_version.to_string()),
-        (
-            "secret store",
-            match &status.secret_store.problem {
-                None => format!(
-                    "{} ({})",
-                    status.secret_store.kind, status.secret_store.detail
-                ),
-                Some(problem) => format!("{} NOT AVAILABLE: {problem}", status.secret_store.kind),
-            },
-        ),
-        ("projects", status.counts.projects.to_string()),
-        ("events", status.counts.events.to_string()),
-        ("audit entries", status.counts.audit_events.to_string()),
-        ("connections", status.counts.connections.to_string()),
-    ];
-    for (key, value) in rows {
-        table.add_row(vec![format!("{key}:"), value]);
-    }
-    table
-}
-
 pub fn asset_table(assets: &[protocol::asset::Asset]) -> Table {
     let mut table = table(&["id", "kind", "size", "format", "path"]);
     for asset in assets {

@@ -29,6 +29,7 @@ pub async fn status(
             audit_events,
             connections: open as u64,
         },
+        service: daemon.config.service.clone(),
     })
 }
 

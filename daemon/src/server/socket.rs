@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use interprocess::local_socket::ListenerOptions;
 use interprocess::local_socket::tokio::Listener as TokioListener;
 
-/// A bound socket, ready to accept. The socket file is removed when it is dropped.
+/// A bound socket, ready to accept. The socket file is removed when it is dropped, unless a
+/// service manager made it ([`adopt`]).
 pub struct Listener {
     pub(crate) inner: TokioListener,
     pub(crate) path: PathBuf,
@@ -37,6 +38,8 @@ pub enum BindError {
         "socket folder {0} is a symlink, belongs to another user, or others may write to it (without the sticky bit); refusing to use it (chmod 700 it, or pick another --socket)"
     )]
     UnsafeFolder(PathBuf),
+    #[error("the socket passed by the service manager cannot be served: {0}")]
+    Inherited(String),
     #[error("binding {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -61,6 +64,51 @@ pub fn bind(path: &Path) -> Result<Listener, BindError> {
     Ok(Listener {
         inner,
         path: path.to_owned(),
+    })
+}
+
+/// A listening socket a service manager handed over (systemd socket activation: `LISTEN_FDS`,
+/// `LISTEN_PID`), as a plain listener. Reads and clears those variables, so children do not
+/// inherit them: call it before any thread starts. `None` when nothing was passed.
+#[cfg(unix)]
+pub fn take_inherited() -> Result<Option<std::os::unix::net::UnixListener>, BindError> {
+    let mut passed = listenfd::ListenFd::from_env();
+    match passed.len() {
+        0 => Ok(None),
+        1 => passed.take_unix_listener(0).map_err(|err| {
+            BindError::Inherited(format!(
+                "{err}; kromad serves one Unix stream socket (ListenStream= a path)"
+            ))
+        }),
+        n => Err(BindError::Inherited(format!(
+            "{n} sockets were passed; kromad serves exactly one (ListenStream= a path)"
+        ))),
+    }
+}
+
+/// Serves an inherited socket. Its path is where it is bound; the socket file belongs to the
+/// service manager and stays when kromad stops, so the next connection can start kromad again.
+/// Must be called inside a Tokio runtime.
+#[cfg(unix)]
+pub fn adopt(listener: std::os::unix::net::UnixListener) -> Result<Listener, BindError> {
+    let inherited = |err: io::Error| BindError::Inherited(err.to_string());
+    let path = listener
+        .local_addr()
+        .map_err(inherited)?
+        .as_pathname()
+        .map(ToOwned::to_owned)
+        .ok_or_else(|| {
+            BindError::Inherited(
+                "the socket has no path (abstract or unnamed); use ListenStream= a path".to_owned(),
+            )
+        })?;
+    listener.set_nonblocking(true).map_err(inherited)?;
+    let fd = std::os::fd::OwnedFd::from(listener);
+    let inner = interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(fd)
+        .map_err(inherited)?;
+    Ok(Listener {
+        inner: TokioListener::from(inner),
+        path,
     })
 }
 
