@@ -20,10 +20,11 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # tests, python3-venv for the model converter's pinned tools, Chromium and its driver for the
 # confirmation page test (a real headless browser), systemd's tools and man for checking the
 # service units and man pages (`systemd-analyze verify`, `systemd-socket-activate`; installing
-# them does not make systemd run a container), and the basics. apt runs only when something is
+# them does not make systemd run a container), a notification server on a virtual display (dunst,
+# Xvfb) for the desktop notification test, and the basics. apt runs only when something is
 # missing.
 packages=(build-essential pkg-config python3 python3-venv ca-certificates curl git dbus dbus-x11 gnome-keyring
-    chromium chromium-driver systemd man-db)
+    chromium chromium-driver systemd man-db xvfb dunst)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

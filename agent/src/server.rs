@@ -312,6 +312,7 @@ mod tests {
                 "cancel_instruction no yes yes no",
                 "candidate_thumbnail yes no yes no",
                 "confirm_with_code no no no yes",
+                "contact_sheet yes no yes no",
                 "instruction_status yes no yes no",
                 "list_baselines yes no yes no",
                 "list_instructions yes no yes no",
@@ -327,9 +328,9 @@ mod tests {
                 "submit_instruction no no no yes",
             ]
         );
-        // Every tool but the thumbnail (an image) declares the shape of what it answers.
+        // Every tool but the two images declares the shape of what it answers.
         for tool in server(false).tools() {
-            let image = tool.name == "candidate_thumbnail";
+            let image = tool.name == "candidate_thumbnail" || tool.name == "contact_sheet";
             assert_eq!(tool.output_schema.is_none(), image, "{}", tool.name);
         }
     }
@@ -345,6 +346,7 @@ mod tests {
             names,
             [
                 "candidate_thumbnail",
+                "contact_sheet",
                 "instruction_status",
                 "list_baselines",
                 "list_instructions",

@@ -59,6 +59,17 @@ pub struct ThumbnailInfo {
     pub source_height: u32,
 }
 
+/// The most base64 a contact sheet may take in a tool result (MCP hosts cap images at a few MB).
+const MAX_SHEET_BASE64: usize = 4 * 1024 * 1024;
+
+/// What the contact sheet shows, next to the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SheetInfo {
+    pub run: String,
+    pub width: u32,
+    pub height: u32,
+}
+
 // Tools answer `Result<Json<T>, String>` spelled out: rmcp's macro finds the output schema by
 // that shape (an alias hides it). An `Err` is an error result (`isError: true`) whose text is
 // the daemon's message and hint.
@@ -179,6 +190,46 @@ impl KromaServer {
         self.call::<protocol::run::Baselines>(&caller(&context), &params)
             .await
             .map(Json)
+    }
+
+    /// Shows a run's contact sheet as one PNG: every job's candidates as labelled thumbnails with
+    /// the QA verdict, chroma, drift, the winner and the approved baseline. For a large run, ask
+    /// for smaller thumbnails (`thumb`, 64 to 512 pixels, default 192); a sheet over 4 MiB is
+    /// refused with that advice.
+    #[tool(annotations(
+        title = "Contact sheet",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    pub async fn contact_sheet(
+        &self,
+        Parameters(params): Parameters<protocol::run::SheetParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, String> {
+        let sheet = self
+            .call::<protocol::run::RenderSheet>(&caller(&context), &params)
+            .await?;
+        if sheet.png_base64.len() > MAX_SHEET_BASE64 {
+            return Err(format!(
+                "the contact sheet of run {} is {} KiB as base64, more than the {} KiB sent to an \
+                 agent; ask for smaller thumbnails (thumb, e.g. 96)",
+                params.run,
+                sheet.png_base64.len() / 1024,
+                MAX_SHEET_BASE64 / 1024
+            ));
+        }
+        let info = SheetInfo {
+            run: params.run,
+            width: sheet.width,
+            height: sheet.height,
+        };
+        let info = serde_json::to_string(&info).map_err(|err| err.to_string())?;
+        Ok(CallToolResult::success(vec![
+            ContentBlock::image(sheet.png_base64, "image/png"),
+            ContentBlock::text(info),
+        ]))
     }
 
     /// Shows a run's candidate image as a PNG thumbnail (longest side at most 512 pixels), the

@@ -67,6 +67,8 @@ pub struct Config {
     pub local_models: ModelLimits,
     /// Where the confirmation pages are served: always a loopback address; `None`: not served.
     pub confirm_page: Option<std::net::SocketAddr>,
+    /// Whether one-time codes are shown in desktop notifications.
+    pub desktop_notifications: bool,
     /// How kromad was started (a service manager or by hand), for `daemon.status`.
     pub service: kroma_protocol::daemon::Supervision,
 }
@@ -134,9 +136,19 @@ pub struct RawConfig {
     pub local_models: RawModels,
     #[serde(default)]
     pub confirm_page: RawConfirmPage,
+    #[serde(default)]
+    pub notifications: RawNotifications,
 }
 
-/// `[local_models]`: how the ONNX models run.
+/// `[notifications]`: telling the person at the desktop.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    /// Show a one-time code in a desktop notification when an instruction waits for a person
+    /// (default true; nothing is shown where no notification server runs).
+    pub desktop: Option<bool>,
+}
+
 /// `[confirm_page]`: the loopback HTTP server of instructions' confirmation pages.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +159,7 @@ pub struct RawConfirmPage {
     pub listen: Option<std::net::SocketAddr>,
 }
 
+/// `[local_models]`: how the ONNX models run.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModels {
@@ -324,6 +337,7 @@ impl Config {
             runs: RunLimits::default(),
             user_settings: None,
             service: Default::default(),
+            desktop_notifications: true,
             limits: Limits {
                 max_frame_bytes,
                 max_connections: positive(
@@ -410,6 +424,12 @@ impl Config {
             self.confirm_page = Some(listen);
         }
         Ok(self)
+    }
+
+    /// Applies `[notifications]`.
+    pub fn with_notifications(mut self, raw: &RawNotifications) -> Config {
+        self.desktop_notifications = raw.desktop.unwrap_or(true);
+        self
     }
 
     /// Applies `[local_models]`: `intra_threads` 1 to 256, `sessions` 1 to 64, `idle_secs` 1 to a

@@ -232,6 +232,9 @@ pub async fn run_with_clock(
     background.spawn(free_idle_models(daemon.engine.clone(), token.clone()));
     background.spawn(instructions::recover(daemon.clone()));
     background.spawn(watch::serve(daemon.clone()));
+    if daemon.config.desktop_notifications {
+        background.spawn(instructions::notify::serve(daemon.clone()));
+    }
     if let Some(listener) = page_listener {
         background.spawn(page::serve(daemon.clone(), listener, token.clone()));
     }

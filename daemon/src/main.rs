@@ -104,7 +104,8 @@ fn start(cli: Cli, inherited: Option<Inherited>) -> anyhow::Result<()> {
         )?
         .with_runs(&raw.runs)?
         .with_local_models(&raw.local_models)?
-        .with_confirm_page(&raw.confirm_page)?;
+        .with_confirm_page(&raw.confirm_page)?
+        .with_notifications(&raw.notifications);
     if let Some(dir) = cli.models_dir {
         config.models_dir = cwd.join(dir);
     } else if let Some(dirs) = &dirs {

@@ -17,6 +17,7 @@ mod knowledge;
 mod lifecycle;
 mod local_models;
 mod mcp;
+mod notifications;
 mod other_uid;
 mod postprocess;
 mod projects;

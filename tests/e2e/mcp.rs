@@ -185,6 +185,19 @@ fn check_tour(seen: &Value, run: &protocol::run::RunDetail, scene: &str) {
         (json!(width), json!(height))
     );
 
+    // The contact sheet: one PNG of every candidate, its size as the text beside it says.
+    let sheet = &seen["contact_sheet"];
+    assert_eq!(sheet["is_error"], false, "{sheet:#}");
+    assert_eq!(sheet["content"][0]["mime_type"], "image/png");
+    let info: Value =
+        serde_json::from_str(sheet["content"][1]["text"].as_str().expect("sheet info"))
+            .expect("sheet info JSON");
+    assert_eq!(info["run"], run.run.id.as_str());
+    assert_eq!(
+        sheet["content"][0]["size"],
+        json!([info["width"], info["height"]])
+    );
+
     let missing = &seen["missing_run"];
     assert_eq!(missing["is_error"], true);
     let text = missing["content"][0]["text"].as_str().expect("text");
@@ -276,6 +289,7 @@ async fn read_only_and_the_allow_list_choose_the_tools_and_a_missing_kromad_is_a
     let socket = temp.path().join("nobody-here.sock").display().to_string();
     let read_only = [
         "candidate_thumbnail",
+        "contact_sheet",
         "instruction_status",
         "list_baselines",
         "list_instructions",
@@ -290,6 +304,7 @@ async fn read_only_and_the_allow_list_choose_the_tools_and_a_missing_kromad_is_a
         "cancel_instruction",
         "candidate_thumbnail",
         "confirm_with_code",
+        "contact_sheet",
         "instruction_status",
         "list_baselines",
         "list_instructions",

@@ -90,6 +90,9 @@ async def tour(client, args):
     seen["candidate_thumbnail"] = tool_result(
         await client.call_tool("candidate_thumbnail", {"run": args.run, "candidate": 2})
     )
+    seen["contact_sheet"] = tool_result(
+        await client.call_tool("contact_sheet", {"run": args.run, "thumb": 64})
+    )
     seen["missing_run"] = tool_result(
         await client.call_tool("run_status", {"run": "00000000-0000-4000-8000-000000000000"})
     )

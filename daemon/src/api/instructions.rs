@@ -195,38 +195,15 @@ pub async fn make_code(
         &caller,
         <protocol::instruction::Code as protocol::Method>::NAME,
     )?;
-    let id = params.id;
-    let instruction = id.clone();
-    let fresh = code::new_code();
-    let hash = code::hash(&id, &fresh);
-    let expires = daemon.clock.now_utc()
-        + std::time::Duration::from_secs(protocol::instruction::CODE_TTL_SECS);
-    let expires_at = crate::clock::format(expires);
-    let stored_expiry = expires_at.clone();
-    let max_cost_usd = daemon
-        .store
-        .write(move |tx| {
-            let row = load(tx, &id)?;
-            if row.state()? != InstructionState::AwaitingConfirmation {
-                return Err(Problem::new(
-                    ErrorKind::Conflict,
-                    ErrorCode::IllegalTransition,
-                    format!(
-                        "instruction {id} is {}; only an instruction waiting for a person takes a code",
-                        row.state
-                    ),
-                ));
-            }
-            rows::set_code(tx, &id, &hash, row.max_cost_usd, &stored_expiry)?;
-            Ok::<_, Problem>((row.max_cost_usd, Vec::new()))
+    instructions::notify::issue_code(&daemon, &params.id, instructions::notify::Issuer::Person)
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                ErrorKind::Internal,
+                ErrorCode::Internal,
+                "a person's code was not made",
+            )
         })
-        .await?;
-    Ok(OneTimeCode {
-        id: instruction,
-        code: fresh,
-        expires_at,
-        max_cost_usd,
-    })
 }
 
 fn refuse_agents(caller: &Caller, method: &str) -> Result<(), Problem> {
@@ -506,7 +483,7 @@ mod tests {
                     },
                 )?;
                 rows::insert(tx, &waiting(max_cost_usd), None)?;
-                rows::set_code(tx, "i1", &code::hash("i1", "123456"), 0.5, EXPIRES)?;
+                rows::set_code(tx, "i1", &code::hash("i1", "123456"), 0.5, EXPIRES, true)?;
                 let row = rows::get(tx, "i1")?.unwrap();
                 let verdict = match check_code(tx, &row, typed, now) {
                     Ok(Verdict::Approved) => Ok(()),

@@ -10,6 +10,7 @@
 pub mod approval;
 pub mod code;
 mod execute;
+pub(crate) mod notify;
 pub mod state;
 mod transfer;
 

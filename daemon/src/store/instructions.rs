@@ -319,12 +319,13 @@ pub fn set_code(
     code_hash: &str,
     max_usd: f64,
     expires_at: &str,
+    reset_tries: bool,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE instructions SET code_hash = ?2, code_max_usd = ?3, code_expires_at = ?4,
-            code_tries = 0 WHERE id = ?1",
+            code_tries = CASE WHEN ?5 THEN 0 ELSE code_tries END WHERE id = ?1",
     )?
-    .execute(params![id, code_hash, max_usd, expires_at])?;
+    .execute(params![id, code_hash, max_usd, expires_at, reset_tries])?;
     Ok(())
 }
 

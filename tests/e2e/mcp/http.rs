@@ -141,7 +141,7 @@ async fn http_serves_both_eras_behind_a_token_and_refuses_everything_else() {
     ] {
         let seen = &eras[mode];
         assert_eq!(seen["protocol_version"], version, "{mode}: {seen:#}");
-        assert_eq!(seen["tools"].as_array().map(Vec::len), Some(16), "{seen:#}");
+        assert_eq!(seen["tools"].as_array().map(Vec::len), Some(17), "{seen:#}");
         assert_eq!(seen["list_projects"]["is_error"], false);
         assert_eq!(
             seen["list_projects"]["structured"]["projects"][0]["slug"],

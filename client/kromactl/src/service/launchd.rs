@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Installed, Removed, Setup, home, manager_command, unit_text, write_file};
+use super::{
+    Installed, Removed, Setup, command_line, home, manager_command, unit_text, write_file,
+};
 use crate::output::Failure;
 
 pub const TEMPLATE: &str = include_str!("../../../../packaging/launchd/org.kroma.kromad.plist");
@@ -93,18 +95,9 @@ pub fn uninstall() -> Result<Removed, Failure> {
 
 /// The template with the program's arguments and the log file filled in.
 pub fn render(setup: &Setup, log: &Path) -> Result<String, Failure> {
-    let mut args = vec![xml(unit_text(&setup.kromad)?)];
-    if let Some(socket) = &setup.socket {
-        args.push("--socket".to_owned());
-        args.push(xml(unit_text(socket)?));
-    }
-    if let Some(data_dir) = &setup.data_dir {
-        args.push("--data-dir".to_owned());
-        args.push(xml(unit_text(data_dir)?));
-    }
-    let program = args
-        .iter()
-        .map(|arg| format!("\t\t<string>{arg}</string>"))
+    let program = command_line(setup)?
+        .into_iter()
+        .map(|arg| format!("\t\t<string>{}</string>", xml(arg)))
         .collect::<Vec<_>>()
         .join("\n");
     Ok(TEMPLATE

@@ -164,6 +164,19 @@ fn unit_text(path: &Path) -> Result<&str, Failure> {
     Ok(text)
 }
 
+/// kromad's command line in the unit: the binary, and `--socket` and `--data-dir` when they are
+/// not the defaults, each checked by [`unit_text`].
+fn command_line(setup: &Setup) -> Result<Vec<&str>, Failure> {
+    let mut args = vec![unit_text(&setup.kromad)?];
+    if let Some(socket) = &setup.socket {
+        args.extend(["--socket", unit_text(socket)?]);
+    }
+    if let Some(data_dir) = &setup.data_dir {
+        args.extend(["--data-dir", unit_text(data_dir)?]);
+    }
+    Ok(args)
+}
+
 /// Writes `text` to `path` through a temporary file beside it, so a unit is never half written.
 fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
     let failure = |err: std::io::Error| {

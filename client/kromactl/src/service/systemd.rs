@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Installed, Removed, Setup, home, manager_command, unit_text, write_file};
+use super::{
+    Installed, Removed, Setup, command_line, home, manager_command, unit_text, write_file,
+};
 use crate::output::Failure;
 
 pub const SERVICE_TEMPLATE: &str = include_str!("../../../../packaging/systemd/kromad.service");
@@ -99,15 +101,7 @@ pub fn uninstall() -> Result<Removed, Failure> {
 /// socket and data dir when they are not the defaults), and `ReadWritePaths=` also holding the
 /// writable folders outside `home`.
 pub fn render(setup: &Setup, home: &Path) -> Result<(String, String), Failure> {
-    let mut exec = vec![exec_word(unit_text(&setup.kromad)?)];
-    if let Some(socket) = &setup.socket {
-        exec.push("--socket".to_owned());
-        exec.push(exec_word(unit_text(socket)?));
-    }
-    if let Some(data_dir) = &setup.data_dir {
-        exec.push("--data-dir".to_owned());
-        exec.push(exec_word(unit_text(data_dir)?));
-    }
+    let exec: Vec<String> = command_line(setup)?.into_iter().map(exec_word).collect();
     let mut writable = vec!["%h".to_owned()];
     let mut outside: Vec<&PathBuf> = setup
         .data_dir
