@@ -232,6 +232,22 @@ fn install_service_writes_units_systemd_accepts_into_the_users_config_only() {
     );
     assert!(stderr.trim().is_empty(), "warnings: {stderr}");
 
+    // With the unit installed, `daemon start` asks systemd to start it; with no manager to ask,
+    // it says so and starts kromad by hand (in this temporary home).
+    let socket = private_dir(&home.join("run")).join("kroma-test.sock");
+    let socket = socket.to_str().unwrap();
+    let output = kromactl_at_home(&home, &["--socket", socket, "daemon", "start"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stderr.contains("is installed as a service")
+            && stderr.contains("systemctl --user start kromad.socket kromad.service")
+            && stderr.contains("starting it by hand"),
+        "{stderr}"
+    );
+    let output = kromactl_at_home(&home, &["--socket", socket, "daemon", "stop"]);
+    assert!(output.status.success(), "{output:?}");
+
     // Uninstalling needs the manager to disable the units first: refused, and nothing removed.
     let output = kromactl_at_home(&home, &["daemon", "uninstall-service"]);
     assert_eq!(output.status.code(), Some(1));

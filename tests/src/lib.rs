@@ -205,6 +205,15 @@ impl RawConnection {
         })
     }
 
+    /// How long a read waits for the daemon (30 s unless set): longer for a call whose work
+    /// scales with how busy the machine is.
+    pub fn set_read_timeout(&self, timeout: Duration) {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(timeout))
+            .expect("read timeout");
+    }
+
     /// Writes bytes as they are (add the newline yourself).
     pub fn send(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("write");

@@ -171,6 +171,42 @@ async fn daemon_start(
         });
         return Ok(());
     }
+    // Installed as a service: the service manager starts it, or the socket unit could not take
+    // the socket at the next login.
+    if kromad.is_none()
+        && data_dir.is_none()
+        && let Some(unit) = crate::service::installed()
+    {
+        match crate::service::start_installed() {
+            Ok(ran) => {
+                let deadline = Instant::now() + Duration::from_secs_f64(wait_secs.max(0.1));
+                while !answers(socket).await {
+                    if Instant::now() > deadline {
+                        return Err(Failure::other(
+                            format!(
+                                "`{ran}` succeeded, but kromad did not answer at {} within {wait_secs} s",
+                                socket.display()
+                            ),
+                            Some("see `journalctl --user -u kromad`"),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let started = serde_json::json!({ "socket": socket, "already_running": false, "service": ran });
+                print(global, &started, || {
+                    format!(
+                        "kromad started by its service ({ran}) at {}",
+                        socket.display()
+                    )
+                });
+                return Ok(());
+            }
+            Err(why) => eprintln!(
+                "warning: kromad is installed as a service ({}), but {why}; starting it by hand",
+                unit.display()
+            ),
+        }
+    }
     let kromad = kromad_binary(kromad)?;
     let mut command = std::process::Command::new(&kromad);
     command.arg("--socket").arg(socket);
@@ -211,12 +247,7 @@ async fn daemon_start(
                 Some("run kromad in a terminal to see its full output"),
             ));
         }
-        if let Ok(client) = Client::connect(socket).await
-            && client
-                .call::<protocol::daemon::Version>(&NoParams {})
-                .await
-                .is_ok()
-        {
+        if answers(socket).await {
             break;
         }
         if Instant::now() > deadline {
@@ -282,6 +313,17 @@ async fn daemon_stop(global: &Global, socket: &Path, wait_secs: f64) -> Result<(
         text
     });
     Ok(())
+}
+
+/// Whether a kromad answers at `socket`.
+async fn answers(socket: &Path) -> bool {
+    match Client::connect(socket).await {
+        Ok(client) => client
+            .call::<protocol::daemon::Version>(&NoParams {})
+            .await
+            .is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// Whether a process with this pid still exists.

@@ -130,6 +130,22 @@ pub fn uninstall() -> Result<Removed, Failure> {
     }
 }
 
+/// The installed service unit kromactl starts kromad through (`daemon start`): the systemd
+/// unit on Linux. `None` when none is installed (and on macOS, where launchd starts the agent at
+/// login and `daemon start` spawns kromad itself).
+pub fn installed() -> Option<PathBuf> {
+    if cfg!(target_os = "linux") {
+        systemd::installed()
+    } else {
+        None
+    }
+}
+
+/// Starts the installed service; answers the command that did, or why it failed.
+pub fn start_installed() -> Result<String, String> {
+    systemd::start()
+}
+
 fn unsupported() -> Failure {
     Failure::other(
         "install-service knows systemd (Linux) and launchd (macOS) only",

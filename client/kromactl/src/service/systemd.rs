@@ -22,6 +22,32 @@ fn unit_dir() -> Result<PathBuf, Failure> {
         .ok_or_else(|| Failure::other("cannot find your config folder", Some("set HOME")))
 }
 
+/// `kromad.service` in the user's unit folder, when install-service wrote it.
+pub fn installed() -> Option<PathBuf> {
+    unit_dir()
+        .ok()
+        .map(|dir| dir.join("kromad.service"))
+        .filter(|unit| unit.is_file())
+}
+
+/// `systemctl --user start kromad.socket kromad.service`.
+pub fn start() -> Result<String, String> {
+    let args = ["--user", "start", "kromad.socket", "kromad.service"];
+    let shown = format!("systemctl {}", args.join(" "));
+    match std::process::Command::new("systemctl")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(output) if output.status.success() => Ok(shown),
+        Ok(output) => Err(format!(
+            "`{shown}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(err) => Err(format!("`{shown}` could not run: {err}")),
+    }
+}
+
 pub fn install(setup: &Setup) -> Result<Installed, Failure> {
     let dir = unit_dir()?;
     let (service, socket) = render(setup, &home()?)?;
