@@ -28,7 +28,7 @@ fn private_dir(path: &Path) -> PathBuf {
 
 /// `systemd-socket-activate -l SOCKET kromad …`: systemd's tool binds the socket, and on the first
 /// connection runs kromad with it as fd 3 and `LISTEN_FDS=1`, exactly as a socket unit does.
-fn socket_activated_kromad(folder: &Path, socket: &Path, extra: &[&str]) -> Child {
+fn socket_activated_kromad(folder: &Path, socket: &Path, extra: &[&str]) -> Activated {
     // It passes its own environment on, except NOTIFY_SOCKET: that one goes with -E.
     Command::new("systemd-socket-activate")
         .arg("-l")
@@ -49,7 +49,31 @@ fn socket_activated_kromad(folder: &Path, socket: &Path, extra: &[&str]) -> Chil
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(Activated)
         .expect("systemd-socket-activate (from the systemd package) runs")
+}
+
+/// The activator, which becomes kromad: killed when dropped, so a failing test leaves no kromad.
+struct Activated(Child);
+
+impl std::ops::Deref for Activated {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Activated {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Activated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn wait_for_file(path: &Path) {
