@@ -123,6 +123,12 @@ impl KromaServer {
             );
             return Ok(InputRequiredResult::new(Some(requests), Some(state)).into());
         }
+        let page_id = match &elicitation {
+            ElicitRequestParams::UrlElicitationParams { elicitation_id, .. } => {
+                Some(elicitation_id.clone())
+            }
+            _ => None,
+        };
         let host_answer = context
             .peer
             .create_elicitation_with_timeout(elicitation, Some(ELICITATION_TIMEOUT))
@@ -134,6 +140,12 @@ impl KromaServer {
             .ok()
             .flatten()
             .and_then(|action| action.as_str().map(str::to_owned));
+        if let Some(page_id) = page_id
+            && host_answer.as_deref() == Some("accept")
+        {
+            // The person went to the page: say when it is done with.
+            self.watch_page(&client, &instruction.id, page_id, context.peer.clone());
+        }
         // Only kromad's state counts: read the instruction again.
         let instruction = self.instruction(&client, &instruction.id).await?;
         self.answer(&client, instruction, host_answer, &context)

@@ -8,7 +8,8 @@
 //! voice recordings in it), resources ([`resources`]) and prompts
 //! ([`prompts`]). [`rounds`] seals the state of a 2026-07-28 input round; [`rate`] limits how
 //! often a client proposes work; [`tasks`] follows proposed work as an MCP task for clients that
-//! declare the tasks extension. [`selection`] decides which tools a server offers (`--read-only`,
+//! declare the tasks extension; [`elicitation`] tells a 2025-11-25 host when the confirmation
+//! page it opened is done with. [`selection`] decides which tools a server offers (`--read-only`,
 //! `--tools`); [`kromad`] holds the lazy connection to the daemon; [`thumbnail`] makes the
 //! bounded PNG a candidate is shown as. `main.rs` reads the command line and serves stdio, or
 //! streamable HTTP through [`http`] behind the bearer token of [`token`].
@@ -17,6 +18,7 @@
 //! content and JSON resources, never spliced into instructions the agent would follow.
 
 pub mod chat;
+pub mod elicitation;
 pub mod http;
 pub mod instructions;
 pub mod kromad;

@@ -5,7 +5,8 @@
 //! answers `server/discover` and negotiates, the handlers are the same).
 //!
 //! Every clone of a server (rmcp makes one per HTTP session) shares the kromad connections, the
-//! submission limits, the sealed-round key and the tasks of [`crate::tasks`].
+//! submission limits, the sealed-round key, the tasks of [`crate::tasks`] and the page watches
+//! of [`crate::elicitation`].
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -23,6 +24,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 
+use crate::elicitation::PageWatches;
 use crate::kromad::{Kromad, KromadError};
 use crate::rate::SubmissionLimit;
 use crate::rounds::{RoundError, Rounds};
@@ -62,6 +64,7 @@ pub struct KromaServer {
     submissions: Arc<Mutex<SubmissionLimit>>,
     rounds: Arc<Rounds>,
     tasks: InstructionTasks,
+    page_watches: PageWatches,
     tool_router: ToolRouter<KromaServer>,
     prompt_router: PromptRouter<KromaServer>,
 }
@@ -94,6 +97,7 @@ impl KromaServer {
             ))),
             rounds: Arc::new(Rounds::new()?),
             tasks: InstructionTasks::default(),
+            page_watches: PageWatches::default(),
             tool_router,
             prompt_router: KromaServer::prompt_router(),
         })
@@ -114,6 +118,10 @@ impl KromaServer {
 
     pub(crate) fn tasks(&self) -> &InstructionTasks {
         &self.tasks
+    }
+
+    pub(crate) fn page_watches(&self) -> &PageWatches {
+        &self.page_watches
     }
 
     /// Takes one submission from `client_name`'s allowance of calls, or says when to retry.
@@ -196,7 +204,7 @@ impl ServerHandler for KromaServer {
                 .enable_prompts()
                 .enable_resources()
                 // Declared for everyone (rmcp answers `tasks/*` only then), but a task is made
-                // only for a client that declared the extension too.
+                // only for a 2026-07-28 client that declared the extension too.
                 .enable_tasks()
                 .build(),
         )

@@ -17,7 +17,7 @@ use kroma_protocol as protocol;
 use protocol::instruction::{Instruction, InstructionState};
 use rmcp::ErrorData;
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, CreateTaskResult};
+use rmcp::model::{CallToolResult, CreateTaskResult, ProtocolVersion};
 use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 
@@ -64,11 +64,18 @@ impl InstructionTasks {
     }
 }
 
-/// Whether the client of this request declared the tasks extension.
+/// Whether the client of this request declared the tasks extension on a 2026-07-28 (or later)
+/// request. The extension's task is a result of its own kind (`resultType: "task"`), which
+/// 2025-11-25 does not have: a client of that era that lists the extension anyway cannot read
+/// one, so it gets the answer every client without tasks gets.
 pub fn declared(context: &RequestContext<RoleServer>) -> bool {
-    context
-        .client_capabilities()
-        .is_some_and(|capabilities| capabilities.supports_tasks())
+    let modern = context
+        .protocol_version()
+        .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
+    modern
+        && context
+            .client_capabilities()
+            .is_some_and(|capabilities| capabilities.supports_tasks())
 }
 
 impl KromaServer {

@@ -98,6 +98,12 @@ async def approval(client, args, seen):
     seen["progress"] = progress
     seen["status_after"] = await until_settled(client, instruction_id)
     seen["list_instructions"] = await call(client, "list_instructions", {"project": "noir"})
+    if any(e["url"] for e in elicited) and client.protocol_version == "2025-11-25":
+        # The page this host opened is done with; kroma-mcp says so within a second or two.
+        for _ in range(100):
+            if completed:
+                break
+            await asyncio.sleep(0.1)
 
 
 async def allowance(client, args, seen):
@@ -168,6 +174,13 @@ async def accept_everything(context, params):
 
 
 elicited = []
+completed = []
+
+
+async def on_message(message):
+    """Keeps the ids of `notifications/elicitation/complete` (2025-11-25)."""
+    if getattr(message, "method", None) == "notifications/elicitation/complete":
+        completed.append(message.params.elicitation_id)
 
 
 def declare_form_only():
@@ -197,7 +210,11 @@ async def main():
     args = parser.parse_args()
     if args.elicitation == "form":
         declare_form_only()
-    options = {"mode": args.mode, "client_info": Implementation(name=CLIENT_NAME, version="1")}
+    options = {
+        "mode": args.mode,
+        "client_info": Implementation(name=CLIENT_NAME, version="1"),
+        "message_handler": on_message,
+    }
     if args.elicitation != "none":
         options["elicitation_callback"] = accept_everything
     if args.url:
@@ -216,6 +233,7 @@ async def main():
         scenario = {"approval": approval, "allowance": allowance, "rounds": rounds, "burst": burst, "chat": chat}[args.scenario]
         await scenario(client, args, seen)
     seen["elicited"] = elicited
+    seen["elicitation_complete"] = completed
     say({"result": seen})
 
 

@@ -1,10 +1,13 @@
 """Drives kroma-mcp's tasks (the `io.modelcontextprotocol/tasks` extension) with the independent
 Python MCP SDK, for tests/e2e/mcp/tasks.rs. The SDK has no tasks client of its own; it carries
-extensions, so this script declares the extension with a result claim for `resultType: "task"`
-(claims are active on 2026-07-28 connections only) and sends `tasks/get` and `tasks/cancel`
-itself.
+extensions, so this script declares the extension and sends `tasks/get` and `tasks/cancel`
+itself. On 2026-07-28 it declares a result claim for `resultType: "task"` and calls tools through
+the SDK. On 2025-11-25 (legacy) that era has no such result kind (the SDK activates no claim
+there and would drop a claimed extension from its capabilities), so the script advertises the
+extension alone, sends `tools/call` as a plain request and keeps the raw answer: kroma-mcp must
+answer it as it answers any client without tasks.
 
-    python mcp_tasks.py --scene ASSET -- kroma-mcp ARGS...
+    python mcp_tasks.py --mode legacy|2026-07-28 --scene ASSET -- kroma-mcp ARGS...
 
 It writes one JSON object per line on stdout. `{"need_code": ID}` asks the person for the
 instruction's one-time code, which the test writes back as one line on stdin; the last line is
@@ -18,7 +21,7 @@ import sys
 from typing import Any, Literal
 
 from mcp import Client
-from mcp.client.extension import ClientExtension, ResultClaim
+from mcp.client.extension import ClientExtension, ResultClaim, advertise
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
@@ -49,6 +52,10 @@ class TaskRequest(Request[dict[str, Any], str]):
     name_param = "taskId"
 
 
+class ToolCall(Request[dict[str, Any], str]):
+    name_param = "name"
+
+
 async def unresolved(result, context):
     raise RuntimeError("this script reads its tasks itself (allow_claimed=True)")
 
@@ -62,6 +69,11 @@ class TasksExtension(ClientExtension):
 
 async def start(client, name, arguments):
     """A tool call that may answer with a task: the task as data, or the tool's result."""
+    if client.protocol_version != "2026-07-28":
+        params = {"name": name, "arguments": arguments}
+        return await client.session.send_request(
+            ToolCall(method="tools/call", params=params), TypeAdapter(dict[str, Any])
+        )
     result = await client.session.call_tool(name, arguments, allow_claimed=True)
     return result.model_dump(by_alias=True, exclude_none=True, mode="json")
 
@@ -123,18 +135,25 @@ async def scenario(client, args, seen):
     seen["unknown_task"] = await task_request(client, "tasks/get", "no-such-task")
 
 
+async def legacy_scenario(client, args, seen):
+    await client.list_tools()
+    seen["submit"] = await start(client, "submit_instruction", instruction(args, 1))
+
+
 async def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["legacy", "2026-07-28"], required=True)
     parser.add_argument("--scene", required=True)
     parser.add_argument("server", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.server[1:] if args.server[:1] == ["--"] else args.server
     transport = StdioServerParameters(command=command[0], args=command[1:])
-    options = {"mode": "2026-07-28", "client_info": Implementation(name=CLIENT_NAME, version="1")}
+    options = {"mode": args.mode, "client_info": Implementation(name=CLIENT_NAME, version="1")}
+    extension = TasksExtension() if args.mode == "2026-07-28" else advertise(TASKS)
     seen = {}
-    async with Client(transport, extensions=[TasksExtension()], **options) as client:
+    async with Client(transport, extensions=[extension], **options) as client:
         seen["protocol_version"] = client.protocol_version
-        await scenario(client, args, seen)
+        await (scenario if args.mode == "2026-07-28" else legacy_scenario)(client, args, seen)
     say({"result": seen})
 
 

@@ -214,6 +214,15 @@ fn check_approval(seen: &Value, elicitation: &str) {
     assert_eq!(how["max_cost_usd"].as_f64(), Some(max_cost));
 
     let elicited = seen["elicited"].as_array().expect("elicited");
+    let page_done = &seen["elicitation_complete"];
+    match (elicitation, seen["protocol_version"].as_str()) {
+        ("auto", Some("2025-11-25")) => assert_eq!(
+            page_done,
+            &serde_json::json!([format!("kroma-confirm-{id}")]),
+            "a 2025-11-25 host hears once that the page it opened is done with"
+        ),
+        _ => assert_eq!(page_done, &serde_json::json!([]), "no page was opened"),
+    }
     match elicitation {
         "none" => {
             assert!(elicited.is_empty());

@@ -1,9 +1,9 @@
 //! kroma-mcp's tasks (the MCP tasks extension) driven by the Python MCP SDK
-//! (`tests/python/mcp_tasks.py`, 2026-07-28: the SDK activates an extension's result claims only
-//! on that era) against the real kromad and the fake provider. A client that declares the
-//! extension gets a task from `submit_instruction` and `confirm_with_code`; the task follows the
-//! instruction (working while it waits for a person, completed with the report once done) and
-//! `tasks/cancel` cancels the instruction. The person makes the code, as in
+//! (`tests/python/mcp_tasks.py`) against the real kromad and the fake provider. A 2026-07-28
+//! client that declares the extension gets a task from `submit_instruction` and
+//! `confirm_with_code`; the task follows the instruction (working while it waits for a person,
+//! completed with the report once done) and `tasks/cancel` cancels the instruction. A 2025-11-25
+//! client that lists the extension gets no task. The person makes the code, as in
 //! `tests/e2e/mcp/instructions.rs`; clients that do not declare tasks are the other tests'.
 
 use protocol::instruction as wire;
@@ -22,7 +22,7 @@ async fn mcp_tasks_follow_instructions_to_the_end_and_cancel_them() {
     };
     let seen = python_agent(
         "mcp_tasks.py",
-        &["--scene", &scene],
+        &["--mode", "2026-07-28", "--scene", &scene],
         Transport::Stdio(&["--socket", &socket]),
         Some(&person),
     )
@@ -80,4 +80,28 @@ async fn mcp_tasks_follow_instructions_to_the_end_and_cancel_them() {
 
     let unknown: &Value = &seen["unknown_task"]["protocol_error"];
     assert_eq!(unknown["code"], -32602, "{seen:#}");
+}
+
+/// 2025-11-25 has no task results (`resultType` came with 2026-07-28): a client of that era that
+/// lists the extension anyway gets the answer every client without tasks gets, which it can read.
+#[tokio::test]
+async fn mcp_a_2025_11_25_client_that_lists_the_tasks_extension_gets_no_task() {
+    let (world, scene) = world().await;
+    let socket = world.socket().display().to_string();
+    let seen = python_agent(
+        "mcp_tasks.py",
+        &["--mode", "legacy", "--scene", &scene],
+        Transport::Stdio(&["--socket", &socket]),
+        None,
+    )
+    .await;
+    assert_eq!(seen["protocol_version"], "2025-11-25");
+    let submit = &seen["submit"];
+    assert!(submit.get("resultType").is_none(), "{submit:#}");
+    assert!(submit.get("taskId").is_none(), "{submit:#}");
+    assert_eq!(submit["isError"], false, "{submit:#}");
+    let report = &submit["structuredContent"];
+    assert_eq!(report["next"], "waiting_for_person", "{submit:#}");
+    assert_eq!(report["instruction"]["state"], "awaiting_confirmation");
+    assert_eq!(world.fake.stats().requests, 0, "nothing spent");
 }
