@@ -95,6 +95,13 @@ impl KromaServer {
                 .and_then(|answer| answer["action"].as_str())
                 .map(str::to_owned);
             let instruction = self.instruction(&client, &id).await?;
+            if host_answer.as_deref() == Some("accept") {
+                let page = matches!(
+                    elicitation_for(&context, &instruction),
+                    Some(ElicitRequestParams::UrlElicitationParams { .. })
+                );
+                self.record_host_accept(&client, &id, page).await;
+            }
             return self
                 .answer(&client, instruction, host_answer, &context)
                 .await;
@@ -140,11 +147,13 @@ impl KromaServer {
             .ok()
             .flatten()
             .and_then(|action| action.as_str().map(str::to_owned));
-        if let Some(page_id) = page_id
-            && host_answer.as_deref() == Some("accept")
-        {
-            // The person went to the page: say when it is done with.
-            self.watch_page(&client, &instruction.id, page_id, context.peer.clone());
+        if host_answer.as_deref() == Some("accept") {
+            self.record_host_accept(&client, &instruction.id, page_id.is_some())
+                .await;
+            if let Some(page_id) = page_id {
+                // The person went to the page: say when it is done with.
+                self.watch_page(&client, &instruction.id, page_id, context.peer.clone());
+            }
         }
         // Only kromad's state counts: read the instruction again.
         let instruction = self.instruction(&client, &instruction.id).await?;
@@ -311,6 +320,21 @@ impl KromaServer {
             report.progress = Some(RunProgress::of(&detail));
         }
         Ok(report)
+    }
+
+    /// Puts on record that the host answered "accept" to the elicitation of instruction `id`
+    /// (the page when `page`, else the form): the answer approves nothing.
+    async fn record_host_accept(&self, client: &str, id: &str, page: bool) {
+        let mode = if page {
+            protocol::audit::ElicitationMode::Url
+        } else {
+            protocol::audit::ElicitationMode::Form
+        };
+        let refusal = protocol::audit::Refusal::HostAccept {
+            instruction: id.to_owned(),
+            mode,
+        };
+        self.put_on_record(client, refusal).await;
     }
 
     /// The answer of a tool that proposed or approved work: a task that follows the instruction

@@ -7,7 +7,8 @@
 //! propose and follow work, answering with a [`report`], [`chat`] keeps a conversation and the
 //! voice recordings in it), resources ([`resources`]) and prompts
 //! ([`prompts`]). [`rounds`] seals the state of a 2026-07-28 input round; [`rate`] limits how
-//! often a client proposes work; [`tasks`] follows proposed work as an MCP task for clients that
+//! often a client proposes work; [`refusals`] puts what kroma-mcp refuses in kromad's audit log;
+//! [`tasks`] follows proposed work as an MCP task for clients that
 //! declare the tasks extension; [`elicitation`] tells a 2025-11-25 host when the confirmation
 //! page it opened is done with. [`selection`] decides which tools a server offers (`--read-only`,
 //! `--tools`); [`kromad`] holds the lazy connection to the daemon; [`thumbnail`] makes the
@@ -24,6 +25,7 @@ pub mod instructions;
 pub mod kromad;
 pub mod prompts;
 pub mod rate;
+pub mod refusals;
 pub mod report;
 pub mod resources;
 pub mod rounds;

@@ -16,10 +16,12 @@ use std::time::Instant;
 use kroma_protocol as protocol;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CancelTaskParams, GetTaskParams, GetTaskResult, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, GetTaskParams, GetTaskResult,
+    Implementation, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+    UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
@@ -27,6 +29,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, prompt_handler, tool_handler};
 use crate::elicitation::PageWatches;
 use crate::kromad::{Kromad, KromadError};
 use crate::rate::SubmissionLimit;
+use crate::refusals::RefusalRecord;
 use crate::rounds::{RoundError, Rounds};
 use crate::selection::{SelectionError, ToolSelection};
 use crate::tasks::InstructionTasks;
@@ -65,6 +68,7 @@ pub struct KromaServer {
     rounds: Arc<Rounds>,
     tasks: InstructionTasks,
     page_watches: PageWatches,
+    refusals: Arc<Mutex<RefusalRecord>>,
     tool_router: ToolRouter<KromaServer>,
     prompt_router: PromptRouter<KromaServer>,
 }
@@ -98,6 +102,7 @@ impl KromaServer {
             rounds: Arc::new(Rounds::new()?),
             tasks: InstructionTasks::default(),
             page_watches: PageWatches::default(),
+            refusals: Arc::new(Mutex::new(RefusalRecord::default())),
             tool_router,
             prompt_router: KromaServer::prompt_router(),
         })
@@ -122,6 +127,10 @@ impl KromaServer {
 
     pub(crate) fn page_watches(&self) -> &PageWatches {
         &self.page_watches
+    }
+
+    pub(crate) fn refusals(&self) -> &Mutex<RefusalRecord> {
+        &self.refusals
     }
 
     /// Takes one submission from `client_name`'s allowance of calls, or says when to retry.
@@ -210,6 +219,23 @@ impl ServerHandler for KromaServer {
         )
         .with_server_info(Implementation::new("kroma-mcp", env!("CARGO_PKG_VERSION")))
         .with_instructions(INSTRUCTIONS)
+    }
+
+    /// rmcp's tool call, after a call to a tool this server does not offer is put on record
+    /// (an allowance change attempted through MCP is one).
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tool_router.has_route(&request.name) {
+            let refusal = protocol::audit::Refusal::UnknownTool {
+                name: request.name.to_string(),
+            };
+            self.put_on_record(&caller(&context), refusal).await;
+        }
+        let call = ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
     }
 
     async fn get_task(

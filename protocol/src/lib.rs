@@ -183,6 +183,7 @@ macro_rules! for_each_method {
                 $crate::instruction::AllowanceGet,
                 $crate::instruction::AllowanceSet,
                 $crate::instruction::Hello,
+                $crate::audit::Refused,
                 $crate::chat::Create,
                 $crate::chat::List,
                 $crate::chat::Append,

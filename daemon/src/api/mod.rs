@@ -4,6 +4,7 @@
 //! objects and mutating calls are written to the audit log, so handlers only see typed params.
 
 pub(crate) mod assets;
+mod audit;
 mod bootstrap;
 mod chat;
 mod daemon;
@@ -167,6 +168,7 @@ pub fn module(daemon: Arc<Daemon>) -> RpcModule<Daemon> {
             .await?;
         Ok(protocol::audit::AuditPage { entries })
     });
+    register_calling::<protocol::audit::Refused, _, _>(&mut module, audit::refused);
     {
         use protocol::instruction as ins;
         register_calling::<ins::Create, _, _>(&mut module, instructions::create);

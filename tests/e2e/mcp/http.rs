@@ -164,6 +164,36 @@ async fn http_serves_both_eras_behind_a_token_and_refuses_everything_else() {
         .map(|(name, status)| (name.to_string(), *status))
         .collect();
     assert_eq!(statuses(&refusals), expected, "{refusals:#}");
+    // Each refusal is in kromad's audit log, under kroma-mcp's agent connection.
+    let audit = daemon
+        .client()
+        .await
+        .call::<protocol::audit::List>(&protocol::audit::ListParams {
+            since: None,
+            limit: Some(1000),
+        })
+        .await
+        .expect("audit")
+        .entries;
+    let mut refused: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|entry| entry.method == "mcp.http")
+        .map(|entry| (entry.client.as_str(), entry.outcome.as_str()))
+        .collect();
+    refused.sort();
+    let who = "kroma-mcp (agent: refused HTTP request)";
+    assert_eq!(
+        refused,
+        [
+            (who, "body_too_large"),
+            (who, "foreign_host"),
+            (who, "foreign_origin"),
+            (who, "no_token"),
+            (who, "wrong_token"),
+            (who, "wrong_token"),
+        ],
+        "{audit:#?}"
+    );
 
     let log = server.stderr.lock().expect("lock").clone();
     assert!(log.contains(&token_file.display().to_string()), "{log}");

@@ -286,9 +286,33 @@ fn check_approval(seen: &Value, elicitation: &str) {
     assert_eq!(listed["instructions"][0]["id"], id);
 }
 
-/// After a run through `check_approval`: the person's code was the only approval on record.
-async fn check_audit(person: &Person<'_>) {
+/// After a run through `check_approval`: the person's code was the only approval on record;
+/// the host's "accept" and the made-up tool are on record as refused.
+async fn check_audit(person: &Person<'_>, seen: &Value, elicitation: &str) {
     let audit = person.audit().await;
+    let refused = |method: &str| -> Vec<String> {
+        audit
+            .iter()
+            .filter(|entry| {
+                entry.method == method && entry.client == format!("kroma-mcp (agent: {CLIENT})")
+            })
+            .map(|entry| entry.outcome.clone())
+            .collect()
+    };
+    assert_eq!(refused("mcp.unknown_tool"), ["unknown_tool: set_allowance"]);
+    let id = seen["submit"]["structured"]["instruction"]["id"]
+        .as_str()
+        .expect("id");
+    let accepted = match elicitation {
+        "auto" => vec![format!(
+            "approves_nothing: the host accepted the page elicitation of instruction {id}"
+        )],
+        "form" => vec![format!(
+            "approves_nothing: the host accepted the form elicitation of instruction {id}"
+        )],
+        _ => vec![],
+    };
+    assert_eq!(refused("mcp.host_answer"), accepted, "{audit:#?}");
     let by_agent = |method: &str, outcome: &str| {
         audit
             .iter()
@@ -351,7 +375,7 @@ async fn mcp_a_forged_accept_approves_nothing_and_a_persons_code_does_in_both_er
             2,
             "{mode} {elicitation}: two candidates"
         );
-        check_audit(&person).await;
+        check_audit(&person, &seen, elicitation).await;
     }
 }
 
@@ -383,7 +407,7 @@ async fn mcp_over_http_a_forged_accept_approves_nothing_and_a_persons_code_does(
     .await;
     check_approval(&seen, "auto");
     assert_eq!(world.fake.stats().requests, 2);
-    check_audit(&person).await;
+    check_audit(&person, &seen, "auto").await;
 }
 
 #[tokio::test]

@@ -1161,14 +1161,15 @@ fn steps_outside_kromad() {
 }
 
 /// Methods of the contract kromactl has no command for: agents propose instructions, submit
-/// codes and say hello through the MCP server (or `kromactl rpc call`); and `watch.add`, whose
-/// command the table cannot spell.
+/// codes, say hello and report what the MCP server refused through the MCP server (or
+/// `kromactl rpc call`); and `watch.add`, whose command the table cannot spell.
 const UNSPELLED: &[&str] = &[
     "daemon.version",
     "events.subscribe",
     "instruction.create",
     "instruction.confirm_code",
     "agent.hello",
+    "agent.refused",
     "chat.create",
     "chat.append",
     // `kromactl watch add` exists, but the table cannot type a rule's action.
