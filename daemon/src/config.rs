@@ -69,6 +69,8 @@ pub struct Config {
     pub confirm_page: Option<std::net::SocketAddr>,
     /// Whether one-time codes are shown in desktop notifications.
     pub desktop_notifications: bool,
+    /// How long a one-time code stays valid.
+    pub code_ttl: std::time::Duration,
     /// How kromad was started (a service manager or by hand), for `daemon.status`.
     pub service: kroma_protocol::daemon::Supervision,
 }
@@ -138,6 +140,16 @@ pub struct RawConfig {
     pub confirm_page: RawConfirmPage,
     #[serde(default)]
     pub notifications: RawNotifications,
+    #[serde(default)]
+    pub instructions: RawInstructions,
+}
+
+/// `[instructions]`: how work waits for a person.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstructions {
+    /// How long a one-time code stays valid, in seconds (1 to 3600; default 600).
+    pub code_ttl_secs: Option<u64>,
 }
 
 /// `[notifications]`: telling the person at the desktop.
@@ -338,6 +350,7 @@ impl Config {
             user_settings: None,
             service: Default::default(),
             desktop_notifications: true,
+            code_ttl: std::time::Duration::from_secs(kroma_protocol::instruction::CODE_TTL_SECS),
             limits: Limits {
                 max_frame_bytes,
                 max_connections: positive(
@@ -430,6 +443,21 @@ impl Config {
     pub fn with_notifications(mut self, raw: &RawNotifications) -> Config {
         self.desktop_notifications = raw.desktop.unwrap_or(true);
         self
+    }
+
+    /// Applies `[instructions]`.
+    pub fn with_instructions(mut self, raw: &RawInstructions) -> Result<Config, ConfigError> {
+        let default = kroma_protocol::instruction::CODE_TTL_SECS;
+        let key = "instructions.code_ttl_secs";
+        let secs = within(
+            raw.code_ttl_secs,
+            default,
+            1..=3600,
+            key,
+            "between 1 and 3600",
+        )?;
+        self.code_ttl = std::time::Duration::from_secs(secs);
+        Ok(self)
     }
 
     /// Applies `[local_models]`: `intra_threads` 1 to 256, `sessions` 1 to 64, `idle_secs` 1 to a

@@ -105,7 +105,8 @@ fn start(cli: Cli, inherited: Option<Inherited>) -> anyhow::Result<()> {
         .with_runs(&raw.runs)?
         .with_local_models(&raw.local_models)?
         .with_confirm_page(&raw.confirm_page)?
-        .with_notifications(&raw.notifications);
+        .with_notifications(&raw.notifications)
+        .with_instructions(&raw.instructions)?;
     if let Some(dir) = cli.models_dir {
         config.models_dir = cwd.join(dir);
     } else if let Some(dirs) = &dirs {

@@ -1,7 +1,7 @@
 //! The confirmation page in a real headless Chromium (`tests/python/confirm_page.py`, Selenium
-//! with the OS's chromedriver): it shows the plan and cost, Confirm works once, a replayed POST
-//! and a cross-origin POST are refused, and forged `Origin` and `Host` headers are refused; each
-//! answer is audited.
+//! with the OS's chromedriver): it shows the plan (model, candidates, prompt, the scene's image)
+//! and cost, Confirm works once, Decline cancels, a replayed POST and a cross-origin POST are
+//! refused, and forged `Origin` and `Host` headers are refused; each answer is audited.
 
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ async fn a_person_confirms_on_the_page_once_and_forgeries_are_refused() {
     let agent = agent(&world, "voice").await;
     let guarded = propose(&agent, &scene, 1).await;
     let confirmed = propose(&agent, &scene, 1).await;
+    let declined = propose(&agent, &scene, 1).await;
     let url = |instruction: &wire::Instruction| {
         instruction
             .confirm_url
@@ -29,14 +30,22 @@ async fn a_person_confirms_on_the_page_once_and_forgeries_are_refused() {
         .prompt
         .clone();
     let expected: String = prompt.chars().take(40).collect();
+    let model = confirmed.plan.as_ref().expect("plan").model.clone();
 
     let python = crate::mcp::python();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/confirm_page.py");
-    let (guarded_url, confirmed_url) = (url(&guarded), url(&confirmed));
+    let (guarded_url, confirmed_url, declined_url) =
+        (url(&guarded), url(&confirmed), url(&declined));
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg(script)
-            .args([&guarded_url, &confirmed_url, &expected])
+            .args([
+                &guarded_url,
+                &confirmed_url,
+                &expected,
+                &declined_url,
+                &model,
+            ])
             .output()
             .expect("python runs")
     })
@@ -59,6 +68,9 @@ async fn a_person_confirms_on_the_page_once_and_forgeries_are_refused() {
         "a page is only for a waiting instruction"
     );
     assert_eq!(world.fake.stats().requests, 1, "one instruction, one call");
+    let declined = get(&person, &declined.id).await;
+    assert_eq!(declined.state, InstructionState::Canceled, "{declined:#?}");
+    assert_eq!(declined.approval, None);
 
     let audit = person
         .call::<protocol::audit::List>(&protocol::audit::ListParams {
@@ -76,4 +88,10 @@ async fn a_person_confirms_on_the_page_once_and_forgeries_are_refused() {
     for outcome in ["foreign_origin", "foreign_host", "stale_page", "ok"] {
         assert!(outcomes.contains(&outcome), "{outcome} in {outcomes:?}");
     }
+    let answers: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|entry| entry.client == "confirmation page" && entry.outcome == "ok")
+        .map(|entry| (entry.method.as_str(), entry.outcome.as_str()))
+        .collect();
+    assert_eq!(answers, [("page.decline", "ok"), ("page.confirm", "ok")]);
 }

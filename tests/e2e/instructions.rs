@@ -864,6 +864,48 @@ async fn chat_keeps_messages_voice_and_the_instructions_they_produced() {
         "{text}"
     );
     assert!(text.contains("awaiting_confirmation"), "{text}");
+
+    // Once the person approved it and it ran, the log shows how it ended.
+    person
+        .call::<wire::Confirm>(&wire::ConfirmParams {
+            id: instruction.id.clone(),
+            confirm_cost_usd: instruction.max_cost_usd,
+        })
+        .await
+        .expect("confirm");
+    let done = settled(&person, &instruction.id).await;
+    let Some(InstructionOutcome::Run { run, .. }) = &done.outcome else {
+        panic!("a run: {done:#?}");
+    };
+    let output = kroma_tests::kromactl(&world.socket(), &["chat", "log", &session.id]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(": run {run} done, spent $")),
+        "{text}"
+    );
+
+    // The sessions, most recently active first, on the wire and in kromactl.
+    let sessions = person
+        .call::<protocol::chat::List>(&protocol::chat::ListParams {
+            project: Some("noir".into()),
+            limit: None,
+        })
+        .await
+        .expect("sessions");
+    assert_eq!(sessions.sessions.len(), 1);
+    assert_eq!(sessions.sessions[0].id, session.id);
+    assert_eq!(sessions.sessions[0].messages, 2);
+    let output = kroma_tests::kromactl(&world.socket(), &["--json", "chat", "list"]);
+    assert!(output.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(listed["sessions"][0]["id"], session.id.as_str());
+    let output = kroma_tests::kromactl(&world.socket(), &["chat", "list", "--project", "other"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && !text.contains(&session.id),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real kromad and kromactl binaries on temporary data dirs and sockets.
 //! One test binary with a module per feature (see ARCHITECTURE.md, "Tests").
 
+mod approvals;
 mod assets;
 mod bootstrap;
 mod broken_connections;

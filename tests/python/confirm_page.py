@@ -1,11 +1,13 @@
 """Drives kromad's confirmation page in a real headless Chromium (Selenium with the OS's
 chromedriver), and forges what a browser would not send with http.client.
 
-Usage: python3 confirm_page.py CROSS_ORIGIN_URL CONFIRM_URL EXPECTED_TEXT
+Usage: python3 confirm_page.py CROSS_ORIGIN_URL CONFIRM_URL EXPECTED_TEXT DECLINE_URL MODEL
 
 CROSS_ORIGIN_URL is the page of an instruction that must stay waiting: another origin's page
 posts to it. CONFIRM_URL is the page of an instruction the person confirms, after which the
-same POST replayed is refused. EXPECTED_TEXT must appear on the page (a prompt).
+same POST replayed is refused. EXPECTED_TEXT must appear on the page (a prompt), with the
+MODEL, the number of candidates and the scene's input image shown. DECLINE_URL is the page of
+an instruction the person declines.
 """
 
 import http.client
@@ -82,7 +84,7 @@ def gone(element):
     return check
 
 
-def main(cross_url, confirm_url, expected):
+def main(cross_url, confirm_url, expected, decline_url, model):
     origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(confirm_url))
 
     # GET changes nothing and says what it costs; the page forbids framing and caching.
@@ -130,8 +132,24 @@ def main(cross_url, confirm_url, expected):
         assert post(cross_url, fields, origin=origin, host="evil.example")[0] == 421
         assert post(cross_url, {"token": "0" * 64, "decision": "confirm"}, origin=origin)[0] == 409
 
-        # The person confirms the second instruction in the browser.
+        # The person declines the third instruction in the browser.
+        driver.get(decline_url)
+        page = driver.find_element(By.TAG_NAME, "body")
+        driver.find_element(By.CSS_SELECTOR, "button[value=decline]").click()
+        WebDriverWait(driver, 20).until(gone(page))
+        body = body_text_once_it_says(driver, "Declined: nothing will be spent.")
+        assert "Confirm and spend" not in body, body
+
+        # The person reads the plan of the second instruction and confirms it in the browser:
+        # the model, the candidates, the prompt and the scene's image, loaded.
         driver.get(confirm_url)
+        shown = driver.find_element(By.TAG_NAME, "body").text
+        for words in (model, "1 per scene", expected, "Maximum cost"):
+            assert words in shown, (words, shown)
+        images = driver.find_elements(By.CSS_SELECTOR, ".thumbs img")
+        assert images, shown
+        widths = [driver.execute_script("return arguments[0].naturalWidth", image) for image in images]
+        assert all(width > 0 for width in widths), widths
         token = token_of(driver)
         page = driver.find_element(By.TAG_NAME, "body")
         driver.find_element(By.CSS_SELECTOR, "button.confirm").click()
@@ -148,4 +166,4 @@ def main(cross_url, confirm_url, expected):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3])
+    main(*sys.argv[1:6])

@@ -2,7 +2,8 @@
 tests/e2e/mcp/instructions.rs. It plays the agent (and its host); the Rust test plays the person.
 
     python mcp_instructions.py --mode legacy|2026-07-28 \
-        --scenario approval|allowance|rounds|burst|chat [--elicitation none|auto|form] \
+        --scenario approval|allowance|concurrent|rounds|burst|chat \
+        [--elicitation none|auto|form] \
         [--url URL --token-file PATH] --scene ASSET [--panel PATH] \
         [--recording PATH --outside PATH] -- kroma-mcp ARGS...
 
@@ -16,6 +17,7 @@ forging consent); `form` also declares form-mode elicitation only; `none` declar
 
 import argparse
 import asyncio
+import base64
 import json
 import sys
 
@@ -98,6 +100,14 @@ async def approval(client, args, seen):
     seen["progress"] = progress
     seen["status_after"] = await until_settled(client, instruction_id)
     seen["list_instructions"] = await call(client, "list_instructions", {"project": "noir"})
+    outcome = (seen["status_after"]["structured"] or {}).get("instruction", {}).get("outcome", {})
+    if outcome.get("run"):
+        thumbnail = await client.call_tool("candidate_thumbnail", {"run": outcome["run"], "candidate": 1})
+        images = [block for block in thumbnail.content if block.type == "image"]
+        seen["thumbnail"] = {
+            "is_error": bool(thumbnail.is_error),
+            "images": [{"mime_type": image.mime_type, "bytes": len(base64.b64decode(image.data))} for image in images],
+        }
     if any(e["url"] for e in elicited) and client.protocol_version == "2025-11-25":
         # The page this host opened is done with; kroma-mcp says so within a second or two.
         for _ in range(100):
@@ -116,6 +126,18 @@ async def allowance(client, args, seen):
     seen["utility_after"] = await until_settled(client, seen["utility"]["structured"]["instruction"]["id"])
     outside = {"step": "color", "params": {"paths": ["/etc/hostname"], "profile": "cinematic_warm"}}
     seen["utility_outside"] = await call(client, "run_local_utility", {"project": "studio", "objective": "x", "utility": outside})
+
+
+async def concurrent(client, args, seen):
+    """Eight submissions at once; those the allowance admits are followed to the end."""
+    arguments = instruction(args, candidates=1)
+    seen["submits"] = list(await asyncio.gather(*[call(client, "submit_instruction", arguments) for _ in range(8)]))
+    running = [
+        result["structured"]["instruction"]["id"]
+        for result in seen["submits"]
+        if not result["is_error"] and result["structured"]["next"] != "waiting_for_person"
+    ]
+    seen["settled"] = [await until_settled(client, instruction_id) for instruction_id in running]
 
 
 async def rounds(client, args, seen):
@@ -198,7 +220,9 @@ def declare_form_only():
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", required=True)
-    parser.add_argument("--scenario", required=True, choices=["approval", "allowance", "rounds", "burst", "chat"])
+    parser.add_argument(
+        "--scenario", required=True, choices=["approval", "allowance", "concurrent", "rounds", "burst", "chat"]
+    )
     parser.add_argument("--elicitation", default="auto", choices=["none", "auto", "form"])
     parser.add_argument("--scene", required=True)
     parser.add_argument("--panel", help="an image inside the project's folder")
@@ -230,7 +254,14 @@ async def main():
     seen = {}
     async with Client(transport, **options) as client:
         seen["protocol_version"] = client.protocol_version
-        scenario = {"approval": approval, "allowance": allowance, "rounds": rounds, "burst": burst, "chat": chat}[args.scenario]
+        scenario = {
+            "approval": approval,
+            "allowance": allowance,
+            "concurrent": concurrent,
+            "rounds": rounds,
+            "burst": burst,
+            "chat": chat,
+        }[args.scenario]
         await scenario(client, args, seen)
     seen["elicited"] = elicited
     seen["elicitation_complete"] = completed

@@ -52,8 +52,7 @@ pub(crate) async fn issue_code(
     let fresh = code::new_code();
     let hash = code::hash(id, &fresh);
     let now = daemon.clock.now_utc();
-    let expires_at =
-        crate::clock::format(now + Duration::from_secs(protocol::instruction::CODE_TTL_SECS));
+    let expires_at = crate::clock::format(now + daemon.config.code_ttl);
     let now = crate::clock::format(now);
     let stored_expiry = expires_at.clone();
     let instruction = id.to_owned();
@@ -176,6 +175,7 @@ async fn notify(daemon: &Daemon, id: &str) {
         code: &code.code,
         max_cost_usd: code.max_cost_usd,
         page: page.as_deref(),
+        valid_for: daemon.config.code_ttl,
     });
     match desktop::show(&text).await {
         Ok(()) => tracing::info!(
@@ -200,6 +200,8 @@ pub(crate) struct Announcement<'a> {
     pub code: &'a str,
     pub max_cost_usd: f64,
     pub page: Option<&'a str>,
+    /// How long the code stays valid.
+    pub valid_for: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,11 +226,11 @@ pub(crate) fn render(announcement: &Announcement) -> Text {
         (None, false) => "a client".to_owned(),
     };
     let mut body = format!(
-        "Project {}: {who} asks for “{}”.\nRead the code to the agent to approve up to {}; it is valid for {} minutes.",
+        "Project {}: {who} asks for “{}”.\nRead the code to the agent to approve up to {}; it is valid for {}.",
         markup_free(announcement.project),
         markup_free(&shortened(announcement.objective, OBJECTIVE_CHARS)),
         usd(announcement.max_cost_usd),
-        protocol::instruction::CODE_TTL_SECS / 60,
+        lifetime(announcement.valid_for),
     );
     if let Some(page) = announcement.page {
         body.push_str(&format!("\nOr confirm on {}", markup_free(page)));
@@ -253,6 +255,16 @@ fn shortened(text: &str, most: usize) -> String {
         short.push('…');
     }
     short
+}
+
+/// A code's life in words: whole minutes as minutes, else seconds.
+fn lifetime(valid_for: Duration) -> String {
+    let secs = valid_for.as_secs();
+    match (secs % 60, secs / 60) {
+        (0, 1) => "1 minute".to_owned(),
+        (0, minutes) if minutes > 1 => format!("{minutes} minutes"),
+        _ => format!("{secs} seconds"),
+    }
 }
 
 fn usd(amount: f64) -> String {
@@ -323,6 +335,7 @@ mod tests {
             code: "123456",
             max_cost_usd: 1.26,
             page: Some("http://127.0.0.1:4000/confirm/abc"),
+            valid_for: Duration::from_secs(600),
         });
         assert_eq!(text.summary, "Kroma code 123 456: approve up to $1.26");
         assert_eq!(
@@ -342,11 +355,13 @@ mod tests {
             code: "000001",
             max_cost_usd: 0.0,
             page: None,
+            valid_for: Duration::from_secs(90),
         });
         assert!(
             text.body
                 .contains(&format!("“{}…”", "x".repeat(OBJECTIVE_CHARS)))
         );
+        assert!(text.body.contains("it is valid for 90 seconds."));
         assert!(text.body.len() < 400);
     }
 }

@@ -244,6 +244,15 @@ fn check_approval(seen: &Value, elicitation: &str) {
                 message.contains("Answering here approves nothing"),
                 "{message}"
             );
+            // The form shows the plan and what it may cost.
+            assert!(
+                message.contains(&format!("may spend up to ${max_cost:.2}")),
+                "{message}"
+            );
+            assert!(
+                message.contains("It plans 1 job(s), 2 candidate(s) each"),
+                "{message}"
+            );
             assert_eq!(submitted["host_answer"], "accept");
         }
     }
@@ -284,6 +293,11 @@ fn check_approval(seen: &Value, elicitation: &str) {
     assert!(progress.iter().all(|step| step["total"].as_f64().is_some()));
     let listed = ok(&seen["list_instructions"]);
     assert_eq!(listed["instructions"][0]["id"], id);
+    // The agent sees what it paid for: a candidate of the run as a PNG.
+    let thumbnail = &seen["thumbnail"];
+    assert_eq!(thumbnail["is_error"], false, "{thumbnail:#}");
+    assert_eq!(thumbnail["images"][0]["mime_type"], "image/png");
+    assert!(thumbnail["images"][0]["bytes"].as_u64() > Some(0));
 }
 
 /// After a run through `check_approval`: the person's code was the only approval on record;
@@ -381,33 +395,99 @@ async fn mcp_a_forged_accept_approves_nothing_and_a_persons_code_does_in_both_er
 
 #[tokio::test]
 async fn mcp_over_http_a_forged_accept_approves_nothing_and_a_persons_code_does() {
-    let (world, scene) = world().await;
-    let config_home = tempfile::tempdir().expect("temp");
-    let server = super::http::start_http(&world.socket(), config_home.path()).await;
-    let token_file = config_home.path().join("kroma/mcp-token");
-    let person = Person {
-        world: &world,
-        client: world.client().await,
-    };
+    for (mode, version) in [("legacy", "2025-11-25"), ("2026-07-28", "2026-07-28")] {
+        let (world, scene) = world().await;
+        let config_home = tempfile::tempdir().expect("temp");
+        let server = super::http::start_http(&world.socket(), config_home.path()).await;
+        let token_file = config_home.path().join("kroma/mcp-token");
+        let person = Person {
+            world: &world,
+            client: world.client().await,
+        };
+        let seen = agent(
+            &["--mode", mode, "--scenario", "approval", "--scene", &scene],
+            Transport::Http {
+                url: &server.url,
+                token_file: &token_file,
+            },
+            Some(&person),
+        )
+        .await;
+        assert_eq!(seen["protocol_version"], version);
+        check_approval(&seen, "auto");
+        assert_eq!(world.fake.stats().requests, 2, "{mode}");
+        check_audit(&person, &seen, "auto").await;
+    }
+}
+
+/// Eight submissions at once through MCP: the allowance admits exactly what it has room for,
+/// and work that takes longer than the tool follows it answers with its instruction at once.
+#[tokio::test]
+async fn mcp_eight_concurrent_submissions_never_overrun_the_allowance() {
+    // A provider call takes 3 s here, and may take 10.
+    let settings = "[generation]\nretry_base_ms = 10\ntimeout_secs = 10\nmax_attempts = 1\n";
+    let world = World::start(settings, "", fake(Duration::from_secs(3)).await).await;
+    let person = world.client().await;
+    let scene = setup(&person, &world.fake, false).await;
+    let plan = person
+        .call::<protocol::run::PlanRun>(&crate::runs::params(vec![scene.clone()], 1))
+        .await
+        .expect("plan");
+    let max = plan.cost.max_usd;
+    // Room for exactly three such instructions in the project today.
+    person
+        .call::<wire::AllowanceSet>(&wire::Allowance {
+            per_instruction_usd: max,
+            per_project_daily_usd: max * 3.0,
+            daily_usd: max * 10.0,
+        })
+        .await
+        .expect("allowance");
+    let socket = world.socket().display().to_string();
     let seen = agent(
         &[
             "--mode",
-            "legacy",
+            "2026-07-28",
             "--scenario",
-            "approval",
+            "concurrent",
+            "--elicitation",
+            "none",
             "--scene",
             &scene,
         ],
-        Transport::Http {
-            url: &server.url,
-            token_file: &token_file,
-        },
-        Some(&person),
+        Transport::Stdio(&["--socket", &socket]),
+        None,
     )
     .await;
-    check_approval(&seen, "auto");
-    assert_eq!(world.fake.stats().requests, 2);
-    check_audit(&person, &seen, "auto").await;
+    let submits = seen["submits"].as_array().expect("submits");
+    assert_eq!(submits.len(), 8);
+    let (admitted, waiting): (Vec<&Value>, Vec<&Value>) = submits
+        .iter()
+        .map(ok)
+        .partition(|report| report["next"] != "waiting_for_person");
+    assert_eq!(admitted.len(), 3, "{submits:#?}");
+    for report in &admitted {
+        // The run takes 3 s; the tool follows it for 2 s, then answers with the handle.
+        assert_eq!(report["next"], "in_progress", "{report:#}");
+        assert_eq!(report["instruction"]["approval"], "allowance");
+    }
+    for report in &waiting {
+        let why = report["how_to_confirm"]["waiting_for"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(why.contains("a project may use per day"), "{why}");
+    }
+    let settled = seen["settled"].as_array().expect("settled");
+    assert_eq!(settled.len(), 3);
+    for report in settled {
+        assert_eq!(ok(report)["next"], "done", "{report:#}");
+    }
+    let status = person
+        .call::<wire::AllowanceGet>(&protocol::NoParams {})
+        .await
+        .expect("allowance");
+    assert!(status.used_today_usd <= max * 3.0 + 1e-9, "{status:?}");
+    assert_eq!(world.fake.stats().requests, 3);
 }
 
 #[tokio::test]
