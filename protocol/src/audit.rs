@@ -17,7 +17,8 @@ pub struct AuditEntry {
     pub method: String,
     /// SHA-256 (hex) of the params with secret fields removed.
     pub params_digest: String,
-    /// `ok`, or the error's `data.code`.
+    /// `ok`, or the error's `data.code`; for the `mcp.*` entries of `agent.refused`, what
+    /// kroma-mcp refused, in words.
     pub outcome: String,
 }
 

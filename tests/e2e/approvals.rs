@@ -12,19 +12,8 @@ use protocol::instruction::{
     self as wire, Approval, InstructionOutcome, InstructionPayload, InstructionState,
 };
 
-use crate::instructions::{FAST, agent, get, propose, settled};
+use crate::instructions::{FAST, agent, audit, get, propose, set_allowance, settled};
 use crate::runs::{KEY, World, error_of, fake, params, setup};
-
-async fn audit(client: &Client) -> Vec<protocol::audit::AuditEntry> {
-    client
-        .call::<protocol::audit::List>(&protocol::audit::ListParams {
-            since: None,
-            limit: Some(1000),
-        })
-        .await
-        .expect("audit")
-        .entries
-}
 
 /// The outcomes of the `instruction.confirm_code` calls `agent_name` made, oldest first.
 async fn code_tries(client: &Client, agent_name: &str) -> Vec<String> {
@@ -57,17 +46,6 @@ async fn try_code(agent: &Client, id: &str, code: &str) -> Result<wire::Instruct
             let message = err.to_string();
             format!("{}: {message}", error_of(Err::<(), _>(err)).code.as_str())
         })
-}
-
-async fn set_allowance(person: &Client, per_instruction: f64) {
-    person
-        .call::<wire::AllowanceSet>(&wire::Allowance {
-            per_instruction_usd: per_instruction,
-            per_project_daily_usd: per_instruction * 10.0,
-            daily_usd: per_instruction * 10.0,
-        })
-        .await
-        .expect("allowance");
 }
 
 #[tokio::test]
@@ -272,7 +250,7 @@ async fn an_instruction_whose_run_failed_ends_failed_with_the_reason() {
     let scene = setup(&person, &world.fake, false).await;
     let chat = agent(&world, "chat").await;
     let max = propose(&chat, &scene, 1).await.max_cost_usd;
-    set_allowance(&person, max).await;
+    set_allowance(&person, max, max * 10.0, max * 10.0).await;
     // The provider refuses the key: nothing is billed and the run cannot go on.
     world.fake.push_fault(Fault::Status { status: 401 });
     let proposed = propose(&chat, &scene, 1).await;
@@ -293,7 +271,7 @@ async fn canceling_a_running_instruction_cancels_its_run() {
     let scene = setup(&person, &world.fake, false).await;
     let chat = agent(&world, "chat").await;
     let max = propose(&chat, &scene, 3).await.max_cost_usd;
-    set_allowance(&person, max).await;
+    set_allowance(&person, max, max * 10.0, max * 10.0).await;
     let proposed = propose(&chat, &scene, 3).await;
     assert_eq!(proposed.approval, Some(Approval::Allowance));
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -72,14 +72,7 @@ async fn a_person_confirms_on_the_page_once_and_forgeries_are_refused() {
     assert_eq!(declined.state, InstructionState::Canceled, "{declined:#?}");
     assert_eq!(declined.approval, None);
 
-    let audit = person
-        .call::<protocol::audit::List>(&protocol::audit::ListParams {
-            since: None,
-            limit: Some(1000),
-        })
-        .await
-        .expect("audit")
-        .entries;
+    let audit = crate::instructions::audit(&person).await;
     let outcomes: Vec<&str> = audit
         .iter()
         .filter(|entry| entry.client == "confirmation page")

@@ -66,7 +66,7 @@ pub async fn settled(client: &Client, id: &str) -> Instruction {
     }
 }
 
-async fn set_allowance(client: &Client, per_instruction: f64, per_project: f64, daily: f64) {
+pub async fn set_allowance(client: &Client, per_instruction: f64, per_project: f64, daily: f64) {
     client
         .call::<wire::AllowanceSet>(&wire::Allowance {
             per_instruction_usd: per_instruction,
@@ -75,6 +75,18 @@ async fn set_allowance(client: &Client, per_instruction: f64, per_project: f64, 
         })
         .await
         .expect("allowance");
+}
+
+/// The audit log's first 1,000 entries, oldest first.
+pub async fn audit(client: &Client) -> Vec<protocol::audit::AuditEntry> {
+    client
+        .call::<protocol::audit::List>(&protocol::audit::ListParams {
+            since: None,
+            limit: Some(1000),
+        })
+        .await
+        .expect("audit")
+        .entries
 }
 
 fn code_of(err: &protocol::ErrorData) -> &str {
@@ -215,14 +227,7 @@ async fn paid_work_waits_for_a_person_and_only_a_persons_channel_approves_it() {
     );
 
     // The refusals and the approval are on record with who tried.
-    let audit = person
-        .call::<protocol::audit::List>(&protocol::audit::ListParams {
-            since: None,
-            limit: Some(1000),
-        })
-        .await
-        .expect("audit")
-        .entries;
+    let audit = audit(&person).await;
     let by_agent = |method: &str, outcome: &str| {
         audit.iter().any(|entry| {
             entry.method == method

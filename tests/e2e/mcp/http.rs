@@ -165,16 +165,7 @@ async fn http_serves_both_eras_behind_a_token_and_refuses_everything_else() {
         .collect();
     assert_eq!(statuses(&refusals), expected, "{refusals:#}");
     // Each refusal is in kromad's audit log, under kroma-mcp's agent connection.
-    let audit = daemon
-        .client()
-        .await
-        .call::<protocol::audit::List>(&protocol::audit::ListParams {
-            since: None,
-            limit: Some(1000),
-        })
-        .await
-        .expect("audit")
-        .entries;
+    let audit = crate::instructions::audit(&daemon.client().await).await;
     let mut refused: Vec<(&str, &str)> = audit
         .iter()
         .filter(|entry| entry.method == "mcp.http")

@@ -99,6 +99,27 @@ pub(super) async fn python_agent(
     seen.unwrap_or_else(|| panic!("no result from the Python client:\n{stderr}"))
 }
 
+/// The two MCP eras, as the Python client's `--mode` names them.
+const ERAS: [&str; 2] = ["legacy", "2026-07-28"];
+
+/// Runs the Python agent (no person to ask) against `world` over stdio, or over HTTP through a
+/// `kroma-mcp --http` of its own.
+async fn agent_over(world: &World, http: bool, client_args: &[&str]) -> Value {
+    if http {
+        let config_home = tempfile::tempdir().expect("temp");
+        let server = super::http::start_http(&world.socket(), config_home.path()).await;
+        let token_file = config_home.path().join("kroma/mcp-token");
+        let transport = Transport::Http {
+            url: &server.url,
+            token_file: &token_file,
+        };
+        agent(client_args, transport, None).await
+    } else {
+        let socket = world.socket().display().to_string();
+        agent(client_args, Transport::Stdio(&["--socket", &socket]), None).await
+    }
+}
+
 /// The person: their own connection to kromad, and what they check before handing a code over.
 pub(super) struct Person<'a> {
     pub(super) world: &'a World,
@@ -138,14 +159,7 @@ impl Person<'_> {
     }
 
     async fn audit(&self) -> Vec<protocol::audit::AuditEntry> {
-        self.client
-            .call::<protocol::audit::List>(&protocol::audit::ListParams {
-                since: None,
-                limit: Some(1000),
-            })
-            .await
-            .expect("audit")
-            .entries
+        crate::instructions::audit(&self.client).await
     }
 }
 
@@ -424,6 +438,19 @@ async fn mcp_over_http_a_forged_accept_approves_nothing_and_a_persons_code_does(
 /// and work that takes longer than the tool follows it answers with its instruction at once.
 #[tokio::test]
 async fn mcp_eight_concurrent_submissions_never_overrun_the_allowance() {
+    for mode in ERAS {
+        concurrent_submissions(mode, false).await;
+    }
+}
+
+#[tokio::test]
+async fn mcp_over_http_eight_concurrent_submissions_never_overrun_the_allowance() {
+    for mode in ERAS {
+        concurrent_submissions(mode, true).await;
+    }
+}
+
+async fn concurrent_submissions(mode: &str, http: bool) {
     // A provider call takes 3 s here, and may take 10.
     let settings = "[generation]\nretry_base_ms = 10\ntimeout_secs = 10\nmax_attempts = 1\n";
     let world = World::start(settings, "", fake(Duration::from_secs(3)).await).await;
@@ -435,19 +462,13 @@ async fn mcp_eight_concurrent_submissions_never_overrun_the_allowance() {
         .expect("plan");
     let max = plan.cost.max_usd;
     // Room for exactly three such instructions in the project today.
-    person
-        .call::<wire::AllowanceSet>(&wire::Allowance {
-            per_instruction_usd: max,
-            per_project_daily_usd: max * 3.0,
-            daily_usd: max * 10.0,
-        })
-        .await
-        .expect("allowance");
-    let socket = world.socket().display().to_string();
-    let seen = agent(
+    crate::instructions::set_allowance(&person, max, max * 3.0, max * 10.0).await;
+    let seen = agent_over(
+        &world,
+        http,
         &[
             "--mode",
-            "2026-07-28",
+            mode,
             "--scenario",
             "concurrent",
             "--elicitation",
@@ -455,8 +476,6 @@ async fn mcp_eight_concurrent_submissions_never_overrun_the_allowance() {
             "--scene",
             &scene,
         ],
-        Transport::Stdio(&["--socket", &socket]),
-        None,
     )
     .await;
     let submits = seen["submits"].as_array().expect("submits");
@@ -492,8 +511,20 @@ async fn mcp_eight_concurrent_submissions_never_overrun_the_allowance() {
 
 #[tokio::test]
 async fn mcp_within_the_allowance_a_person_set_the_same_instruction_runs_at_once() {
+    for mode in ERAS {
+        within_the_allowance(mode, false).await;
+    }
+}
+
+#[tokio::test]
+async fn mcp_over_http_within_the_allowance_the_same_instruction_runs_at_once() {
+    for mode in ERAS {
+        within_the_allowance(mode, true).await;
+    }
+}
+
+async fn within_the_allowance(mode: &str, http: bool) {
     let (world, scene) = world().await;
-    let socket = world.socket().display().to_string();
     let person = world.client().await;
     // A project in a folder of the person's own, where local steps may write.
     let studio = tempfile::tempdir().expect("temp");
@@ -519,10 +550,12 @@ async fn mcp_within_the_allowance_a_person_set_the_same_instruction_runs_at_once
         })
         .await
         .expect("the person sets an allowance");
-    let seen = agent(
+    let seen = agent_over(
+        &world,
+        http,
         &[
             "--mode",
-            "2026-07-28",
+            mode,
             "--scenario",
             "allowance",
             "--scene",
@@ -530,8 +563,6 @@ async fn mcp_within_the_allowance_a_person_set_the_same_instruction_runs_at_once
             "--panel",
             &panel.display().to_string(),
         ],
-        Transport::Stdio(&["--socket", &socket]),
-        None,
     )
     .await;
     let submitted = ok(&seen["submit"]);
