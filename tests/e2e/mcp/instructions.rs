@@ -451,9 +451,9 @@ async fn mcp_over_http_eight_concurrent_submissions_never_overrun_the_allowance(
 }
 
 async fn concurrent_submissions(mode: &str, http: bool) {
-    // A provider call takes 3 s here, and may take 10.
+    // A provider call takes 4 s here (twice the 2 s a tool follows work), and may take 10.
     let settings = "[generation]\nretry_base_ms = 10\ntimeout_secs = 10\nmax_attempts = 1\n";
-    let world = World::start(settings, "", fake(Duration::from_secs(3)).await).await;
+    let world = World::start(settings, "", fake(Duration::from_secs(4)).await).await;
     let person = world.client().await;
     let scene = setup(&person, &world.fake, false).await;
     let plan = person
@@ -486,7 +486,7 @@ async fn concurrent_submissions(mode: &str, http: bool) {
         .partition(|report| report["next"] != "waiting_for_person");
     assert_eq!(admitted.len(), 3, "{submits:#?}");
     for report in &admitted {
-        // The run takes 3 s; the tool follows it for 2 s, then answers with the handle.
+        // The run takes 4 s; the tool follows it for 2 s, then answers with the handle.
         assert_eq!(report["next"], "in_progress", "{report:#}");
         assert_eq!(report["instruction"]["approval"], "allowance");
     }
