@@ -293,14 +293,7 @@ fn check_code(
     if row.code_tries >= max_tries {
         return Ok(locked());
     }
-    let usable = row.code_hash.as_deref().filter(|_| {
-        row.code_expires_at
-            .as_deref()
-            .is_some_and(|expiry| expiry > now)
-            && row
-                .code_max_usd
-                .is_some_and(|max| (max - row.max_cost_usd).abs() < 1e-9)
-    });
+    let usable = row.usable_code_hash(now);
     let matches = match (code::normalize(typed), usable) {
         (Some(typed), Some(stored)) => code::same_hash(&code::hash(&row.id, &typed), stored),
         _ => false,

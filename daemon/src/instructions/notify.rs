@@ -71,11 +71,7 @@ pub(crate) async fn issue_code(
                 ));
             }
             if issuer == Issuer::Notification {
-                let usable = row.code_hash.is_some()
-                    && row.code_expires_at.as_deref().is_some_and(|at| at > now.as_str())
-                    && row
-                        .code_max_usd
-                        .is_some_and(|max| (max - row.max_cost_usd).abs() < 1e-9);
+                let usable = row.usable_code_hash(&now).is_some();
                 if usable || row.code_tries >= protocol::instruction::MAX_CODE_TRIES {
                     return Ok((None, Vec::new()));
                 }

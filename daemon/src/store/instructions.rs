@@ -52,6 +52,19 @@ impl InstructionRow {
     pub fn state(&self) -> Result<InstructionState, StoreError> {
         super::runs::parse_stored("instruction state", &self.state)
     }
+
+    /// The stored code's hash while it may approve: not expired at `now` (RFC 3339, the store's
+    /// clock format) and made for the instruction's present maximum cost.
+    pub fn usable_code_hash(&self, now: &str) -> Option<&str> {
+        let fresh = self
+            .code_expires_at
+            .as_deref()
+            .is_some_and(|expiry| expiry > now);
+        let same_cost = self
+            .code_max_usd
+            .is_some_and(|max| (max - self.max_cost_usd).abs() < 1e-9);
+        self.code_hash.as_deref().filter(|_| fresh && same_cost)
+    }
 }
 
 const COLUMNS: &str = "i.id, i.project_id, p.slug, p.root, i.kind, i.state, i.objective,
