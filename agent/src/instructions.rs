@@ -429,7 +429,7 @@ async fn notify(
 }
 
 /// Whether this request speaks 2026-07-28 or later (no server-to-client requests).
-fn is_modern(context: &RequestContext<RoleServer>) -> bool {
+pub(crate) fn is_modern(context: &RequestContext<RoleServer>) -> bool {
     context
         .protocol_version()
         .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28)

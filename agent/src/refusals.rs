@@ -4,8 +4,9 @@
 //! attempted through MCP is one), and an HTTP request without the token, with a wrong one, with
 //! a browser's `Origin`, a foreign `Host` or too large a body.
 //!
-//! The log stays small under a flood: at most [`PER_MINUTE`] entries of one kind a minute. The
-//! refusals held back are counted; the next entry of that kind says how many it stands for, and
+//! The log stays small under a flood: at most [`PER_MINUTE`] entries of one kind a minute, and
+//! at most [`crate::rate::ALL_CLIENTS_FACTOR`] times that of all kinds together. The refusals
+//! held back are counted; the next entry of that kind says how many it stands for, and
 //! each held-back refusal is a warning in kroma-mcp's own log.
 
 use std::collections::HashMap;

@@ -17,7 +17,7 @@ use kroma_protocol as protocol;
 use protocol::instruction::{Instruction, InstructionState};
 use rmcp::ErrorData;
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, CreateTaskResult, ProtocolVersion};
+use rmcp::model::{CallToolResult, CreateTaskResult};
 use rmcp::service::RequestContext;
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 
@@ -69,10 +69,7 @@ impl InstructionTasks {
 /// 2025-11-25 does not have: a client of that era that lists the extension anyway cannot read
 /// one, so it gets the answer every client without tasks gets.
 pub fn declared(context: &RequestContext<RoleServer>) -> bool {
-    let modern = context
-        .protocol_version()
-        .is_some_and(|version| version >= ProtocolVersion::V_2026_07_28);
-    modern
+    crate::instructions::is_modern(context)
         && context
             .client_capabilities()
             .is_some_and(|capabilities| capabilities.supports_tasks())
