@@ -410,12 +410,13 @@ async fn a_plan_that_changed_after_approval_goes_back_to_the_person() {
     let scene = setup(&person, &world.fake, false).await;
     let agent = agent(&world, "chat").await;
     let proposed = propose(&agent, &scene, 1).await;
-    // The project's default style guide changes the prompt after the agent proposed the work.
+    // The project's default style guide changes the prompt after the agent proposed the work,
+    // and makes it longer, so dearer.
     person
         .call::<protocol::knowledge::style_guide::Create>(&protocol::knowledge::StyleGuideCreate {
             project: "noir".into(),
             name: "ink".into(),
-            instructions: "Heavy ink".into(),
+            instructions: "Heavy ink, deep shadows, rain-slick streets. ".repeat(80),
             is_default: true,
             ..Default::default()
         })
@@ -433,8 +434,16 @@ async fn a_plan_that_changed_after_approval_goes_back_to_the_person() {
         InstructionState::AwaitingConfirmation,
         "{after:#?}"
     );
+    assert_eq!(after.approval, None);
+    assert!(after.max_cost_usd > proposed.max_cost_usd, "{after:#?}");
     let why = after.waiting_for.as_deref().unwrap_or_default();
-    assert!(why.contains("since it was approved"), "{why}");
+    assert!(
+        why.contains(&format!(
+            "maximum cost rose from ${:.6} to ${:.6} since it was approved",
+            proposed.max_cost_usd, after.max_cost_usd
+        )),
+        "{why}"
+    );
     let prompt = &after.plan.as_ref().expect("new plan").jobs[0].prompt;
     assert!(
         prompt.contains("Heavy ink"),
@@ -453,6 +462,7 @@ async fn a_plan_that_changed_after_approval_goes_back_to_the_person() {
         .await
         .expect("confirm again");
     assert_ne!(confirmed.state, InstructionState::AwaitingConfirmation);
+    assert_eq!(confirmed.approval, Some(Approval::Terminal));
     assert_eq!(
         settled(&person, &proposed.id).await.state,
         InstructionState::Done
